@@ -1,0 +1,38 @@
+"""Settings the pipeline needs, as one frozen value built from the ``pipeline:`` config section.
+
+The daemon's config loader (``watcher.config``) validates YAML and builds this; the pipeline never
+reads config files itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+
+class LoopMode(str, Enum):
+    """How a driving clip shorter than the audio is extended."""
+
+    PINGPONG = "pingpong"  # forward, backward, forward...: no jump at the seam
+    REPEAT = "repeat"  # forward, forward...
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSettings:
+    """Everything the pipeline stages read; paths are absolute."""
+
+    weights_dir: Path
+    cache_dir: Path
+    drivers_dir: Path
+    default_driver: str = ""  # library clip name used when a job names none
+    device: str = "auto"  # auto | mps | cuda | cpu
+    dtype: str = "auto"  # auto | fp32 | fp16
+    max_size: int = 1280  # long side of the output video, as the official LivePortrait caps it
+    batch_size: int = 8  # frames per chunk through the networks
+    loop_mode: LoopMode = LoopMode.PINGPONG
+    lipsync_model: str = "wav2lip"  # wav2lip | wav2lip_gan
+    enhance_strength: float = 0.7  # GFPGAN blend weight, 0..1
+    render_cache_mb: int = 2048  # size bound of the rendered-crop cache
+    max_image_pixels: int = 40_000_000
+    max_audio_seconds: float = 600.0

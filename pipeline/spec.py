@@ -1,0 +1,120 @@
+"""The seam between the daemon and the pipeline: what goes in, what comes out.
+
+The daemon validates a job folder into a ``JobSpec``, calls the pipeline with a progress callback
+and a cancellation token, and gets a ``TimingRecord`` back. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Protocol
+
+from pipeline.errors import Cancelled
+
+
+class CacheState(str, Enum):
+    """Whether a stage could reuse earlier work."""
+
+    HIT = "hit"
+    MISS = "miss"
+    SKIPPED = "skipped"  # the stage was switched off for this job
+    NONE = "n/a"  # the stage has no cache
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """A validated job: every path exists inside the job folder, every value has its type."""
+
+    name: str
+    face: Path
+    audio: Path
+    driving: str | Path | None  # a library clip name, a video file, or None for the default clip
+    output_name: str  # file name of the video, e.g. "hello.mp4"
+    fps: float = 25.0
+    lipsync: bool = True
+    enhance: bool = False
+
+
+# progress(stage, fraction in [0, 1]) -- called from the pipeline's thread, must not block.
+ProgressFn = Callable[[str, float], None]
+
+
+def no_progress(stage: str, fraction: float) -> None:
+    """A progress callback that ignores progress."""
+
+
+class CancelToken:
+    """Set by the daemon (SIGTERM); checked by the pipeline at every chunk boundary."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        """Raise ``Cancelled`` if cancellation was requested."""
+        if self._event.is_set():
+            raise Cancelled("the job was cancelled before it finished", fix="it will be retried")
+
+
+@dataclass(slots=True)
+class StageTiming:
+    """One stage's entry in ``timing.json``."""
+
+    name: str
+    seconds: float
+    frames: int
+    cache: CacheState = CacheState.NONE
+    note: str = ""
+
+    @property
+    def ms_per_frame(self) -> float:
+        return 1000.0 * self.seconds / self.frames if self.frames else 0.0
+
+
+@dataclass(slots=True)
+class TimingRecord:
+    """The timing log of one job (DESIGN.md, ``timing.json``)."""
+
+    job: str
+    device: str
+    dtype: str
+    frames: int = 0
+    fps: float = 25.0
+    audio_seconds: float = 0.0
+    model_load_seconds: float = 0.0
+    stages: list[StageTiming] = field(default_factory=list)
+    total_seconds: float = 0.0
+
+    @property
+    def realtime_factor(self) -> float:
+        """Video seconds per wall-clock second (>1 is faster than real time)."""
+        video_seconds = self.frames / self.fps if self.fps else 0.0
+        return video_seconds / self.total_seconds if self.total_seconds else 0.0
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dict with derived figures included."""
+        data = asdict(self)
+        data["stages"] = [
+            {**asdict(s), "cache": s.cache.value, "ms_per_frame": round(s.ms_per_frame, 3)}
+            for s in self.stages
+        ]
+        data["realtime_factor"] = round(self.realtime_factor, 4)
+        return data
+
+
+class Pipeline(Protocol):
+    """What the daemon calls: one job in, one video (at ``output``) and its timing out."""
+
+    def run(
+        self, job: JobSpec, output: Path, progress: ProgressFn, cancel: CancelToken
+    ) -> TimingRecord: ...
