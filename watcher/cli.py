@@ -1,0 +1,64 @@
+"""The ``facedrop`` command line: one argparse tree, one module per command group.
+
+Each module in ``COMMAND_MODULES`` has ``register(subparsers)``, which adds its sub-commands and
+sets ``func`` (``args -> int``) on them. Errors under ``FacedropError`` are printed with rich and
+mapped to their exit code; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from pipeline.errors import FacedropError
+
+COMMAND_MODULES = (
+    "watcher.commands.daemon",  # watch, run, status, submit
+    "watcher.commands.weights",  # weights fetch|verify|list|import
+    "watcher.commands.drivers",  # drivers add|list|fetch
+    "watcher.commands.doctor",  # doctor
+    "watcher.commands.launchagent",  # launchagent ..., setup --dropbox, logs
+    "watcher.commands.bench",  # bench
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command tree."""
+    parser = argparse.ArgumentParser(
+        prog="facedrop", description="Turn a photo and a voice recording into a talking-head video."
+    )
+    parser.add_argument("--config", type=Path, default=None, help="config file (YAML)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def print_error(console: Console, err: FacedropError) -> None:
+    """Print a user-facing error: problem in red, file and fix below it."""
+    console.print(f"[bold red]{err.title}:[/] {err.problem}", highlight=False)
+    if err.file:
+        console.print(f"  [dim]File:[/] {err.file}", highlight=False)
+    if err.fix:
+        console.print(f"  [bold]Fix:[/] {err.fix}", highlight=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``facedrop`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except FacedropError as err:
+        print_error(Console(stderr=True), err)
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
