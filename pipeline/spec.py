@@ -111,6 +111,26 @@ class TimingRecord:
         data["realtime_factor"] = round(self.realtime_factor, 4)
         return data
 
+    def to_table(self) -> str:
+        """``timing.log``: the same figures as a plain-text table a person can read."""
+        head = (
+            f"job {self.job}  device {self.device}  dtype {self.dtype}  frames {self.frames}"
+            f"  fps {self.fps:g}  audio {self.audio_seconds:.2f} s\n"
+            f"model load {self.model_load_seconds:.2f} s\n\n"
+        )
+        rows = [f"{'stage':<12}{'seconds':>10}{'frames':>8}{'ms/frame':>10}  {'cache':<8}note"]
+        for s in self.stages:
+            rows.append(
+                f"{s.name:<12}{s.seconds:>10.2f}{s.frames:>8}{s.ms_per_frame:>10.1f}"
+                f"  {s.cache.value:<8}{s.note}"
+            )
+        rows.append(
+            f"{'total':<12}{self.total_seconds:>10.2f}{self.frames:>8}"
+            f"{1000 * self.total_seconds / max(self.frames, 1):>10.1f}"
+            f"  realtime factor {self.realtime_factor:.3f}x"
+        )
+        return head + "\n".join(rows) + "\n"
+
 
 class Pipeline(Protocol):
     """What the daemon calls: one job in, one video (at ``output``) and its timing out."""
