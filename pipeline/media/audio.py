@@ -1,0 +1,129 @@
+"""Decode a job's voice recording to 16 kHz mono float32 with PyAV (no librosa, no system ffmpeg).
+
+Wav2Lip's mel spectrogram is defined on 16 kHz mono audio (``hparams.sample_rate``), read by
+``librosa.load`` as float32 in [-1, 1] with channels averaged. We decode any container FFmpeg
+reads (wav, mp3, m4a, aac, flac, ogg, ...), resample with libswresample and average the channels
+the same way. The original file is kept untouched for the final mux (``VideoWriter``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+from pipeline.errors import InputError
+
+SAMPLE_RATE = 16000
+AUDIO_FORMATS = ".wav .mp3 .m4a .aac .flac .ogg"
+_FIX_FORMAT = f"submit a voice recording as one of: {AUDIO_FORMATS}"
+
+
+@dataclass(frozen=True)
+class Audio:
+    """Decoded audio: ``samples`` float32 mono at ``sample_rate`` (16 kHz).
+
+    ``duration`` is the ORIGINAL stream's length in seconds, from its first sample to its last
+    (samples decoded at the file's own rate), which is what the output video must span.
+    """
+
+    samples: np.ndarray
+    duration: float
+    path: Path
+    sample_rate: int = SAMPLE_RATE
+
+
+def load_audio(path: Path, max_seconds: float = 600.0) -> Audio:
+    """Decode ``path`` to 16 kHz mono float32, or raise ``InputError`` naming the file and the fix.
+
+    Rejects a missing or empty file, a file that is not audio or has no audio stream, a
+    recording without samples, and one longer than ``max_seconds`` (checked from the container
+    header before decoding where the header knows the length, and again while decoding).
+    """
+    path = Path(path)
+    _check_file(path)
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as exc:
+        raise InputError(
+            f"the audio file could not be read ({_reason(exc)})", file=path, fix=_FIX_FORMAT
+        ) from exc
+    with container:
+        if not container.streams.audio:
+            raise InputError("the file has no audio stream", file=path, fix=_FIX_FORMAT)
+        stream = container.streams.audio[0]
+        header_seconds = _header_seconds(container, stream)
+        if header_seconds is not None and header_seconds > max_seconds:
+            raise _too_long(path, header_seconds, max_seconds)
+        chunks, original_samples, rate = _decode(container, stream, path, max_seconds)
+    if original_samples == 0 or not chunks:
+        raise InputError("the audio file contains no samples", file=path, fix=_FIX_FORMAT)
+    samples = np.concatenate(chunks).astype(np.float32, copy=False)
+    return Audio(samples=samples, duration=original_samples / rate, path=path)
+
+
+def _check_file(path: Path) -> None:
+    if not path.is_file():
+        raise InputError("the audio file does not exist", file=path, fix=_FIX_FORMAT)
+    if path.stat().st_size == 0:
+        raise InputError(
+            "the audio file is empty (0 bytes)", file=path,
+            fix="the upload may not have finished: submit the recording again",
+        )
+
+
+def _header_seconds(container: av.container.InputContainer, stream: av.AudioStream) -> float | None:
+    """The length the container header claims, if it claims one (raw .aac only estimates it)."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
+
+
+def _decode(
+    container: av.container.InputContainer, stream: av.AudioStream, path: Path, max_seconds: float
+) -> tuple[list[np.ndarray], int, int]:
+    """Decode and resample every frame; returns (16 kHz mono chunks, original samples, rate)."""
+    # fltp keeps the channels apart so they can be averaged like librosa's to_mono; the
+    # resampler keeps the input layout (layout=None).
+    resampler = av.AudioResampler(format="fltp", rate=SAMPLE_RATE)
+    chunks: list[np.ndarray] = []
+    original = 0
+    rate = stream.rate or stream.sample_rate or 0
+    try:
+        for frame in container.decode(stream):
+            rate = frame.sample_rate
+            original += frame.samples
+            if original > (max_seconds + 1.0) * rate:
+                raise _too_long(path, original / rate, max_seconds)
+            chunks.extend(_mono(resampler.resample(frame)))
+        chunks.extend(_mono(resampler.resample(None)))
+    except av.FFmpegError as exc:
+        raise InputError(
+            f"the audio file is damaged or not audio ({_reason(exc)})", file=path, fix=_FIX_FORMAT
+        ) from exc
+    if rate and original / rate > max_seconds:
+        raise _too_long(path, original / rate, max_seconds)
+    return chunks, original, rate or SAMPLE_RATE
+
+
+def _mono(frames: list[av.AudioFrame]) -> Iterator[np.ndarray]:
+    for frame in frames:
+        planes = frame.to_ndarray()  # (channels, samples) for planar fltp
+        yield planes.mean(axis=0, dtype=np.float32) if planes.shape[0] > 1 else planes[0]
+
+
+def _too_long(path: Path, seconds: float, max_seconds: float) -> InputError:
+    return InputError(
+        f"the recording is {seconds:.1f} s long; the limit is {max_seconds:.0f} s",
+        file=path,
+        fix="split the recording into shorter parts, or raise limits.max_audio_seconds",
+    )
+
+
+def _reason(exc: Exception) -> str:
+    return getattr(exc, "strerror", None) or str(exc)
