@@ -1,0 +1,150 @@
+"""Crop geometry on FaceMesh landmarks: the LivePortrait crop, the Wav2Lip box, FFHQ alignment.
+
+Each function reproduces what the official implementation feeds its network, with the numbers'
+sources cited, translated from the landmark scheme the original used to FaceMesh's 468 points
+(see ``meshidx.py`` for the index sets).
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from pipeline.face import meshidx
+from pipeline.face.affine import Affine, warp
+
+__all__ = ["Affine", "warp", "liveportrait_crop", "network_input_256", "wav2lip_box",
+           "five_points", "ffhq_align", "FFHQ_TEMPLATE_512", "similarity_lstsq"]
+
+# facexlib utils/face_restoration_helper.py (FaceRestoreHelper, face_size=512, used by GFPGAN):
+# "standard 5 landmarks for FFHQ faces with 512 x 512": eye centres (image left, right), nose tip,
+# mouth corners (image left, right).
+FFHQ_TEMPLATE_512 = np.array([[192.98138, 239.94708], [318.90277, 240.1936],
+                              [256.63416, 314.01935], [201.26117, 371.41043],
+                              [313.08905, 371.15118]])
+
+# Wav2Lip inference.py default --pads [top, bottom, left, right] = [0, 10, 0, 0] (pixels).
+WAV2LIP_PADS = (0.0, 10.0, 0.0, 0.0)
+
+
+def _eye_and_lip_centres(lmk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    eye_l = lmk[meshidx.EYE_L_CENTRE].mean(0)
+    eye_r = lmk[meshidx.EYE_R_CENTRE].mean(0)
+    lip = (lmk[meshidx.MOUTH_L] + lmk[meshidx.MOUTH_R]) / 2
+    return (eye_l + eye_r) / 2, lip
+
+
+def liveportrait_crop(lmk468: np.ndarray, dsize: int = 512, scale: float = 2.3,
+                      vx_ratio: float = 0.0, vy_ratio: float = -0.125) -> Affine:
+    """Image -> crop transform of the official LivePortrait source crop (eyes levelled).
+
+    Reproduces ``src/utils/crop.py`` ``crop_image`` -> ``_estimate_similar_transform_from_pts`` ->
+    ``parse_rect_from_landmark`` with ``flag_do_rot=True``, ``use_lip=True``:
+
+    1. The vertical axis ``uy`` runs from the midpoint of the eye centres to the midpoint of the
+       mouth corners; ``ux`` is ``uy`` turned 90 degrees. The crop rotates ``ux`` to horizontal.
+    2. The points' extent along (ux, uy) gives a box; its longer side times ``scale`` is the crop
+       side ``size``; the crop centre is the box centre moved by ``vx_ratio*size`` along ux and
+       ``vy_ratio*size`` along uy (negative: up, towards the forehead).
+    3. ``dsize/size`` scales it to ``dsize`` pixels, box centre at ``dsize/2``.
+
+    The official points are InsightFace's 106 (image) / 203 (video), which stop at the brows. The
+    extent is therefore taken over ``meshidx.INSIGHTFACE_LIKE`` (contour from temple to temple
+    round the chin, brows, eyes, nose, lips; no forehead or hairline points), so the face fills the
+    crop as it did in training. Note the official ``crop_image`` never passes ``vx_ratio`` on, so
+    it is always 0 there; it is honoured here but defaults to 0.
+    """
+    pts = np.asarray(lmk468, dtype=np.float64)
+    eye, lip = _eye_and_lip_centres(pts)
+    uy = lip - eye
+    n = float(np.linalg.norm(uy))
+    uy = uy / n if n > 1e-3 else np.array([0.0, 1.0])
+    ux = np.array([uy[1], -uy[0]])
+    angle = math.atan2(ux[1], ux[0])  # official: acos(ux[0]), negated when ux[1] < 0
+
+    sub = pts[meshidx.INSIGHTFACE_LIKE]
+    rot = np.stack([ux, uy])
+    rpts = sub @ rot.T  # coordinates along ux, uy
+    lo, hi = rpts.min(0), rpts.max(0)
+    size = float(max(hi - lo)) * scale
+    mid = (lo + hi) / 2
+    centre = ux * mid[0] + uy * mid[1]
+    centre = centre + ux * (vx_ratio * size) + uy * (vy_ratio * size)
+    return Affine.similarity(dsize / size, angle, centre, np.array([dsize / 2, dsize / 2]))
+
+
+def network_input_256(crop: np.ndarray) -> np.ndarray:
+    """The 256x256 image LivePortrait's networks take from the 512 crop.
+
+    ``cv2.resize(img_crop, (256, 256), interpolation=cv2.INTER_AREA)`` as in the official
+    ``cropper.py``; for an exact 2x downscale INTER_AREA is the mean of each 2x2 block.
+    """
+    return cv2.resize(crop, (256, 256), interpolation=cv2.INTER_AREA)
+
+
+def wav2lip_box(lmk468: np.ndarray, pads: tuple[float, float, float, float] = WAV2LIP_PADS,
+                image_size: tuple[int, int] | None = None) -> tuple[float, float, float, float]:
+    """The face box Wav2Lip crops and squashes to 96x96: (x1, y1, x2, y2) float, image pixels.
+
+    Wav2Lip was trained on raw S3FD boxes: axis-aligned, tight, about brows to chin and cheek to
+    cheek, not square. Stand-in: x from the jaw contour (temple to temple, no ears), y from the top
+    of the brows to the chin. ``pads`` = (top, bottom, left, right) pixels are then added as in the
+    official ``inference.py`` ``face_detect`` (default ``[0, 10, 0, 0]``: 10 px below the chin,
+    which keeps the chin inside the 96 px input). With ``image_size=(w, h)`` the box is clipped to
+    the image as the official code does (``max(0, y1)``, ``min(h, y2)``).
+    """
+    pts = np.asarray(lmk468, dtype=np.float64)
+    jaw = pts[meshidx.JAW]
+    brows = pts[np.concatenate([meshidx.BROW_L, meshidx.BROW_R])]
+    x1, x2 = jaw[:, 0].min(), jaw[:, 0].max()
+    y1 = brows[:, 1].min()
+    y2 = max(jaw[:, 1].max(), pts[meshidx.CHIN, 1])
+    top, bottom, left, right = pads
+    x1, y1, x2, y2 = x1 - left, y1 - top, x2 + right, y2 + bottom
+    if image_size is not None:
+        w, h = image_size
+        x1, y1, x2, y2 = max(0.0, x1), max(0.0, y1), min(float(w), x2), min(float(h), y2)
+    return float(x1), float(y1), float(x2), float(y2)
+
+
+def five_points(lmk468: np.ndarray) -> np.ndarray:
+    """(5, 2) float64: eye centres (image left, right), nose tip, mouth corners (image left, right).
+
+    The RetinaFace 5-point order GFPGAN's face helper aligns with. FaceMesh v1 has no iris points;
+    the mean of each eye's corners and mid lids is the eye centre (within about 1 px of the pupil
+    for an open eye).
+    """
+    pts = np.asarray(lmk468, dtype=np.float64)
+    return np.stack([pts[meshidx.EYE_L_CENTRE].mean(0), pts[meshidx.EYE_R_CENTRE].mean(0),
+                     pts[meshidx.NOSE_TIP], pts[meshidx.MOUTH_L], pts[meshidx.MOUTH_R]])
+
+
+def similarity_lstsq(src: np.ndarray, dst: np.ndarray) -> Affine:
+    """Least-squares similarity (rotation, uniform scale, translation) mapping src onto dst.
+
+    Closed form (Umeyama 1991 without reflection). This equals facexlib's
+    ``cv2.estimateAffinePartial2D(..., method=cv2.LMEDS)`` whenever all five points are inliers,
+    which holds for FaceMesh points, and unlike LMEDS it cannot switch inlier sets between frames,
+    so aligned crops do not jitter.
+    """
+    src = np.asarray(src, np.float64)
+    dst = np.asarray(dst, np.float64)
+    ms, md = src.mean(0), dst.mean(0)
+    s0, d0 = src - ms, dst - md
+    # for a similarity [a -b; b a]: a = sum(s.d)/|s|^2, b = sum(s x d)/|s|^2
+    den = float((s0**2).sum())
+    a = float((s0 * d0).sum()) / den
+    b = float((s0[:, 0] * d0[:, 1] - s0[:, 1] * d0[:, 0]).sum()) / den
+    lin = np.array([[a, -b], [b, a]])
+    return Affine(np.hstack([lin, (md - lin @ ms)[:, None]]))
+
+
+def ffhq_align(lmk468: np.ndarray, size: int = 512) -> Affine:
+    """Image -> aligned-face transform onto the FFHQ 5-point template at ``size`` (GFPGAN input).
+
+    facexlib scales the 512 template by ``size/512``; the warp is ``cv2.warpAffine`` with a
+    constant grey border (135, 133, 132) in ``align_warp_face`` and the inverse pastes back.
+    """
+    return similarity_lstsq(five_points(lmk468), FFHQ_TEMPLATE_512 * (size / 512.0))

@@ -1,0 +1,78 @@
+"""Feathered blend masks, float32 in [0, 1].
+
+- ``square_feather_mask``: LivePortrait's ``src/utils/resources/mask_template.png`` rebuilt: 1
+  inside, a linear ramp to 0 over the outer 16 px of the 512 crop, rounded corners (matches the
+  PNG to 1/255 apart from its 8-bit truncation).
+- ``face_mask``: the FaceMesh face oval, eroded then Gaussian-blurred so the seam lies inside
+  the face and has no hard edge (the role facexlib's parsing mask plays for GFPGAN).
+- ``lower_face_mask``: jaw below the ear lobes plus the bottom of the nose, for the mouth blend
+  after Wav2Lip (FaceFusion blends over the hull of 68-point landmarks 3-13 and 31-35, blurred).
+Sizes scale with the face so the feather looks the same at any resolution.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from pipeline.face import meshidx
+
+LIVEPORTRAIT_FEATHER_PX = 16  # ramp width of mask_template.png at 512
+
+
+def square_feather_mask(size: int | tuple[int, int], feather: float = LIVEPORTRAIT_FEATHER_PX
+                        ) -> np.ndarray:
+    """(h, w) mask: 1 inside, falling linearly to 0 over ``feather`` px at each border.
+
+    The value is ``1 - d/feather`` with ``d`` the Euclidean distance to the inner rectangle that
+    lies ``feather`` px inside the edges, so corners are rounded, as in mask_template.png.
+    """
+    w, h = (size, size) if isinstance(size, int) else size
+    # distance to the edge as the official template has it: x from the left, w - x from the
+    # right (so the last column is 1/16, not 0: the PNG is one pixel asymmetric)
+    ex = np.minimum(np.arange(w), w - np.arange(w)).astype(np.float32)
+    ey = np.minimum(np.arange(h), h - np.arange(h)).astype(np.float32)
+    dx = np.maximum(feather - ex, 0.0)[None, :]
+    dy = np.maximum(feather - ey, 0.0)[:, None]
+    d = np.sqrt(dx * dx + dy * dy)
+    return np.clip(1.0 - d / max(feather, 1e-6), 0.0, 1.0).astype(np.float32)
+
+
+def _face_size(lmk: np.ndarray) -> float:
+    span = lmk[meshidx.FACE_OVAL].max(0) - lmk[meshidx.FACE_OVAL].min(0)
+    return float(max(span))
+
+
+def hull_mask(points: np.ndarray, shape: tuple[int, int], erode_px: float,
+              blur_sigma: float) -> np.ndarray:
+    """Filled convex hull of ``points`` in an (h, w) mask, eroded by ``erode_px``, blurred."""
+    h, w = shape
+    mask = np.zeros((h, w), np.uint8)
+    hull = cv2.convexHull(np.round(np.asarray(points) * 16).astype(np.int32))  # 4 bits subpixel
+    cv2.fillConvexPoly(mask, hull, 255, lineType=cv2.LINE_AA, shift=4)
+    r = int(round(erode_px))
+    if r > 0:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        mask = cv2.erode(mask, kernel)
+    out = mask.astype(np.float32) / 255.0
+    if blur_sigma > 0:
+        out = cv2.GaussianBlur(out, (0, 0), sigmaX=blur_sigma, sigmaY=blur_sigma,
+                               borderType=cv2.BORDER_CONSTANT)
+    return out
+
+
+def face_mask(lmk468: np.ndarray, shape: tuple[int, int], erode: float = 0.06,
+              blur: float = 0.04) -> np.ndarray:
+    """Feathered face-oval mask; ``erode``/``blur`` (sigma) are fractions of the face size."""
+    pts = np.asarray(lmk468, dtype=np.float64)
+    size = _face_size(pts)
+    return hull_mask(pts[meshidx.FACE_OVAL], shape, erode * size, blur * size)
+
+
+def lower_face_mask(lmk468: np.ndarray, shape: tuple[int, int], erode: float = 0.04,
+                    blur: float = 0.03) -> np.ndarray:
+    """Feathered mask over mouth, chin and cheeks below the nose (the Wav2Lip blend region)."""
+    pts = np.asarray(lmk468, dtype=np.float64)
+    size = _face_size(pts)
+    region = np.concatenate([meshidx.LOWER_JAW, meshidx.NOSE_BOTTOM])
+    return hull_mask(pts[region], shape, erode * size, blur * size)

@@ -1,0 +1,75 @@
+"""Paste a (modified) crop back into the full frame through a feathered mask.
+
+As the official LivePortrait ``paste_back``: warp the crop and its mask with the inverse crop
+transform (INTER_LINEAR), then ``mask * crop + (1 - mask) * frame``. Only the bounding rectangle
+of the warped crop is touched, and the warped mask is computed once per transform
+(``PasteBack``), since a job pastes many frames through the same crop.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from pipeline.face.affine import Affine, warp
+from pipeline.face.masks import square_feather_mask
+
+
+class PasteBack:
+    """Precomputed paste of ``crop_size`` crops into ``full_size`` frames.
+
+    ``affine`` maps full-frame pixels to crop pixels (the crop's transform); ``mask`` is an
+    (h, w) float mask in crop coordinates (default: LivePortrait's square feather).
+    """
+
+    def __init__(self, affine: Affine, crop_size: tuple[int, int], full_size: tuple[int, int],
+                 mask: np.ndarray | None = None) -> None:
+        cw, ch = crop_size
+        fw, fh = full_size
+        if mask is None:
+            mask = square_feather_mask((cw, ch))
+        if mask.shape[:2] != (ch, cw):
+            raise ValueError(f"mask {mask.shape[:2]} does not match the crop {(ch, cw)}")
+        inv = affine.inverse()
+        corners = inv.apply(np.array([[-0.5, -0.5], [cw - 0.5, -0.5], [cw - 0.5, ch - 0.5],
+                                      [-0.5, ch - 0.5]]))
+        lo, hi = corners.min(0), corners.max(0)
+        self.x0, self.y0 = max(0, math.floor(lo[0])), max(0, math.floor(lo[1]))
+        self.x1, self.y1 = min(fw, math.ceil(hi[0]) + 1), min(fh, math.ceil(hi[1]) + 1)
+        self.crop_size, self.full_size = (cw, ch), (fw, fh)
+        self.empty = self.x1 <= self.x0 or self.y1 <= self.y0
+        # crop pixels -> pixels of the touched rectangle
+        self.local = Affine.translation(-self.x0, -self.y0).compose(inv)
+        self.alpha = None
+        if not self.empty:
+            a = warp(mask.astype(np.float32), self.local, self.rect_size)
+            self.alpha = np.clip(a, 0.0, 1.0)[..., None]
+
+    @property
+    def rect_size(self) -> tuple[int, int]:
+        return self.x1 - self.x0, self.y1 - self.y0
+
+    def paste(self, full: np.ndarray, crop: np.ndarray) -> np.ndarray:
+        """A new uint8 frame: ``full`` with ``crop`` blended in."""
+        fw, fh = self.full_size
+        if full.shape[:2] != (fh, fw) or crop.shape[:2] != self.crop_size[::-1]:
+            raise ValueError(f"frame {full.shape} / crop {crop.shape} do not match this paste")
+        out = full.copy()
+        if self.empty:
+            return out
+        # replicate: where the feather is partly on past the crop edge, use edge pixels, not black
+        warped = warp(crop, self.local, self.rect_size, border=cv2.BORDER_REPLICATE)
+        region = full[self.y0:self.y1, self.x0:self.x1].astype(np.float32)
+        blended = region + self.alpha * (warped.astype(np.float32) - region)
+        out[self.y0:self.y1, self.x0:self.x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+        return out
+
+
+def paste_back(full: np.ndarray, crop: np.ndarray, affine_image_to_crop: Affine,
+               mask: np.ndarray | None = None) -> np.ndarray:
+    """One-off paste of ``crop`` into ``full`` (see ``PasteBack`` to paste many frames)."""
+    h, w = full.shape[:2]
+    ch, cw = crop.shape[:2]
+    return PasteBack(affine_image_to_crop, (cw, ch), (w, h), mask).paste(full, crop)
