@@ -1,0 +1,335 @@
+"""The daemon's configuration: YAML layers merged, every key validated, one frozen value out.
+
+Layers, later wins: ``configs/default.yaml`` (the single source of defaults, read from the
+repository next to this package), the per-user config file, the file named by the
+``FACEDROP_CONFIG`` environment variable, then ``--config``. An unknown key or a value of the
+wrong type is a ``ConfigError`` that names the key and the file that set it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.errors import ConfigError
+from pipeline.settings import LoopMode, PipelineSettings
+
+# The defaults live in one file at the repository root; an editable install (the supported way,
+# see README) finds it next to the package.
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
+ENV_CONFIG = "FACEDROP_CONFIG"
+PATH_KEYS = ("inbox", "outbox", "state", "cache", "weights", "drivers", "logs")
+
+# section -> key -> accepted python types (bool is never accepted for int/float).
+SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
+    "paths": {k: (str,) for k in PATH_KEYS},
+    "daemon": {
+        "settle_seconds": (int, float),
+        "settle_checks": (int,),
+        "rescan_seconds": (int, float),
+        "max_attempts": (int,),
+        "shutdown_timeout": (int, float),
+        "notify": (bool,),
+    },
+    "pipeline": {
+        "device": (str,),
+        "dtype": (str,),
+        "max_size": (int,),
+        "batch_size": (int,),
+        "loop_mode": (str,),
+        "default_driver": (str,),
+        "lipsync_model": (str,),
+        "enhance_strength": (int, float),
+        "render_cache_mb": (int,),
+    },
+    "job_defaults": {"fps": (int, float), "lipsync": (bool,), "enhance": (bool,)},
+    "limits": {"max_image_pixels": (int,), "max_audio_seconds": (int, float)},
+}
+CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("pipeline", "device"): ("auto", "mps", "cuda", "cpu"),
+    ("pipeline", "dtype"): ("auto", "fp32", "fp16"),
+    ("pipeline", "loop_mode"): tuple(m.value for m in LoopMode),
+    ("pipeline", "lipsync_model"): ("wav2lip", "wav2lip_gan"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Paths:
+    """Where the daemon keeps things; every path is absolute."""
+
+    inbox: Path
+    outbox: Path
+    state: Path
+    cache: Path
+    weights: Path
+    drivers: Path
+    logs: Path
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonSettings:
+    """Timing and retry behaviour of the watch loop."""
+
+    settle_seconds: float
+    settle_checks: int
+    rescan_seconds: float
+    max_attempts: int
+    shutdown_timeout: float
+    notify: bool
+
+
+@dataclass(frozen=True, slots=True)
+class JobDefaults:
+    """Values a job gets when its ``job.yaml`` does not set them."""
+
+    fps: float
+    lipsync: bool
+    enhance: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Input size limits checked before a job runs."""
+
+    max_image_pixels: int
+    max_audio_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole validated configuration."""
+
+    paths: Paths
+    daemon: DaemonSettings
+    pipeline: PipelineSettings
+    job_defaults: JobDefaults
+    limits: Limits
+    source_files: tuple[Path, ...]
+
+
+def user_config_path(*, home: Path | None = None, platform: str | None = None) -> Path:
+    """The per-user config file for this OS (it may not exist)."""
+    home = home or Path.home()
+    if (platform or sys.platform) == "darwin":
+        return home / "Library" / "Application Support" / "facedrop" / "config.yaml"
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    base = Path(xdg) if xdg else home / ".config"
+    return base / "facedrop" / "config.yaml"
+
+
+def default_paths(*, home: Path | None = None, platform: str | None = None) -> dict[str, Path]:
+    """Per-user default folders: never Desktop, Documents or Downloads (macOS privacy prompts)."""
+    home = home or Path.home()
+    if (platform or sys.platform) == "darwin":
+        base = home / "Library" / "Application Support" / "facedrop"
+        paths = {k: base / k for k in PATH_KEYS}
+        paths["logs"] = home / "Library" / "Logs" / "facedrop"
+        return paths
+
+    def xdg(var: str, fallback: str) -> Path:
+        value = os.environ.get(var)
+        return (Path(value) if value else home / fallback) / "facedrop"
+
+    data, state = xdg("XDG_DATA_HOME", ".local/share"), xdg("XDG_STATE_HOME", ".local/state")
+    return {
+        "inbox": data / "inbox",
+        "outbox": data / "outbox",
+        "state": state,
+        "cache": xdg("XDG_CACHE_HOME", ".cache"),
+        "weights": data / "weights",
+        "drivers": data / "drivers",
+        "logs": state / "logs",
+    }
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(
+            f"cannot read the config file ({err.strerror})", fix="check the path", file=path
+        ) from err
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"the config file is not valid YAML: {err}", file=path) from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError("the config file must be a mapping of sections", file=path)
+    return data
+
+
+def _type_name(types: tuple[type, ...]) -> str:
+    if float in types:
+        return "a number"
+    return {int: "an integer", bool: "true or false", str: "a string"}[types[0]]
+
+
+def validate_layer(data: Mapping[str, Any], path: Path) -> None:
+    """Raise ``ConfigError`` for unknown sections or keys, wrong types and bad choices."""
+    for section, values in data.items():
+        if section not in SCHEMA:
+            raise ConfigError(
+                f"unknown section '{section}'", fix=f"use one of {', '.join(SCHEMA)}", file=path
+            )
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise ConfigError(f"'{section}' must be a mapping of keys", file=path)
+        for key, value in values.items():
+            _validate_key(section, key, value, path)
+
+
+def _validate_key(section: str, key: str, value: Any, path: Path) -> None:
+    schema = SCHEMA[section]
+    name = f"{section}.{key}"
+    if key not in schema:
+        raise ConfigError(
+            f"unknown key '{name}'", fix=f"keys in '{section}': {', '.join(schema)}", file=path
+        )
+    types = schema[key]
+    if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+        raise ConfigError(
+            f"'{name}' must be {_type_name(types)}, not {type(value).__name__} ({value!r})",
+            file=path,
+        )
+    choices = CHOICES.get((section, key))
+    if choices and value not in choices:
+        raise ConfigError(f"'{name}' must be one of {', '.join(choices)}, not {value!r}", file=path)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        low = 0 if key in ("enhance_strength", "settle_seconds") else 1e-9
+        if value < low or (key == "enhance_strength" and value > 1):
+            raise ConfigError(f"'{name}' is out of range ({value!r})", file=path)
+
+
+def _merge(layers: list[tuple[Path, dict[str, Any]]]) -> dict[str, dict[str, tuple[Any, Path]]]:
+    """section -> key -> (value, file that set it)."""
+    merged: dict[str, dict[str, tuple[Any, Path]]] = {s: {} for s in SCHEMA}
+    for path, data in layers:
+        for section, values in data.items():
+            for key, value in (values or {}).items():
+                merged[section][key] = (value, path)
+    return merged
+
+
+def _resolve_path(value: str, source: Path, default: Path) -> Path:
+    if not value:
+        return default
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        path = source.parent / path  # relative to the config file that set it
+    return Path(os.path.abspath(path))
+
+
+def load_config(
+    explicit: Path | None = None, *, home: Path | None = None, platform: str | None = None
+) -> Config:
+    """Load and validate the configuration (defaults, user file, ``$FACEDROP_CONFIG``, explicit)."""
+    files = [DEFAULT_CONFIG]
+    if not DEFAULT_CONFIG.is_file():
+        raise ConfigError(
+            "the default configuration is missing from the installation",
+            fix="install facedrop from its repository (pip install -e .)",
+            file=DEFAULT_CONFIG,
+        )
+    user = user_config_path(home=home, platform=platform)
+    if user.is_file():
+        files.append(user)
+    env = os.environ.get(ENV_CONFIG)
+    if env:
+        files.append(Path(env).expanduser())
+    if explicit is not None:
+        files.append(Path(explicit).expanduser())
+    layers = []
+    for path in files:
+        data = _read_yaml(path)
+        validate_layer(data, path)
+        layers.append((path, data))
+    return _build(_merge(layers), tuple(files), home=home, platform=platform)
+
+
+def _build(
+    merged: dict[str, dict[str, tuple[Any, Path]]],
+    files: tuple[Path, ...],
+    *,
+    home: Path | None,
+    platform: str | None,
+) -> Config:
+    for section, keys in SCHEMA.items():
+        for key in keys:
+            if key not in merged[section]:
+                raise ConfigError(f"'{section}.{key}' has no value", file=files[0])
+    value = {s: {k: v for k, (v, _) in kv.items()} for s, kv in merged.items()}
+    defaults = default_paths(home=home, platform=platform)
+    paths = Paths(
+        **{
+            k: _resolve_path(v, merged["paths"][k][1], defaults[k])
+            for k, v in value["paths"].items()
+        }
+    )
+    d, p, j, lim = value["daemon"], value["pipeline"], value["job_defaults"], value["limits"]
+    pipeline = PipelineSettings(
+        weights_dir=paths.weights,
+        cache_dir=paths.cache,
+        drivers_dir=paths.drivers,
+        default_driver=p["default_driver"],
+        device=p["device"],
+        dtype=p["dtype"],
+        max_size=p["max_size"],
+        batch_size=p["batch_size"],
+        loop_mode=LoopMode(p["loop_mode"]),
+        lipsync_model=p["lipsync_model"],
+        enhance_strength=float(p["enhance_strength"]),
+        render_cache_mb=p["render_cache_mb"],
+        max_image_pixels=lim["max_image_pixels"],
+        max_audio_seconds=float(lim["max_audio_seconds"]),
+    )
+    return Config(
+        paths=paths,
+        daemon=DaemonSettings(
+            settle_seconds=float(d["settle_seconds"]),
+            settle_checks=d["settle_checks"],
+            rescan_seconds=float(d["rescan_seconds"]),
+            max_attempts=d["max_attempts"],
+            shutdown_timeout=float(d["shutdown_timeout"]),
+            notify=d["notify"],
+        ),
+        pipeline=pipeline,
+        job_defaults=JobDefaults(fps=float(j["fps"]), lipsync=j["lipsync"], enhance=j["enhance"]),
+        limits=Limits(lim["max_image_pixels"], float(lim["max_audio_seconds"])),
+        source_files=files,
+    )
+
+
+def write_user_config(updates: Mapping[str, Mapping[str, Any]], path: Path | None = None) -> Path:
+    """Merge ``{section: {key: value}}`` into a user config file, validated, written atomically.
+
+    ``path`` defaults to this OS's per-user config file. Keys already in the file and not in
+    ``updates`` are kept. Returns the path written.
+    """
+    path = path or user_config_path()
+    current = _read_yaml(path) if path.is_file() else {}
+    validate_layer(current, path)
+    validate_layer(updates, path)
+    for section, values in updates.items():
+        current[section] = {**(current.get(section) or {}), **values}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            yaml.safe_dump(current, fh, sort_keys=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

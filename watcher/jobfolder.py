@@ -1,0 +1,333 @@
+"""A job folder on disk -> a validated ``JobSpec`` (DESIGN.md, "The job folder").
+
+Everything a submitter can get wrong is an ``InputError`` naming the key or file and the fix:
+YAML syntax, unknown keys, wrong types, names escaping the folder (``../``, absolute paths,
+symlinks out), ambiguity (two photos and no ``face:``, Dropbox conflicted copies), media that
+is unreadable or over the configured limits, and driving clips that do not exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+
+from pipeline.errors import InputError
+from pipeline.spec import JobSpec
+from watcher.config import Config
+from watcher.mediacheck import audio_seconds, image_size
+
+JOB_FILE = "job.yaml"
+IMAGE_EXT = frozenset({".jpg", ".jpeg", ".png", ".webp", ".heic"})
+AUDIO_EXT = frozenset({".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg"})
+VIDEO_EXT = frozenset({".mp4", ".mov"})
+# Finder and sync-client litter: never part of a job, never a reason to wait.
+IGNORED_NAMES = frozenset({".DS_Store", "Icon\r", "desktop.ini", "Thumbs.db", ".dropbox"})
+CONFLICT = re.compile(r"conflicted copy|shared folder conflict|case conflict", re.IGNORECASE)
+
+# key -> (accepted types, description for messages)
+JOB_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    "face": ((str,), "a file name in the job folder"),
+    "audio": ((str,), "a file name in the job folder"),
+    "driving": ((str,), "a driving-library clip name or a video file in the job folder"),
+    "output": ((str,), "a file name ending in .mp4"),
+    "fps": ((int, float), "a number of frames per second, e.g. 25"),
+    "lipsync": ((bool,), "true or false"),
+    "enhance": ((bool,), "true or false"),
+    "files": ((list,), "a list of file names (or {name, size, sha256} entries)"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestEntry:
+    """One ``files:`` entry: a name that must be present, optionally with its size or hash."""
+
+    name: str
+    size: int | None = None
+    sha256: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedJob:
+    """A validated job and the facts checked on the way."""
+
+    spec: JobSpec
+    resolved: dict[str, Any]  # the settings actually used, written to the outbox as job.yaml
+    audio_seconds: float
+    image_size: tuple[int, int]
+
+
+def is_ignored(name: str) -> bool:
+    """Sync and Finder litter that is neither part of a job nor a sign it is incomplete."""
+    return name in IGNORED_NAMES or name.startswith("._")
+
+
+def read_job_yaml(folder: Path) -> dict[str, Any]:
+    """Parse and type-check ``job.yaml`` (safe loader); an empty file is an empty job."""
+    path = folder / JOB_FILE
+    if not path.is_file():
+        raise InputError(
+            "the job folder has no job.yaml", fix="add a job.yaml (it may be empty)", file=path
+        )
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise InputError(
+            f"job.yaml is not valid YAML{where}",
+            fix="fix the syntax (key: value, one per line) or start from configs/job.example.yaml",
+            file=path,
+        ) from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InputError("job.yaml must be a list of 'key: value' lines", file=path)
+    validate_job_keys(data, path)
+    return data
+
+
+def validate_job_keys(data: dict[str, Any], path: Path | str) -> None:
+    """Reject unknown keys and wrong types, naming the key and the expected kind."""
+    for key, value in data.items():
+        if key not in JOB_KEYS:
+            raise InputError(
+                f"unknown key '{key}' in job.yaml",
+                fix=f"remove it; known keys: {', '.join(JOB_KEYS)}",
+                file=path,
+            )
+        types, what = JOB_KEYS[key]
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+            raise InputError(
+                f"'{key}' in job.yaml must be {what}, not {value!r}",
+                fix=f"set {key}: ...",
+                file=path,
+            )
+    fps = data.get("fps")
+    if fps is not None and not 1 <= fps <= 120:
+        raise InputError(f"'fps' must be between 1 and 120, not {fps!r}", file=path)
+    manifest_entries(data, path)
+
+
+def manifest_entries(data: dict[str, Any], path: Path | str) -> list[ManifestEntry]:
+    """The optional ``files:`` manifest, validated."""
+    entries = []
+    for item in data.get("files") or []:
+        if isinstance(item, str):
+            item = {"name": item}
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("name"), str)
+            or (set(item) - {"name", "size", "sha256"})
+        ):
+            raise InputError(
+                f"bad 'files' entry {item!r}",
+                fix="use a name or {name:, size:, sha256:}",
+                file=path,
+            )
+        size, sha = item.get("size"), item.get("sha256")
+        if (size is not None and (isinstance(size, bool) or not isinstance(size, int))) or (
+            sha is not None and not (isinstance(sha, str) and re.fullmatch(r"[0-9a-fA-F]{64}", sha))
+        ):
+            raise InputError(f"bad size or sha256 in 'files' entry {item!r}", file=path)
+        entries.append(ManifestEntry(item["name"], size, sha.lower() if sha else None))
+    return entries
+
+
+def safe_member(folder: Path, name: str, key: str) -> Path:
+    """The file ``name`` inside ``folder``; rejects absolute names, ``..`` and symlinks out."""
+    pure = PurePosixPath(name)
+    if not name or pure.is_absolute() or name.startswith("~") or "\\" in name:
+        raise InputError(
+            f"'{key}: {name}' must be a plain file name inside the job folder",
+            fix="give just the file name, e.g. face.jpg",
+            file=folder / JOB_FILE,
+        )
+    if ".." in pure.parts:
+        raise InputError(
+            f"'{key}: {name}' points outside the job folder",
+            fix="put the file in the job folder",
+            file=folder / JOB_FILE,
+        )
+    path = folder / name
+    check_inside(folder, path)
+    if not path.is_file():
+        raise InputError(
+            f"'{key}: {name}' names a file that is not in the job folder",
+            fix="check the spelling or add the file",
+            file=path,
+        )
+    return path
+
+
+def check_inside(folder: Path, path: Path) -> None:
+    """``InputError`` if ``path`` (after following symlinks) lies outside ``folder``."""
+    real = path.resolve()
+    if not real.is_relative_to(folder.resolve()):
+        raise InputError(
+            f"'{path.name}' is a link to a file outside the job folder ({real})",
+            fix="copy the file itself into the job folder",
+            file=path,
+        )
+
+
+def job_files(folder: Path) -> list[Path]:
+    """The job's files at its top level (not job.yaml, not litter), each checked to stay inside."""
+    files = []
+    for path in sorted(folder.iterdir()):
+        if path.name == JOB_FILE or is_ignored(path.name):
+            continue
+        check_inside(folder, path)
+        if path.is_file():
+            files.append(path)
+    return files
+
+
+def pick(
+    folder: Path, files: list[Path], data: dict[str, Any], key: str, exts: frozenset[str], what: str
+) -> Path | None:
+    """The file for ``key``: named in job.yaml, else the only candidate; ambiguity is an error."""
+    if key in data:
+        return safe_member(folder, data[key], key)
+    found = [p for p in files if p.suffix.lower() in exts]
+    conflicted = [p.name for p in found if CONFLICT.search(p.name)]
+    if conflicted:
+        raise InputError(
+            f"a sync conflict copy makes the {what} ambiguous: {', '.join(conflicted)}",
+            fix=f"delete the conflicted copy or name the file with '{key}:' in job.yaml",
+            file=folder / conflicted[0],
+        )
+    if len(found) > 1:
+        raise InputError(
+            f"there are {len(found)} {what} files ({', '.join(p.name for p in found)}) and "
+            f"job.yaml does not say which to use",
+            fix=f"add '{key}: <file name>' to job.yaml or remove the extra files",
+            file=folder / JOB_FILE,
+        )
+    return found[0] if found else None
+
+
+def check_manifest(folder: Path, data: dict[str, Any]) -> None:
+    """Every ``files:`` entry is present, with its size and hash if given."""
+    for entry in manifest_entries(data, folder / JOB_FILE):
+        path = safe_member(folder, entry.name, "files")
+        if entry.size is not None and path.stat().st_size != entry.size:
+            raise InputError(
+                f"'{entry.name}' has {path.stat().st_size} bytes, job.yaml says {entry.size}",
+                fix="copy the file again",
+                file=path,
+            )
+        if entry.sha256 and sha256_file(path) != entry.sha256:
+            raise InputError(
+                f"'{entry.name}' does not match its sha256 in job.yaml",
+                fix="copy the file again",
+                file=path,
+            )
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_driving(
+    folder: Path, files: list[Path], data: dict[str, Any], drivers_dir: Path
+) -> str | Path | None:
+    """A video in the folder (Path), a library clip name (str), or None for the default clip."""
+    name = data.get("driving")
+    if name is None:
+        return pick(folder, files, data, "driving", VIDEO_EXT, "driving video")
+    if Path(name).suffix.lower() in VIDEO_EXT or (folder / name).exists():
+        return safe_member(folder, name, "driving")
+    if "/" in name or "\\" in name or name.startswith("."):
+        raise InputError(
+            f"'driving: {name}' is not a clip name",
+            file=folder / JOB_FILE,
+            fix="use a name from 'facedrop drivers list' or a video file in the job",
+        )
+    for ext in sorted(VIDEO_EXT):
+        if (folder / f"{name}{ext}").is_file():
+            return safe_member(folder, f"{name}{ext}", "driving")
+        if (drivers_dir / f"{name}{ext}").is_file():
+            return name
+    raise InputError(
+        f"there is no driving clip called '{name}'",
+        fix="see 'facedrop drivers list', add one with 'facedrop drivers add', or put the video "
+        "in the job folder",
+        file=folder / JOB_FILE,
+    )
+
+
+def parse_job_folder(folder: Path, config: Config, name: str | None = None) -> ParsedJob:
+    """Validate a complete job folder into a ``ParsedJob`` (``InputError`` on any problem)."""
+    name = name or folder.name
+    data = read_job_yaml(folder)
+    conflicts = [
+        p.name
+        for p in folder.iterdir()
+        if p.name != JOB_FILE
+        and p.name.startswith("job")
+        and p.suffix in (".yaml", ".yml")
+        and CONFLICT.search(p.name)
+    ]
+    if conflicts:
+        raise InputError(
+            f"a sync conflict copy of job.yaml is present: {conflicts[0]}",
+            fix="delete the copy you do not want",
+            file=folder / conflicts[0],
+        )
+    files = job_files(folder)
+    check_manifest(folder, data)
+    face = pick(folder, files, data, "face", IMAGE_EXT, "face photo")
+    if face is None:
+        raise InputError(
+            "the job folder has no face photo",
+            fix="add a .jpg, .png or .webp photo of a face",
+            file=folder,
+        )
+    audio = pick(folder, files, data, "audio", AUDIO_EXT, "audio")
+    if audio is None:
+        raise InputError(
+            "the job folder has no audio file",
+            fix="add a .wav, .mp3, .m4a, .aac, .flac or .ogg recording",
+            file=folder,
+        )
+    driving = resolve_driving(folder, files, data, config.paths.drivers)
+    output = data.get("output", f"{name}.mp4")
+    if PurePosixPath(output).name != output or not output.endswith(".mp4") or output == ".mp4":
+        raise InputError(
+            f"'output: {output}' must be a plain file name ending in .mp4", file=folder / JOB_FILE
+        )
+    size = image_size(face, config.limits.max_image_pixels)
+    seconds = audio_seconds(audio, config.limits.max_audio_seconds)
+    d = config.job_defaults
+    spec = JobSpec(
+        name=name,
+        face=face,
+        audio=audio,
+        driving=driving,
+        output_name=output,
+        fps=float(data.get("fps", d.fps)),
+        lipsync=data.get("lipsync", d.lipsync),
+        enhance=data.get("enhance", d.enhance),
+    )
+    resolved = {
+        "face": face.name,
+        "audio": audio.name,
+        "driving": driving.name
+        if isinstance(driving, Path)
+        else (driving or config.pipeline.default_driver or None),
+        "output": output,
+        "fps": spec.fps,
+        "lipsync": spec.lipsync,
+        "enhance": spec.enhance,
+    }
+    return ParsedJob(spec=spec, resolved=resolved, audio_seconds=seconds, image_size=size)
