@@ -98,7 +98,8 @@ W2L_LICENCE = Licence(
 GFPGAN_LICENCE = Licence(
     "Apache-2.0 (with third-party parts under their own licences)",
     "https://github.com/TencentARC/GFPGAN/blob/master/LICENSE",
-    "GFPGAN v1.4 by Tencent ARC.",
+    "GFPGAN v1.4 by Tencent ARC. Its LICENSE lists third-party parts (StyleGAN2-derived code "
+    "with NVIDIA/rosinality notices, DFDNet under CC BY-NC-SA): check them for commercial use.",
 )
 MEDIAPIPE_LICENCE = Licence(
     "Apache-2.0",

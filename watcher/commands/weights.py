@@ -1,9 +1,161 @@
-"""CLI commands: weights (not yet written)."""
+"""CLI commands: ``facedrop weights fetch|verify|list|import``.
+
+The weights folder is ``--dir`` or the config's ``paths.weights``. Library code reports through
+callbacks; this module draws the licence panels, the progress bar and the tables with rich.
+"""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from pipeline.weights.fetch import FetchResult, fetch_all, resolve_mirror
+from pipeline.weights.manifest import MANIFEST, Licence, WeightFile, select
+from pipeline.weights.verify import State, import_dir, verify
+
+STATE_STYLE = {State.OK: "green", State.UNPINNED: "yellow", State.MISSING: "red",
+               State.SIZE_MISMATCH: "red", State.HASH_MISMATCH: "red"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add this module's sub-commands."""
+    """Add ``weights`` and its actions."""
+    parser = sub.add_parser("weights", help="download, verify, list or import model weights")
+    actions = parser.add_subparsers(dest="weights_action", metavar="ACTION", required=True)
+    fetch = actions.add_parser("fetch", help="download model files (resumable, verified)")
+    fetch.add_argument("names", nargs="*", metavar="NAME",
+                       help="file or group (liveportrait, wav2lip, gfpgan, landmarks); default all")
+    fetch.add_argument("--mirror", default=None,
+                       help="base URL serving the weights layout (or FACEDROP_WEIGHTS_MIRROR)")
+    fetch.set_defaults(func=cmd_fetch)
+    ver = actions.add_parser("verify", help="check every file's size and sha256")
+    ver.set_defaults(func=cmd_verify)
+    lst = actions.add_parser("list", help="list the model files, their sources and licences")
+    lst.set_defaults(func=cmd_list)
+    imp = actions.add_parser("import", help="copy model files you already have from a folder")
+    imp.add_argument("source", type=Path, metavar="DIR")
+    imp.set_defaults(func=cmd_import)
+    for p in (fetch, ver, lst, imp):
+        p.add_argument("--dir", type=Path, default=None, help="weights folder (default: config)")
+
+
+def weights_dir(args: argparse.Namespace) -> Path:
+    """``--dir`` or the configured weights folder."""
+    if getattr(args, "dir", None) is not None:
+        return Path(args.dir).expanduser().resolve()
+    from watcher.config import load_config
+
+    return load_config(args.config).paths.weights
+
+
+def _size(n: int | None) -> str:
+    return "?" if n is None else f"{n / 1e6:,.1f} MB"
+
+
+def show_licence(console: Console, licence: Licence, files: Sequence[WeightFile]) -> None:
+    """One panel per licence, before anything it covers is downloaded."""
+    style = "yellow" if "non-commercial" in licence.name.lower() else "cyan"
+    names = ", ".join(f.filename for f in files)
+    body = f"[bold]{licence.name}[/]\n{licence.note}\n{licence.url}\nFiles: {names}"
+    console.print(Panel(body, title="Licence", border_style=style), highlight=False)
+
+
+def _print_results(console: Console, results: list[FetchResult]) -> int:
+    table = Table(title="facedrop weights fetch")
+    for col in ("file", "result", "detail"):
+        table.add_column(col)
+    for r in results:
+        style = {"failed": "red", "present": "dim"}.get(r.status, "green")
+        detail = r.error.problem if r.error else str(r.path)
+        table.add_row(r.entry.relpath, f"[{style}]{r.status}[/]", detail)
+    console.print(table)
+    failed = [r for r in results if r.error]
+    for r in failed:
+        console.print(f"[bold]Fix for {r.entry.name}:[/] {r.error.fix}")  # type: ignore[union-attr]
+    return 1 if failed else 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    """Download the named (or all) model files into the weights folder."""
+    console = Console()
+    root = weights_dir(args)
+    entries = select(args.names, MANIFEST)
+    tasks: dict[str, TaskID] = {}
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+               TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+
+        def on_progress(label: str, done: int, total: int | None) -> None:
+            if label not in tasks:
+                tasks[label] = progress.add_task(label, total=total)
+            progress.update(tasks[label], completed=done, total=total)
+
+        results = fetch_all(entries, root, mirror=resolve_mirror(args.mirror),
+                            progress=on_progress,
+                            on_licence=lambda lic, files: show_licence(console, lic, files))
+    return _print_results(console, results)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Hash every model file; exit 1 when any is missing or damaged."""
+    console = Console()
+    root = weights_dir(args)
+    statuses = verify(root)
+    table = Table(title=f"Model weights in {root}")
+    for col in ("file", "state", "detail", "fix"):
+        table.add_column(col, overflow="fold")
+    for s in statuses:
+        table.add_row(s.entry.relpath, f"[{STATE_STYLE[s.state]}]{s.state.value}[/]", s.detail,
+                      s.fix)
+    console.print(table)
+    return 0 if all(s.ok for s in statuses) else 1
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """List every model file with its source, size, licence and whether it is present."""
+    console = Console()
+    root = weights_dir(args)
+    mirror = resolve_mirror(None)
+    table = Table(title=f"Model weights ({root})")
+    for col in ("name", "file", "size", "licence", "present", "source"):
+        table.add_column(col, overflow="fold")
+    for s in verify(root, hash_files=False):
+        e = s.entry
+        source = e.source_url(mirror) + (f" : {e.member}" if e.archive and not mirror else "")
+        present = f"[{STATE_STYLE[s.state]}]{'yes' if s.ok else s.state.value}[/]"
+        table.add_row(e.name, e.relpath, _size(e.size), e.licence.name, present, source)
+    console.print(table)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Copy model files found under DIR (by name or content, hash-checked) into the folder."""
+    console = Console()
+    root = weights_dir(args)
+    results = import_dir(args.source.expanduser(), root)
+    table = Table(title=f"Import from {args.source} into {root}")
+    for col in ("file", "result", "from", "detail"):
+        table.add_column(col, overflow="fold")
+    styles = {"imported": "green", "present": "dim", "rejected": "red", "not found": "yellow"}
+    for r in results:
+        table.add_row(r.entry.relpath, f"[{styles[r.status]}]{r.status}[/]",
+                      str(r.source or ""), r.detail)
+    console.print(table)
+    missing = [r.entry.name for r in results if r.status not in ("imported", "present")]
+    if missing:
+        console.print(f"Still missing: {', '.join(missing)}. Fix: facedrop weights fetch "
+                      f"{' '.join(missing)}")
+    return 1 if any(r.status == "rejected" for r in results) else 0
