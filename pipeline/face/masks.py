@@ -58,19 +58,22 @@ def hull_mask(points: np.ndarray, shape: tuple[int, int], erode_px: float,
     if blur_sigma > 0:
         out = cv2.GaussianBlur(out, (0, 0), sigmaX=blur_sigma, sigmaY=blur_sigma,
                                borderType=cv2.BORDER_CONSTANT)
+        # cut the Gaussian's far tail so nothing outside the hull changes at all (with the
+        # default erosion of 3 sigma the cut is below 1/255, invisible)
+        out[out < 1.0 / 255.0] = 0.0
     return out
 
 
-def face_mask(lmk468: np.ndarray, shape: tuple[int, int], erode: float = 0.06,
-              blur: float = 0.04) -> np.ndarray:
+def face_mask(lmk468: np.ndarray, shape: tuple[int, int], erode: float = 0.075,
+              blur: float = 0.025) -> np.ndarray:
     """Feathered face-oval mask; ``erode``/``blur`` (sigma) are fractions of the face size."""
     pts = np.asarray(lmk468, dtype=np.float64)
     size = _face_size(pts)
     return hull_mask(pts[meshidx.FACE_OVAL], shape, erode * size, blur * size)
 
 
-def lower_face_mask(lmk468: np.ndarray, shape: tuple[int, int], erode: float = 0.04,
-                    blur: float = 0.03) -> np.ndarray:
+def lower_face_mask(lmk468: np.ndarray, shape: tuple[int, int], erode: float = 0.06,
+                    blur: float = 0.02) -> np.ndarray:
     """Feathered mask over mouth, chin and cheeks below the nose (the Wav2Lip blend region)."""
     pts = np.asarray(lmk468, dtype=np.float64)
     size = _face_size(pts)
