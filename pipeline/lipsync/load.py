@@ -18,8 +18,9 @@ MODELS = ("wav2lip", "wav2lip_gan")  # config ``pipeline.lipsync_model`` values
 # hashes (wav2lip.pth b78b681b..., wav2lip_gan.pth ca9ab7b7...).
 TORCHSCRIPT_FIX = (
     "use the classic state-dict checkpoints wav2lip.pth / wav2lip_gan.pth (about 436 MB each) "
-    "from the Hugging Face mirror in facedrop's weights manifest, not the Wav2Lip-SD-*.pt "
-    f"TorchScript files the official Google Drive link now serves: {FETCH_FIX}"
+    "from the Hugging Face mirror in facedrop's weights manifest "
+    "(https://huggingface.co/Nekochu/Wav2Lip), not the Wav2Lip-SD-*.pt TorchScript files the "
+    f"official Google Drive link now serves: {FETCH_FIX}"
 )
 
 
