@@ -141,6 +141,7 @@ class FaceLandmarker:
         """The largest face in an RGB uint8 image; NoFaceError if none, too small or cut off."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"detect wants HxWx3 uint8 RGB, got {rgb.shape} {rgb.dtype}")
+        rgb = np.ascontiguousarray(rgb)
         faces = self._detect_all(rgb, SHORT_RANGE_FILE, blazeface.SHORT_RANGE)
         if not faces:  # short range misses small or far faces; the full-range model sees them
             faces = self._detect_all(rgb, FULL_RANGE_FILE, blazeface.FULL_RANGE_SPARSE)
@@ -152,7 +153,7 @@ class FaceLandmarker:
 
     # -- landmarks ------------------------------------------------------------------------------
     def _mesh(self, rgb: np.ndarray, roi: Affine) -> tuple[np.ndarray, float]:
-        crop = warp(rgb, roi, MESH_SIZE, border=cv2.BORDER_REPLICATE)
+        crop = warp(np.ascontiguousarray(rgb), roi, MESH_SIZE, border=cv2.BORDER_REPLICATE)
         pts, flag = self._run(MESH_FILE, crop.astype(np.float32) / 255.0)  # range [0, 1]
         # (468, 2) in continuous ROI coordinates (MediaPipe divides them by 192): -0.5 gives
         # OpenCV pixel coordinates, which roi maps. z (relative depth) is unused.
