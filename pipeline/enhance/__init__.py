@@ -1,0 +1,11 @@
+"""GFPGAN restoration of the face inside the 512x512 LivePortrait crops, blended by strength.
+
+``load_gfpgan(path, device, dtype)`` builds the network from ``GFPGANv1.4.pth``;
+``Enhancer(net, device, dtype, strength, batch_size).enhance(crops, landmarks)`` restores crops
+in temporal order (landmark smoothing carries over between calls; ``reset()`` between jobs).
+"""
+
+from pipeline.enhance.load import gfpgan_from_checkpoint, load_gfpgan
+from pipeline.enhance.stage import Enhancer
+
+__all__ = ["Enhancer", "gfpgan_from_checkpoint", "load_gfpgan"]

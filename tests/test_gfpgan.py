@@ -1,0 +1,83 @@
+"""GFPGANv1Clean: official checkpoint layout, strict loading, parity with the official code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from deterministic_weights import fill_state_dict
+from gfpgan_checkpoints import random_gfpgan_state_dict, write_gfpgan_checkpoint
+
+from pipeline.enhance.load import gfpgan_from_checkpoint, load_gfpgan
+from pipeline.errors import ModelLoadError
+from pipeline.models.gfpgan import EXPECTED_KEYS, build_gfpgan_v14, convert_gfpgan_state_dict
+
+CPU = torch.device("cpu")
+FIXTURE = Path(__file__).parent / "fixtures" / "parity" / "gfpgan.npz"
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, torch.Tensor]:
+    with torch.device("meta"):
+        return build_gfpgan_v14().state_dict()
+
+
+def test_official_layout_file_loads_strictly(tmp_path: Path) -> None:
+    path = write_gfpgan_checkpoint(tmp_path / "gfpgan" / "GFPGANv1.4.pth", seed=5)
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    assert list(raw) == ["params_ema"] and len(raw["params_ema"]) == EXPECTED_KEYS
+    net = load_gfpgan(path, CPU, torch.float32)
+    assert not net.training
+    state = net.state_dict()
+    assert len(state) == EXPECTED_KEYS
+    for key, value in raw["params_ema"].items():
+        assert torch.equal(state[key], value), key
+
+
+def test_convert_picks_ema_then_params_and_is_idempotent(template: dict) -> None:
+    ema = {"final_linear.weight": torch.ones(2)}
+    raw = {"final_linear.weight": torch.zeros(2)}
+    picked = convert_gfpgan_state_dict({"params": raw, "params_ema": ema})
+    assert torch.equal(picked["final_linear.weight"], ema["final_linear.weight"])
+    assert convert_gfpgan_state_dict({"params": raw})["final_linear.weight"] is raw[
+        "final_linear.weight"]
+    assert convert_gfpgan_state_dict(convert_gfpgan_state_dict({"params_ema": ema})) == ema
+    with pytest.raises(ValueError, match="params_ema"):
+        convert_gfpgan_state_dict({"state_dict": ema})
+    with pytest.raises(ModelLoadError, match="unknown layout"):
+        gfpgan_from_checkpoint({"state_dict": ema}, CPU, torch.float32)
+
+
+def test_wrong_key_is_reported_by_name() -> None:
+    sd = random_gfpgan_state_dict(seed=1)
+    sd["stylegan_decoder.to_rgbs.3.bais"] = sd.pop("stylegan_decoder.to_rgbs.3.bias")
+    sd["final_linear.weight"] = sd["final_linear.weight"][:, :100]
+    with pytest.raises(ModelLoadError) as err:
+        gfpgan_from_checkpoint({"params_ema": sd}, CPU, torch.float32)
+    msg = err.value.user_message()
+    assert "missing keys: stylegan_decoder.to_rgbs.3.bias" in msg
+    assert "unexpected keys: stylegan_decoder.to_rgbs.3.bais" in msg
+    assert "final_linear.weight (file (8192, 100), network (8192, 4096))" in msg
+
+
+def test_parity_with_official_code(template: dict) -> None:
+    """The fixture holds the official GFPGANv1Clean's output on the same deterministic weights
+    (tests/deterministic_weights.py, gain from the fixture) and the same seeded input."""
+    fx = np.load(FIXTURE)
+    sd = fill_state_dict(template, float(fx["gain"]))
+    net = gfpgan_from_checkpoint({"params_ema": sd}, CPU, torch.float32)
+    gen = torch.Generator().manual_seed(int(fx["input_seed"]))
+    x = torch.rand(1, 3, 512, 512, generator=gen) * 2 - 1
+    with torch.inference_mode():
+        out = net(x, randomize_noise=False)
+    assert out.shape == (1, 3, 512, 512)
+    out64 = out.double()
+    assert float(out64.std()) > 0.5, "output collapsed: the comparison would prove little"
+    s = int(fx["stride"])
+    np.testing.assert_allclose(out[:, :, ::s, ::s].numpy(), fx["out_sub"], rtol=0, atol=1e-4)
+    n = out.numel()
+    assert abs(float(out64.sum()) - float(fx["out_sum"])) < 1e-4 * n
+    assert abs(float(out64.mean()) - float(fx["out_mean"])) < 1e-5
+    assert abs(float(out64.std()) - float(fx["out_std"])) < 1e-5
