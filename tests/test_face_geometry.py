@@ -148,3 +148,13 @@ def test_similarity_recovers_a_known_transform() -> None:
     src = np.random.default_rng(1).uniform(0, 100, (5, 2))
     est = G.similarity_lstsq(src, true.apply(src))
     assert np.allclose(est.matrix, true.matrix, atol=1e-9)
+
+
+def test_driving_bbox_crop_is_unrotated_and_matches_rect(lmk) -> None:
+    centre, size, _ = G.liveportrait_rect(lmk, scale=2.2, vy_ratio=-0.1)
+    box = G.liveportrait_bbox(lmk)
+    assert box[2] - box[0] == pytest.approx(size) and box[3] - box[1] == pytest.approx(size)
+    aff = G.bbox_crop(box, 512)
+    assert np.allclose(aff.apply(box.reshape(2, 2)), [[0, 0], [512, 512]])
+    assert np.allclose(aff.apply(centre), [256, 256])
+    assert aff.matrix[0, 1] == 0 and aff.matrix[1, 0] == 0  # no rotation

@@ -15,8 +15,9 @@ import numpy as np
 from pipeline.face import meshidx
 from pipeline.face.affine import Affine, warp
 
-__all__ = ["Affine", "warp", "liveportrait_crop", "network_input_256", "wav2lip_box",
-           "five_points", "ffhq_align", "FFHQ_TEMPLATE_512", "similarity_lstsq"]
+__all__ = ["Affine", "warp", "liveportrait_rect", "liveportrait_crop", "liveportrait_bbox",
+           "bbox_crop", "network_input_256", "wav2lip_box", "five_points", "ffhq_align",
+           "FFHQ_TEMPLATE_512", "similarity_lstsq"]
 
 # facexlib utils/face_restoration_helper.py (FaceRestoreHelper, face_size=512, used by GFPGAN):
 # "standard 5 landmarks for FFHQ faces with 512 x 512": eye centres (image left, right), nose tip,
@@ -36,25 +37,20 @@ def _eye_and_lip_centres(lmk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (eye_l + eye_r) / 2, lip
 
 
-def liveportrait_crop(lmk468: np.ndarray, dsize: int = 512, scale: float = 2.3,
-                      vx_ratio: float = 0.0, vy_ratio: float = -0.125) -> Affine:
-    """Image -> crop transform of the official LivePortrait source crop (eyes levelled).
-
-    Reproduces ``src/utils/crop.py`` ``crop_image`` -> ``_estimate_similar_transform_from_pts`` ->
-    ``parse_rect_from_landmark`` with ``flag_do_rot=True``, ``use_lip=True``:
+def liveportrait_rect(lmk468: np.ndarray, scale: float = 2.3, vx_ratio: float = 0.0,
+                      vy_ratio: float = -0.125) -> tuple[np.ndarray, float, float]:
+    """(centre, size, angle) of the official crop square: ``parse_rect_from_landmark``.
 
     1. The vertical axis ``uy`` runs from the midpoint of the eye centres to the midpoint of the
-       mouth corners; ``ux`` is ``uy`` turned 90 degrees. The crop rotates ``ux`` to horizontal.
-    2. The points' extent along (ux, uy) gives a box; its longer side times ``scale`` is the crop
-       side ``size``; the crop centre is the box centre moved by ``vx_ratio*size`` along ux and
-       ``vy_ratio*size`` along uy (negative: up, towards the forehead).
-    3. ``dsize/size`` scales it to ``dsize`` pixels, box centre at ``dsize/2``.
+       mouth corners; ``ux`` is ``uy`` turned 90 degrees; ``angle`` (radians) is ux's direction.
+    2. The points' extent along (ux, uy) gives a box; its longer side times ``scale`` is ``size``;
+       the centre is the box centre moved by ``vx_ratio*size`` along ux and ``vy_ratio*size``
+       along uy (negative: up, towards the forehead).
 
     The official points are InsightFace's 106 (image) / 203 (video), which stop at the brows. The
     extent is therefore taken over ``meshidx.INSIGHTFACE_LIKE`` (contour from temple to temple
     round the chin, brows, eyes, nose, lips; no forehead or hairline points), so the face fills the
-    crop as it did in training. Note the official ``crop_image`` never passes ``vx_ratio`` on, so
-    it is always 0 there; it is honoured here but defaults to 0.
+    crop as it did in training.
     """
     pts = np.asarray(lmk468, dtype=np.float64)
     eye, lip = _eye_and_lip_centres(pts)
@@ -64,15 +60,50 @@ def liveportrait_crop(lmk468: np.ndarray, dsize: int = 512, scale: float = 2.3,
     ux = np.array([uy[1], -uy[0]])
     angle = math.atan2(ux[1], ux[0])  # official: acos(ux[0]), negated when ux[1] < 0
 
-    sub = pts[meshidx.INSIGHTFACE_LIKE]
-    rot = np.stack([ux, uy])
-    rpts = sub @ rot.T  # coordinates along ux, uy
+    rpts = pts[meshidx.INSIGHTFACE_LIKE] @ np.stack([ux, uy]).T  # coordinates along ux, uy
     lo, hi = rpts.min(0), rpts.max(0)
     size = float(max(hi - lo)) * scale
     mid = (lo + hi) / 2
     centre = ux * mid[0] + uy * mid[1]
     centre = centre + ux * (vx_ratio * size) + uy * (vy_ratio * size)
+    return centre, size, angle
+
+
+def liveportrait_crop(lmk468: np.ndarray, dsize: int = 512, scale: float = 2.3,
+                      vx_ratio: float = 0.0, vy_ratio: float = -0.125) -> Affine:
+    """Image -> crop transform of the official LivePortrait source crop (eyes levelled).
+
+    Reproduces ``src/utils/crop.py`` ``crop_image`` -> ``_estimate_similar_transform_from_pts``
+    with ``flag_do_rot=True``, ``use_lip=True``: the square of ``liveportrait_rect`` rotated by
+    ``-angle`` (so the eye-to-mouth axis is vertical) and scaled to ``dsize`` pixels, its centre at
+    ``dsize/2``. The official ``crop_image`` never passes ``vx_ratio`` on, so it is always 0
+    there; it is honoured here but defaults to 0.
+    """
+    centre, size, angle = liveportrait_rect(lmk468, scale, vx_ratio, vy_ratio)
     return Affine.similarity(dsize / size, angle, centre, np.array([dsize / 2, dsize / 2]))
+
+
+def liveportrait_bbox(lmk468: np.ndarray, scale: float = 2.2,
+                      vy_ratio: float = -0.1) -> np.ndarray:
+    """(4,) x1, y1, x2, y2 of the official driving-video box (``parse_bbox_from_landmark``).
+
+    The UNrotated square of side ``size`` around the rect centre; defaults are the driving crop's
+    (``scale_crop_driving_video`` 2.2, ``vy_ratio_crop_driving_video`` -0.1; its vx kwarg is
+    misnamed upstream, so vx is 0). The official driving crop averages these boxes over all
+    frames and crops each frame with ``bbox_crop`` (no rotation).
+    """
+    centre, size, _ = liveportrait_rect(lmk468, scale, 0.0, vy_ratio)
+    return np.array([centre[0] - size / 2, centre[1] - size / 2, centre[0] + size / 2,
+                     centre[1] + size / 2])
+
+
+def bbox_crop(bbox: np.ndarray, dsize: int = 512) -> Affine:
+    """Image -> crop transform of ``crop_image_by_bbox(..., flag_rot=False)``: the box centre to
+    ``dsize/2``, uniform scale ``dsize / (x2 - x1)``."""
+    x1, y1, x2, y2 = (float(v) for v in bbox)
+    s = dsize / (x2 - x1)
+    return Affine(np.array([[s, 0.0, dsize / 2 - s * (x1 + x2) / 2],
+                            [0.0, s, dsize / 2 - s * (y1 + y2) / 2]]))
 
 
 def network_input_256(crop: np.ndarray) -> np.ndarray:
