@@ -1,0 +1,35 @@
+"""Identities of the stage's inputs: a file's content hash and a checkpoint's model version."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+# Bump when what facedrop stores for a clip changes (cropping rule, landmark scheme, layout):
+# it is part of every motion-cache key, so old entries simply stop matching.
+EXTRACTION_VERSION = "e1"
+
+_CHUNK = 1024 * 1024
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB chunks (memory does not grow with size)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def model_version(*checkpoints: Path) -> str:
+    """A short tag naming the exact checkpoint files used, plus ``EXTRACTION_VERSION``.
+
+    Built from each file's name, size and mtime (ns) rather than its content hash: hashing the
+    112 MB motion extractor on every job would cost a second or more, while a replaced or
+    re-downloaded file changes size or mtime, which only causes a harmless cache miss.
+    """
+    digest = hashlib.sha256(EXTRACTION_VERSION.encode())
+    for path in checkpoints:
+        st = path.stat()
+        digest.update(f"|{path.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,140 @@
+"""The driving library, the example-clip fetch and the ``facedrop drivers`` commands."""
+
+from __future__ import annotations
+
+import hashlib
+import urllib.error
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.errors import FacedropError, InputError
+from pipeline.liveportrait.drivers import DriverLibrary
+from pipeline.liveportrait.examples import ExampleClip, fetch_examples
+from pipeline.liveportrait.motion_cache import MotionCache
+from pipeline.liveportrait.template import save_template
+from tests.test_template import _motion
+from watcher.cli import main
+
+NTSC = Fraction(30000, 1001)
+
+
+def make_clip(path: Path, image: Path, frames: int, fps: Fraction = NTSC, size: int = 256,
+              width: int | None = None) -> Path:
+    """Encode the photo, turned a few degrees more each frame, as an H.264 clip."""
+    rgb = np.asarray(Image.open(image).convert("RGB"))
+    rgb = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
+    w = width or size
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, size, "yuv420p"
+        for i in range(frames):
+            m = cv2.getRotationMatrix2D((size / 2, size / 2), 3.0 * i, 1.0 + 0.02 * i)
+            frame = cv2.warpAffine(rgb, m, (size, size), borderMode=cv2.BORDER_REFLECT)
+            if w != size:
+                frame = cv2.copyMakeBorder(frame, 0, 0, 0, w - size, cv2.BORDER_REFLECT)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory, astronaut_path: Path) -> Path:
+    return make_clip(tmp_path_factory.mktemp("clips") / "talk.mp4", astronaut_path, 6)
+
+
+def test_add_copies_and_describes(tmp_path: Path, clip: Path) -> None:
+    lib = DriverLibrary(tmp_path / "drivers")
+    d = lib.add(clip)
+    assert d.name == "talk" and d.path.parent == tmp_path / "drivers"
+    assert d.frames == 6 and d.fps == pytest.approx(30000 / 1001)
+    assert d.sha256 == hashlib.sha256(clip.read_bytes()).hexdigest()
+    assert d.path.read_bytes() == clip.read_bytes()
+    assert not list((tmp_path / "drivers").glob(".*"))  # no temp file left behind
+    assert lib.add(clip).sha256 == d.sha256  # same bytes again: no-op
+    assert [x.name for x in lib.list()] == ["talk"]
+
+
+def test_add_refuses_a_different_clip_under_a_taken_name(tmp_path: Path, clip: Path,
+                                                         astronaut_path: Path) -> None:
+    lib = DriverLibrary(tmp_path / "drivers")
+    lib.add(clip, "calm")
+    other = make_clip(tmp_path / "other.mp4", astronaut_path, 3)
+    with pytest.raises(InputError, match="already in the library"):
+        lib.add(other, "calm")
+    with pytest.raises(InputError):
+        lib.add(tmp_path / "missing.mp4")
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    with pytest.raises(InputError):
+        lib.add(bad)
+    assert lib.names() == ["calm"]
+
+
+def test_templates_can_be_added_and_resolve_prefers_the_job_folder(tmp_path: Path,
+                                                                   clip: Path) -> None:
+    lib = DriverLibrary(tmp_path / "drivers")
+    save_template(_motion(4), tmp_path / "wink.pkl")
+    t = lib.add(tmp_path / "wink.pkl")
+    assert t.is_template and t.frames == 4
+    lib.add(clip, "calm")
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "mine.mp4").write_bytes(clip.read_bytes())
+    assert lib.resolve("mine.mp4", job) == job / "mine.mp4"
+    assert lib.resolve("calm", job) == lib.root / "calm.mp4"
+    assert lib.resolve(None, job, default="wink") == lib.root / "wink.pkl"
+    with pytest.raises(InputError, match="no driving clip called 'nope'"):
+        lib.resolve("nope", job)
+    with pytest.raises(InputError, match="no default"):
+        lib.resolve(None, job)
+
+
+def test_fetch_examples_verifies_and_adds(tmp_path: Path, clip: Path) -> None:
+    data = clip.read_bytes()
+    entry = ExampleClip("lp-test", clip.as_uri(), len(data), hashlib.sha256(data).hexdigest())
+    lib = DriverLibrary(tmp_path / "drivers")
+    (d,) = fetch_examples(lib, [entry])
+    assert d.name == "lp-test" and d.path.read_bytes() == data
+    assert fetch_examples(lib, [entry])[0].sha256 == d.sha256  # present: not downloaded again
+    wrong = ExampleClip("lp-bad", clip.as_uri(), len(data), "0" * 64)
+    with pytest.raises(FacedropError, match="could not download"):
+        fetch_examples(lib, [wrong])
+    assert lib.find("lp-bad") is None
+
+
+def test_fetch_without_network_is_one_clear_error(tmp_path: Path) -> None:
+    def offline(*args: object, **kwargs: object) -> object:
+        raise urllib.error.URLError("Name or service not known")
+
+    entry = ExampleClip("lp-x", "https://example.invalid/d0.mp4", 10, "0" * 64)
+    with pytest.raises(FacedropError) as err:
+        fetch_examples(DriverLibrary(tmp_path / "d"), [entry], opener=offline)
+    text = err.value.user_message()
+    assert "could not download the example driving clips" in text and "drivers add" in text
+
+
+def test_cli_add_and_list(tmp_path: Path, clip: Path, capsys: pytest.CaptureFixture[str],
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home" / ".config"))
+    monkeypatch.setenv("COLUMNS", "200")
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"paths:\n  drivers: {tmp_path / 'drivers'}\n  cache: {tmp_path / 'cache'}\n")
+    assert main(["--config", str(cfg), "drivers", "add", str(clip), "--name", "calm"]) == 0
+    assert "Added calm: 6 frames" in capsys.readouterr().out
+    sha = hashlib.sha256(clip.read_bytes()).hexdigest()
+    assert main(["--config", str(cfg), "drivers", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "calm" in out and "29.970" in out and " no " in out
+    save_template(_motion(2), MotionCache(tmp_path / "cache").path_for(sha, "v1"))
+    assert main(["--config", str(cfg), "drivers", "list"]) == 0
+    assert " yes " in capsys.readouterr().out
+    assert main(["--config", str(cfg), "drivers", "add", str(tmp_path / "none.mp4")]) == 3
