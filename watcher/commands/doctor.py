@@ -1,9 +1,170 @@
-"""CLI commands: doctor (not yet written)."""
+"""CLI command: ``facedrop doctor``: one screen that says whether facedrop can run here.
+
+Python, torch and its device, FFmpeg (PyAV's bundled libav and its encoders), every model file,
+the inbox/outbox/state folders (readable and writable; on macOS the same probe tells a missing
+privacy grant from a missing folder). Every problem comes with its fix; the exit status is 1 when
+anything needed is missing.
+"""
 
 from __future__ import annotations
 
 import argparse
+import platform
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.weights.manifest import MANIFEST, WeightFile
+from pipeline.weights.verify import verify
+from watcher.macos.privacy import grant_binary, is_protected, probe_folder
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+MARK = {OK: "[green]ok[/]", WARN: "[yellow]warn[/]", FAIL: "[bold red]FAIL[/]"}
+REQUIRED_ENCODERS = ("libx264", "aac")
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One line of the doctor's report."""
+
+    section: str
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add this module's sub-commands."""
+    """Add ``doctor``."""
+    parser = sub.add_parser("doctor", help="check Python, torch, FFmpeg, weights and folders")
+    parser.add_argument("--no-hash", action="store_true",
+                        help="check weight sizes only (skip the sha256 of ~1.3 GB)")
+    parser.set_defaults(func=cmd_doctor)
+
+
+def python_checks(system: str) -> list[Check]:
+    """Python version (3.11+), and on macOS the binary that privacy grants must name."""
+    ver = sys.version_info
+    checks = [Check("Python", "version", OK if ver >= (3, 11) else FAIL,
+                    f"{platform.python_version()} at {sys.executable}",
+                    "" if ver >= (3, 11) else "install Python 3.11 or newer")]
+    if system == "darwin":
+        checks.append(Check("Python", "privacy identity", OK, f"grants belong to {grant_binary()}"))
+    return checks
+
+
+def torch_checks() -> list[Check]:
+    """torch's version and which device ``device: auto`` gets (MPS, then CUDA, then CPU)."""
+    try:
+        import torch
+    except ImportError as err:
+        return [Check("torch", "import", FAIL, str(err), "pip install -e . in the facedrop folder")]
+    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    cuda = torch.cuda.is_available()
+    device = "mps" if mps else "cuda" if cuda else "cpu"
+    detail = f"{torch.__version__}; auto device: {device}"
+    if cuda:
+        detail += f" ({torch.cuda.get_device_name(0)})"
+    checks = [Check("torch", "version and device", OK, detail)]
+    if device == "cpu":
+        checks.append(Check("torch", "accelerator", WARN, "no MPS or CUDA: jobs run on the CPU "
+                            "(slow)", "on a Mac, use an arm64 Python and torch >= 2.4"))
+    return checks
+
+
+def ffmpeg_checks(system: str) -> list[Check]:
+    """PyAV's bundled FFmpeg: library versions and the encoders facedrop writes with."""
+    try:
+        import av
+        import av.codec
+    except ImportError as err:
+        return [Check("FFmpeg", "PyAV", FAIL, str(err), "pip install av")]
+    libs = ", ".join(f"{k} {'.'.join(map(str, v))}" for k, v in sorted(av.library_versions.items())
+                     if k in ("libavcodec", "libavformat", "libavutil"))
+    checks = [Check("FFmpeg", "PyAV", OK, f"av {av.__version__}: {libs}")]
+    wanted = REQUIRED_ENCODERS + (("h264_videotoolbox",) if system == "darwin" else ())
+    for name in wanted:
+        try:
+            av.codec.Codec(name, "w")
+            checks.append(Check("FFmpeg", f"encoder {name}", OK, "available"))
+        except Exception:  # UnknownCodecError; its class moved between PyAV versions
+            required = name in REQUIRED_ENCODERS
+            checks.append(Check("FFmpeg", f"encoder {name}", FAIL if required else WARN,
+                                "not in this PyAV build",
+                                "reinstall PyAV from its wheel: pip install --force-reinstall av"
+                                if required else "libx264 is used instead (slower)"))
+    return checks
+
+
+def weight_checks(weights_dir: Path, manifest: Sequence[WeightFile], hash_files: bool
+                  ) -> list[Check]:
+    """Every model file: present and verified (or what is wrong and the command to fix it)."""
+    return [Check("Weights", s.entry.relpath, OK if s.ok else FAIL,
+                  s.detail if s.ok else f"{s.state.value}: {s.detail}", s.fix)
+            for s in verify(weights_dir, manifest, hash_files=hash_files)]
+
+
+def folder_checks(folders: dict[str, Path], system: str) -> list[Check]:
+    """inbox/outbox/state: readable and writable; privacy and sync-folder pitfalls named."""
+    checks = []
+    for name, path in folders.items():
+        probe = probe_folder(path, write=True, system=system)
+        status = OK if probe.ok else FAIL
+        fix = probe.fix
+        if probe.ok and system == "darwin" and is_protected(path):
+            status, fix = WARN, ("this folder is privacy-protected: the LaunchAgent may need a "
+                                 f"grant for {grant_binary()}; a folder outside Desktop, "
+                                 "Documents and Downloads avoids it")
+        checks.append(Check("Folders", name, status, f"{path}: {probe.detail}", fix))
+    state = folders.get("state")
+    if state is not None and any(p in str(state) for p in ("CloudStorage", "Dropbox", "iCloud",
+                                                           "Mobile Documents")):
+        checks.append(Check("Folders", "state location", FAIL, f"{state} is in a synced folder: "
+                            "SQLite there gets locked or corrupted",
+                            "set paths.state to a local folder (the default)"))
+    return checks
+
+
+def render(console: Console, checks: Sequence[Check]) -> int:
+    """Draw the report and return the exit status (1 if any check failed)."""
+    table = Table(title="facedrop doctor", show_lines=False)
+    for col in ("", "check", "status", "detail", "fix"):
+        table.add_column(col, overflow="fold")
+    section = ""
+    for c in checks:
+        if c.section != section and section:
+            table.add_section()
+        table.add_row(c.section if c.section != section else "", c.name, MARK[c.status],
+                      c.detail, c.fix)
+        section = c.section
+    console.print(table, highlight=False)
+    failed = sum(c.status == FAIL for c in checks)
+    if failed:
+        console.print(f"[bold red]{failed} problem(s)[/]: see the fix column.")
+        return 1
+    console.print("[green]Everything facedrop needs is in place.[/]")
+    return 0
+
+
+def run_doctor(console: Console, *, weights_dir: Path, folders: dict[str, Path],
+               manifest: Sequence[WeightFile] = MANIFEST, system: str | None = None,
+               hash_files: bool = True) -> int:
+    """All checks, drawn on ``console``; returns the exit status."""
+    system = system or sys.platform
+    checks = (python_checks(system) + torch_checks() + ffmpeg_checks(system)
+              + weight_checks(weights_dir, manifest, hash_files) + folder_checks(folders, system))
+    return render(console, checks)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """``facedrop doctor``."""
+    from watcher.config import load_config
+
+    paths = load_config(args.config).paths
+    folders = {"inbox": paths.inbox, "outbox": paths.outbox, "state": paths.state}
+    return run_doctor(Console(), weights_dir=paths.weights, folders=folders,
+                      hash_files=not args.no_hash)

@@ -1,0 +1,63 @@
+"""``facedrop doctor``: real checks of this machine, a weights folder and the config's folders."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from pipeline.weights.manifest import Licence, WeightFile
+from watcher.cli import main
+from watcher.commands.doctor import run_doctor
+
+
+def _config(tmp_path: Path, weights: Path) -> Path:
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(
+        "paths:\n"
+        f"  inbox: {tmp_path / 'in'}\n  outbox: {tmp_path / 'out'}\n"
+        f"  state: {tmp_path / 'state'}\n  weights: {weights}\n"
+    )
+    return cfg
+
+
+def test_doctor_reports_missing_weights_and_folders(tmp_path: Path, landmark_weights_dir: Path,
+                                                    capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "250")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    cfg = _config(tmp_path, landmark_weights_dir)
+    assert main(["--config", str(cfg), "doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "libx264" in out and "aac" in out and "libavcodec" in out
+    assert "torch" in out and "auto device: cpu" in out
+    lines = {line.split("│")[2].strip(): line for line in out.splitlines() if line.count("│") > 4}
+    assert "ok" in lines["landmarks/face_landmark.tflite"]
+    assert "FAIL" in lines["wav2lip/wav2lip.pth"]
+    assert "facedrop weights fetch wav2lip" in lines["wav2lip/wav2lip.pth"]
+    assert "FAIL" in lines["state"] and "mkdir -p" in lines["state"]  # missing state folder
+    assert "ok" in lines["inbox"] and "ok" in lines["outbox"]
+
+
+def test_doctor_passes_when_everything_is_there(tmp_path: Path) -> None:
+    body = b"PK" + bytes(100)
+    entry = WeightFile("x", "g", "g/x.pth", len(body), hashlib.sha256(body).hexdigest(),
+                       Licence("L", "u"), url="http://x.invalid")
+    (tmp_path / "w/g").mkdir(parents=True)
+    (tmp_path / "w/g/x.pth").write_bytes(body)
+    folders = {n: tmp_path / n for n in ("inbox", "outbox", "state")}
+    for p in folders.values():
+        p.mkdir()
+    console = Console(record=True, width=200)
+    assert run_doctor(console, weights_dir=tmp_path / "w", folders=folders, manifest=[entry]) == 0
+    assert "Everything facedrop needs is in place" in console.export_text()
+    # a synced state folder is refused
+    synced = tmp_path / "Library/CloudStorage/Dropbox/state"
+    synced.mkdir(parents=True)
+    console = Console(record=True, width=200)
+    assert run_doctor(console, weights_dir=tmp_path / "w", manifest=[entry],
+                      folders={**folders, "state": synced}) == 1
+    assert "SQLite there gets locked" in console.export_text()
