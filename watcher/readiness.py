@@ -95,7 +95,10 @@ class ReadinessTracker:
         names = {entry[0] for entry in signature}
         if JOB_FILE not in names:
             return Readiness(False, "waiting for job.yaml")
-        missing = self._manifest_missing(folder, names)
+        try:
+            missing = self._manifest_missing(folder, names)
+        except OSError:
+            missing = "waiting for the files listed in files:"
         if missing:
             return Readiness(False, missing)
         span = self.settle_seconds * (self.settle_checks - 1)
