@@ -59,10 +59,27 @@ def load_audio(path: Path, max_seconds: float = 600.0) -> Audio:
         if header_seconds is not None and header_seconds > max_seconds:
             raise _too_long(path, header_seconds, max_seconds)
         chunks, original_samples, rate = _decode(container, stream, path, max_seconds)
+        indexed = indexed_samples(container, stream)
     if original_samples == 0 or not chunks:
         raise InputError("the audio file contains no samples", file=path, fix=_FIX_FORMAT)
     samples = np.concatenate(chunks).astype(np.float32, copy=False)
+    if indexed is not None and 0 < indexed < original_samples:
+        # The AAC decoder returns the whole last frame; the MP4 index knows where audio ends.
+        original_samples = indexed
+        samples = samples[: round(indexed * SAMPLE_RATE / rate)]
     return Audio(samples=samples, duration=original_samples / rate, path=path)
+
+
+def indexed_samples(container: av.container.InputContainer, stream: av.AudioStream) -> int | None:
+    """The exact sample count an MP4/MOV/M4A index gives (priming and padding removed), or None.
+
+    Only this container family is trusted: elsewhere (raw .aac, some .mp3) the duration in the
+    header can be an estimate from the bit rate, and trimming to it would cut real audio.
+    """
+    names = set(container.format.name.split(","))
+    if not names & {"mov", "mp4", "m4a"} or stream.duration is None or not stream.rate:
+        return None
+    return round(stream.duration * stream.time_base * stream.rate)
 
 
 def _check_file(path: Path) -> None:
