@@ -207,7 +207,12 @@ class VideoWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         job = EncoderJob(self.path, self.width, self.height, self.fps, self.audio_path,
                          self.encoder, self.crf)
-        job.open()  # in the caller's thread: a bad audio file or encoder fails right here
+        try:  # in the caller's thread: a bad audio file or encoder fails right here
+            job.open()
+        except BaseException:
+            job.close()
+            self.path.unlink(missing_ok=True)
+            raise
         self._thread = threading.Thread(target=self._run, args=(job,), name="facedrop-encoder",
                                         daemon=True)
         self._thread.start()
