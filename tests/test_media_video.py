@@ -163,6 +163,10 @@ def test_writer_rejects_bad_arguments(tmp_path: Path) -> None:
             writer.write(np.zeros((H, W, 3), np.float32))
         writer.write(_frame(1))
     assert probe_video(tmp_path / "shape.mp4").frames == 1
+    empty = tmp_path / "0.mp4"
+    with pytest.raises(MediaError, match="no video frames"), VideoWriter(empty, W, H, 25):
+        pass
+    assert not empty.exists() and not _encoder_threads()
 
 
 def test_bad_video_inputs(tmp_path: Path) -> None:
@@ -175,3 +179,26 @@ def test_bad_video_inputs(tmp_path: Path) -> None:
         with pytest.raises(InputError, match=words) as info:
             probe_video(path)
         assert str(path) in info.value.user_message()
+
+
+def test_rotated_phone_video_comes_out_upright(tmp_path: Path) -> None:
+    path = tmp_path / "phone.mp4"
+    stored = np.zeros((32, 64, 3), np.uint8)
+    stored[:, :32, 0] = 255  # left half red as stored
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 32, "yuv420p"
+        stream.set_display_rotation(90)  # shown turned 90 degrees counter-clockwise
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(stored, format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    info = probe_video(path)
+    assert (info.width, info.height, info.rotation, info.frames) == (32, 64, 90, 3)
+    upright = next(iter_frames(path))
+    assert upright.shape == (64, 32, 3)
+    # Turning counter-clockwise takes the stored left edge to the bottom.
+    assert upright[-5, 16, 0] > 200 and upright[5, 16, 0] < 50

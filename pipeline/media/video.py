@@ -40,6 +40,7 @@ class VideoInfo:
     audio_codec: str | None
     pix_fmt: str
     audio_duration: float | None = None
+    rotation: int = 0  # degrees counter-clockwise applied for display; width/height are upright
 
 
 def _open_input(path: Path) -> av.container.InputContainer:
@@ -73,11 +74,13 @@ def _seconds(duration: int | None, time_base: Fraction | None) -> float | None:
 
 
 def probe_video(path: Path) -> VideoInfo:
-    """Read a video's streams, frame rate, frame count and duration without decoding frames.
+    """Read a video's streams, frame rate, frame count, duration and upright size.
 
-    The frame count comes from the container index (MP4/MOV); where a container has none (MKV,
-    WebM) the packets are counted, which reads the file but decodes nothing.
+    Only the first frame is decoded (for its rotation tag). The frame count comes from the
+    container index (MP4/MOV); where a container has none (MKV, WebM) the packets are counted,
+    which reads the file but decodes nothing more.
     """
+    rotation = _first_frame_rotation(path)
     with _open_input(path) as container:
         video = container.streams.video[0]
         fps = _stream_fps(video)
@@ -86,9 +89,12 @@ def probe_video(path: Path) -> VideoInfo:
         if duration is None:
             duration = float(frames / fps)
         audio = container.streams.audio[0] if container.streams.audio else None
+        width, height = video.codec_context.width, video.codec_context.height
+        if rotation % 180:
+            width, height = height, width
         return VideoInfo(
-            width=video.codec_context.width,
-            height=video.codec_context.height,
+            width=width,
+            height=height,
             fps=fps,
             frames=frames,
             duration=duration,
@@ -97,7 +103,19 @@ def probe_video(path: Path) -> VideoInfo:
             audio_codec=audio.codec_context.name if audio is not None else None,
             pix_fmt=video.codec_context.pix_fmt or "",
             audio_duration=_seconds(audio.duration, audio.time_base) if audio is not None else None,
+            rotation=rotation,
         )
+
+
+def _first_frame_rotation(path: Path) -> int:
+    with _open_input(path) as container:
+        try:
+            frame = next(container.decode(video=0), None)
+        except av.FFmpegError as exc:
+            raise InputError(f"the video is damaged ({exc})", file=path, fix=_FIX_VIDEO) from exc
+        if frame is None:
+            raise InputError("the video has no frames", file=path, fix=_FIX_VIDEO)
+        return int(round(frame.rotation or 0)) % 360
 
 
 def iter_frames_timed(path: Path) -> Iterator[tuple[float, np.ndarray]]:
@@ -235,6 +253,10 @@ class VideoWriter:
         """Flush the encoder, mux the audio, finish the file; raise MediaError on failure."""
         if self._closed or self._thread is None:
             return
+        if self.frames_written == 0:
+            self.abort()
+            raise MediaError("no video frames were written", file=self.path,
+                             fix="this is a bug in facedrop: please report it")
         self._closed = True
         self._put(_STOP)
         self._thread.join()
