@@ -115,9 +115,10 @@ def test_duration_is_the_original_stream(speech_path: Path) -> None:
     assert audio.path == speech_path
 
 
-def test_too_long_is_rejected_before_decoding(speech_path: Path) -> None:
-    with pytest.raises(InputError, match="5.9 s long; the limit is 2 s") as info:
-        load_audio(speech_path, max_seconds=2.0)
+@pytest.mark.parametrize("limit", [2.0, 5.5])  # rejected from the header / while decoding
+def test_too_long_is_rejected(speech_path: Path, limit: float) -> None:
+    with pytest.raises(InputError, match=f"5.9 s long; the limit is {limit:g} s") as info:
+        load_audio(speech_path, max_seconds=limit)
     assert "max_audio_seconds" in info.value.fix
 
 

@@ -56,7 +56,9 @@ def load_audio(path: Path, max_seconds: float = 600.0) -> Audio:
             raise InputError("the file has no audio stream", file=path, fix=_FIX_FORMAT)
         stream = container.streams.audio[0]
         header_seconds = _header_seconds(container, stream)
-        if header_seconds is not None and header_seconds > max_seconds:
+        # Some headers (raw .aac, .mp3 without an index) only estimate the length from the bit
+        # rate: reject early only when clearly over; the decode loop enforces the exact limit.
+        if header_seconds is not None and header_seconds > 1.1 * max_seconds + 1.0:
             raise _too_long(path, header_seconds, max_seconds)
         chunks, original_samples, rate = _decode(container, stream, path, max_seconds)
         indexed = indexed_samples(container, stream)
@@ -110,7 +112,7 @@ def _decode(
     resampler = av.AudioResampler(format="fltp", rate=SAMPLE_RATE)
     chunks: list[np.ndarray] = []
     original = 0
-    rate = stream.rate or stream.sample_rate or 0
+    rate = stream.rate or stream.codec_context.sample_rate or 0
     try:
         for frame in container.decode(stream):
             rate = frame.sample_rate
@@ -136,7 +138,7 @@ def _mono(frames: list[av.AudioFrame]) -> Iterator[np.ndarray]:
 
 def _too_long(path: Path, seconds: float, max_seconds: float) -> InputError:
     return InputError(
-        f"the recording is {seconds:.1f} s long; the limit is {max_seconds:.0f} s",
+        f"the recording is {seconds:.1f} s long; the limit is {max_seconds:g} s",
         file=path,
         fix="split the recording into shorter parts, or raise limits.max_audio_seconds",
     )

@@ -246,7 +246,8 @@ class VideoWriter:
         if self._thread is None or self._closed:
             raise RuntimeError("VideoWriter is not open")
         for frame in batch:
-            self._put(np.ascontiguousarray(frame))
+            # A copy: callers may reuse their buffer before the encoder thread gets to it.
+            self._put(np.array(frame, copy=True, order="C"))
             self.frames_written += 1
 
     def close(self) -> None:
