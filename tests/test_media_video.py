@@ -14,7 +14,13 @@ from pipeline.errors import InputError, MediaError
 from pipeline.media import encode
 from pipeline.media.audio import load_audio
 from pipeline.media.verify import top_level_boxes, verify_video
-from pipeline.media.video import VideoWriter, iter_frames, iter_frames_timed, probe_video
+from pipeline.media.video import (
+    VideoWriter,
+    iter_frames,
+    iter_frames_timed,
+    pick_encoder,
+    probe_video,
+)
 
 NTSC = Fraction(30000, 1001)
 W, H = 64, 48
@@ -202,3 +208,11 @@ def test_rotated_phone_video_comes_out_upright(tmp_path: Path) -> None:
     assert upright.shape == (64, 32, 3)
     # Turning counter-clockwise takes the stored left edge to the bottom.
     assert upright[-5, 16, 0] > 200 and upright[5, 16, 0] < 50
+
+
+def test_pick_encoder() -> None:
+    auto = pick_encoder("auto")
+    assert auto in ("libx264", "h264_videotoolbox") and auto in av.codecs_available
+    assert pick_encoder("libx264") == "libx264"
+    with pytest.raises(MediaError, match="not in this FFmpeg build"):
+        pick_encoder("h264_nonexistent")
