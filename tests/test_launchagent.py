@@ -32,7 +32,8 @@ case "$1" in
              touch "$flag"; exit 0 ;;
   kickstart) if [ -e "$flag" ]; then exit 0; fi
              echo "Could not find service" >&2; exit 113 ;;
-  print) if [ -e "$flag" ]; then printf '%s\\n' "$3 = {" "	state = running" "	pid = 4242"; exit 0; fi
+  print) if [ -e "$flag" ]; then
+           printf '%s\\n' "$2 = {" "	state = running" "	pid = 4242"; exit 0; fi
          echo "Could not find service" >&2; exit 113 ;;
 esac
 exit 64

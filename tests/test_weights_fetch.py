@@ -72,6 +72,33 @@ def test_cut_off_download_keeps_partial_and_resumes_with_range(
     assert not partial.exists()
 
 
+def test_resume_follows_a_redirect_keeping_the_range(server: WeightsServer,
+                                                     tmp_path: Path) -> None:
+    body = _blob(400_000, 9)
+    entry = _entry(server, "cdn", body)
+    server.behaviour.redirects["/resolve/cdn.pth"] = "/files/cdn.pth"
+    entry = WeightFile(entry.name, entry.group, entry.relpath, entry.size, entry.sha256, LIC,
+                       url=server.base + "/resolve/cdn.pth")
+    dest = tmp_path / entry.relpath
+    dest.parent.mkdir(parents=True)
+    partial_path(dest).write_bytes(body[:1000])
+    fetch.fetch_entry(entry, tmp_path)
+    assert server.behaviour.requests == [("/resolve/cdn.pth", "bytes=1000-"),
+                                         ("/files/cdn.pth", "bytes=1000-")]
+    assert dest.read_bytes() == body
+
+
+def test_server_ignoring_range_restarts_from_zero(server: WeightsServer, tmp_path: Path) -> None:
+    body = _blob(200_000, 10)
+    entry = _entry(server, "norange", body)
+    server.behaviour.ignore_range = True
+    dest = tmp_path / entry.relpath
+    dest.parent.mkdir(parents=True)
+    partial_path(dest).write_bytes(body[:5000])
+    fetch.fetch_entry(entry, tmp_path)
+    assert dest.read_bytes() == body  # not the first 5000 bytes twice
+
+
 def test_existing_partial_is_resumed(server: WeightsServer, tmp_path: Path) -> None:
     body = _blob(500_000, 3)
     entry = _entry(server, "part", body)

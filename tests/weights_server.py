@@ -15,6 +15,8 @@ class Behaviour:
     files: dict[str, bytes] = field(default_factory=dict)
     content_types: dict[str, str] = field(default_factory=dict)
     cut_after: dict[str, int] = field(default_factory=dict)  # path -> bytes sent, once
+    redirects: dict[str, str] = field(default_factory=dict)  # path -> path (302, like a CDN)
+    ignore_range: bool = False  # answer every request with 200 and the whole body
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range header)
 
 
@@ -28,6 +30,14 @@ class _Handler(BaseHTTPRequestHandler):
         b = self.behaviour
         rng = self.headers.get("Range")
         b.requests.append((self.path, rng))
+        if self.path in b.redirects:
+            self.send_response(302)
+            self.send_header("Location", b.redirects[self.path])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if b.ignore_range:
+            rng = None
         body = b.files.get(self.path)
         if body is None:
             self.send_error(404)

@@ -50,7 +50,7 @@ def check_file(path: Path, *, what: str, size: int | None, sha256: str | None, s
         head = f.read(512)
     problem = ""
     if looks_like_html(head):
-        problem = f"{source} returned an HTML web page, not the {what} file"
+        problem = f"{source} returned an HTML web page (or XML error), not the {what} file"
     elif size is not None and (actual := path.stat().st_size) != size:
         problem = (f"wrong size for {what}: got {actual:,} bytes, expected {size:,} "
                    f"(truncated or a different file) from {source}")

@@ -139,6 +139,12 @@ def cmd_setup(args: argparse.Namespace) -> int:
     result = setup_dropbox(Path.home(), dropbox=args.dropbox_path, config_path=args.config)
     console.print(f"Inbox:  {result.inbox}\nOutbox: {result.outbox}\nConfig: {result.config}",
                   highlight=False)
+    console.print(f"Share the folder {result.inbox.parent} with your teammate in Dropbox.",
+                  highlight=False)
+    if sys.platform == "darwin":
+        console.print("Dropbox folders are privacy-protected on macOS: the LaunchAgent needs "
+                      f"Full Disk Access for {grant_binary()}. Check with 'facedrop doctor', "
+                      "then 'facedrop launchagent restart'.", highlight=False)
     console.print("\n[bold]For your teammate:[/]\n" + result.teammate_text, highlight=False)
     return 0
 
