@@ -28,8 +28,9 @@ def test_doctor_reports_missing_weights_and_folders(tmp_path: Path, landmark_wei
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "250")
     (tmp_path / "in").mkdir()
-    (tmp_path / "out").mkdir()
+    (tmp_path / "blocker").write_text("a file where a folder should be")
     cfg = _config(tmp_path, landmark_weights_dir)
+    cfg.write_text(cfg.read_text().replace(str(tmp_path / "out"), str(tmp_path / "blocker/out")))
     assert main(["--config", str(cfg), "doctor"]) == 1
     out = capsys.readouterr().out
     assert "libx264" in out and "aac" in out and "libavcodec" in out
@@ -38,8 +39,9 @@ def test_doctor_reports_missing_weights_and_folders(tmp_path: Path, landmark_wei
     assert "ok" in lines["landmarks/face_landmark.tflite"]
     assert "FAIL" in lines["wav2lip/wav2lip.pth"]
     assert "facedrop weights fetch wav2lip" in lines["wav2lip/wav2lip.pth"]
-    assert "FAIL" in lines["state"] and "mkdir -p" in lines["state"]  # missing state folder
-    assert "ok" in lines["inbox"] and "ok" in lines["outbox"]
+    assert "ok" in lines["inbox"]
+    assert "warn" in lines["state"] and "daemon creates it" in lines["state"]  # not there yet
+    assert "FAIL" in lines["outbox"] and "blocker" in lines["outbox"]  # cannot be created
 
 
 def test_doctor_passes_when_everything_is_there(tmp_path: Path) -> None:

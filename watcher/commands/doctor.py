@@ -20,7 +20,7 @@ from rich.table import Table
 
 from pipeline.weights.manifest import MANIFEST, WeightFile
 from pipeline.weights.verify import verify
-from watcher.macos.privacy import grant_binary, is_protected, probe_folder
+from watcher.macos.privacy import Access, Probe, grant_binary, is_protected, probe_folder
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 MARK = {OK: "[green]ok[/]", WARN: "[yellow]warn[/]", FAIL: "[bold red]FAIL[/]"}
@@ -108,6 +108,14 @@ def weight_checks(weights_dir: Path, manifest: Sequence[WeightFile], hash_files:
             for s in verify(weights_dir, manifest, hash_files=hash_files)]
 
 
+def _creatable(path: Path, system: str) -> Probe:
+    """Probe the nearest existing ancestor of a missing folder (the daemon creates the rest)."""
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    return probe_folder(parent, write=True, system=system)
+
+
 def folder_checks(folders: dict[str, Path], system: str) -> list[Check]:
     """inbox/outbox/state: readable and writable; privacy and sync-folder pitfalls named."""
     checks = []
@@ -115,6 +123,12 @@ def folder_checks(folders: dict[str, Path], system: str) -> list[Check]:
         probe = probe_folder(path, write=True, system=system)
         status = OK if probe.ok else FAIL
         fix = probe.fix
+        if probe.access is Access.MISSING:
+            ancestor = _creatable(path, system)
+            if ancestor.ok:
+                status, fix = WARN, "none needed: the daemon creates it when it starts"
+            else:
+                fix = f"{ancestor.path}: {ancestor.detail}. {ancestor.fix}"
         if probe.ok and system == "darwin" and is_protected(path):
             status, fix = WARN, ("this folder is privacy-protected: the LaunchAgent may need a "
                                  f"grant for {grant_binary()}; a folder outside Desktop, "
