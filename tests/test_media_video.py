@@ -98,6 +98,10 @@ def test_verify_rejects_what_is_wrong(clip: tuple[Path, Path], tmp_path: Path) -
         verify_video(video, expect_duration=3.5)
     with pytest.raises(MediaError, match="fps"):
         verify_video(video, fps=25)
+    cut = tmp_path / "cut.mp4"  # the index is intact at the front; the media data is not
+    cut.write_bytes(video.read_bytes()[:-500])
+    with pytest.raises(MediaError, match="truncated"):
+        verify_video(cut)
     silent = tmp_path / "silent.mp4"
     with VideoWriter(silent, W, H, 25) as writer:
         writer.write(np.stack([_frame(i) for i in range(5)]))
@@ -117,12 +121,13 @@ def test_verify_rejects_what_is_wrong(clip: tuple[Path, Path], tmp_path: Path) -
 
 
 def test_colours_survive_the_round_trip(tmp_path: Path) -> None:
-    path = tmp_path / "colour.mp4"
+    path = tmp_path / "colour.mp4.partial"  # the daemon writes .partial, renames when verified
     colour = np.array([200, 100, 50], np.uint8)
     with VideoWriter(path, 32, 32, 25) as writer:
         writer.write(np.broadcast_to(colour, (3, 32, 32, 3)).copy())
     decoded = next(iter_frames(path))
     assert np.abs(decoded[16, 16].astype(int) - colour).max() <= 3
+    assert verify_video(path, expect_frames=3, require_audio=False).frames == 3
 
 
 def _encoder_threads() -> list[threading.Thread]:

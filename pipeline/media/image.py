@@ -35,7 +35,12 @@ def load_image(path: Path, max_pixels: int = 40_000_000) -> np.ndarray:
         except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt data
             raise InputError(f"the image is damaged or incomplete ({exc})", file=path,
                              fix=_RESUBMIT) from exc
-        return _to_rgb(upright)
+        try:
+            return _to_rgb(upright)
+        except ValueError as exc:  # a colour mode Pillow cannot convert to RGB
+            raise InputError(f"the image's colour mode {upright.mode} is not supported",
+                             file=path, fix="save the photo as an ordinary RGB JPEG or PNG"
+                             ) from exc
 
 
 def _check_file(path: Path) -> None:
