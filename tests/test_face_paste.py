@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -11,7 +12,7 @@ from PIL import Image
 from pipeline.face import geometry as G
 from pipeline.face import meshidx
 from pipeline.face.landmarks import FaceLandmarker
-from pipeline.face.masks import face_mask, lower_face_mask, square_feather_mask
+from pipeline.face.masks import face_mask, hull_mask, lower_face_mask, square_feather_mask
 from pipeline.face.paste import PasteBack, paste_back
 from pipeline.face.ratios import eye_ratio, lip_ratio
 from pipeline.face.smooth import smooth_sequence
@@ -115,3 +116,18 @@ def test_smoothing_has_no_lag_and_removes_jitter() -> None:
     err_before = np.abs(noisy - ramp)[8:-8].mean()
     err_after = np.abs(smooth_sequence(noisy, 2.0) - ramp)[8:-8].mean()
     assert err_after < 0.5 * err_before
+
+
+@pytest.mark.parametrize("shift", [(0.0, 0.0), (-200.0, 300.0)])  # inside; partly off the frame
+def test_hull_mask_roi_equals_full_frame_computation(lmk, shift) -> None:
+    pts = lmk[meshidx.FACE_OVAL].astype(np.float64) + shift
+    got = hull_mask(pts, (512, 512), erode_px=5, blur_sigma=3.0)
+    ref = np.zeros((512, 512), np.uint8)
+    cv2.fillConvexPoly(ref, cv2.convexHull(np.round(pts * 16).astype(np.int32)), 255,
+                       lineType=cv2.LINE_AA, shift=4)
+    ref = cv2.erode(ref, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (11, 11)))
+    ref = cv2.GaussianBlur(ref.astype(np.float32) / 255, (0, 0), 3.0,
+                           borderType=cv2.BORDER_CONSTANT)
+    ref[ref < 1 / 255] = 0
+    assert got.max() > 0.99
+    assert np.abs(got - ref).max() < 1e-5

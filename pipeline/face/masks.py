@@ -12,6 +12,8 @@ Sizes scale with the face so the feather looks the same at any resolution.
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -45,10 +47,22 @@ def _face_size(lmk: np.ndarray) -> float:
 
 def hull_mask(points: np.ndarray, shape: tuple[int, int], erode_px: float,
               blur_sigma: float) -> np.ndarray:
-    """Filled convex hull of ``points`` in an (h, w) mask, eroded by ``erode_px``, blurred."""
+    """Filled convex hull of ``points`` in an (h, w) mask, eroded by ``erode_px``, blurred.
+
+    Only the hull's bounding box plus the blur's reach (4 sigma, OpenCV's float kernel radius) is
+    computed; the rest is zero, as a full-frame blur would leave it.
+    """
     h, w = shape
-    mask = np.zeros((h, w), np.uint8)
-    hull = cv2.convexHull(np.round(np.asarray(points) * 16).astype(np.int32))  # 4 bits subpixel
+    pts = np.asarray(points, dtype=np.float64)
+    reach = int(math.ceil(4 * blur_sigma)) + 2
+    x0, y0 = np.floor(pts.min(0)).astype(int) - reach
+    x1, y1 = np.ceil(pts.max(0)).astype(int) + reach + 1
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    full = np.zeros((h, w), np.float32)
+    if x1 <= x0 or y1 <= y0:
+        return full
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    hull = cv2.convexHull(np.round((pts - [x0, y0]) * 16).astype(np.int32))  # 4 bits subpixel
     cv2.fillConvexPoly(mask, hull, 255, lineType=cv2.LINE_AA, shift=4)
     r = int(round(erode_px))
     if r > 0:
@@ -61,7 +75,8 @@ def hull_mask(points: np.ndarray, shape: tuple[int, int], erode_px: float,
         # cut the Gaussian's far tail so nothing outside the hull changes at all (with the
         # default erosion of 3 sigma the cut is below 1/255, invisible)
         out[out < 1.0 / 255.0] = 0.0
-    return out
+    full[y0:y1, x0:x1] = out
+    return full
 
 
 def face_mask(lmk468: np.ndarray, shape: tuple[int, int], erode: float = 0.075,
