@@ -159,6 +159,25 @@ def test_encoder_errors_surface_and_clean_up(tmp_path: Path, monkeypatch: pytest
     assert not _encoder_threads()
 
 
+def test_an_error_found_by_close_removes_the_file(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    existed: list[bool] = []
+
+    def broken_finish(self: encode.EncoderJob) -> None:
+        existed.append(self.path.exists())  # packets were already written
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(encode.EncoderJob, "finish", broken_finish)
+    path = tmp_path / "late.mp4"
+    writer = VideoWriter(path, W, H, 25)
+    writer.open()
+    writer.write(np.stack([_frame(i) for i in range(40)]))
+    with pytest.raises(MediaError, match="No space left"):
+        writer.close()
+    assert existed == [True]
+    assert not path.exists() and not _encoder_threads()
+
+
 def test_writer_rejects_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="even"):
         VideoWriter(tmp_path / "odd.mp4", 63, 48, 25)

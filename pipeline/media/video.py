@@ -259,7 +259,7 @@ class VideoWriter:
             raise MediaError("no video frames were written", file=self.path,
                              fix="this is a bug in facedrop: please report it")
         self._closed = True
-        self._put(_STOP)
+        self._put(_STOP, force=True)  # even after an error: the thread must be joined
         self._thread.join()
         if self._error is not None:
             self.path.unlink(missing_ok=True)
