@@ -7,6 +7,7 @@ import logging
 import logging.handlers
 import os
 import shutil
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -177,6 +178,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     db = StateDB(config.paths.state, readonly=True)
     try:
         _print_jobs(console, db, args.recent)
+    except sqlite3.OperationalError as err:
+        if "no such table" not in str(err):
+            raise
+        console.print("no jobs yet")  # the daemon is creating its database right now
     finally:
         db.close()
     return 0
