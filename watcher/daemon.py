@@ -179,9 +179,13 @@ class Daemon:
         d = self.config.daemon
         while not self._stop.is_set():
             self.paths.inbox.mkdir(parents=True, exist_ok=True)  # deleted or renamed: recreate
-            watcher.ensure()
-            pending = self.scan()
-            busy = self._start_next_job()
+            try:
+                watcher.ensure()
+                pending = self.scan()
+                busy = self._start_next_job()
+            except OSError:  # e.g. the outbox is unwritable: keep serving, try again later
+                log.exception("error in the watch loop")
+                pending, busy = 1, True
             if burst and not pending and not busy:
                 return
             self._wake.wait(d.settle_seconds if pending or burst else d.rescan_seconds)
@@ -198,13 +202,15 @@ class Daemon:
         worker.join(
             max(0.0, self.config.daemon.shutdown_timeout - 0.5 - (time.monotonic() - started))
         )
-        if worker.is_alive() and self._current is not None:
-            job_id = self._current[0]
-            with self._finish_lock:
-                self._abandoned.add(job_id)
-            assert self.db is not None
-            self.db.transition(job_id, JobState.QUEUED, "cancelled", "shutdown timed out")
-            log.warning("job %d did not stop in time; it will be retried", job_id)
+        current = self._current
+        if not worker.is_alive() or current is None:
+            return
+        assert self.db is not None
+        with self._finish_lock:  # the worker cannot be half-way through finishing the job
+            self._abandoned.add(current[0])
+            if self.db.get(current[0]).state is JobState.RUNNING:
+                self.db.transition(current[0], JobState.QUEUED, "cancelled", "shutdown timed out")
+                log.warning("job %d did not stop in time; it will be retried", current[0])
 
     # ---- inbox -> work area ------------------------------------------------------------------
     def scan(self) -> int:
@@ -221,6 +227,7 @@ class Daemon:
             except OSError:
                 continue  # vanished between listing and stat
         pending = 0
+        self._tracker.retain({folder for _mtime, folder in folders})
         for _mtime, folder in sorted(folders):
             if self._stop.is_set():
                 break
@@ -294,6 +301,7 @@ class Daemon:
             if self.db.counted_attempts(row.id) >= self.config.daemon.max_attempts:
                 self._give_up(row, "it stopped the daemon every time it ran")
                 return
+            row.outbox_dir.mkdir(parents=True, exist_ok=True)  # in case someone removed it
             row = self.db.transition(row.id, JobState.RUNNING, "started")  # attempt counted
             write_status(
                 row.outbox_dir,
@@ -340,6 +348,8 @@ class Daemon:
 
     def _retry_or_fail(self, row: JobRow, message: str) -> None:
         assert self.db is not None
+        if row.id in self._abandoned:  # shutdown already requeued it and closed the state
+            return
         if self.db.counted_attempts(row.id) >= self.config.daemon.max_attempts:
             self._finish(row, JobState.FAILED, message)
         else:

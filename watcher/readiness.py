@@ -78,6 +78,11 @@ class ReadinessTracker:
         """Drop a folder's history (it was claimed or vanished)."""
         self._history.pop(folder, None)
 
+    def retain(self, folders: set[Path]) -> None:
+        """Forget every folder not in ``folders`` (it left the inbox)."""
+        for folder in set(self._history) - folders:
+            del self._history[folder]
+
     def check(self, folder: Path) -> Readiness:
         """One readiness check of ``folder`` at the current clock time."""
         try:
