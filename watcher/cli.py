@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from pipeline.device import enable_mps_fallback
 from pipeline.errors import FacedropError
 
 COMMAND_MODULES = (
@@ -50,6 +51,9 @@ def print_error(console: Console, err: FacedropError) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``facedrop`` console script."""
+    # torch reads PYTORCH_ENABLE_MPS_FALLBACK when it is first imported: set it before anything
+    # imports torch, so an op missing on an older macOS falls back to the CPU instead of crashing.
+    enable_mps_fallback()
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

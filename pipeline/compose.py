@@ -1,0 +1,82 @@
+"""The per-output-frame half of the chain: lip sync -> enhance -> paste back -> encode.
+
+Works in the 512 crop space the LivePortrait stage hands over. Everything that depends only on a
+distinct rendered crop (landmarks, Wav2Lip box and mask) is computed once per distinct crop; only
+the mouth (one Wav2Lip pass per output frame), the restoration and the paste-back run per frame.
+Frames stream through in chunks of ``batch_size``; the encoder runs on its own thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from pipeline.enhance.stage import Enhancer
+from pipeline.face.paste import PasteBack
+from pipeline.lipsync.stage import BaseFace, LipSyncer
+from pipeline.liveportrait.animate import AnimationResult
+from pipeline.media.video import VideoWriter
+from pipeline.spec import CancelToken, ProgressFn
+from pipeline.stageclock import StageClock
+
+STAGE = "compose"
+
+
+class DistinctCrops(Sequence[np.ndarray]):
+    """The animation's distinct crops as a lazy sequence (read from the render cache on demand)."""
+
+    def __init__(self, anim: AnimationResult) -> None:
+        self._anim = anim
+
+    def __len__(self) -> int:
+        return self._anim.n_distinct
+
+    def __getitem__(self, k: int) -> np.ndarray:  # type: ignore[override]
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        return self._anim.crop(k)
+
+
+@dataclass(slots=True)
+class Composer:
+    """Turns the animation into encoded frames. ``syncer`` / ``enhancer`` are None when skipped."""
+
+    syncer: LipSyncer | None
+    enhancer: Enhancer | None
+    paste: PasteBack
+    clock: StageClock
+    batch_size: int
+
+    def run(self, photo: np.ndarray, anim: AnimationResult, bases: Sequence[BaseFace],
+            mels: np.ndarray | None, writer: VideoWriter, progress: ProgressFn,
+            cancel: CancelToken) -> None:
+        """Compose and write every output frame of ``anim``."""
+        crop_of = lru_cache(maxsize=4 * self.batch_size)(anim.crop)
+        n = anim.n_frames
+        for start in range(0, n, self.batch_size):
+            cancel.raise_if_cancelled()
+            ks = [int(k) for k in anim.order[start:start + self.batch_size]]
+            crops = [crop_of(k) for k in ks]
+            crops = self._lipsync(crops, [bases[k] for k in ks] if bases else [], mels, start)
+            crops = self._enhance(crops, [bases[k].landmarks for k in ks] if bases else [])
+            with self.clock.timed("paste", len(crops)):
+                frames = np.stack([self.paste.paste(photo, c) for c in crops])
+            with self.clock.timed("encode", len(crops)):
+                writer.write(frames)  # queued: the encoder thread overlaps the next chunk
+            progress(STAGE, min(1.0, (start + len(ks)) / n))
+
+    def _lipsync(self, crops: list[np.ndarray], bases: list[BaseFace], mels: np.ndarray | None,
+                 start: int) -> list[np.ndarray]:
+        if self.syncer is None or mels is None:
+            return crops
+        with self.clock.timed("lipsync", len(crops)):
+            return self.syncer.sync(crops, bases, mels[start:start + len(crops)])
+
+    def _enhance(self, crops: list[np.ndarray], landmarks: list[np.ndarray]) -> list[np.ndarray]:
+        if self.enhancer is None:
+            return crops
+        with self.clock.timed("enhance", len(crops)):
+            return self.enhancer.enhance(crops, landmarks)

@@ -1,0 +1,200 @@
+"""The chain: one job folder's photo and voice in, one talking-head video out.
+
+prepare (decode, detect once) -> motion (cached) -> animate (each distinct driving frame rendered
+once, cached) -> landmarks (once per distinct crop) -> lip sync -> enhance -> paste back -> encode
+with the original audio. ``Runner`` implements the daemon's ``Pipeline`` seam; the models it
+loads stay resident for the next job.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pipeline.bank import ModelBank
+from pipeline.compose import Composer, DistinctCrops
+from pipeline.enhance.load import load_gfpgan
+from pipeline.enhance.stage import Enhancer
+from pipeline.face.landmarks import FaceLandmarker
+from pipeline.face.paste import PasteBack
+from pipeline.lipsync.audio import frame_mels, output_frame_count
+from pipeline.lipsync.load import load_wav2lip, wav2lip_path
+from pipeline.lipsync.stage import BaseFace, LipSyncer
+from pipeline.liveportrait.animate import AnimateOptions, AnimationResult, LivePortraitStage
+from pipeline.liveportrait.drivers import DriverLibrary
+from pipeline.liveportrait.nets import load_nets
+from pipeline.media.audio import Audio, load_audio
+from pipeline.media.image import load_image
+from pipeline.media.video import VideoWriter
+from pipeline.settings import PipelineSettings
+from pipeline.spec import CancelToken, JobSpec, ProgressFn, TimingRecord
+from pipeline.stageclock import StageClock
+
+GFPGAN_FILE = Path("gfpgan") / "GFPGANv1.4.pth"
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A job's decoded inputs: the photo at output size, its landmarks, the audio, the clip."""
+
+    photo: np.ndarray  # (H, W, 3) uint8 RGB, even H and W, long side <= max_size
+    landmarks: np.ndarray  # (468, 2) in photo pixels
+    audio: Audio
+    n_frames: int
+    driving: Path
+
+
+def output_size(width: int, height: int, max_size: int) -> tuple[int, int]:
+    """The photo's aspect ratio, long side capped at ``max_size``, both sides even."""
+    scale = min(1.0, max_size / max(width, height))
+    w, h = round(width * scale), round(height * scale)
+    return max(2, w - w % 2), max(2, h - h % 2)
+
+
+def fit_photo(photo: np.ndarray, max_size: int) -> np.ndarray:
+    """Resize (INTER_AREA) or trim one odd row/column so the photo has the output size."""
+    h, w = photo.shape[:2]
+    ow, oh = output_size(w, h, max_size)
+    if (ow, oh) == (w, h):
+        return photo
+    if ow >= w - 1 and oh >= h - 1:  # only odd sides: trim, no resampling
+        return np.ascontiguousarray(photo[:oh, :ow])
+    return cv2.resize(photo, (ow, oh), interpolation=cv2.INTER_AREA)
+
+
+class Runner:
+    """The real pipeline behind ``facedrop run`` and the daemon."""
+
+    def __init__(self, settings: PipelineSettings, bank: ModelBank | None = None) -> None:
+        self.settings = settings
+        self.bank = bank or ModelBank(settings)
+        self.drivers = DriverLibrary(settings.drivers_dir)
+
+    # -- models, loaded once ------------------------------------------------------------------
+    def landmarker(self) -> FaceLandmarker:
+        return self.bank.get("landmarks", lambda: FaceLandmarker(self.settings.weights_dir))
+
+    def animator(self) -> LivePortraitStage:
+        def load() -> LivePortraitStage:
+            nets = load_nets(self.settings.weights_dir, self.bank.device, self.bank.dtype(True))
+            return LivePortraitStage(nets, self.landmarker(), self.settings)
+
+        return self.bank.get("liveportrait", load)
+
+    def syncer(self) -> LipSyncer:
+        model = self.settings.lipsync_model
+
+        def load() -> LipSyncer:
+            dtype = self.bank.dtype(False)
+            net = load_wav2lip(wav2lip_path(self.settings.weights_dir, model), self.bank.device,
+                               dtype)
+            return LipSyncer(net, self.bank.device, dtype, self.settings.batch_size,
+                             landmarker=self.landmarker())
+
+        return self.bank.get(f"lipsync:{model}", load)
+
+    def enhancer(self) -> Enhancer:
+        def load() -> Enhancer:
+            dtype = self.bank.dtype(False)
+            net = load_gfpgan(self.settings.weights_dir / GFPGAN_FILE, self.bank.device, dtype)
+            return Enhancer(net, self.bank.device, dtype, self.settings.enhance_strength,
+                            self.settings.batch_size)
+
+        return self.bank.get("enhance", load)
+
+    # -- one job -------------------------------------------------------------------------------
+    def run(self, job: JobSpec, output: Path, progress: ProgressFn,
+            cancel: CancelToken) -> TimingRecord:
+        """Make ``output`` (an MP4) from ``job``; return its timing record."""
+        start = time.perf_counter()
+        clock = StageClock()
+        with clock.timed("prepare") as entry:
+            prepared = self.prepare(job)
+            entry.frames = prepared.n_frames
+        cancel.raise_if_cancelled()
+        anim = self.animate(job, prepared, clock, progress, cancel)
+        self.compose(job, prepared, anim, output, clock, progress, cancel)
+        record = TimingRecord(
+            job=job.name, device=str(self.bank.device),
+            dtype=str(self.bank.dtype(True)).removeprefix("torch."),
+            frames=prepared.n_frames, fps=float(job.fps), audio_seconds=prepared.audio.duration,
+            model_load_seconds=self.bank.take_load_seconds(), stages=clock.stages(),
+        )
+        record.total_seconds = time.perf_counter() - start
+        return record
+
+    def prepare(self, job: JobSpec) -> Prepared:
+        """Decode the photo and audio, find the face once, resolve the driving clip."""
+        photo = fit_photo(load_image(job.face, self.settings.max_image_pixels),
+                          self.settings.max_size)
+        audio = load_audio(job.audio, self.settings.max_audio_seconds)
+        landmarker = self.landmarker()
+        landmarks = landmarker.landmarks(photo, landmarker.detect(photo))
+        driving = self.drivers.resolve(job.driving, job.face.parent, self.settings.default_driver)
+        return Prepared(photo, landmarks, audio, output_frame_count(audio.duration, job.fps),
+                        driving)
+
+    def animate(self, job: JobSpec, prepared: Prepared, clock: StageClock, progress: ProgressFn,
+                cancel: CancelToken) -> AnimationResult:
+        """The LivePortrait stage, with its motion and render cache results in the log."""
+        stage = self.animator()
+        options = AnimateOptions(hold_lips=job.lipsync)
+        t0 = time.perf_counter()
+        anim = stage.run(prepared.photo, prepared.landmarks, prepared.driving,
+                         prepared.audio.duration, float(job.fps), options, progress, cancel)
+        seconds = time.perf_counter() - t0
+        motion_s = anim.timings.get("driving_motion", 0.0)
+        motion = clock.stage("motion")
+        motion.seconds, motion.cache = motion_s, anim.motion_cache
+        motion.note = prepared.driving.name
+        render = clock.stage("animate")
+        render.seconds, render.frames = seconds - motion_s, anim.rendered
+        render.cache = anim.render_cache
+        render.note = (f"{anim.rendered} rendered, {anim.reused} reused"
+                       f" of {anim.n_distinct} distinct")
+        return anim
+
+    def bases(self, anim: AnimationResult, prepared: Prepared, lipsync: bool) -> list[BaseFace]:
+        """Landmarks, Wav2Lip box and mask once per distinct crop, tracked from the photo's."""
+        first = anim.affine.apply(prepared.landmarks).astype(np.float32)
+        crops = DistinctCrops(anim)
+        if lipsync:
+            return self.syncer().prepare_sequence(crops, first)
+        landmarker, prev, out = self.landmarker(), first, []
+        for crop in crops:  # enhance only: landmarks without the lip-sync box and mask
+            prev = np.asarray(landmarker.track(crop, prev), dtype=np.float32)
+            out.append(BaseFace(prev, (0, 0, 0, 0), np.zeros((0, 0), np.float32)))
+        return out
+
+    def compose(self, job: JobSpec, prepared: Prepared, anim: AnimationResult, output: Path,
+                clock: StageClock, progress: ProgressFn, cancel: CancelToken) -> None:
+        """Lip sync, enhance, paste back and encode every output frame."""
+        bases: list[BaseFace] = []
+        if job.lipsync or job.enhance:
+            with clock.timed("landmarks", anim.n_distinct):
+                bases = self.bases(anim, prepared, job.lipsync)
+        mels = None
+        if job.lipsync:
+            with clock.timed("mel", anim.n_frames):
+                mels = frame_mels(prepared.audio.samples, job.fps, anim.n_frames)
+        else:
+            clock.skip("lipsync", "lipsync: false in job.yaml")
+        if not job.enhance:
+            clock.skip("enhance", "enhance: false in job.yaml")
+        else:
+            self.enhancer().reset()  # landmark smoothing starts afresh for each job
+        h, w = prepared.photo.shape[:2]
+        composer = Composer(
+            syncer=self.syncer() if job.lipsync else None,
+            enhancer=self.enhancer() if job.enhance else None,
+            paste=PasteBack(anim.affine, (512, 512), (w, h)), clock=clock,
+            batch_size=max(1, self.settings.batch_size),
+        )
+        with VideoWriter(output, w, h, job.fps, audio_path=job.audio) as writer:
+            composer.run(prepared.photo, anim, bases, mels, writer, progress, cancel)
+            with clock.timed("encode"):
+                writer.close()  # flush the encoder thread and mux the audio
