@@ -119,3 +119,15 @@ def test_missing_model_is_a_weights_error(tmp_path: Path, astronaut) -> None:
     with pytest.raises(WeightsError) as info:
         fl.detect(astronaut)
     assert "weights fetch" in info.value.fix
+
+
+def test_full_range_model_finds_a_face_short_range_misses(landmarker, astronaut, lmk) -> None:
+    """In a wide frame the face is ~9 px at the short-range model's 128 px input: the
+    full-range model (192 px, stride 4 anchors) must take over and decode correctly."""
+    wide = np.ascontiguousarray(np.pad(astronaut, ((0, 0), (400, 400), (0, 0)), mode="edge"))
+    assert landmarker._detect_all(wide, "face_detection_short_range.tflite",
+                                  blazeface.SHORT_RANGE) == []
+    box = landmarker.detect(wide)
+    assert box.x1 < HAND_EYE_L[0] + 400 < HAND_EYE_R[0] + 400 < box.x2
+    got = landmarker.landmarks(wide, box)
+    assert np.linalg.norm(got - (lmk + [400, 0]), axis=1).mean() < 1.5
