@@ -122,8 +122,11 @@ class FaceLandmarker:
         scale = n / max(h, w)  # letterbox: keep the aspect ratio, pad the short side
         rw, rh = max(1, round(w * scale)), max(1, round(h * scale))
         small = cv2.resize(rgb, (rw, rh), interpolation=cv2.INTER_AREA)
+        # letterbox bars at 0, mid-grey in [-1, 1]: black bars hide faces cut by the border
+        # (then reported as "no face" instead of the more useful "cut off")
         canvas = np.zeros((n, n, 3), np.float32)
         ox, oy = (n - rw) // 2, (n - rh) // 2
+        sxy = np.array([rw / w, rh / h])  # the scale actually applied, after rounding
         canvas[oy:oy + rh, ox:ox + rw] = small.astype(np.float32) / 127.5 - 1.0  # range [-1, 1]
         reg, cls = self._run(name, canvas)
         if reg.shape[-1] != 16:  # some exports swap the output order
@@ -132,8 +135,8 @@ class FaceLandmarker:
         boxes = []
         for d in dets:
             # input [0,1] -> letterbox (continuous) -> image (continuous) -> OpenCV pixel centres
-            b = (d.box.reshape(2, 2) * n - [ox, oy]) / scale - 0.5
-            k = (d.keypoints * n - [ox, oy]) / scale - 0.5
+            b = (d.box.reshape(2, 2) * n - [ox, oy]) / sxy - 0.5
+            k = (d.keypoints * n - [ox, oy]) / sxy - 0.5
             boxes.append(FaceBox(*b.reshape(-1).tolist(), score=d.score, keypoints=k))
         return boxes
 
