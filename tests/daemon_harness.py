@@ -155,7 +155,7 @@ class DaemonProcess:
 
 # ---- the bad-job table: each builder spoils a complete job folder in one specific way --------
 # Limits used with this table: see BAD_JOB_LIMITS (the good inputs are 512x512 px and 1 s).
-BAD_JOB_LIMITS = {"max_image_pixels": 300_000, "max_audio_seconds": 3.0}
+BAD_JOB_LIMITS = {"max_image_pixels": 2_000_000, "max_audio_seconds": 3.0}
 
 
 def _write(folder: Path, name: str, data: bytes | str) -> None:
@@ -170,7 +170,7 @@ def _big_image(folder: Path, outside: Path) -> None:
     from PIL import Image
 
     (folder / "face.png").unlink()
-    Image.new("RGB", (700, 500), (120, 90, 60)).save(folder / "face.png")
+    Image.new("RGB", (2000, 1500), (120, 90, 60)).save(folder / "face.png")
 
 
 def _long_audio(folder: Path, outside: Path) -> None:
@@ -203,7 +203,7 @@ BAD_JOBS: list[tuple[str, Callable[[Path, Path], None], str]] = [
     (
         "wav-not-audio",
         lambda f, o: _write(f, "voice.wav", b"RIFF\x00\x01junkjunk" * 100),
-        "not audio",
+        "audio file could not be read",
     ),
     (
         "yaml-syntax",
@@ -236,8 +236,8 @@ BAD_JOBS: list[tuple[str, Callable[[Path, Path], None], str]] = [
         ),
         "conflict copy makes the face photo ambiguous",
     ),
-    ("too-many-pixels", _big_image, "more than the limit of 300000"),
-    ("audio-too-long", _long_audio, "more than the limit of 3 s"),
+    ("too-many-pixels", _big_image, "the image is 2000x1500 (3 MP); the limit is 2 MP"),
+    ("audio-too-long", _long_audio, "the limit is 3 s"),
     (
         "unknown-driver",
         lambda f, o: _write(f, "job.yaml", "driving: nosuchclip\n"),

@@ -1,7 +1,8 @@
 """A stand-in pipeline for the daemon's tests: real media work, no models.
 
-It reads the job's photo and audio, renders a small video of the photo with a moving bar (one
-frame per 1/fps of audio), encodes H.264 yuv420p + AAC with PyAV and reports progress per chunk,
+It reads the job's photo and audio through the media layer (``pipeline.media``), renders a small
+video of the photo with a moving bar (one frame per 1/fps of audio), writes it with the media
+layer's ``VideoWriter`` (H.264 yuv420p + the original audio as AAC) and reports progress per chunk,
 honouring the cancel token between chunks -- the same contract as ``pipeline.runner.Runner``.
 
 Test hooks (environment variables, read per job so a running daemon picks them up):
@@ -15,13 +16,14 @@ from __future__ import annotations
 
 import os
 import time
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 from PIL import Image
 
+from pipeline.media.audio import load_audio
+from pipeline.media.image import load_image
+from pipeline.media.video import VideoWriter
 from pipeline.settings import PipelineSettings
 from pipeline.spec import CancelToken, JobSpec, ProgressFn, StageTiming, TimingRecord
 
@@ -41,29 +43,13 @@ def _log(job: str, what: str) -> None:
             fh.write(f"{job}\t{os.getpid()}\t{what}\n")
 
 
-def _photo(path: Path) -> np.ndarray:
-    """The photo scaled so its long side is LONG_SIDE, with even dimensions (yuv420p)."""
-    with Image.open(path) as img:
-        img = img.convert("RGB")
-        scale = LONG_SIDE / max(img.size)
-        w = max(2, round(img.width * scale) // 2 * 2)
-        h = max(2, round(img.height * scale) // 2 * 2)
-        return np.asarray(img.resize((w, h)))
-
-
-def _audio_frames(path: Path) -> tuple[list[av.AudioFrame], float]:
-    """The audio decoded and resampled to 16 kHz mono float planar, and its duration."""
-    resampler = av.AudioResampler(format="fltp", layout="mono", rate=16000)
-    frames, samples = [], 0
-    with av.open(str(path)) as container:
-        for frame in container.decode(audio=0):
-            for out in resampler.resample(frame):
-                frames.append(out)
-                samples += out.samples
-    for out in resampler.resample(None):
-        frames.append(out)
-        samples += out.samples
-    return frames, samples / 16000
+def _photo(path: Path, max_pixels: int) -> np.ndarray:
+    """The photo (via the media layer) scaled to a LONG_SIDE long side, even dimensions."""
+    rgb = load_image(path, max_pixels)
+    scale = LONG_SIDE / max(rgb.shape[:2])
+    w = max(2, round(rgb.shape[1] * scale) // 2 * 2)
+    h = max(2, round(rgb.shape[0] * scale) // 2 * 2)
+    return np.asarray(Image.fromarray(rgb).resize((w, h)))
 
 
 class TestPipeline:
@@ -85,29 +71,19 @@ class TestPipeline:
         pause = float(os.environ.get("FACEDROP_TEST_CHUNK_SLEEP", "0"))
         if slow is not None and job.name not in slow:
             pause = 0.0
-        photo = _photo(job.face)
-        audio, seconds = _audio_frames(job.audio)
+        photo = _photo(job.face, self.settings.max_image_pixels)
+        seconds = load_audio(job.audio, self.settings.max_audio_seconds).duration
         n_frames = max(1, round(seconds * job.fps))
-        fps = Fraction(job.fps).limit_denominator(1001)
-        with av.open(str(output), "w", options={"movflags": "faststart"}) as out:
-            vstream = out.add_stream("libx264", rate=fps)
-            vstream.width, vstream.height = photo.shape[1], photo.shape[0]
-            vstream.pix_fmt = "yuv420p"
-            astream = out.add_stream("aac", rate=16000, layout="mono")
-            for frame in audio:
-                frame.pts = None
-                out.mux(astream.encode(frame))
-            out.mux(astream.encode(None))
+        with VideoWriter(output, photo.shape[1], photo.shape[0], job.fps, job.audio) as writer:
             for first in range(0, n_frames, CHUNK):
                 cancel.raise_if_cancelled()  # chunk boundary
                 for i in range(first, min(first + CHUNK, n_frames)):
                     img = photo.copy()
                     img[:, i % img.shape[1]] = 255  # a moving bar: every frame differs
-                    out.mux(vstream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+                    writer.write(img)
                 progress("render", min(1.0, (first + CHUNK) / n_frames))
                 if pause:
                     time.sleep(pause)
-            out.mux(vstream.encode(None))
         total = time.perf_counter() - start
         _log(job.name, "end")
         return TimingRecord(

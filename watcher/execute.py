@@ -10,10 +10,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.media.verify import verify_video
 from pipeline.spec import CancelToken, Pipeline, ProgressFn, TimingRecord
 from watcher.config import Config
 from watcher.jobfolder import ParsedJob, parse_job_folder
-from watcher.mediacheck import verify_video
 from watcher.outbox import partial_path, write_resolved_job, write_timing
 
 
@@ -43,7 +43,7 @@ def execute_job(
     record = pipeline.run(parsed.spec, partial, progress, cancel)
     cancel.raise_if_cancelled()
     progress("verify", 1.0)
-    verify_video(partial, parsed.audio_seconds, parsed.spec.fps)
+    verify_video(partial, expect_duration=parsed.audio_seconds, fps=parsed.spec.fps)
     final = out_dir / parsed.spec.output_name
     os.replace(partial, final)
     write_timing(out_dir, record)

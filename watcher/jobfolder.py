@@ -17,9 +17,10 @@ from typing import Any
 import yaml
 
 from pipeline.errors import InputError
+from pipeline.media.audio import load_audio
+from pipeline.media.image import load_image
 from pipeline.spec import JobSpec
 from watcher.config import Config
-from watcher.mediacheck import audio_seconds, image_size
 
 JOB_FILE = "job.yaml"
 IMAGE_EXT = frozenset({".jpg", ".jpeg", ".png", ".webp", ".heic"})
@@ -306,8 +307,10 @@ def parse_job_folder(folder: Path, config: Config, name: str | None = None) -> P
         raise InputError(
             f"'output: {output}' must be a plain file name ending in .mp4", file=folder / JOB_FILE
         )
-    size = image_size(face, config.limits.max_image_pixels)
-    seconds = audio_seconds(audio, config.limits.max_audio_seconds)
+    # Decode both now: a bad photo or recording fails in milliseconds, before any model loads.
+    height, width = load_image(face, config.limits.max_image_pixels).shape[:2]
+    seconds = load_audio(audio, config.limits.max_audio_seconds).duration
+    size = (width, height)
     d = config.job_defaults
     spec = JobSpec(
         name=name,
