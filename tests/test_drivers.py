@@ -26,8 +26,9 @@ NTSC = Fraction(30000, 1001)
 
 def make_clip(path: Path, image: Path, frames: int, fps: Fraction = NTSC, size: int = 256,
               width: int | None = None) -> Path:
-    """Encode the photo, turned a few degrees more each frame, as an H.264 clip."""
-    rgb = np.asarray(Image.open(image).convert("RGB"))
+    """Encode the photo's face (a 256 square around it), turned a few degrees more each frame and
+    padded to ``width`` if given, as an H.264 clip."""
+    rgb = np.asarray(Image.open(image).convert("RGB"))[0:256, 96:352]  # the astronaut's face
     rgb = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
     w = width or size
     with av.open(str(path), "w") as out:

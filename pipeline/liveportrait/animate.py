@@ -1,0 +1,209 @@
+"""The LivePortrait stage: the photo animated by a driving clip, each distinct frame rendered once.
+
+1. Source: the official 512 crop of the photo (``liveportrait_crop``), its 256 network input.
+2. Driving motion: from the keypoint cache, or extracted once (``driving.clip_motion``).
+3. Retiming: output frame -> driving frame at the exact rates (``retime``); the distinct driving
+   frames used are the only ones rendered.
+4. Render cache: the crops of (source crop, clip, options, models) are kept on disk; only frames
+   not yet there are rendered (none on a repeat job), in chunks of ``batch_size``.
+5. Per chunk: relative keypoints (``motion``), stitching or eye retargeting, W + G -> 512 crops,
+   written straight to the cache's memmap (never all in RAM).
+
+The result gives the crop ``Affine`` (image -> crop), the output -> distinct-crop sequence and a
+reader for each distinct crop, so the next stages work in crop space and paste back once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import InputError
+from pipeline.face.affine import Affine, warp
+from pipeline.face.geometry import liveportrait_crop, network_input_256
+from pipeline.face.ratios import eye_ratio
+from pipeline.liveportrait.driving import ClipMotion, clip_motion
+from pipeline.liveportrait.motion import (
+    DrivingOption,
+    SourceKeypoints,
+    expression_multiplier,
+    relative_keypoints,
+)
+from pipeline.liveportrait.motion_cache import MotionCache
+from pipeline.liveportrait.nets import LivePortraitNets
+from pipeline.liveportrait.render_cache import FRAME_BYTES, RenderCache, RenderEntry, render_key
+from pipeline.liveportrait.retime import output_frame_count, retime
+from pipeline.settings import PipelineSettings
+from pipeline.spec import CacheState, CancelToken, ProgressFn, no_progress
+
+STAGE = "animate"
+
+
+@dataclass(frozen=True, slots=True)
+class AnimateOptions:
+    """Animation choices; all of them are part of the render-cache key.
+
+    ``hold_lips``: keep the driving clip's mouth motion out (the lip keypoints keep the source's
+    expression) so the mouth stays neutral for the lip-sync model; on when lip sync follows.
+    ``eye_retargeting``: the official retargeting path, which (as in the official code, issue
+    #168) replaces the driving pose and expression by ``x_s + R_eyes(...)``.
+    """
+
+    driving_option: DrivingOption = DrivingOption.EXPRESSION_FRIENDLY
+    stitching: bool = True
+    eye_retargeting: bool = False
+    hold_lips: bool = True
+    driving_multiplier: float = 1.0
+
+    def tag(self) -> str:
+        return (f"{self.driving_option.value}|stitch={int(self.stitching)}"
+                f"|eyes={int(self.eye_retargeting)}|holdlips={int(self.hold_lips)}"
+                f"|mult={self.driving_multiplier:g}")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFace:
+    """The photo as the networks see it: the crop transform, the 256 input, its eye ratios."""
+
+    affine: Affine  # image -> 512 crop
+    input256: np.ndarray  # (256,256,3) uint8 RGB
+    eyes: np.ndarray  # (2,) opening ratios, for eye retargeting
+    sha256: str  # of the 256 input's bytes: the face's identity in the render cache
+
+
+def prepare_source(image: np.ndarray, landmarks: np.ndarray) -> SourceFace:
+    """Official source crop (scale 2.3, vy -0.125, eyes levelled) to 512, then INTER_AREA 256."""
+    affine = liveportrait_crop(landmarks)
+    crop = warp(image, affine, 512)
+    small = np.ascontiguousarray(network_input_256(crop))
+    digest = hashlib.sha256(small.tobytes()).hexdigest()
+    return SourceFace(affine, small, eye_ratio(landmarks), digest)
+
+
+@dataclass(slots=True)
+class AnimationResult:
+    """The stage's output. Distinct crop ``k`` shows driving frame ``distinct[k]``; output frame
+    ``i`` shows distinct crop ``order[i]``."""
+
+    affine: Affine
+    fps: float
+    order: np.ndarray
+    distinct: np.ndarray
+    rendered: int
+    reused: int
+    motion_cache: CacheState
+    render_cache: CacheState
+    timings: dict[str, float] = field(default_factory=dict)
+    entry: RenderEntry | None = None
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.order.shape[0])
+
+    @property
+    def n_distinct(self) -> int:
+        return int(self.distinct.shape[0])
+
+    def crop(self, k: int) -> np.ndarray:
+        """Distinct crop ``k`` as (512,512,3) uint8 RGB, read from disk."""
+        assert self.entry is not None
+        return self.entry.read(int(self.distinct[k]))
+
+    def frame(self, i: int) -> np.ndarray:
+        """The crop shown at output frame ``i``."""
+        return self.crop(int(self.order[i]))
+
+
+class LivePortraitStage:
+    """Built once per daemon (models stay loaded); ``run`` once per job."""
+
+    def __init__(self, nets: LivePortraitNets, landmarker: object, settings: PipelineSettings):
+        self.nets = nets
+        self.landmarker = landmarker
+        self.settings = settings
+        self.motion_cache = MotionCache(settings.cache_dir)
+        self.render_cache = RenderCache(settings.cache_dir, settings.render_cache_mb * 1024 * 1024)
+
+    def run(
+        self, image: np.ndarray, landmarks: np.ndarray, driving: Path, audio_seconds: float,
+        fps: float, options: AnimateOptions | None = None,
+        progress: ProgressFn = no_progress, cancel: CancelToken | None = None,
+    ) -> AnimationResult:
+        """Animate the photo for ``audio_seconds`` at ``fps`` with the clip at ``driving``."""
+        options = options or AnimateOptions()
+        cancel = cancel or CancelToken()
+        self.nets.timings = {}
+        source = prepare_source(image, landmarks)
+        start = time.perf_counter()
+        clip = clip_motion(driving, self.nets, self.landmarker, self.motion_cache,
+                           self.settings.batch_size, progress, cancel)
+        extract_s = time.perf_counter() - start
+        plan = retime(output_frame_count(audio_seconds, fps), fps, clip.motion.n_frames,
+                      clip.motion.fps, self.settings.loop_mode)
+        key = render_key(source.sha256, clip.sha256, options.tag(), self.nets.render_version,
+                         self.nets.motion_version, _eye_tag(source, options))
+        entry = self.render_cache.open(key, clip.motion.n_frames)
+        todo = entry.missing(plan.distinct)
+        self.render_cache.evict(keep=key, incoming_bytes=len(todo) * FRAME_BYTES)
+        if len(todo):
+            self._render(entry, todo, source, clip, options, progress, cancel)
+        progress(STAGE, 1.0)
+        timings = {"driving_motion": extract_s, **self.nets.timings}
+        return AnimationResult(
+            affine=source.affine, fps=fps, order=plan.order, distinct=plan.distinct,
+            rendered=len(todo), reused=plan.distinct.shape[0] - len(todo),
+            motion_cache=clip.cache,
+            render_cache=CacheState.MISS if len(todo) else CacheState.HIT,
+            timings=timings, entry=entry,
+        )
+
+    def _render(self, entry: RenderEntry, todo: np.ndarray, source: SourceFace, clip: ClipMotion,
+                options: AnimateOptions, progress: ProgressFn, cancel: CancelToken) -> None:
+        """Render driving frames ``todo`` in chunks, each chunk stored before the next."""
+        nets = self.nets
+        info = nets.keypoint_info(source.input256[None])
+        src = SourceKeypoints(kp=info["kp"][0], R=info["R"][0], exp=info["exp"][0],
+                              scale=info["scale"][0], t=info["t"][0], x_s=info["x_s"][0])
+        f_s = nets.appearance_features(source.input256[None])
+        multiplier = None
+        if options.driving_option is DrivingOption.EXPRESSION_FRIENDLY:
+            multiplier = expression_multiplier(src, clip.motion)
+        size = max(1, self.settings.batch_size)
+        for n, start in enumerate(range(0, len(todo), size)):
+            cancel.raise_if_cancelled()
+            chunk = todo[start:start + size]
+            x_d = self._driving_keypoints(src, clip, chunk, options, multiplier, source.eyes)
+            entry.write(chunk, nets.render(f_s, src.x_s[None], x_d))
+            progress(STAGE, min(1.0, (n + 1) * size / len(todo)))
+        cancel.raise_if_cancelled()
+
+    def _driving_keypoints(self, src: SourceKeypoints, clip: ClipMotion, chunk: np.ndarray,
+                           options: AnimateOptions, multiplier: float | None,
+                           source_eyes: np.ndarray) -> np.ndarray:
+        """x_d (B,21,3) for a chunk of driving frames: official Algorithm 1 order."""
+        x_s = src.x_s[None]
+        if options.eye_retargeting:
+            if clip.motion.c_eyes is None:
+                raise InputError("this driving template has no eye ratios for eye retargeting",
+                                 fix="turn eye retargeting off or use a video clip")
+            # official calc_combined_eye_ratio: [c_s_left, c_s_right, c_d_left] (issue #154)
+            ratios = np.concatenate(
+                [np.broadcast_to(source_eyes, (len(chunk), 2)), clip.motion.c_eyes[chunk, :1]],
+                axis=1).astype(np.float32)
+            x_d = x_s + self.nets.eye_delta(x_s, ratios)
+        else:
+            x_d = relative_keypoints(src, clip.motion, chunk, options.driving_option,
+                                     options.hold_lips, multiplier)
+        if options.stitching:
+            x_d = self.nets.stitch(x_s, x_d)
+        x_d = x_s + (x_d - x_s) * options.driving_multiplier
+        return np.ascontiguousarray(x_d, dtype=np.float32)
+
+
+def _eye_tag(source: SourceFace, options: AnimateOptions) -> str:
+    """Eye retargeting also depends on the source's eye ratios (from its landmarks)."""
+    return np.array2string(source.eyes, precision=6) if options.eye_retargeting else ""

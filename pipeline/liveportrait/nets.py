@@ -1,0 +1,123 @@
+"""The five LivePortrait networks as the stage uses them: loaded modules plus timed calls.
+
+Holds the built modules (helper D's ``pipeline.models.liveportrait``), their device and dtype,
+and the version tags the caches are keyed by. Every call runs under ``torch.inference_mode``,
+casts inputs to the network dtype and returns float32, and adds its wall time (device
+synchronised) to ``timings`` under the network's name.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from pipeline.models.liveportrait.keypoints import (
+    KeypointInfo,
+    get_rotation_matrix,
+    refine_motion,
+    retarget_eye,
+    stitching,
+    transform_keypoint,
+)
+
+
+@dataclass(slots=True)
+class LivePortraitNets:
+    """F, M, W, G and the stitching/eye MLPs, in eval mode on ``device``.
+
+    ``motion_version`` names the motion-extractor checkpoint (keys the motion cache);
+    ``render_version`` names all the checkpoints a render depends on (keys the render cache).
+    """
+
+    appearance: nn.Module
+    motion: nn.Module
+    warping: nn.Module
+    spade: nn.Module
+    stitching: nn.Module
+    eye: nn.Module
+    device: torch.device
+    dtype: torch.dtype
+    motion_version: str
+    render_version: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        """Add the block's wall time (after a device sync) to ``timings[name]``."""
+        start = time.perf_counter()
+        try:
+            with torch.inference_mode():
+                yield
+        finally:
+            _sync(self.device)
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+
+    def to_input(self, rgb256: np.ndarray) -> torch.Tensor:
+        """(B,256,256,3) uint8 RGB -> (B,3,256,256) in [0,1] on the device (official
+        ``prepare_source``: /255, no mean/std)."""
+        x = torch.from_numpy(np.ascontiguousarray(rgb256)).to(self.device)
+        return (x.permute(0, 3, 1, 2).float() / 255.0).to(self.dtype)
+
+    def keypoint_info(self, rgb256: np.ndarray) -> dict[str, np.ndarray]:
+        """M on a batch: scale (B,1), R (B,3,3), exp/kp/x_s (B,21,3), t (B,3), float32 numpy."""
+        with self.timed("motion_extractor"):
+            raw = self.motion(self.to_input(rgb256))
+            info = refine_motion(type(raw)(*(v.float() for v in raw)))
+            rot = get_rotation_matrix(info.pitch, info.yaw, info.roll)
+            x_s = transform_keypoint(info)
+        return _numpy(info, rot, x_s)
+
+    def appearance_features(self, rgb256: np.ndarray) -> torch.Tensor:
+        """F: f_s (1,32,16,64,64) in the network dtype."""
+        with self.timed("appearance"):
+            return self.appearance(self.to_input(rgb256))
+
+    def stitch(self, x_s: np.ndarray, x_d: np.ndarray) -> np.ndarray:
+        """S: x_d (B,21,3) stitched to x_s (1,21,3 or B,21,3)."""
+        with self.timed("stitching"):
+            xs = torch.from_numpy(np.broadcast_to(x_s, x_d.shape).copy()).to(self.device)
+            xd = torch.from_numpy(x_d).to(self.device)
+            return stitching(self.stitching.float(), xs, xd).cpu().numpy()
+
+    def eye_delta(self, x_s: np.ndarray, ratios: np.ndarray) -> np.ndarray:
+        """R_eyes: [c_s_left, c_s_right, c_d] (B,3) -> keypoint delta (B,21,3)."""
+        with self.timed("stitching"):
+            xs = torch.from_numpy(np.broadcast_to(x_s, (len(ratios), *x_s.shape[-2:])).copy())
+            out = retarget_eye(self.eye.float(), xs.to(self.device),
+                               torch.from_numpy(ratios).to(self.device))
+            return out.cpu().numpy()
+
+    def render(self, f_s: torch.Tensor, x_s: np.ndarray, x_d: np.ndarray) -> np.ndarray:
+        """W then G: (B,512,512,3) uint8 RGB crops for driving keypoints ``x_d`` (B,21,3)."""
+        b = x_d.shape[0]
+        kp_s = torch.from_numpy(np.broadcast_to(x_s, x_d.shape).copy()).to(self.device, self.dtype)
+        kp_d = torch.from_numpy(x_d).to(self.device, self.dtype)
+        feat = f_s.expand(b, *f_s.shape[1:])
+        with self.timed("warping"):
+            warped = self.warping(feat, kp_driving=kp_d, kp_source=kp_s).out
+        with self.timed("spade_generator"):
+            img = self.spade(warped)
+        # official parse_output: clip to [0,1], x255, to uint8 (truncation, not rounding)
+        img = (img.float().clamp(0, 1) * 255.0).permute(0, 2, 3, 1)
+        return img.to(torch.uint8).cpu().numpy()
+
+
+def _numpy(info: KeypointInfo, rot: torch.Tensor, x_s: torch.Tensor) -> dict[str, np.ndarray]:
+    def arr(t: torch.Tensor) -> np.ndarray:
+        return t.detach().float().cpu().numpy().astype(np.float32)
+
+    return {"scale": arr(info.scale), "R": arr(rot), "exp": arr(info.exp), "t": arr(info.t),
+            "kp": arr(info.kp), "x_s": arr(x_s)}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
