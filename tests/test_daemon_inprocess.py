@@ -160,3 +160,24 @@ def test_shutdown_returns_within_timeout_even_if_the_pipeline_ignores_cancel(
     db.close()
     assert (row.work_dir / "voice.wav").is_file()
     assert os.listdir(config.paths.inbox) == []
+
+
+def test_notifier_hears_done_and_failed(tmp_path, monkeypatch, astronaut_path, clip):
+    monkeypatch.delenv("FACEDROP_CONFIG", raising=False)
+    path = write_config(
+        tmp_path / "n", daemon={"settle_seconds": 0.02, "settle_checks": 2, "notify": True}
+    )
+    config = load_config(path, home=tmp_path / "home")
+    make_job(config.paths.inbox, "ok", astronaut_path, clip)
+    make_job(config.paths.inbox, "bad", astronaut_path, clip, "colour: red\n")
+    heard: list[tuple[str, str]] = []
+    daemon = Daemon(
+        config,
+        lambda c: TestPipeline(c.pipeline),
+        notifier=lambda title, body: heard.append((title, body)),
+    )
+    daemon.run(burst=True, install_signals=False)
+    assert sorted(heard) == [
+        ("bad", "Failed: Problem with the job: unknown key 'colour' in job.yaml"),
+        ("ok", f"Done: {config.paths.outbox / 'ok' / 'ok.mp4'}"),
+    ]

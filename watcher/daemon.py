@@ -23,6 +23,8 @@ from pipeline.errors import Cancelled, ConfigError, FacedropError, InputError
 from pipeline.spec import CancelToken, Pipeline
 from watcher.config import Config
 from watcher.execute import JobResult, execute_job, remove_partials
+from watcher.logs import log_job_state
+from watcher.macos.notify import job_notification
 from watcher.outbox import Rename, move, reserve_dir, write_atomic, write_status
 from watcher.readiness import ReadinessTracker
 from watcher.state import JobRow, JobState, StateDB
@@ -260,7 +262,7 @@ class Daemon:
         out = reserve_dir(self.paths.outbox, work_folder.name)
         row = self.db.add_job(work_folder.name, work_folder, out)
         write_status(out, JobState.QUEUED.value, job=row.name, attempt=0)
-        log.info("claimed %s -> job %d", row.name, row.id)
+        log_job_state(row.name, JobState.QUEUED.value, attempt=0)
         return row
 
     def _recover(self) -> None:
@@ -303,6 +305,7 @@ class Daemon:
                 return
             row.outbox_dir.mkdir(parents=True, exist_ok=True)  # in case someone removed it
             row = self.db.transition(row.id, JobState.RUNNING, "started")  # attempt counted
+            log_job_state(row.name, JobState.RUNNING.value, attempt=row.attempts)
             write_status(
                 row.outbox_dir,
                 "running",
@@ -362,6 +365,7 @@ class Daemon:
                 return
             remove_partials(row.outbox_dir)
             self.db.transition(row.id, JobState.QUEUED, detail)
+            log_job_state(row.name, JobState.QUEUED.value, attempt=row.attempts, error=detail)
             write_status(
                 row.outbox_dir, "queued", job=row.name, attempt=row.attempts, note="will be retried"
             )
@@ -403,10 +407,19 @@ class Daemon:
             if error:
                 fields["error"] = error.splitlines()[0]
             write_status(out, state.value, **fields)
-        log.info("job %d (%s) %s after %d attempt(s)", row.id, row.name, state.value, row.attempts)
+        record = result.record if result is not None else None
+        log_job_state(
+            row.name,
+            state.value,
+            attempt=row.attempts,
+            error=error,
+            stages=record.stages if record else (),
+            total=record.total_seconds if record else None,
+        )
         if self._notifier is not None and self.config.daemon.notify:
             try:
-                self._notifier(f"facedrop: {row.name} {state.value}", str(out))
+                video = result.video if result is not None else None
+                self._notifier(*job_notification(row.name, video=video, error=error))
             except Exception:  # a notification is a courtesy; never let it break the daemon
                 log.exception("notification failed")
 

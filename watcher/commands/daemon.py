@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import logging.handlers
 import os
 import shutil
 import sqlite3
@@ -19,10 +18,13 @@ from rich.table import Table
 
 from pipeline.errors import FacedropError, InputError
 from pipeline.spec import CancelToken
-from watcher.config import Config, load_config
+from watcher.config import load_config
 from watcher.daemon import Daemon, pipeline_factory, running_daemon_pid
 from watcher.execute import execute_job, remove_partials
 from watcher.jobfolder import AUDIO_EXT, IMAGE_EXT, JOB_FILE, VIDEO_EXT, validate_job_keys
+from watcher.logs import FORMAT as LOG_FORMAT
+from watcher.logs import setup_logging, teardown_logging
+from watcher.macos.notify import make_notifier
 from watcher.outbox import reserve_dir, write_atomic, write_status
 from watcher.state import DB_NAME, JobState, StateDB
 
@@ -57,28 +59,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     submit.set_defaults(func=cmd_submit)
 
 
-def setup_logging(config: Config) -> None:
-    """Log to ``<logs>/facedrop.log`` (rotating) and to stderr."""
-    config.paths.logs.mkdir(parents=True, exist_ok=True)
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    handlers: list[logging.Handler] = [
-        logging.handlers.RotatingFileHandler(
-            config.paths.logs / "facedrop.log", maxBytes=5_000_000, backupCount=3
-        ),
-        logging.StreamHandler(),
-    ]
-    root = logging.getLogger("facedrop")
-    root.setLevel(logging.INFO)
-    for handler in handlers:
-        handler.setFormatter(fmt)
-        root.addHandler(handler)
-
-
 def cmd_watch(args: argparse.Namespace) -> int:
     """``facedrop watch``: the daemon, in the foreground, until SIGTERM/SIGINT."""
     config = load_config(args.config)
-    setup_logging(config)
-    return Daemon(config, pipeline_factory()).run()
+    setup_logging(config.paths.logs)
+    console = logging.StreamHandler()  # launchd sends stderr to its own log file too
+    console.setFormatter(logging.Formatter(LOG_FORMAT))
+    logging.getLogger("facedrop").addHandler(console)
+    notifier = make_notifier(config.daemon.notify)
+    try:
+        return Daemon(config, pipeline_factory(), notifier=notifier).run()
+    finally:
+        notifier.close()
+        logging.getLogger("facedrop").removeHandler(console)
+        teardown_logging()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
