@@ -144,6 +144,11 @@ def write_slowly(path: Path, data: bytes, chunks: int, pause: float, check: Call
 
 
 def test_slow_copy_is_claimed_once_only_when_complete(setup, start):
+    # A settle window of 3 checks x 0.25 s: wide enough that a busy CI machine's scheduling
+    # hiccups between two chunks do not look like a finished copy.
+    config = yaml.safe_load(setup.config.read_text())
+    config["daemon"]["settle_seconds"] = 0.25
+    setup.config.write_text(yaml.safe_dump(config))
     daemon = start()
     face, audio = setup.face.read_bytes(), setup.clip.read_bytes()
 
@@ -154,28 +159,36 @@ def test_slow_copy_is_claimed_once_only_when_complete(setup, start):
 
         return check
 
-    # Case 1: job.yaml last; files arrive in chunks with pauses shorter than the settle window.
+    setup.inbox.mkdir(parents=True, exist_ok=True)
+    # Case 1: job.yaml last; the files arrive in chunks over about two seconds.
     folder = setup.inbox / "slow-last"
-    folder.mkdir(parents=True)
-    write_slowly(folder / "face.png", face, 12, 0.05, not_claimed("slow-last"))
-    write_slowly(folder / "voice.wav", audio, 12, 0.05, not_claimed("slow-last"))
+    folder.mkdir()
+    write_slowly(folder / "face.png", face, 10, 0.05, not_claimed("slow-last"))
+    write_slowly(folder / "voice.wav", audio, 10, 0.05, not_claimed("slow-last"))
     not_claimed("slow-last")()
     (folder / "job.yaml").write_text("fps: 25\n")
-    # Case 2: job.yaml first with a manifest; the copy stalls for longer than the settle
-    # window half-way through the audio, and the manifest keeps the job waiting.
+    # Case 2: job.yaml first, no manifest: only the settling of sizes and mtimes protects it.
     folder = setup.inbox / "slow-first"
+    folder.mkdir()
+    (folder / "job.yaml").write_text("")
+    check = not_claimed("slow-first")
+    write_slowly(folder / "face.png", face, 10, 0.05, check)
+    write_slowly(folder / "voice.wav", audio, 10, 0.05, check)
+    # Case 3: job.yaml first with a manifest; the copy stalls for longer than the settle
+    # window half-way through the audio, and the manifest keeps the job waiting.
+    folder = setup.inbox / "stalled"
     folder.mkdir()
     (folder / "job.yaml").write_text(
         f"files:\n  - face.png\n  - {{name: voice.wav, size: {len(audio)}}}\n"
     )
-    check = not_claimed("slow-first")
-    write_slowly(folder / "face.png", face, 8, 0.05, check)
-    write_slowly(folder / "voice.wav", audio[: len(audio) // 2], 6, 0.05, check)
-    time.sleep(1.0)  # a stalled copy: five times the settle window
+    check = not_claimed("stalled")
+    write_slowly(folder / "face.png", face, 4, 0.05, check)
+    write_slowly(folder / "voice.wav", audio[: len(audio) // 2], 4, 0.05, check)
+    time.sleep(1.5)  # a stalled copy: twice the settle window
     check()
-    write_slowly(folder / "voice.wav", audio[len(audio) // 2 :], 6, 0.05, check)
+    write_slowly(folder / "voice.wav", audio[len(audio) // 2 :], 4, 0.05, check)
 
-    for name in ("slow-last", "slow-first"):
+    for name in ("slow-last", "slow-first", "stalled"):
         wait_done(setup, name, daemon)
         out = setup.outbox / name
         assert_complete_outbox(out, f"{name}.mp4")
@@ -183,7 +196,7 @@ def test_slow_copy_is_claimed_once_only_when_complete(setup, start):
         assert sha(out / "input" / "voice.wav") == sha(setup.clip)
         assert setup.runs(name) == 1
         assert setup.db_row(name) == ("done", 1)
-    assert not [p for p in setup.outbox.iterdir() if p.name.startswith("slow-") and " (" in p.name]
+    assert sorted(p.name for p in setup.outbox.iterdir()) == ["slow-first", "slow-last", "stalled"]
 
 
 def test_twenty_jobs_at_once_each_run_exactly_once(setup, start):
