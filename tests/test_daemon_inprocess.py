@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.errors import ConfigError
 from pipeline.spec import CancelToken, JobSpec, ProgressFn, TimingRecord
 from tests.daemon_harness import make_job, read_status, speech_clip, wait_for, write_config
 from tests.daemon_pipeline import TestPipeline
 from watcher.config import Config, load_config
-from watcher.daemon import Daemon
+from watcher.daemon import Daemon, pipeline_factory
 from watcher.outbox import move
 from watcher.state import JobState, StateDB, TransitionError
 
@@ -181,3 +182,16 @@ def test_notifier_hears_done_and_failed(tmp_path, monkeypatch, astronaut_path, c
         ("bad", "Failed: Problem with the job: unknown key 'colour' in job.yaml"),
         ("ok", f"Done: {config.paths.outbox / 'ok' / 'ok.mp4'}"),
     ]
+
+
+def test_unloadable_pipeline_is_a_config_error_that_fails_the_job_cleanly(
+    config, astronaut_path, clip
+):
+    make_job(config.paths.inbox, "j", astronaut_path, clip)
+    factory = pipeline_factory("tests.no_such_module:Nothing")
+    with pytest.raises(ConfigError, match="no_such_module"):
+        factory(config)
+    Daemon(config, factory).run(burst=True, install_signals=False)
+    error = (config.paths.outbox / "j" / "error.txt").read_text()
+    assert error.startswith("Configuration error: the pipeline 'tests.no_such_module:Nothing'")
+    assert read_status(config.paths.outbox / "j")["attempt"] == config.daemon.max_attempts

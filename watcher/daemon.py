@@ -49,7 +49,13 @@ def pipeline_factory(name: str | None = None) -> PipelineFactory:
     module, _, attr = spec.partition(":")
 
     def build(config: Config) -> Pipeline:
-        cls = getattr(importlib.import_module(module), attr)
+        try:
+            cls = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as err:
+            raise ConfigError(
+                f"the pipeline '{spec}' cannot be loaded ({err})",
+                fix=f"unset {PIPELINE_ENV} or reinstall facedrop",
+            ) from err
         return cls(config.pipeline)
 
     return build
