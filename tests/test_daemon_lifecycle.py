@@ -288,10 +288,14 @@ def test_bad_jobs_each_fail_with_a_specific_error_and_daemon_keeps_running(setup
         status = wait_done(setup, case, daemon, state="failed")
         error = (setup.outbox / case / "error.txt").read_text()
         assert expected in error, (case, error)
+        assert "/work/" not in error  # files are named where the user finds them: input/
         assert expected in status["error"] or status["error"] in error
         assert (setup.outbox / case / "input" / "job.yaml").exists()
         assert setup.db_row(case) == ("failed", 1)  # an input error is never retried
         assert setup.runs(case) == 0  # and never reaches the pipeline
+    named = setup.outbox / "not-an-image" / "input" / "face.png"
+    assert f"File: {named}" in (setup.outbox / "not-an-image" / "error.txt").read_text()
+    assert named.is_file()
     wait_done(setup, "good", daemon)
     assert daemon.alive()
 

@@ -339,9 +339,9 @@ class Daemon:
         except Cancelled:
             self._requeue(row, "cancelled")
         except InputError as err:
-            self._finish(row, JobState.FAILED, err.user_message())
+            self._finish(row, JobState.FAILED, _message_for_outbox(err, row))
         except FacedropError as err:
-            self._retry_or_fail(row, err.user_message())
+            self._retry_or_fail(row, _message_for_outbox(err, row))
         except Exception as err:
             log.exception("job %d (%s) attempt %d failed", row.id, row.name, row.attempts)
             self._retry_or_fail(row, self._bug_message(err))
@@ -454,6 +454,13 @@ class _ProgressWriter:
             )
         except OSError:
             log.warning("could not record progress of job %d", self._row.id)
+
+
+def _message_for_outbox(err: FacedropError, row: JobRow) -> str:
+    """The error's text, naming files where the user will find them (``input/``), not in work/."""
+    if err.file and Path(err.file).is_relative_to(row.work_dir):
+        err.file = str(row.outbox_dir / "input" / Path(err.file).relative_to(row.work_dir))
+    return err.user_message()
 
 
 def _free_name(path: Path) -> Path:

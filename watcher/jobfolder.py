@@ -30,16 +30,24 @@ VIDEO_EXT = frozenset({".mp4", ".mov"})
 IGNORED_NAMES = frozenset({".DS_Store", "Icon\r", "desktop.ini", "Thumbs.db", ".dropbox"})
 CONFLICT = re.compile(r"conflicted copy|shared folder conflict|case conflict", re.IGNORECASE)
 
-# key -> (accepted types, description for messages)
-JOB_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
-    "face": ((str,), "a file name in the job folder"),
-    "audio": ((str,), "a file name in the job folder"),
-    "driving": ((str,), "a driving-library clip name or a video file in the job folder"),
-    "output": ((str,), "a file name ending in .mp4"),
-    "fps": ((int, float), "a number of frames per second, e.g. 25"),
-    "lipsync": ((bool,), "true or false"),
-    "enhance": ((bool,), "true or false"),
-    "files": ((list,), "a list of file names (or {name, size, sha256} entries)"),
+# key -> (accepted types, description for messages, an example line)
+JOB_KEYS: dict[str, tuple[tuple[type, ...], str, str]] = {
+    "face": ((str,), "a file name in the job folder", "face: me.jpg"),
+    "audio": ((str,), "a file name in the job folder", "audio: voice.wav"),
+    "driving": (
+        (str,),
+        "a driving-library clip name or a video file in the job folder",
+        "driving: calm",
+    ),
+    "output": ((str,), "a file name ending in .mp4", "output: hello.mp4"),
+    "fps": ((int, float), "a number of frames per second", "fps: 25"),
+    "lipsync": ((bool,), "true or false", "lipsync: true"),
+    "enhance": ((bool,), "true or false", "enhance: false"),
+    "files": (
+        (list,),
+        "a list of file names (or {name, size, sha256} entries)",
+        "files: [me.jpg, voice.wav]",
+    ),
 }
 
 
@@ -101,11 +109,11 @@ def validate_job_keys(data: dict[str, Any], path: Path | str) -> None:
                 fix=f"remove it; known keys: {', '.join(JOB_KEYS)}",
                 file=path,
             )
-        types, what = JOB_KEYS[key]
+        types, what, example = JOB_KEYS[key]
         if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
             raise InputError(
                 f"'{key}' in job.yaml must be {what}, not {value!r}",
-                fix=f"set {key}: ...",
+                fix=f"write it like this: {example}",
                 file=path,
             )
     fps = data.get("fps")
