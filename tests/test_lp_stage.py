@@ -9,44 +9,37 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from pipeline.errors import Cancelled
 from pipeline.face.landmarks import FaceLandmarker
 from pipeline.liveportrait.animate import AnimateOptions, LivePortraitStage
-from pipeline.liveportrait.nets import LivePortraitNets
+from pipeline.liveportrait.loader import extract_library_motion, load_runner, versions
+from pipeline.liveportrait.nets import NetRunner
 from pipeline.liveportrait.retime import output_frame_count
-from pipeline.models.liveportrait.appearance import AppearanceFeatureExtractor
-from pipeline.models.liveportrait.config import LivePortraitConfig
-from pipeline.models.liveportrait.motion import MotionExtractor
-from pipeline.models.liveportrait.spade import SPADEDecoder
-from pipeline.models.liveportrait.stitching import StitchingRetargetingNetwork
-from pipeline.models.liveportrait.warping import WarpingNetwork
+from pipeline.liveportrait.template import load_template
 from pipeline.settings import LoopMode, PipelineSettings
 from pipeline.spec import CacheState, CancelToken
+from tests.lp_checkpoints import write_liveportrait_checkpoints
 from tests.test_drivers import make_clip
 
 NTSC = 30000 / 1001
 
 
 @pytest.fixture(scope="session")
-def lp_nets() -> LivePortraitNets:
-    """The five official-architecture networks with seeded random weights, CPU fp32."""
-    torch.manual_seed(0)
-    cfg = LivePortraitConfig()
-    modules = [
-        AppearanceFeatureExtractor.from_config(cfg.appearance),
-        MotionExtractor.from_config(cfg.motion),
-        WarpingNetwork.from_config(cfg.warping),
-        SPADEDecoder.from_config(cfg.spade),
-        StitchingRetargetingNetwork.from_config(cfg.stitching.stitching),
-        StitchingRetargetingNetwork.from_config(cfg.stitching.eye),
-    ]
-    for m in modules:
-        m.eval()
-    return LivePortraitNets(*modules, device=torch.device("cpu"), dtype=torch.float32,
-                            motion_version="test-m", render_version="test-r")
+def lp_weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Random checkpoints in the official formats (written once per session)."""
+    root = tmp_path_factory.getbasetemp() / "lp-weights"
+    write_liveportrait_checkpoints(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def lp_nets(lp_weights_dir: Path) -> NetRunner:
+    """The five networks loaded from the official-format files by the stage's loader, CPU fp32."""
+    settings = PipelineSettings(weights_dir=lp_weights_dir, cache_dir=lp_weights_dir / "c",
+                                drivers_dir=lp_weights_dir / "d", device="cpu", dtype="fp32")
+    return load_runner(settings)
 
 
 @pytest.fixture(scope="module")
@@ -108,12 +101,27 @@ def test_stage_renders_distinct_frames_once_then_reuses_them(lp_nets, scene) -> 
     assert third.order.tolist() == [0, 1, 0, 1, 0, 1, 1, 0]  # floor(i * 1.1988) mod 2
 
 
-def test_other_options_are_a_different_render(lp_nets, scene) -> None:
-    """Lip motion kept (no lip sync after) is another cache entry; cancelling stops it."""
+def test_other_options_need_their_own_render_and_cancel_stops_it(lp_nets, scene) -> None:
+    """Lip motion kept (no lip sync after) is not in the cache: rendering starts, and a
+    cancelled job stops at the chunk boundary before any network runs."""
     stage = LivePortraitStage(lp_nets, scene["landmarker"], scene["settings"])
     token = CancelToken()
     token.cancel()
+    lp_nets.timings = {}
     with pytest.raises(Cancelled):
         _run(stage, scene, 0.04, 25.0, options=AnimateOptions(hold_lips=False), cancel=token)
-    out = _run(stage, scene, 0.04, 25.0, options=AnimateOptions(hold_lips=False))
-    assert out.n_frames == 1 and out.rendered == 1 and out.motion_cache is CacheState.HIT
+    assert "warping" not in lp_nets.timings and "appearance" not in lp_nets.timings
+
+
+def test_driving_motion_is_extracted_once(lp_nets, lp_weights_dir, scene, tmp_path) -> None:
+    settings = dataclasses.replace(scene["settings"], weights_dir=lp_weights_dir,
+                                   cache_dir=tmp_path / "cache")
+    assert (lp_nets.motion_version, lp_nets.render_version) == versions(lp_weights_dir)
+    clips, landmarker = [scene["clip"]], scene["landmarker"]
+    assert extract_library_motion(settings, clips, lp_nets, landmarker) == [CacheState.MISS]
+    (entry,) = (tmp_path / "cache" / "motion").glob("*.pkl")
+    assert entry.name.endswith(f"-{lp_nets.motion_version}.pkl")
+    motion = load_template(entry)
+    assert motion.n_frames == 2 and motion.fps == pytest.approx(NTSC)
+    assert motion.c_eyes.shape == (2, 2) and motion.x_s.shape == (2, 21, 3)
+    assert extract_library_motion(settings, clips, lp_nets, landmarker) == [CacheState.HIT]

@@ -34,7 +34,7 @@ from pipeline.liveportrait.motion import (
     relative_keypoints,
 )
 from pipeline.liveportrait.motion_cache import MotionCache
-from pipeline.liveportrait.nets import LivePortraitNets
+from pipeline.liveportrait.nets import NetRunner
 from pipeline.liveportrait.render_cache import FRAME_BYTES, RenderCache, RenderEntry, render_key
 from pipeline.liveportrait.retime import output_frame_count, retime
 from pipeline.settings import PipelineSettings
@@ -121,7 +121,7 @@ class AnimationResult:
 class LivePortraitStage:
     """Built once per daemon (models stay loaded); ``run`` once per job."""
 
-    def __init__(self, nets: LivePortraitNets, landmarker: object, settings: PipelineSettings):
+    def __init__(self, nets: NetRunner, landmarker: object, settings: PipelineSettings):
         self.nets = nets
         self.landmarker = landmarker
         self.settings = settings
@@ -164,6 +164,7 @@ class LivePortraitStage:
     def _render(self, entry: RenderEntry, todo: np.ndarray, source: SourceFace, clip: ClipMotion,
                 options: AnimateOptions, progress: ProgressFn, cancel: CancelToken) -> None:
         """Render driving frames ``todo`` in chunks, each chunk stored before the next."""
+        cancel.raise_if_cancelled()
         nets = self.nets
         info = nets.keypoint_info(source.input256[None])
         src = SourceKeypoints(kp=info["kp"][0], R=info["R"][0], exp=info["exp"][0],

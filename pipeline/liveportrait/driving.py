@@ -30,7 +30,7 @@ from pipeline.face.ratios import eye_ratio, lip_ratio
 from pipeline.liveportrait.clipio import iter_clip_frames, probe_clip
 from pipeline.liveportrait.hashing import file_sha256
 from pipeline.liveportrait.motion_cache import MotionCache
-from pipeline.liveportrait.nets import LivePortraitNets
+from pipeline.liveportrait.nets import NetRunner
 from pipeline.liveportrait.template import DrivingMotion, load_template
 from pipeline.spec import CacheState, CancelToken, ProgressFn
 
@@ -87,7 +87,7 @@ def _batches(frames: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarra
 
 
 def extract_motion(
-    clip: Path, nets: LivePortraitNets, landmarker: object, batch_size: int,
+    clip: Path, nets: NetRunner, landmarker: object, batch_size: int,
     progress: ProgressFn, cancel: CancelToken,
 ) -> DrivingMotion:
     """Run the official driving path on a video once: track, average the box, crop, run M."""
@@ -117,7 +117,7 @@ def extract_motion(
 
 
 def clip_motion(
-    clip: Path, nets: LivePortraitNets, landmarker: object, cache: MotionCache, batch_size: int,
+    clip: Path, nets: NetRunner, landmarker: object, cache: MotionCache, batch_size: int,
     progress: ProgressFn, cancel: CancelToken,
 ) -> ClipMotion:
     """The clip's motion from the cache, or extracted now and cached (a ``.pkl`` template is

@@ -1,6 +1,6 @@
 """The five LivePortrait networks as the stage uses them: loaded modules plus timed calls.
 
-Holds the built modules (helper D's ``pipeline.models.liveportrait``), their device and dtype,
+Holds the loaded modules (``pipeline.lp_weights.load_liveportrait``), their device and dtype,
 and the version tags the caches are keyed by. Every call runs under ``torch.inference_mode``,
 casts inputs to the network dtype and returns float32, and adds its wall time (device
 synchronised) to ``timings`` under the network's name.
@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipeline.lp_weights import LivePortraitNets
 from pipeline.models.liveportrait.keypoints import (
     KeypointInfo,
     get_rotation_matrix,
@@ -28,7 +29,7 @@ from pipeline.models.liveportrait.keypoints import (
 
 
 @dataclass(slots=True)
-class LivePortraitNets:
+class NetRunner:
     """F, M, W, G and the stitching/eye MLPs, in eval mode on ``device``.
 
     ``motion_version`` names the motion-extractor checkpoint (keys the motion cache);
@@ -46,6 +47,15 @@ class LivePortraitNets:
     motion_version: str
     render_version: str
     timings: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_loaded(cls, nets: LivePortraitNets, device: torch.device, dtype: torch.dtype,
+                    motion_version: str, render_version: str) -> NetRunner:
+        """Wrap ``pipeline.lp_weights.load_liveportrait``'s networks."""
+        return cls(appearance=nets.appearance, motion=nets.motion, warping=nets.warping,
+                   spade=nets.generator, stitching=nets.stitching, eye=nets.retarget_eye,
+                   device=torch.device(device), dtype=dtype, motion_version=motion_version,
+                   render_version=render_version)
 
     @contextmanager
     def timed(self, name: str) -> Iterator[None]:
