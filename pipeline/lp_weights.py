@@ -1,0 +1,134 @@
+"""Build LivePortrait's networks and load the official checkpoint files into them.
+
+The files are read with ``pipeline.checkpoint.read_checkpoint`` (``weights_only=True``), their
+keys converted by the pure functions of ``pipeline.models.liveportrait.convert`` and loaded with
+``pipeline.checkpoint.load_strict``, which names every missing, unexpected or mis-shaped key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from pipeline.checkpoint import load_strict, read_checkpoint
+from pipeline.errors import ModelLoadError
+from pipeline.models.liveportrait import convert
+from pipeline.models.liveportrait.appearance import AppearanceFeatureExtractor
+from pipeline.models.liveportrait.config import LivePortraitConfig
+from pipeline.models.liveportrait.motion import MotionExtractor
+from pipeline.models.liveportrait.ops import needs_portable_ops, set_portable_ops
+from pipeline.models.liveportrait.spade import SPADEDecoder
+from pipeline.models.liveportrait.stitching import StitchingRetargetingNetwork
+from pipeline.models.liveportrait.warping import WarpingNetwork
+
+# Paths under PipelineSettings.weights_dir (the official Hugging Face layout).
+APPEARANCE_FILE = "liveportrait/base_models/appearance_feature_extractor.pth"
+MOTION_FILE = "liveportrait/base_models/motion_extractor.pth"
+WARPING_FILE = "liveportrait/base_models/warping_module.pth"
+SPADE_FILE = "liveportrait/base_models/spade_generator.pth"
+STITCHING_FILE = "liveportrait/retargeting_models/stitching_retargeting_module.pth"
+LIVEPORTRAIT_FILES = (APPEARANCE_FILE, MOTION_FILE, WARPING_FILE, SPADE_FILE, STITCHING_FILE)
+
+
+@dataclass(frozen=True, slots=True)
+class LivePortraitNets:
+    """The five official files' networks, in eval mode, on one device and dtype."""
+
+    appearance: AppearanceFeatureExtractor  # F
+    motion: MotionExtractor  # M
+    warping: WarpingNetwork  # W
+    generator: SPADEDecoder  # G
+    stitching: StitchingRetargetingNetwork  # S
+    retarget_lip: StitchingRetargetingNetwork  # R_lip
+    retarget_eye: StitchingRetargetingNetwork  # R_eyes
+    portable_ops: bool  # whether W runs the portable 5-D op rewrites
+
+    def modules(self) -> dict[str, nn.Module]:
+        """Name -> network, for moving, counting or timing them together."""
+        return {
+            "appearance": self.appearance,
+            "motion": self.motion,
+            "warping": self.warping,
+            "generator": self.generator,
+            "stitching": self.stitching,
+            "retarget_lip": self.retarget_lip,
+            "retarget_eye": self.retarget_eye,
+        }
+
+
+def build_liveportrait(config: LivePortraitConfig | None = None) -> LivePortraitNets:
+    """The networks with torch's default initialisation, on the CPU, in eval mode."""
+    cfg = config or LivePortraitConfig()
+    nets = LivePortraitNets(
+        appearance=AppearanceFeatureExtractor.from_config(cfg.appearance),
+        motion=MotionExtractor.from_config(cfg.motion),
+        warping=WarpingNetwork.from_config(cfg.warping),
+        generator=SPADEDecoder.from_config(cfg.spade),
+        stitching=StitchingRetargetingNetwork.from_config(cfg.stitching.stitching),
+        retarget_lip=StitchingRetargetingNetwork.from_config(cfg.stitching.lip),
+        retarget_eye=StitchingRetargetingNetwork.from_config(cfg.stitching.eye),
+        portable_ops=False,
+    )
+    for module in nets.modules().values():
+        module.eval()
+    return nets
+
+
+def _load_one(
+    module: nn.Module,
+    path: Path,
+    what: str,
+    conversion: Callable[[Mapping[str, torch.Tensor]], dict[str, torch.Tensor]],
+) -> None:
+    load_strict(module, conversion(read_checkpoint(path, what)), what)  # type: ignore[arg-type]
+
+
+def _load_stitching(nets: LivePortraitNets, path: Path) -> None:
+    """The stitching file holds three sub-dicts; each loads strictly into its MLP."""
+    checkpoint = read_checkpoint(path, "stitching/retargeting")
+    try:
+        parts = convert.split_stitching(checkpoint)
+    except (KeyError, TypeError) as exc:
+        raise ModelLoadError(
+            f"the stitching/retargeting checkpoint lacks a usable '{exc.args[0]}' entry "
+            f"(expected {', '.join(convert.STITCHING_SUBDICTS)})",
+            fix="check that the file is the official one: 'facedrop weights verify'",
+        ) from exc
+    for role, module in (("stitching", nets.stitching), ("lip", nets.retarget_lip),
+                         ("eye", nets.retarget_eye)):
+        load_strict(module, parts[role], f"stitching/retargeting ({role})")
+
+
+def load_liveportrait(
+    weights_dir: Path,
+    device: torch.device | str,
+    dtype: torch.dtype = torch.float32,
+    portable_ops: bool | None = None,
+    config: LivePortraitConfig | None = None,
+) -> LivePortraitNets:
+    """Load the five official LivePortrait files from ``weights_dir``, in eval mode.
+
+    ``portable_ops=None`` picks the 5-D op rewrites where the device lacks the native kernels
+    (MPS before torch 2.9). Raises ``WeightsError`` for an unreadable file and
+    ``ModelLoadError`` naming the keys when a file does not match its network.
+    """
+    with torch.device("meta"):  # skip the default init: every tensor comes from the files
+        nets = build_liveportrait(config)
+    for module in nets.modules().values():
+        module.to_empty(device=device)
+    root = Path(weights_dir)
+    _load_one(nets.appearance, root / APPEARANCE_FILE, "appearance feature extractor",
+              convert.convert_appearance_extractor)
+    _load_one(nets.motion, root / MOTION_FILE, "motion extractor", convert.convert_motion_extractor)
+    _load_one(nets.warping, root / WARPING_FILE, "warping module", convert.convert_warping_module)
+    _load_one(nets.generator, root / SPADE_FILE, "SPADE generator", convert.convert_spade_generator)
+    _load_stitching(nets, root / STITCHING_FILE)
+    portable = needs_portable_ops(device) if portable_ops is None else portable_ops
+    set_portable_ops(nets.warping, portable)
+    for module in nets.modules().values():
+        module.to(device=device, dtype=dtype).eval()
+    return LivePortraitNets(**{**nets.modules(), "portable_ops": portable})  # type: ignore[arg-type]
