@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import InputError
-from pipeline.liveportrait.clipio import probe_clip
 from pipeline.liveportrait.hashing import file_sha256
 from pipeline.liveportrait.template import load_template
+from pipeline.media.video import probe_video
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm")
 TEMPLATE_SUFFIX = ".pkl"
@@ -50,7 +50,7 @@ def describe(path: Path, name: str) -> Driver:
         motion = load_template(path)
         frames, fps = motion.n_frames, motion.fps
     elif path.suffix.lower() in VIDEO_SUFFIXES:
-        info = probe_clip(path)
+        info = probe_video(path)
         frames, fps = info.frames, float(info.fps)
     else:
         raise InputError(

@@ -27,11 +27,11 @@ from pipeline.errors import InputError, NoFaceError
 from pipeline.face.affine import warp
 from pipeline.face.geometry import bbox_crop, liveportrait_bbox
 from pipeline.face.ratios import eye_ratio, lip_ratio
-from pipeline.liveportrait.clipio import iter_clip_frames, probe_clip
 from pipeline.liveportrait.hashing import file_sha256
 from pipeline.liveportrait.motion_cache import MotionCache
 from pipeline.liveportrait.nets import NetRunner
 from pipeline.liveportrait.template import DrivingMotion, load_template
+from pipeline.media.video import iter_frames, probe_video
 from pipeline.spec import CacheState, CancelToken, ProgressFn
 
 PRECROPPED_FILL = 0.75
@@ -91,15 +91,15 @@ def extract_motion(
     progress: ProgressFn, cancel: CancelToken,
 ) -> DrivingMotion:
     """Run the official driving path on a video once: track, average the box, crop, run M."""
-    info = probe_clip(clip)
-    boxes, eyes, lips = _track(iter_clip_frames(clip), landmarker, cancel, progress, info.frames)
+    info = probe_video(clip)
+    boxes, eyes, lips = _track(iter_frames(clip), landmarker, cancel, progress, info.frames)
     box = boxes.mean(axis=0)
     side = box[2] - box[0]
     precropped = info.width == info.height and side >= PRECROPPED_FILL * info.width
     affine = None if precropped else bbox_crop(box)
     parts: list[dict[str, np.ndarray]] = []
     done = 0
-    for batch in _batches(iter_clip_frames(clip), batch_size):
+    for batch in _batches(iter_frames(clip), batch_size):
         cancel.raise_if_cancelled()
         crops = [f if affine is None else warp(f, affine, 512) for f in batch]
         small = np.stack([cv2.resize(c, (256, 256)) for c in crops])  # official: INTER_LINEAR
