@@ -91,17 +91,18 @@ class LipSyncer:
         """``BaseFace`` for consecutive distinct crops (driving-frame order): landmarks tracked
         frame to frame from ``first_landmarks`` (e.g. the photo's, mapped into the crop), boxes
         smoothed over time without lag (``box.smooth_boxes``)."""
-        if not crops:
-            return []
-        landmarks, boxes = [], []
+        landmarks, boxes, shapes = [], [], []
         prev = first_landmarks
-        for crop in crops:
+        for crop in crops:  # one pass: the crops may be read lazily from a render cache
             prev = self._landmarks(crop, prev)
             landmarks.append(prev)
             boxes.append(box.padded_box(prev, crop.shape[1], crop.shape[0]))
+            shapes.append(crop.shape)
+        if not landmarks:
+            return []
         smoothed = box.smooth_boxes(np.stack(boxes))
-        return [self._base(lmk, b, c.shape) for lmk, b, c in zip(landmarks, smoothed, crops,
-                                                                 strict=True)]
+        return [self._base(lmk, b, shape) for lmk, b, shape in zip(landmarks, smoothed, shapes,
+                                                                   strict=True)]
 
     # -- per output frame -------------------------------------------------------------------------
     @torch.no_grad()
