@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from pipeline.liveportrait.driving import driving_crop
 from pipeline.liveportrait.hull import convex_hull_volume
 from pipeline.liveportrait.motion import (
     LIP_KEYPOINTS,
@@ -154,3 +155,13 @@ def test_render_cache_keeps_crops_and_evicts_least_recently_used(tmp_path) -> No
     assert cache.evict(keep="b") == []
     with pytest.raises(KeyError):
         b.read(2)
+
+
+def test_driving_crop_averages_boxes_and_keeps_filled_square_clips() -> None:
+    boxes = np.array([[100, 50, 300, 250], [110, 60, 310, 260]], float)  # 200 px, centre moves
+    crop = driving_crop(640, 360, boxes)  # not square: cropped with the averaged box
+    assert crop is not None
+    np.testing.assert_allclose(crop.apply(np.array([[105, 55], [305, 255]])),
+                               [[0, 0], [512, 512]], atol=1e-9)
+    assert driving_crop(240, 240, boxes) is None  # square and the face fills it: as is
+    assert driving_crop(480, 480, boxes) is not None  # square wide shot: still cropped

@@ -145,7 +145,7 @@ class LivePortraitStage:
         plan = retime(output_frame_count(audio_seconds, fps), fps, clip.motion.n_frames,
                       clip.motion.fps, self.settings.loop_mode)
         key = render_key(source.sha256, clip.sha256, options.tag(), self.nets.render_version,
-                         self.nets.motion_version, _eye_tag(source, options))
+                         self.nets.motion_version, str(self.nets.dtype), _eye_tag(source, options))
         entry = self.render_cache.open(key, clip.motion.n_frames)
         todo = entry.missing(plan.distinct)
         self.render_cache.evict(keep=key, incoming_bytes=len(todo) * FRAME_BYTES)

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from pipeline.errors import InputError, NoFaceError
-from pipeline.face.affine import warp
+from pipeline.face.affine import Affine, warp
 from pipeline.face.geometry import bbox_crop, liveportrait_bbox
 from pipeline.face.ratios import eye_ratio, lip_ratio
 from pipeline.liveportrait.hashing import file_sha256
@@ -44,6 +44,15 @@ class ClipMotion:
     motion: DrivingMotion
     sha256: str
     cache: CacheState
+
+
+def driving_crop(width: int, height: int, boxes: np.ndarray) -> Affine | None:
+    """The crop for every frame: the per-frame boxes (N,4) averaged (official
+    ``average_bbox_lst``), or None for a square clip the face already fills (used as is)."""
+    box = boxes.mean(axis=0)
+    if width == height and box[2] - box[0] >= PRECROPPED_FILL * width:
+        return None
+    return bbox_crop(box)
 
 
 def _track(frames: Iterator[np.ndarray], landmarker: object, cancel: CancelToken,
@@ -93,10 +102,7 @@ def extract_motion(
     """Run the official driving path on a video once: track, average the box, crop, run M."""
     info = probe_video(clip)
     boxes, eyes, lips = _track(iter_frames(clip), landmarker, cancel, progress, info.frames)
-    box = boxes.mean(axis=0)
-    side = box[2] - box[0]
-    precropped = info.width == info.height and side >= PRECROPPED_FILL * info.width
-    affine = None if precropped else bbox_crop(box)
+    affine = driving_crop(info.width, info.height, boxes)
     parts: list[dict[str, np.ndarray]] = []
     done = 0
     for batch in _batches(iter_frames(clip), batch_size):
