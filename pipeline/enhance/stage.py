@@ -11,6 +11,8 @@ adjustable weight, so hair and background stay as LivePortrait rendered them.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import torch
 
@@ -51,11 +53,18 @@ def blend(crop: np.ndarray, restored: np.ndarray, weight: np.ndarray) -> np.ndar
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
+@lru_cache(maxsize=1)
+def _aligned_square() -> np.ndarray:
+    mask = square_feather_mask(FACE_SIZE, ALIGNED_FEATHER_PX)
+    mask.setflags(write=False)  # shared between calls
+    return mask
+
+
 def blend_weight(lmk: np.ndarray, align: Affine, shape: tuple[int, int], strength: float
                  ) -> np.ndarray:
     """(H, W) float32 blend weight in crop space: strength x face oval x aligned-square feather."""
     h, w = shape
-    square = warp(square_feather_mask(FACE_SIZE, ALIGNED_FEATHER_PX), align.inverse(), (w, h))
+    square = warp(_aligned_square(), align.inverse(), (w, h))
     return (strength * face_mask(lmk, (h, w)) * square).astype(np.float32)
 
 
