@@ -139,3 +139,26 @@ def test_cli_add_and_list(tmp_path: Path, clip: Path, capsys: pytest.CaptureFixt
     assert main(["--config", str(cfg), "drivers", "list"]) == 0
     assert " yes " in capsys.readouterr().out
     assert main(["--config", str(cfg), "drivers", "add", str(tmp_path / "none.mp4")]) == 3
+
+
+def test_cli_fetch_adds_clips_and_sets_the_default(tmp_path: Path, clip: Path,
+                                                   capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """No weights yet: the clips are added, the motion is left for first use, the default set."""
+    import watcher.commands.drivers as cmd
+    from watcher.config import load_config
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    data = clip.read_bytes()
+    local = [ExampleClip("lp-local", clip.as_uri(), len(data), hashlib.sha256(data).hexdigest())]
+    monkeypatch.setattr(cmd, "fetch_examples", lambda lib: fetch_examples(lib, local))
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"paths:\n  drivers: {tmp_path / 'drivers'}\n  cache: {tmp_path / 'cache'}\n"
+                   f"  weights: {tmp_path / 'weights'}\npipeline:\n  device: cpu\n")
+    assert main(["--config", str(cfg), "drivers", "fetch"]) == 0
+    out = capsys.readouterr().out
+    assert "lp-local: 6 frames" in out and "Motion not extracted yet" in out
+    assert (tmp_path / "drivers" / "lp-local.mp4").read_bytes() == data
+    assert load_config(cfg).pipeline.default_driver == "lp-local"
