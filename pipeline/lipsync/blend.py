@@ -13,7 +13,7 @@ import numpy as np
 
 from pipeline.face import meshidx
 
-FEATHER = 0.10  # ramp width as a fraction of the box height
+FEATHER = 0.15  # ramp width as a fraction of the box height
 MIN_FEATHER_PX = 3.0
 # The jaw line from below the ear lobes round the chin (LOWER_JAW minus its top ends, which sit
 # at ear level, in the half of the box Wav2Lip does not generate) and the nostril line on top.
@@ -24,7 +24,8 @@ def lower_face_mask(landmarks: np.ndarray, box: tuple[int, int, int, int]) -> np
     """The blend weight (h, w) float32 in [0, 1] over ``box`` (x1, y1, x2, y2) of the crop.
 
     Region: the convex hull of the jaw line and the nostril line, grown by half the feather
-    width so the ramp straddles the jaw line (an opening mouth lowers the chin). Weight: a
+    width so the ramp straddles the jaw line (an opening mouth lowers the chin), cut a quarter
+    feather above the nostril line (nose and upper face keep their pixels). Weight: a
     smoothstep of the distance to the region's edge or to the box's edge, whichever is nearer,
     reaching 1 at ``FEATHER`` x box height inside. It is exactly 0 on and outside both edges
     and has zero slope there, so the blend shows no seam. Distances are exact (to the hull's
@@ -37,10 +38,25 @@ def lower_face_mask(landmarks: np.ndarray, box: tuple[int, int, int, int]) -> np
     hull = cv2.convexHull(pts.astype(np.float32)).reshape(-1, 2).astype(np.float64)
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)  # pixel centres, box coordinates
     inside = _convex_depth(hull, xs, ys) + feather / 2
+    # but never above the nostril line (less a quarter feather, so the upper lip is fully
+    # replaced): the nose and everything above keep their pixels
+    left, right = pts[-len(meshidx.NOSE_BOTTOM)], pts[-1]
+    below_nose = _below_line(left, right, pts[:-len(meshidx.NOSE_BOTTOM)].mean(0), xs, ys)
+    inside = np.minimum(inside, below_nose + feather / 4)
     # the box border counts as outside: the weight reaches 0 where the generated patch ends
     border = np.minimum(np.minimum(xs, w - 1 - xs), np.minimum(ys, h - 1 - ys))
     t = np.clip(np.minimum(inside, border) / feather, 0.0, 1.0)
     return (t * t * (3.0 - 2.0 * t)).astype(np.float32)  # smoothstep: zero slope at both ends
+
+
+def _below_line(a: np.ndarray, b: np.ndarray, towards: np.ndarray, xs: np.ndarray,
+                ys: np.ndarray) -> np.ndarray:
+    """Signed distance from the line through ``a`` and ``b``, positive on ``towards``'s side."""
+    edge = b - a
+    normal = np.array([-edge[1], edge[0]]) / max(float(np.hypot(*edge)), 1e-9)
+    if float(np.dot(towards - a, normal)) < 0:
+        normal = -normal
+    return (xs - a[0]) * normal[0] + (ys - a[1]) * normal[1]
 
 
 def _convex_depth(hull: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
