@@ -194,3 +194,21 @@ def test_real_network_exact_outside_mask_and_no_seam(scene: dict) -> None:
     loud, quiet = int(np.argmax(mels.mean(axis=(1, 2)))), int(np.argmin(mels.mean(axis=(1, 2))))
     pair = syncer.generate(np.repeat(face, 2, axis=0), mels[[loud, quiet]])
     assert np.abs(pair[0] - pair[1])[48:].mean() > 1.0
+
+
+def test_prepare_without_hint_detects_on_the_crop_once(scene: dict) -> None:
+    lm = CountingLandmarker(scene["landmarker"])
+    syncer = LipSyncer(ReferenceNet(), CPU, torch.float32, 2, landmarker=lm)
+    crop = scene["crops"][0]
+    alone = syncer.prepare(crop)
+    assert lm.calls == {"track": 0, "detect": 1, "landmarks": 1}
+    tracked = syncer.prepare(crop, scene["first_landmarks"])
+    assert lm.calls["track"] == 1
+    # the two routes agree on the face: landmarks within a few pixels, boxes within a few more
+    assert np.median(np.abs(alone.landmarks - tracked.landmarks)) < 3.0
+    assert np.abs(np.subtract(alone.box, tracked.box)).max() <= 8
+    before = crop.copy()
+    out = syncer.sync([crop, crop], [alone, tracked], np.zeros((2, 80, 16), np.float32))
+    assert np.array_equal(crop, before) and out[0] is not crop  # inputs never modified
+    with pytest.raises(ValueError, match="one to one"):
+        syncer.sync([crop], [alone, tracked], np.zeros((2, 80, 16), np.float32))
