@@ -111,6 +111,7 @@ def extract_motion(
         small = np.stack([cv2.resize(c, (256, 256)) for c in crops])  # official: INTER_LINEAR
         parts.append(nets.keypoint_info(small))
         done += len(batch)
+        del batch, crops, small  # let this chunk's frames go before the next one is decoded
         progress("driving", 0.5 + 0.5 * done / max(len(boxes), 1))
     fields = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     n = min(len(boxes), fields["R"].shape[0])  # both passes decode the same stream
