@@ -20,6 +20,7 @@ import torch
 from pipeline import lp_weights
 from pipeline.models.liveportrait.convert import DDP_PREFIX, MOTION_PREFIX, STITCHING_SUBDICTS
 from pipeline.models.liveportrait.spade import SPADEDecoder, SPADEResnetBlock
+from tests.deterministic_weights import fill_state_dict
 
 StateDict = dict[str, torch.Tensor]
 
@@ -34,18 +35,26 @@ def spectral_norm_convs(generator: SPADEDecoder) -> list[str]:
     return names
 
 
-def official_spade(sd: Mapping[str, torch.Tensor], spectral: list[str]) -> StateDict:
+def official_spade(
+    sd: Mapping[str, torch.Tensor], spectral: list[str], singular_vectors: bool = True
+) -> StateDict:
     """Our generator's dict -> the official layout: ``X.weight`` -> ``X.weight_orig/_u/_v``.
 
-    u and v are the leading singular vectors of the weight (a few power iterations), so the
-    stored sigma is the weight's spectral norm as a converged training run leaves it.
+    u and v are the leading singular vectors of the weight, so the stored sigma is the weight's
+    spectral norm, as a converged training run leaves it. ``singular_vectors=False`` leaves
+    them uninitialised (for a layout template whose values are about to be replaced).
     """
     out: StateDict = {}
     spectral_set = set(spectral)
     for key, value in sd.items():
         base, _, name = key.rpartition(".")
         if base in spectral_set and name == "weight":
-            u, v = _power_iteration(value.reshape(value.shape[0], -1))
+            w = value.reshape(value.shape[0], -1)
+            u, v = (
+                leading_singular_vectors(w)
+                if singular_vectors
+                else (w.new_empty(w.shape[0]), w.new_empty(w.shape[1]))
+            )
             out[f"{base}.weight_orig"] = value
             out[f"{base}.weight_u"] = u
             out[f"{base}.weight_v"] = v
@@ -54,18 +63,41 @@ def official_spade(sd: Mapping[str, torch.Tensor], spectral: list[str]) -> State
     return out
 
 
-def _power_iteration(w: torch.Tensor, steps: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
-    v = torch.ones(w.shape[1], dtype=w.dtype) / math.sqrt(w.shape[1])
-    u = w @ v
-    for _ in range(steps):
-        u = w @ v
-        u = u / u.norm()
-        v = w.T @ u
-        v = v / v.norm()
-    return u, v
+def leading_singular_vectors(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The leading left / right singular vectors of a 2-D ``w``, signed as the fill rule does.
+
+    The vectors of ``torch.linalg.svd`` (``tests/deterministic_weights.py``) to float rounding,
+    from the top eigenvector of the small Gram matrix W W^T: ~100x faster for 512 x 4608.
+    """
+    gram = (w.float() @ w.float().T).double()  # fp32 product: sigma = u.Wv is second-order
+    evals, evecs = torch.linalg.eigh(gram)  # insensitive to the rounding this leaves in u, v
+    u = evecs[:, -1]
+    v = w.double().T @ u / evals[-1].clamp_min(0).sqrt()
+    sign = torch.sign(u.sum()) or 1.0
+    return (u * sign).to(w.dtype), (v * sign).to(w.dtype)
 
 
-def official_state_dicts(nets: lp_weights.LivePortraitNets) -> dict[str, object]:
+def fill_official(template: Mapping[str, torch.Tensor], gain: float) -> StateDict:
+    """``fill_state_dict(template, gain)``, computing the spectral-norm u / v faster.
+
+    Every other tensor depends only on its own key, so filling without the u / v keys and adding
+    them afterwards gives the same dict (u / v to float rounding, sigma to ~1e-7 relative).
+    """
+    plain = {k: v for k, v in template.items() if not k.endswith((".weight_u", ".weight_v"))}
+    filled = fill_state_dict(plain, gain)
+    for key in template:
+        if key.endswith(".weight_orig"):
+            base = key.removesuffix("orig")
+            w = filled[key]
+            filled[base + "u"], filled[base + "v"] = leading_singular_vectors(
+                w.reshape(w.shape[0], -1)
+            )
+    return {k: filled[k] for k in template}
+
+
+def official_state_dicts(
+    nets: lp_weights.LivePortraitNets, singular_vectors: bool = True
+) -> dict[str, object]:
     """File path (relative to weights_dir) -> that file's content, in the official layout."""
     stitching = {
         official: {DDP_PREFIX + k: v for k, v in getattr(nets, attr).state_dict().items()}
@@ -78,7 +110,7 @@ def official_state_dicts(nets: lp_weights.LivePortraitNets) -> dict[str, object]
         lp_weights.MOTION_FILE: {MOTION_PREFIX + k: v for k, v in nets.motion.state_dict().items()},
         lp_weights.WARPING_FILE: dict(nets.warping.state_dict()),
         lp_weights.SPADE_FILE: official_spade(
-            nets.generator.state_dict(), spectral_norm_convs(nets.generator)
+            nets.generator.state_dict(), spectral_norm_convs(nets.generator), singular_vectors
         ),
         lp_weights.STITCHING_FILE: stitching,
     }

@@ -2,8 +2,9 @@
 
 The fixtures hold the official modules' outputs on deterministic weights (every tensor from its
 key and shape, ``tests/deterministic_weights.py``, applied to the official key names) and seeded
-inputs. Here the same rule fills our networks' state dicts *in the official layout*, which then
-goes through ``convert`` and the strict loader, exactly as a real checkpoint would.
+inputs (``fill_official`` is that rule with a faster route to the spectral-norm u / v). Here the
+same rule fills our networks' state dicts *in the official layout*, which then goes through
+``convert`` and the strict loader, exactly as a real checkpoint would.
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ from pipeline.lp_weights import (
 )
 from pipeline.models.liveportrait import convert, keypoints
 from pipeline.models.liveportrait.motion import MotionOutput
-from tests.deterministic_weights import fill_state_dict
-from tests.lp_checkpoints import empty_nets, official_state_dicts
+from tests.lp_checkpoints import empty_nets, fill_official, official_state_dicts
 
 FIXTURES = Path(__file__).parent / "fixtures" / "parity"
 TOL = 1e-4
@@ -66,11 +66,11 @@ def gen(seed: int) -> torch.Generator:
 @pytest.fixture(scope="module")
 def nets_and_templates():
     nets = empty_nets()
-    return nets, official_state_dicts(nets)
+    return nets, official_state_dicts(nets, singular_vectors=False)
 
 
 def load_filled(module, template, gain, conversion, what):
-    filled = fill_state_dict(template, gain)
+    filled = fill_official(template, gain)
     load_strict(module, conversion(filled), what)
     module.eval()
 
@@ -138,7 +138,7 @@ def test_stitching_and_retargeting_match_official(nets_and_templates) -> None:
     # The rule is applied to '<sub-dict>.<key>' so the three MLPs get distinct weights.
     flat = {f"{sub}.{k}": v for sub, sd in file_dict.items() for k, v in sd.items()}
     assert_official_layout(fx, flat)
-    filled = fill_state_dict(flat, float(fx["gain"]))
+    filled = fill_official(flat, float(fx["gain"]))
     checkpoint = {
         sub: {k.removeprefix(f"{sub}."): v for k, v in filled.items() if k.startswith(f"{sub}.")}
         for sub in file_dict
