@@ -101,3 +101,17 @@ def test_smoothed_alignment_does_not_jump(crop_and_landmarks) -> None:
     np.testing.assert_array_equal(np.stack(again), np.stack(smoothed))
     chunked.reset()
     np.testing.assert_array_equal(chunked.update(frames[3]), frames[3])
+
+
+def test_alignment_puts_the_face_on_the_ffhq_template(crop_and_landmarks) -> None:
+    """GFPGAN sees the face where FFHQ faces are: the 5 points land on the template."""
+    from pipeline.face.geometry import FFHQ_TEMPLATE_512, five_points
+
+    _, lmk = crop_and_landmarks
+    smoothed = LandmarkSmoother(0.5).update(lmk)
+    moved = ffhq_align(smoothed).apply(five_points(smoothed))
+    # A least-squares similarity of 5 points: the eyes land within a few px; the astronaut smiles,
+    # so her mouth corners sit wider and higher than the template's (about 13 px here).
+    err = np.abs(moved - FFHQ_TEMPLATE_512)
+    assert err[:2].max() < 8.0 and err.max() < 20.0
+    assert abs(moved[0, 1] - moved[1, 1]) < 3.0  # eyes level
