@@ -53,13 +53,14 @@ def benchmark_networks(
     kp_s = rand(1, 21, 3) - 0.5
     kp_d = kp_s + 0.05 * (rand(1, 21, 3) - 0.5)
     feature = rand(1, 256, 64, 64) * 2 - 1
+    stitch_in, lip_in, eye_in = rand(1, 126), rand(1, 65), rand(1, 66)
     calls: dict[str, Callable[[], object]] = {
         "appearance": lambda: nets.appearance(image),
         "motion": lambda: nets.motion(image),
         "warping": lambda: nets.warping(f_s, kp_driving=kp_d, kp_source=kp_s),
         "generator": lambda: nets.generator(feature),
-        "stitching": lambda: (nets.stitching(rand(1, 126)), nets.retarget_lip(rand(1, 65)),
-                              nets.retarget_eye(rand(1, 66))),
+        "stitching": lambda: (nets.stitching(stitch_in), nets.retarget_lip(lip_in),
+                              nets.retarget_eye(eye_in)),
         "render_frame": lambda: nets.generator(
             nets.warping(f_s, kp_driving=kp_d, kp_source=kp_s).out
         ),
