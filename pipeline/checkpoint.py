@@ -85,7 +85,8 @@ def load_strict(module: nn.Module, state_dict: Mapping[str, torch.Tensor], what:
         if tuple(state_dict[k].shape) != tuple(expected[k].shape)
     )
     problems = []
-    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", misshaped)):
+    labelled = (("missing", missing), ("unexpected", unexpected), ("wrong shape", misshaped))
+    for label, keys in labelled:
         if keys:
             shown = ", ".join(keys[:8]) + (f" and {len(keys) - 8} more" if len(keys) > 8 else "")
             problems.append(f"{label} keys: {shown}")

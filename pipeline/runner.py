@@ -9,7 +9,7 @@ loads stay resident for the next job.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -21,15 +21,16 @@ from pipeline.enhance.load import load_gfpgan
 from pipeline.enhance.stage import Enhancer
 from pipeline.face.landmarks import FaceLandmarker
 from pipeline.face.paste import PasteBack
+from pipeline.face.steady import SteadyTracker
 from pipeline.lipsync.audio import frame_mels, output_frame_count
 from pipeline.lipsync.load import load_wav2lip, wav2lip_path
 from pipeline.lipsync.stage import BaseFace, LipSyncer
 from pipeline.liveportrait.animate import AnimateOptions, AnimationResult, LivePortraitStage
 from pipeline.liveportrait.drivers import DriverLibrary
-from pipeline.liveportrait.nets import load_nets
+from pipeline.liveportrait.loader import build_stage
 from pipeline.media.audio import Audio, load_audio
 from pipeline.media.image import load_image
-from pipeline.media.video import VideoWriter
+from pipeline.media.video import VideoWriter, exact_fps
 from pipeline.settings import PipelineSettings
 from pipeline.spec import CancelToken, JobSpec, ProgressFn, TimingRecord
 from pipeline.stageclock import StageClock
@@ -79,11 +80,8 @@ class Runner:
         return self.bank.get("landmarks", lambda: FaceLandmarker(self.settings.weights_dir))
 
     def animator(self) -> LivePortraitStage:
-        def load() -> LivePortraitStage:
-            nets = load_nets(self.settings.weights_dir, self.bank.device, self.bank.dtype(True))
-            return LivePortraitStage(nets, self.landmarker(), self.settings)
-
-        return self.bank.get("liveportrait", load)
+        return self.bank.get("liveportrait",
+                             lambda: build_stage(self.settings, self.landmarker()))
 
     def syncer(self) -> LipSyncer:
         model = self.settings.lipsync_model
@@ -93,7 +91,7 @@ class Runner:
             net = load_wav2lip(wav2lip_path(self.settings.weights_dir, model), self.bank.device,
                                dtype)
             return LipSyncer(net, self.bank.device, dtype, self.settings.batch_size,
-                             landmarker=self.landmarker())
+                             landmarker=SteadyTracker(self.landmarker()))
 
         return self.bank.get(f"lipsync:{model}", load)
 
@@ -111,6 +109,7 @@ class Runner:
             cancel: CancelToken) -> TimingRecord:
         """Make ``output`` (an MP4) from ``job``; return its timing record."""
         start = time.perf_counter()
+        job = replace(job, fps=float(exact_fps(job.fps)))  # "29.97" means 30000/1001
         clock = StageClock()
         with clock.timed("prepare") as entry:
             prepared = self.prepare(job)
@@ -164,9 +163,9 @@ class Runner:
         crops = DistinctCrops(anim)
         if lipsync:
             return self.syncer().prepare_sequence(crops, first)
-        landmarker, prev, out = self.landmarker(), first, []
+        tracker, prev, out = SteadyTracker(self.landmarker()), first, []
         for crop in crops:  # enhance only: landmarks without the lip-sync box and mask
-            prev = np.asarray(landmarker.track(crop, prev), dtype=np.float32)
+            prev = tracker.track(crop, prev)
             out.append(BaseFace(prev, (0, 0, 0, 0), np.zeros((0, 0), np.float32)))
         return out
 

@@ -7,11 +7,11 @@ reads config files itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 
-class LoopMode(str, Enum):
+class LoopMode(StrEnum):
     """How a driving clip shorter than the audio is extended."""
 
     PINGPONG = "pingpong"  # forward, backward, forward...: no jump at the seam

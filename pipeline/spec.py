@@ -9,14 +9,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
 from pipeline.errors import Cancelled
 
 
-class CacheState(str, Enum):
+class CacheState(StrEnum):
     """Whether a stage could reuse earlier work."""
 
     HIT = "hit"

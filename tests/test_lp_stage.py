@@ -20,18 +20,9 @@ from pipeline.liveportrait.retime import output_frame_count
 from pipeline.liveportrait.template import load_template
 from pipeline.settings import LoopMode, PipelineSettings
 from pipeline.spec import CacheState, CancelToken
-from tests.lp_checkpoints import write_liveportrait_checkpoints
 from tests.test_drivers import make_clip
 
 NTSC = 30000 / 1001
-
-
-@pytest.fixture(scope="session")
-def lp_weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Random checkpoints in the official formats (written once per session)."""
-    root = tmp_path_factory.getbasetemp() / "lp-weights"
-    write_liveportrait_checkpoints(root)
-    return root
 
 
 @pytest.fixture(scope="session")

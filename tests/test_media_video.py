@@ -240,3 +240,12 @@ def test_pick_encoder() -> None:
     assert pick_encoder("libx264") == "libx264"
     with pytest.raises(MediaError, match="not in this FFmpeg build"):
         pick_encoder("h264_nonexistent")
+
+
+def test_ntsc_rates_as_written_mean_the_exact_rates() -> None:
+    from pipeline.media.video import exact_fps
+
+    assert exact_fps(29.97) == Fraction(30000, 1001)
+    assert exact_fps(23.976) == Fraction(24000, 1001)
+    assert exact_fps(59.94) == Fraction(60000, 1001)
+    assert exact_fps(25) == 25 and exact_fps(30) == 30 and exact_fps(12.5) == Fraction(25, 2)

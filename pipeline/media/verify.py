@@ -7,7 +7,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from pipeline.errors import InputError, MediaError
-from pipeline.media.video import VideoInfo, probe_video
+from pipeline.media.video import VideoInfo, exact_fps, probe_video
 
 _FIX = "the encode did not finish cleanly: run the job again; if it persists, report a bug"
 
@@ -34,8 +34,8 @@ def verify_video(
         raise MediaError(f"the written video cannot be read: {exc.problem}", file=path,
                          fix=_FIX) from exc
     _check_streams(path, info, require_audio)
-    frame = Fraction(1) / (Fraction(fps).limit_denominator(1_000_000) if fps else info.fps)
-    if fps is not None and abs(info.fps - Fraction(fps).limit_denominator(1_000_000)) > 1e-6:
+    frame = Fraction(1) / (exact_fps(fps) if fps else info.fps)
+    if fps is not None and abs(info.fps - exact_fps(fps)) > 1e-6:
         raise MediaError(f"the video runs at {float(info.fps):.3f} fps, not {float(fps):.3f}",
                          file=path, fix=_FIX)
     if expect_frames is not None and abs(info.frames - expect_frames) > 1:

@@ -170,6 +170,23 @@ def pick_encoder(preference: str = "auto") -> str:
 
 _STOP = object()
 
+# NTSC rates as people write them (29.97) mean the exact broadcast rate (30000/1001).
+_NTSC_BASES = (24, 30, 48, 60, 120)
+
+
+def exact_fps(fps: Fraction | float) -> Fraction:
+    """The exact frame rate meant by ``fps``: 29.97 -> 30000/1001, 25 -> 25, 23.976 -> 24000/1001.
+
+    A rate within 0.001 of n*1000/1001 for a common n is taken as that NTSC rate; anything else
+    is kept as given (as a fraction with a denominator up to 10^6).
+    """
+    value = Fraction(fps).limit_denominator(1_000_000)
+    for base in _NTSC_BASES:
+        ntsc = Fraction(base * 1000, 1001)
+        if value != base and abs(value - ntsc) < Fraction(1, 1000):
+            return ntsc
+    return value
+
 
 class VideoWriter:
     """Write RGB frames as H.264 yuv420p MP4 (faststart) with the original audio as AAC.
@@ -195,7 +212,7 @@ class VideoWriter:
             raise ValueError(f"H.264 yuv420p needs even positive dimensions, got {width}x{height}")
         self.path = Path(path)
         self.width, self.height = width, height
-        self.fps = Fraction(fps).limit_denominator(1_000_000)
+        self.fps = exact_fps(fps)
         if self.fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
         self.audio_path = Path(audio_path) if audio_path is not None else None

@@ -44,7 +44,7 @@ def kp2gaussian(kp: torch.Tensor, spatial: tuple[int, int, int], variance: float
 class DenseMotion(NamedTuple):
     """Output of the dense motion network."""
 
-    deformation: torch.Tensor  # (B, d, h, w, 3) sampling grid into the source volume
+    deformation: torch.Tensor  # (B, d, h, w, 3) fp32 sampling grid into the source volume
     occlusion_map: torch.Tensor | None  # (B, 1, h, w) in (0, 1), or None without occlusion
     mask: torch.Tensor  # (B, 1 + K, d, h, w) softmax weights over background + keypoints
 
@@ -102,14 +102,18 @@ class DenseMotionNetwork(nn.Module):
                 kp_source: torch.Tensor) -> DenseMotion:
         """f_s (B, 32, 16, 64, 64), keypoints (B, 21, 3) -> flow, occlusion, mask."""
         b, _, d, h, w = feature.shape
+        # Geometry (grids, heatmaps, softmax, flow) stays fp32 even when the convs run in half
+        # precision, as under the official autocast; a no-op in fp32.
+        kp_driving, kp_source = kp_driving.float(), kp_source.float()
         feature = F.relu(self.norm(self.compress(feature)))  # (B, 4, 16, 64, 64)
         motions = self.sparse_motions(feature, kp_driving, kp_source)
         deformed = self.deformed_features(feature, motions)  # (B, 22, 4, 16, 64, 64)
         heat = self.heatmaps((d, h, w), kp_driving, kp_source)  # (B, 22, 1, 16, 64, 64)
-        inp = torch.cat([heat, deformed], dim=2).view(b, -1, d, h, w)  # (B, 22*5=110, 16, 64, 64)
+        inp = torch.cat([heat.to(deformed.dtype), deformed], dim=2)
+        inp = inp.view(b, -1, d, h, w)  # (B, 22*5=110, 16, 64, 64)
         prediction = self.hourglass(inp)  # (B, 142, 16, 64, 64)
 
-        mask = F.softmax(self.mask(prediction), dim=1)  # (B, 22, 16, 64, 64)
+        mask = F.softmax(self.mask(prediction).float(), dim=1)  # (B, 22, 16, 64, 64)
         flows = motions.permute(0, 1, 5, 2, 3, 4)  # (B, 22, 3, d, h, w)
         deformation = (flows * mask.unsqueeze(2)).sum(dim=1)  # (B, 3, d, h, w)
         deformation = deformation.permute(0, 2, 3, 4, 1)  # (B, d, h, w, 3)

@@ -94,7 +94,11 @@ def _corner(
 
 
 class GridSample3d(nn.Module):
-    """Trilinear 5-D ``grid_sample`` (zeros padding, align_corners=False); no parameters."""
+    """Trilinear 5-D ``grid_sample`` (zeros padding, align_corners=False); no parameters.
+
+    The grid may be fp32 while the features are half precision; the result has the features'
+    dtype.
+    """
 
     def __init__(self, portable: bool = False) -> None:
         super().__init__()
@@ -103,6 +107,10 @@ class GridSample3d(nn.Module):
     def forward(self, inp: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
         if self.portable:
             return grid_sample_3d(inp, grid)
+        if inp.dtype != grid.dtype:  # half features, fp32 grid: sample in fp32, as autocast does
+            out = F.grid_sample(inp.float(), grid.float(), mode="bilinear", padding_mode="zeros",
+                                align_corners=False)
+            return out.to(inp.dtype)
         return F.grid_sample(inp, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 

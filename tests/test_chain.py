@@ -1,0 +1,138 @@
+"""End to end on the real photo, real speech and random-weight checkpoints in the official
+formats for every model: ``facedrop run`` and the daemon each make a finished, verified video.
+
+Slow by nature (LivePortrait renders ~6 s per distinct frame on a 2-core CPU), so the driving
+clip has two distinct frames and the audio is short.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from pipeline.media.audio import load_audio
+from pipeline.media.verify import verify_video
+from tests.daemon_harness import (
+    REPO,
+    DaemonProcess,
+    cli_env,
+    finished,
+    make_job,
+    speech_clip,
+    wait_for,
+    write_config,
+)
+from tests.test_drivers import make_clip
+
+REAL_PIPELINE = "pipeline.runner:Runner"
+ALL_STAGES = ("prepare", "motion", "animate", "landmarks", "mel", "lipsync", "enhance", "paste",
+              "encode")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, model_weights_dir: Path,
+          astronaut_path: Path, speech_path: Path) -> dict:
+    """Config, a driving library with one 2-frame clip, a non-square photo, short speech."""
+    root = tmp_path_factory.mktemp("chain")
+    config = write_config(root, pipeline={"max_size": 384, "batch_size": 4, "device": "cpu"})
+    data = yaml.safe_load(config.read_text())
+    data["paths"]["weights"] = str(model_weights_dir)
+    config.write_text(yaml.safe_dump(data))
+    drivers = Path(data["paths"]["drivers"])
+    drivers.mkdir(parents=True)
+    make_clip(drivers / "nod.mp4", astronaut_path, 2, Fraction(25))
+    photo = root / "portrait.jpg"  # 512x448: not square, long side above max_size
+    Image.open(astronaut_path).convert("RGB").crop((0, 0, 512, 448)).save(photo, quality=92)
+    return {"root": root, "config": config, "data": data, "photo": photo,
+            "short": speech_clip(speech_path, root / "short.wav", 0.5),
+            "medium": speech_clip(speech_path, root / "medium.wav", 1.0)}
+
+
+def check_video(video: Path, audio: Path, fps: Fraction) -> None:
+    """H.264 + AAC, the photo's aspect at max_size 384, the requested fps, audio's duration."""
+    seconds = load_audio(audio).duration
+    info = verify_video(video, fps=fps)
+    assert (info.video_codec, info.audio_codec) == ("h264", "aac")
+    assert (info.width, info.height) == (384, 336)  # 512x448 scaled to a 384 long side
+    assert info.fps == fps
+    assert abs(info.frames / float(fps) - seconds) <= 1 / float(fps)
+    assert abs(info.duration - seconds) <= 1 / float(fps)
+
+
+def stages(outdir: Path) -> dict[str, dict]:
+    timing = json.loads((outdir / "timing.json").read_text())
+    return {s["name"]: s for s in timing["stages"]}
+
+
+def test_facedrop_run_makes_the_video_with_every_stage_timed(world: dict, tmp_path: Path) -> None:
+    job = make_job(tmp_path, "hello", world["photo"], world["short"],
+                   "driving: nod\nenhance: true\nfps: 25\n")
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "watcher.cli", "run", str(job), "--out", str(out)],
+        cwd=REPO, env=cli_env(world["config"], world["root"], FACEDROP_PIPELINE=REAL_PIPELINE),
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    (outdir,) = out.iterdir()
+    check_video(outdir / "hello.mp4", world["short"], Fraction(25))
+    timing = json.loads((outdir / "timing.json").read_text())
+    assert set(ALL_STAGES) <= set(stages(outdir))
+    assert timing["frames"] == 13 and timing["device"] == "cpu"  # ceil(0.5 s * 25)
+    assert stages(outdir)["enhance"]["frames"] == 13 and stages(outdir)["lipsync"]["frames"] == 13
+    assert stages(outdir)["animate"]["frames"] == 2  # both distinct driving frames rendered
+    assert timing["realtime_factor"] > 0 and "enhance" in (outdir / "timing.log").read_text()
+    assert sorted(p.name for p in (outdir / "input").iterdir()) == ["face.jpg", "job.yaml",
+                                                                    "voice.wav"]
+
+
+def test_daemon_reuses_the_cache_and_skips_switched_off_stages(world: dict) -> None:
+    inbox, outbox = Path(world["data"]["paths"]["inbox"]), Path(world["data"]["paths"]["outbox"])
+    inbox.mkdir(parents=True, exist_ok=True)
+    daemon = DaemonProcess(world["config"], world["root"], world["root"] / "daemon.log",
+                           FACEDROP_PIPELINE=REAL_PIPELINE)
+    ntsc = Fraction(30000, 1001)
+    try:
+        jobs = [("talk", "driving: nod\nfps: 29.97\n"), ("talk", "driving: nod\nfps: 29.97\n"),
+                ("quiet", "driving: nod\nfps: 29.97\nlipsync: false\nenhance: false\n")]
+        outdirs = []
+        for n, (name, yaml_text) in enumerate(jobs):
+            staging = world["root"] / f"staging{n}"
+            make_job(staging, name, world["photo"], world["medium"], yaml_text)
+            (staging / name).rename(inbox / name)
+            outdir = outbox / (name if n != 1 else f"{name} (2)")
+            status = wait_for(lambda o=outdir: finished(o), 400, f"job {n} to finish")
+            assert status["state"] == "done", (outdir / "error.txt").read_text()
+            outdirs.append(outdir)
+    finally:
+        daemon.stop()
+    first, repeat, quiet = (stages(d) for d in outdirs)
+    for outdir, name in zip(outdirs, ("talk", "talk", "quiet"), strict=True):
+        check_video(outdir / f"{name}.mp4", world["medium"], ntsc)
+    assert first["animate"]["frames"] == 2 and first["animate"]["cache"] == "miss"
+    assert repeat["motion"]["cache"] == "hit" and repeat["animate"]["cache"] == "hit"
+    assert repeat["animate"]["frames"] == 0
+    assert repeat["animate"]["seconds"] < first["animate"]["seconds"] / 2
+    assert repeat["lipsync"]["frames"] == 30  # ceil(1.0 s * 29.97)
+    assert quiet["lipsync"]["cache"] == "skipped" and quiet["enhance"]["cache"] == "skipped"
+    log = (outdirs[2] / "timing.log").read_text()
+    assert "lipsync: false in job.yaml" in log and "enhance: false in job.yaml" in log
+    assert first["enhance"]["cache"] == "skipped"  # enhance defaults to off
+
+
+def test_output_size_keeps_aspect_and_even_sides() -> None:
+    from pipeline.runner import fit_photo, output_size
+
+    assert output_size(512, 448, 384) == (384, 336)
+    assert output_size(1001, 667, 1280) == (1000, 666)
+    assert output_size(4000, 3000, 1280) == (1280, 960)
+    photo = np.zeros((667, 1001, 3), np.uint8)
+    assert fit_photo(photo, 1280).shape == (666, 1000, 3)
