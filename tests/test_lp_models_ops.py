@@ -73,3 +73,37 @@ def test_headpose_and_rotation_conventions() -> None:
     x_axis = torch.tensor([[1.0, 0.0, 0.0]])
     torch.testing.assert_close(x_axis @ yaw90[0], torch.tensor([[0.0, 0.0, -1.0]]), atol=1e-6,
                                rtol=0)
+
+
+def test_half_precision_warping_keeps_fp32_geometry() -> None:
+    """In bfloat16 (CPU's half type) the flow stays fp32 and the output near the fp32 one.
+
+    The portable ops run here because the CPU's native avg_pool3d has no bfloat16 kernel.
+    """
+    torch.manual_seed(0)
+    net = WarpingNetwork(num_kp=3, block_expansion=8, max_features=16, num_down_blocks=2,
+                         reshape_channel=4, estimate_occlusion_map=True, dense_block_expansion=4,
+                         dense_max_features=16, dense_num_blocks=2, dense_reshape_depth=4,
+                         dense_compress=2).eval()
+    ops.set_portable_ops(net, True)
+    g = gen(3)
+    f_s = torch.randn(1, 4, 4, 16, 16, generator=g)
+    kp_s = torch.randn(1, 3, 3, generator=g) * 0.6
+    kp_d = kp_s + 0.2 * torch.randn(1, 3, 3, generator=g)
+    with torch.no_grad():
+        ref = net(f_s, kp_driving=kp_d, kp_source=kp_s)
+        net.to(torch.bfloat16)
+        half = net(f_s.bfloat16(), kp_driving=kp_d.bfloat16(), kp_source=kp_s.bfloat16())
+    assert half.deformation.dtype == torch.float32 and half.out.dtype == torch.bfloat16
+    err = (half.out.float() - ref.out).abs().max() / ref.out.abs().max()
+    assert err < 0.05
+
+
+def test_native_grid_sample_accepts_half_features_with_fp32_grid() -> None:
+    g = gen(4)
+    inp = torch.randn(1, 2, 3, 6, 6, generator=g)
+    grid = torch.rand(1, 2, 4, 4, 3, generator=g) * 2 - 1
+    out = ops.GridSample3d(portable=False)(inp.bfloat16(), grid)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), F.grid_sample(inp, grid, align_corners=False),
+                               atol=0.05, rtol=0.02)
