@@ -25,6 +25,8 @@ EXAMPLE = REPO / "examples" / "hello"
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``bench``."""
     p = sub.add_parser("bench", help="measure speed (realtime factor, stage shares) and memory")
+    p.add_argument("--stage", choices=("chain", "animate", "lipsync"), default="chain",
+                   help="the whole chain (default), or one stage's networks")
     p.add_argument("--seconds", type=float, nargs="+", default=[10.0],
                    help="audio lengths to run, each in its own process (default 10)")
     p.add_argument("--weights", type=Path, help="weights folder (default: the config's)")
@@ -38,6 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.stage != "chain":
+        return _stage(args)
     if args.child:
         return _child(args)
     rows = []
@@ -63,16 +67,65 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _child(args: argparse.Namespace) -> int:
-    from pipeline.benchmark import bench_chain  # torch loads only in the child
-
-    config = load_config(args.config)
-    settings = config.pipeline
+def _settings(args: argparse.Namespace):  # noqa: ANN202 - PipelineSettings, imported lazily
+    settings = load_config(args.config).pipeline
     if args.weights:
         settings = replace(settings, weights_dir=args.weights.resolve())
     if args.device:
         settings = replace(settings, device=args.device)
-    result = bench_chain(settings, EXAMPLE / "astronaut.jpg", EXAMPLE / "hello.wav",
+    return settings
+
+
+def _stage(args: argparse.Namespace) -> int:
+    """One stage's figures: ms per network call (animate) or per lip-sync part (lipsync)."""
+    from pipeline.bank import ModelBank
+    from pipeline.benchmark import peak_rss_mb
+
+    settings = _settings(args)
+    bank = ModelBank(settings)
+    if args.stage == "animate":
+        from pipeline.bench_lp import benchmark_networks
+        from pipeline.lp_weights import load_liveportrait
+
+        dtype = bank.dtype(bank.device.type == "cuda")
+        nets = load_liveportrait(settings.weights_dir, bank.device, dtype)
+        figures = benchmark_networks(nets, bank.device, dtype)
+        title = f"LivePortrait on {bank.device} ({dtype}), ms per batch-1 call"
+    else:
+        from pipeline.face.landmarks import FaceLandmarker
+        from pipeline.lipsync.bench import benchmark_lipsync
+        from pipeline.lipsync.load import load_wav2lip, wav2lip_path
+        from pipeline.media.audio import load_audio
+        from pipeline.media.image import load_image
+
+        dtype = bank.dtype(False)
+        net = load_wav2lip(wav2lip_path(settings.weights_dir, settings.lipsync_model),
+                           bank.device, dtype)
+        result = benchmark_lipsync(net, FaceLandmarker(settings.weights_dir),
+                                   load_image(EXAMPLE / "astronaut.jpg"),
+                                   load_audio(EXAMPLE / "hello.wav").samples, bank.device, dtype,
+                                   batch_size=settings.batch_size)
+        figures = {"landmarks (per distinct crop)": result.landmarks_ms, "mel": result.mel_ms,
+                   "generator": result.generator_ms, "blend": result.blend_ms,
+                   "total": result.total_ms}
+        title = f"Lip sync on {bank.device} ({dtype}), ms per output frame"
+    figures["peak memory (MiB)"] = peak_rss_mb()
+    if args.json:
+        print(json.dumps(figures))
+        return 0
+    table = Table(title=title)
+    table.add_column("part")
+    table.add_column("figure", justify="right")
+    for name, value in figures.items():
+        table.add_row(name, f"{value:.1f}")
+    Console().print(table)
+    return 0
+
+
+def _child(args: argparse.Namespace) -> int:
+    from pipeline.benchmark import bench_chain  # torch loads only in the child
+
+    result = bench_chain(_settings(args), EXAMPLE / "astronaut.jpg", EXAMPLE / "hello.wav",
                          args.seconds[0], args.driving, lipsync=not args.no_lipsync,
                          enhance=args.enhance)
     print(json.dumps(result))
