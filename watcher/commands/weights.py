@@ -83,8 +83,12 @@ def _print_results(console: Console, results: list[FetchResult]) -> int:
         table.add_row(r.entry.relpath, f"[{style}]{r.status}[/]", detail)
     console.print(table)
     failed = [r for r in results if r.error]
+    fixes: dict[str, list[str]] = {}  # one line per distinct fix, not one per file
     for r in failed:
-        console.print(f"[bold]Fix for {r.entry.name}:[/] {r.error.fix}")  # type: ignore[union-attr]
+        fixes.setdefault(r.error.fix, []).append(r.entry.name)  # type: ignore[union-attr]
+    for fix, names in fixes.items():
+        who = "" if len(names) == len(failed) and len(names) > 1 else f" ({', '.join(names)})"
+        console.print(f"[bold]Fix{who}:[/] {fix}")
     return 1 if failed else 0
 
 
