@@ -30,7 +30,9 @@ def key_generator(key: str) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def deterministic_tensor(key: str, shape: tuple[int, ...], dtype: torch.dtype, gain: float = 1.0) -> torch.Tensor:
+def deterministic_tensor(
+    key: str, shape: tuple[int, ...], dtype: torch.dtype, gain: float = 1.0
+) -> torch.Tensor:
     """The rule above for one key (spectral-norm u/v are handled in ``fill_state_dict``)."""
     g = key_generator(key)
     name = key.rsplit(".", 1)[-1]
@@ -48,7 +50,9 @@ def deterministic_tensor(key: str, shape: tuple[int, ...], dtype: torch.dtype, g
     return (torch.randn(shape, generator=g) * 0.1).to(dtype)
 
 
-def fill_state_dict(template: Mapping[str, torch.Tensor], gain: float = 1.0) -> dict[str, torch.Tensor]:
+def fill_state_dict(
+    template: Mapping[str, torch.Tensor], gain: float = 1.0
+) -> dict[str, torch.Tensor]:
     """A state dict with the template's keys, shapes and dtypes, filled by the rule."""
     out = {k: deterministic_tensor(k, tuple(v.shape), v.dtype, gain) for k, v in template.items()}
     for k in template:
