@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from pipeline.atomic import write_text_atomic
 from pipeline.errors import ConfigError
 from pipeline.settings import LoopMode, PipelineSettings
 
@@ -322,14 +322,5 @@ def write_user_config(updates: Mapping[str, Mapping[str, Any]], path: Path | Non
     for section, values in updates.items():
         current[section] = {**(current.get(section) or {}), **values}
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            yaml.safe_dump(current, fh, sort_keys=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, yaml.safe_dump(current, sort_keys=False))
     return path

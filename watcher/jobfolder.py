@@ -8,7 +8,6 @@ is unreadable or over the configured limits, and driving clips that do not exist
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -16,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from pipeline.digest import sha256_file
 from pipeline.errors import InputError
 from pipeline.media.audio import load_audio
 from pipeline.media.image import load_image
@@ -238,13 +238,6 @@ def check_manifest(folder: Path, data: dict[str, Any]) -> None:
             )
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def resolve_driving(

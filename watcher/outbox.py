@@ -12,7 +12,6 @@ import errno
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from pipeline.atomic import fsync_dir
+from pipeline.atomic import write_text_atomic as write_atomic
 from pipeline.spec import TimingRecord
 
 Rename = Callable[[Path, Path], None]
@@ -32,20 +33,7 @@ def fsync_tree(root: Path) -> None:
         for name in files:
             with open(os.path.join(dirpath, name), "rb") as fh:
                 os.fsync(fh.fileno())
-        _fsync_dir(Path(dirpath))
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems refuse fsync on folders; the file data is what matters
-    finally:
-        os.close(fd)
+        fsync_dir(Path(dirpath))
 
 
 def move(src: Path, dest: Path, rename: Rename = os.rename) -> None:
@@ -66,7 +54,7 @@ def move(src: Path, dest: Path, rename: Rename = os.rename) -> None:
     else:
         _fsync_file(staging)
     os.rename(staging, dest)  # same folder as dest: atomic
-    _fsync_dir(dest.parent)
+    fsync_dir(dest.parent)
     if src.is_dir():
         shutil.rmtree(src)
     else:
@@ -89,20 +77,6 @@ def reserve_dir(parent: Path, name: str) -> Path:
         except FileExistsError:
             continue
     raise FileExistsError(f"no free folder name for {name} in {parent}")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder and a rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_status(folder: Path, state: str, **fields: Any) -> None:

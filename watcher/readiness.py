@@ -19,8 +19,9 @@ from typing import Any
 
 import yaml
 
+from pipeline.digest import sha256_file
 from pipeline.errors import InputError
-from watcher.jobfolder import JOB_FILE, is_ignored, manifest_entries, sha256_file
+from watcher.jobfolder import JOB_FILE, is_ignored, manifest_entries
 
 SF_DATALESS = 0x40000000  # macOS st_flags bit of an online-only (not downloaded) file
 # Finder sets this creation date on a file it is still copying (kMagicBusyCreationDate).

@@ -14,8 +14,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.digest import sha256_file
 from pipeline.errors import InputError
-from pipeline.liveportrait.hashing import file_sha256
 from pipeline.liveportrait.template import load_template
 from pipeline.media.video import probe_video
 
@@ -60,7 +60,7 @@ def describe(path: Path, name: str) -> Driver:
         )
     if frames < 1:
         raise InputError("the driving clip has no frames", file=path)
-    return Driver(name=name, path=path, sha256=file_sha256(path), frames=frames, fps=fps)
+    return Driver(name=name, path=path, sha256=sha256_file(path), frames=frames, fps=fps)
 
 
 def clip_name(text: str) -> str:
@@ -111,7 +111,7 @@ class DriverLibrary:
         source = describe(video, name)
         existing = self.find(name)
         if existing is not None:
-            if file_sha256(existing) == source.sha256:
+            if sha256_file(existing) == source.sha256:
                 return describe(existing, name)
             raise InputError(
                 f"a different driving clip called '{name}' is already in the library",

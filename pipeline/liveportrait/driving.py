@@ -23,11 +23,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pipeline.digest import sha256_file
 from pipeline.errors import InputError, NoFaceError
 from pipeline.face.affine import Affine, warp
 from pipeline.face.geometry import bbox_crop, liveportrait_bbox
 from pipeline.face.ratios import eye_ratio, lip_ratio
-from pipeline.liveportrait.hashing import file_sha256
 from pipeline.liveportrait.motion_cache import MotionCache
 from pipeline.liveportrait.nets import NetRunner
 from pipeline.liveportrait.template import DrivingMotion, load_template
@@ -129,7 +129,7 @@ def clip_motion(
 ) -> ClipMotion:
     """The clip's motion from the cache, or extracted now and cached (a ``.pkl`` template is
     read directly, with the restricted unpickler)."""
-    sha = file_sha256(clip)
+    sha = sha256_file(clip)
     if clip.suffix.lower() == ".pkl":
         return ClipMotion(load_template(clip), sha, CacheState.NONE)
     cached = cache.get(sha, nets.motion_version)

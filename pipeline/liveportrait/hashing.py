@@ -9,16 +9,7 @@ from pathlib import Path
 # it is part of every motion-cache key, so old entries simply stop matching.
 EXTRACTION_VERSION = "e1"
 
-_CHUNK = 1024 * 1024
 
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB chunks (memory does not grow with size)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def model_version(*checkpoints: Path) -> str:

@@ -6,11 +6,12 @@ A model file appears under its final name only complete and verified: it is writ
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
 
+from pipeline.atomic import fsync_dir
+from pipeline.digest import sha256_file
 from pipeline.errors import WeightsError
 
 CHUNK = 1 << 20
@@ -26,13 +27,6 @@ def partial_path(dest: Path) -> Path:
     return dest.with_name(dest.name + ".partial")
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def looks_like_html(head: bytes) -> bool:
@@ -62,18 +56,6 @@ def check_file(path: Path, *, what: str, size: int | None, sha256: str | None, s
         raise WeightsError(problem, file=source, fix=f"the bad copy was deleted; {FETCH_OR_IMPORT}")
 
 
-def fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def place(partial: Path, dest: Path) -> Path:
