@@ -1,4 +1,5 @@
-"""No torchvision, basicsr or facexlib: neither pulled by installing facedrop nor imported."""
+"""No torchvision, basicsr, facexlib, librosa or ffmpeg-python: neither pulled by installing
+facedrop nor imported."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-FORBIDDEN = {"torchvision", "basicsr", "basicsr-fixed", "facexlib", "gfpgan"}
+FORBIDDEN = {"torchvision", "basicsr", "basicsr-fixed", "facexlib", "gfpgan", "librosa",
+             "ffmpeg-python", "mediapipe"}
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -40,7 +42,8 @@ def test_installing_facedrop_pulls_none_of_them() -> None:
 
 
 def test_no_source_file_imports_them() -> None:
-    pattern = re.compile(r"^\s*(from|import)\s+(torchvision|basicsr|facexlib|gfpgan)\b", re.M)
+    names = "torchvision|basicsr|facexlib|gfpgan|librosa|ffmpeg|mediapipe"
+    pattern = re.compile(rf"^\s*(from|import)\s+({names})\b", re.M)
     offenders = [
         str(p.relative_to(REPO))
         for folder in ("pipeline", "watcher")
