@@ -8,6 +8,7 @@ clip has two distinct frames and the audio is short.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from fractions import Fraction
@@ -97,6 +98,7 @@ def test_facedrop_run_makes_the_video_with_every_stage_timed(world: dict, tmp_pa
 def test_daemon_reuses_the_cache_and_skips_switched_off_stages(world: dict) -> None:
     inbox, outbox = Path(world["data"]["paths"]["inbox"]), Path(world["data"]["paths"]["outbox"])
     inbox.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(world["data"]["paths"]["cache"], ignore_errors=True)  # start cold
     daemon = DaemonProcess(world["config"], world["root"], world["root"] / "daemon.log",
                            FACEDROP_PIPELINE=REAL_PIPELINE)
     ntsc = Fraction(30000, 1001)

@@ -128,5 +128,7 @@ def test_daemon_job_is_done_despite_missing_osascript(tmp_path: Path, astronaut_
         daemon.run(burst=True, install_signals=False)
     for name in ("one", "two"):
         assert (read_status(cfg.paths.outbox / name) or {}).get("state") == "done"
-    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    # only facedrop's own records: watchdog may log a benign shutdown race of its inotify thread
+    warnings = [r for r in caplog.records
+                if r.levelno >= logging.WARNING and r.name.startswith("facedrop")]
     assert [r.name for r in warnings] == ["facedrop.notify"]
