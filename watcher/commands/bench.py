@@ -138,7 +138,9 @@ def _print(rows: list[dict]) -> None:  # type: ignore[type-arg]
         for run in ("cold", "repeat"):
             rec = row[run]
             total = rec["total_seconds"] or 1.0
-            table = Table(title=f"{row['seconds']:g} s of audio, {run} run on {rec['device']} "
+            length = 1.0 if run == "cold" else row["seconds"]
+            label = "warm-up (cold caches)" if run == "cold" else "repeat-avatar job"
+            table = Table(title=f"{length:g} s of audio, {label} on {rec['device']} "
                                 f"({rec['dtype']}): realtime factor {rec['realtime_factor']:.3f}x, "
                                 f"{rec['frames']} frames, peak memory {row['peak_rss_mb']:.0f} MiB")
             for col in ("stage", "seconds", "share", "ms/frame", "cache"):
