@@ -91,7 +91,7 @@ class Runner:
             net = load_wav2lip(wav2lip_path(self.settings.weights_dir, model), self.bank.device,
                                dtype)
             return LipSyncer(net, self.bank.device, dtype, self.settings.batch_size,
-                             landmarker=SteadyTracker(self.landmarker()))
+                             landmarker=self.landmarker())
 
         return self.bank.get(f"lipsync:{model}", load)
 
@@ -159,13 +159,16 @@ class Runner:
                        f" of {anim.n_distinct} distinct")
         return anim
 
-    def bases(self, anim: AnimationResult, prepared: Prepared, lipsync: bool) -> list[BaseFace]:
+    def bases(self, anim: AnimationResult, prepared: Prepared, lipsync: bool,
+              tracker: SteadyTracker) -> list[BaseFace]:
         """Landmarks, Wav2Lip box and mask once per distinct crop, tracked from the photo's."""
         first = anim.affine.apply(prepared.landmarks).astype(np.float32)
         crops = DistinctCrops(anim)
         if lipsync:
-            return self.syncer().prepare_sequence(crops, first)
-        tracker, prev, out = SteadyTracker(self.landmarker()), first, []
+            syncer = self.syncer()
+            syncer.landmarker = tracker  # this job's tracker: counts its lost frames
+            return syncer.prepare_sequence(crops, first)
+        prev, out = first, []
         for crop in crops:  # enhance only: landmarks without the lip-sync box and mask
             prev = tracker.track(crop, prev)
             out.append(BaseFace(prev, (0, 0, 0, 0), np.zeros((0, 0), np.float32)))
@@ -176,8 +179,12 @@ class Runner:
         """Lip sync, enhance, paste back and encode every output frame."""
         bases: list[BaseFace] = []
         if job.lipsync or job.enhance:
-            with clock.timed("landmarks", anim.n_distinct):
-                bases = self.bases(anim, prepared, job.lipsync)
+            tracker = SteadyTracker(self.landmarker())
+            with clock.timed("landmarks", anim.n_distinct) as entry:
+                bases = self.bases(anim, prepared, job.lipsync, tracker)
+            if tracker.lost:
+                entry.note = (f"face not found in {tracker.lost} of {anim.n_distinct} rendered"
+                              " crops: kept the previous landmarks")
         mels = None
         if job.lipsync:
             with clock.timed("mel", anim.n_frames):
