@@ -61,6 +61,9 @@ def test_driving_clip_from_library_or_folder(tmp_path, config, astronaut_path, c
     (config.paths.drivers / "calm.mp4").write_bytes(b"x")
     folder = make_job(tmp_path / "jobs", "a", astronaut_path, clip, "driving: calm\n")
     assert parse_job_folder(folder, config).spec.driving == "calm"
+    (config.paths.drivers / "official.pkl").write_bytes(b"x")  # an imported motion template
+    folder = make_job(tmp_path / "jobs", "t", astronaut_path, clip, "driving: official\n")
+    assert parse_job_folder(folder, config).spec.driving == "official"
     folder = make_job(tmp_path / "jobs", "b", astronaut_path, clip, "driving: mine\n")
     (folder / "mine.mov").write_bytes(b"x")
     assert parse_job_folder(folder, config).spec.driving == folder / "mine.mov"

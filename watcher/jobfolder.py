@@ -17,6 +17,7 @@ import yaml
 
 from pipeline.digest import sha256_file
 from pipeline.errors import InputError
+from pipeline.liveportrait.drivers import DriverLibrary
 from pipeline.media.audio import load_audio
 from pipeline.media.image import load_image
 from pipeline.spec import JobSpec
@@ -258,8 +259,8 @@ def resolve_driving(
     for ext in sorted(VIDEO_EXT):
         if (folder / f"{name}{ext}").is_file():
             return safe_member(folder, f"{name}{ext}", "driving")
-        if (drivers_dir / f"{name}{ext}").is_file():
-            return name
+    if DriverLibrary(drivers_dir).find(name) is not None:  # a library video or .pkl template
+        return name
     raise InputError(
         f"there is no driving clip called '{name}'",
         fix="see 'facedrop drivers list', add one with 'facedrop drivers add', or put the video "
