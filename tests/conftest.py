@@ -5,7 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_JOB = REPO / "examples" / "hello"
@@ -23,6 +25,21 @@ def astronaut_path() -> Path:
 def speech_path() -> Path:
     """A short real speech recording (espeak-ng, 22.05 kHz mono wav, about 5.9 s)."""
     return EXAMPLE_JOB / "hello.wav"
+
+
+@pytest.fixture(scope="session")
+def astronaut(astronaut_path: Path) -> np.ndarray:
+    """The astronaut photo as (512, 512, 3) uint8 RGB."""
+    return np.asarray(Image.open(astronaut_path).convert("RGB"))
+
+
+@pytest.fixture(scope="session")
+def lmk(landmark_weights_dir: Path, astronaut: np.ndarray) -> np.ndarray:
+    """The astronaut's 468 FaceMesh landmarks in image pixels."""
+    from pipeline.face.landmarks import FaceLandmarker
+
+    fl = FaceLandmarker(landmark_weights_dir)
+    return fl.landmarks(astronaut, fl.detect(astronaut))
 
 
 @pytest.fixture

@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
 
 from pipeline.face import geometry as G
 from pipeline.face import meshidx
-from pipeline.face.landmarks import FaceLandmarker
-
-
-@pytest.fixture(scope="module")
-def astronaut(astronaut_path: Path) -> np.ndarray:
-    return np.asarray(Image.open(astronaut_path).convert("RGB"))
-
-
-@pytest.fixture(scope="module")
-def lmk(landmark_weights_dir: Path, astronaut: np.ndarray) -> np.ndarray:
-    fl = FaceLandmarker(landmark_weights_dir)
-    return fl.landmarks(astronaut, fl.detect(astronaut))
 
 
 def _blob(shape: tuple[int, int], centre: tuple[float, float], sigma: float) -> np.ndarray:

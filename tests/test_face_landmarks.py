@@ -7,7 +7,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
 
 from pipeline.errors import NoFaceError, WeightsError
 from pipeline.face import blazeface, meshidx
@@ -23,11 +22,6 @@ HAND_NOSE = (223.5, 127.5)
 HAND_MOUTH_L = (203.0, 140.0)
 HAND_MOUTH_R = (243.5, 140.5)
 HAND_CHIN_Y = 173.0  # lowest point of the chin outline
-
-
-@pytest.fixture(scope="module")
-def astronaut(astronaut_path: Path) -> np.ndarray:
-    return np.asarray(Image.open(astronaut_path).convert("RGB"))
 
 
 @pytest.fixture(scope="module")

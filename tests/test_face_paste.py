@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
 
 from pipeline.face import geometry as G
 from pipeline.face import meshidx
-from pipeline.face.landmarks import FaceLandmarker
 from pipeline.face.masks import face_mask, hull_mask, lower_face_mask, square_feather_mask
 from pipeline.face.paste import PasteBack, paste_back
 from pipeline.face.ratios import eye_ratio, lip_ratio
 from pipeline.face.smooth import smooth_sequence
-
-
-@pytest.fixture(scope="module")
-def astronaut(astronaut_path: Path) -> np.ndarray:
-    return np.asarray(Image.open(astronaut_path).convert("RGB"))
-
-
-@pytest.fixture(scope="module")
-def lmk(landmark_weights_dir: Path, astronaut: np.ndarray) -> np.ndarray:
-    fl = FaceLandmarker(landmark_weights_dir)
-    return fl.landmarks(astronaut, fl.detect(astronaut))
 
 
 def test_square_mask_is_livportraits_template_shape() -> None:
