@@ -26,7 +26,7 @@ from pipeline.lipsync.audio import frame_mels, output_frame_count
 from pipeline.lipsync.load import load_wav2lip, wav2lip_path
 from pipeline.lipsync.stage import BaseFace, LipSyncer
 from pipeline.liveportrait.animate import AnimateOptions, AnimationResult, LivePortraitStage
-from pipeline.liveportrait.drivers import DriverLibrary
+from pipeline.liveportrait.drivers import DriverLibrary, resolve_driving
 from pipeline.liveportrait.loader import build_stage
 from pipeline.media.audio import Audio, load_audio
 from pipeline.media.image import load_image
@@ -135,7 +135,8 @@ class Runner:
         audio = load_audio(job.audio, self.settings.max_audio_seconds)
         landmarker = self.landmarker()
         landmarks = landmarker.landmarks(photo, landmarker.detect(photo))
-        driving = self.drivers.resolve(job.driving, job.face.parent, self.settings.default_driver)
+        driving = resolve_driving(job.driving, self.drivers, job_dir=job.face.parent,
+                                  default=self.settings.default_driver).path
         return Prepared(photo, landmarks, audio, output_frame_count(audio.duration, job.fps),
                         driving)
 

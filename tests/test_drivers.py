@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import urllib.error
 from fractions import Fraction
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 from PIL import Image
 
 from pipeline.errors import FacedropError, InputError
-from pipeline.liveportrait.drivers import DriverLibrary
+from pipeline.liveportrait.drivers import DriverLibrary, DrivingSource, resolve_driving
 from pipeline.liveportrait.examples import ExampleClip, fetch_examples
 from pipeline.liveportrait.motion_cache import MotionCache
 from pipeline.liveportrait.template import save_template
@@ -89,13 +90,24 @@ def test_templates_can_be_added_and_resolve_prefers_the_job_folder(tmp_path: Pat
     job = tmp_path / "job"
     job.mkdir()
     (job / "mine.mp4").write_bytes(clip.read_bytes())
-    assert lib.resolve("mine.mp4", job) == job / "mine.mp4"
-    assert lib.resolve("calm", job) == lib.root / "calm.mp4"
-    assert lib.resolve(None, job, default="wink") == lib.root / "wink.pkl"
-    with pytest.raises(InputError, match="no driving clip called 'nope'"):
-        lib.resolve("nope", job)
+    mine = resolve_driving("mine.mp4", lib, job_dir=job)
+    assert (mine.path, mine.source) == (job / "mine.mp4", DrivingSource.JOB_FOLDER)
+    assert resolve_driving("mine", lib, job_dir=job).path == job / "mine.mp4"  # NAME.mp4
+    calm = resolve_driving("calm", lib, job_dir=job)
+    assert (calm.path, calm.source) == (lib.root / "calm.mp4", DrivingSource.LIBRARY)
+    wink = resolve_driving(None, lib, job_dir=job, default="wink")
+    assert (wink.path, wink.source) == (lib.root / "wink.pkl", DrivingSource.DEFAULT)
+    assert resolve_driving(job / "mine.mp4", lib, job_dir=job).path == job / "mine.mp4"
+    with pytest.raises(InputError, match=r"no driving clip called 'nope' \(library: calm, wink\)"):
+        resolve_driving("nope", lib, job_dir=job)
     with pytest.raises(InputError, match="no default"):
-        lib.resolve(None, job)
+        resolve_driving(None, lib, job_dir=job)
+    with pytest.raises(InputError, match="default driving clip 'gone' is not in the library"):
+        resolve_driving(None, lib, default="gone")
+    with pytest.raises(InputError, match="points outside the job folder"):
+        resolve_driving("../calm.mp4", lib, job_dir=job)
+    with pytest.raises(InputError, match="not a clip name"):
+        resolve_driving("a/b", lib, job_dir=job)
 
 
 def test_fetch_examples_verifies_and_adds(tmp_path: Path, clip: Path) -> None:
@@ -145,7 +157,7 @@ def test_cli_fetch_adds_clips_and_sets_the_default(tmp_path: Path, clip: Path,
                                                    capsys: pytest.CaptureFixture[str],
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """No weights yet: the clips are added, the motion is left for first use, the default set."""
-    import watcher.commands.drivers as cmd
+    import pipeline.liveportrait.examples as examples
     from watcher.config import load_config
 
     home = tmp_path / "home"
@@ -153,7 +165,7 @@ def test_cli_fetch_adds_clips_and_sets_the_default(tmp_path: Path, clip: Path,
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     data = clip.read_bytes()
     local = [ExampleClip("lp-local", clip.as_uri(), len(data), hashlib.sha256(data).hexdigest())]
-    monkeypatch.setattr(cmd, "fetch_examples", lambda lib: fetch_examples(lib, local))
+    monkeypatch.setattr(examples, "EXAMPLE_CLIPS", local)
     cfg = tmp_path / "config.yaml"
     cfg.write_text(f"paths:\n  drivers: {tmp_path / 'drivers'}\n  cache: {tmp_path / 'cache'}\n"
                    f"  weights: {tmp_path / 'weights'}\npipeline:\n  device: cpu\n")
@@ -162,3 +174,51 @@ def test_cli_fetch_adds_clips_and_sets_the_default(tmp_path: Path, clip: Path,
     assert "lp-local: 6 frames" in out and "Motion not extracted yet" in out
     assert (tmp_path / "drivers" / "lp-local.mp4").read_bytes() == data
     assert load_config(cfg).pipeline.default_driver == "lp-local"
+
+
+def test_first_clip_added_becomes_the_default_and_list_marks_it(
+        tmp_path: Path, clip: Path, astronaut_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fix the 'no driving clip' message gives ('drivers add VIDEO') really fixes it."""
+    from watcher.config import load_config
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.delenv("FACEDROP_CONFIG", raising=False)
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"paths:\n  drivers: {tmp_path / 'drivers'}\n  cache: {tmp_path / 'cache'}\n")
+    lib = DriverLibrary(tmp_path / "drivers")
+    with pytest.raises(InputError) as err:
+        resolve_driving(None, lib, default=load_config(cfg).pipeline.default_driver)
+    assert "facedrop drivers add VIDEO" in err.value.fix
+
+    assert main(["drivers", "add", str(clip), "--name", "calm", "--config", str(cfg)]) == 0
+    assert "Default driving clip set to calm" in capsys.readouterr().out
+    default = load_config(cfg).pipeline.default_driver
+    assert default == "calm"
+    assert resolve_driving(None, lib, default=default).path == lib.root / "calm.mp4"
+
+    other = make_clip(tmp_path / "other.mp4", astronaut_path, 3)
+    assert main(["drivers", "add", str(other), "--name", "nod", "--config", str(cfg)]) == 0
+    assert "Default" not in capsys.readouterr().out  # the second clip does not take over
+    assert load_config(cfg).pipeline.default_driver == "calm"
+
+    assert main(["drivers", "list", "--config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "calm (default)" in out and "nod (default)" not in out
+
+    assert main(["drivers", "add", str(other), "--name", "nod", "--default",
+                 "--config", str(cfg)]) == 0
+    assert "Default driving clip set to nod" in capsys.readouterr().out
+    assert load_config(cfg).pipeline.default_driver == "nod"
+
+    assert main(["drivers", "list", "--json", "--config", str(cfg)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["default"] == "nod"
+    assert {d["name"]: d["default"] for d in doc["drivers"]} == {"calm": False, "nod": True}
+    assert {d["name"]: d["frames"] for d in doc["drivers"]} == {"calm": 6, "nod": 3}
+
+    (tmp_path / "drivers" / "nod.mp4").unlink()  # the default is gone: the next clip takes over
+    assert main(["drivers", "add", str(clip), "--name", "again", "--config", str(cfg)]) == 0
+    assert load_config(cfg).pipeline.default_driver == "again"

@@ -28,16 +28,36 @@ COMMAND_MODULES = (
 )
 
 
+CONFIG_HELP = "config file (YAML); may come before or after the command"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command tree."""
     parser = argparse.ArgumentParser(
         prog="facedrop", description="Turn a photo and a voice recording into a talking-head video."
     )
-    parser.add_argument("--config", type=Path, default=None, help="config file (YAML)")
+    parser.add_argument("--config", type=Path, default=None, help=CONFIG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    _config_everywhere(parser)
     return parser
+
+
+def _config_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Accept ``--config`` after any (sub)command too: ``facedrop status --config X``.
+
+    Sub-parsers get it with a suppressed default, so leaving it out there keeps the value given
+    before the command (argparse copies only the attributes a sub-parser actually set).
+    """
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for child in action.choices.values():
+            if "--config" not in child._option_string_actions:
+                child.add_argument("--config", type=Path, default=argparse.SUPPRESS,
+                                   help=CONFIG_HELP)
+            _config_everywhere(child)
 
 
 def print_error(console: Console, err: FacedropError) -> None:

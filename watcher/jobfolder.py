@@ -17,7 +17,8 @@ import yaml
 
 from pipeline.digest import sha256_file
 from pipeline.errors import InputError
-from pipeline.liveportrait.drivers import DriverLibrary
+from pipeline.liveportrait.drivers import DriverLibrary, DrivingSource
+from pipeline.liveportrait.drivers import resolve_driving as resolve_clip
 from pipeline.media.audio import load_audio
 from pipeline.media.image import load_image
 from pipeline.spec import JobSpec
@@ -248,25 +249,9 @@ def resolve_driving(
     name = data.get("driving")
     if name is None:
         return pick(folder, files, data, "driving", VIDEO_EXT, "driving video")
-    if Path(name).suffix.lower() in VIDEO_EXT or (folder / name).exists():
-        return safe_member(folder, name, "driving")
-    if "/" in name or "\\" in name or name.startswith("."):
-        raise InputError(
-            f"'driving: {name}' is not a clip name",
-            file=folder / JOB_FILE,
-            fix="use a name from 'facedrop drivers list' or a video file in the job",
-        )
-    for ext in sorted(VIDEO_EXT):
-        if (folder / f"{name}{ext}").is_file():
-            return safe_member(folder, f"{name}{ext}", "driving")
-    if DriverLibrary(drivers_dir).find(name) is not None:  # a library video or .pkl template
-        return name
-    raise InputError(
-        f"there is no driving clip called '{name}'",
-        fix="see 'facedrop drivers list', add one with 'facedrop drivers add', or put the video "
-        "in the job folder",
-        file=folder / JOB_FILE,
-    )
+    choice = resolve_clip(name, DriverLibrary(drivers_dir), job_dir=folder,
+                          job_file=folder / JOB_FILE)
+    return choice.path if choice.source is DrivingSource.JOB_FOLDER else choice.name
 
 
 def parse_job_folder(folder: Path, config: Config, name: str | None = None) -> ParsedJob:

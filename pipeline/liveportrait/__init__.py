@@ -9,6 +9,7 @@ Public API (the runner chains these):
   (image -> 512 crop), ``order`` (output frame -> distinct crop), ``distinct`` (driving frame of
   each crop), ``crop(k)`` / ``frame(i)`` (512x512x3 uint8 RGB, read from the render cache),
   ``rendered`` / ``reused``, ``motion_cache`` / ``render_cache`` and per-network ``timings``;
-- ``drivers.DriverLibrary(settings.drivers_dir)``: ``add``, ``list``, ``find``, ``resolve``;
+- ``drivers.DriverLibrary(settings.drivers_dir)``: ``add``, ``list``, ``find``; and
+  ``drivers.resolve_driving``, the one rule for which clip drives a job;
 - ``template.load_template`` / ``save_template``: official ``.pkl`` layouts, safe unpickler.
 """

@@ -8,11 +8,13 @@ real.
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 import shutil
 from dataclasses import dataclass
-from pathlib import Path
+from enum import StrEnum
+from pathlib import Path, PurePosixPath
 
 from pipeline.digest import sha256_file
 from pipeline.errors import InputError
@@ -22,7 +24,8 @@ from pipeline.media.video import probe_video
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm")
 TEMPLATE_SUFFIX = ".pkl"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_ADD_FIX = "add one with 'facedrop drivers add VIDEO' or 'facedrop drivers fetch'"
+CLIP_SUFFIXES = (*VIDEO_SUFFIXES, TEMPLATE_SUFFIX)
+ADD_FIX = "add one with 'facedrop drivers add VIDEO' (the first clip added becomes the default)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +83,9 @@ class DriverLibrary:
     def _files(self) -> list[Path]:
         if not self.root.is_dir():
             return []
-        suffixes = (*VIDEO_SUFFIXES, TEMPLATE_SUFFIX)
         return sorted(
             p for p in self.root.iterdir()
-            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in suffixes
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in CLIP_SUFFIXES
         )
 
     def find(self, name: str) -> Path | None:
@@ -94,7 +96,8 @@ class DriverLibrary:
         """Every clip in the library, by name."""
         return [describe(p, p.stem) for p in self._files()]
 
-    def names(self) -> list[str]:
+    def names(self) -> builtins.list[str]:
+        """The clips' names, sorted."""
         return [p.stem for p in self._files()]
 
     def add(self, video: Path, name: str | None = None) -> Driver:
@@ -122,29 +125,117 @@ class DriverLibrary:
         _atomic_copy(video, dest)
         return Driver(name, dest, source.sha256, source.frames, source.fps)
 
-    def resolve(
-        self, name_or_path: str | Path | None, job_dir: Path | None, default: str = ""
-    ) -> Path:
-        """The clip a job asks for: a file in its folder, else a library name, else ``default``."""
-        wanted = str(name_or_path) if name_or_path not in (None, "") else default
-        if not wanted:
-            raise InputError(
-                "no driving clip: the job names none and no default clip is set",
-                fix=f"set 'driving:' in job.yaml or pipeline.default_driver; {_ADD_FIX}",
-            )
-        if job_dir is not None:
-            candidate = job_dir / wanted
-            if candidate.is_file() and candidate.resolve().is_relative_to(job_dir.resolve()):
-                return candidate
-        found = self.find(wanted)
-        if found is not None:
-            return found
-        known = ", ".join(self.names()) or "none"
+
+class DrivingSource(StrEnum):
+    """Where a job's driving clip comes from."""
+
+    JOB_FOLDER = "job folder"  # a video (or .pkl template) the job brought along
+    LIBRARY = "library"  # a clip the job names from the driving library
+    DEFAULT = "default"  # the job names none: the configured default clip
+
+
+@dataclass(frozen=True, slots=True)
+class DrivingChoice:
+    """The clip a job is driven by: its file, the name to show, and where it comes from."""
+
+    path: Path
+    name: str
+    source: DrivingSource
+
+
+def resolve_driving(
+    wanted: str | Path | None,
+    library: DriverLibrary,
+    *,
+    job_dir: Path | None = None,
+    default: str = "",
+    job_file: Path | None = None,
+) -> DrivingChoice:
+    """The one rule for which clip drives a job (job parsing, the runner, the first-run check).
+
+    ``wanted`` is what the job asks for: a ``Path`` already chosen in the job folder, a name, or
+    None. A name with a clip suffix, or naming a file in ``job_dir``, is that file, which must
+    stay inside the folder; ``NAME`` also finds ``NAME.mp4`` (etc.) in the folder; otherwise it
+    is a library clip. None means ``default``, which must be in the library. Every failure is an
+    ``InputError`` naming the clip and how to add one; ``job_file`` is the file it blames.
+    """
+    if isinstance(wanted, Path):
+        return _job_clip(wanted, job_dir or wanted.parent, job_file)
+    if not wanted:
+        return _default_clip(library, default)
+    local = _local_name(job_dir, wanted) if job_dir is not None else None
+    if job_dir is not None and local is not None:
+        return _job_clip(job_dir / local, job_dir, job_file)
+    if not _NAME.match(wanted):
         raise InputError(
-            f"no driving clip called '{wanted}' (library: {known})",
-            file=self.root,
-            fix=_ADD_FIX,
+            f"'driving: {wanted}' is not a clip name",
+            file=job_file,
+            fix="use a name from 'facedrop drivers list' or a video file in the job folder",
         )
+    found = library.find(wanted)
+    if found is not None:
+        return DrivingChoice(found, wanted, DrivingSource.LIBRARY)
+    raise InputError(
+        f"no driving clip called '{wanted}' (library: {_known(library)})",
+        file=job_file,
+        fix=f"see 'facedrop drivers list'; {ADD_FIX}; or put the video in the job folder",
+    )
+
+
+def _known(library: DriverLibrary) -> str:
+    return ", ".join(library.names()) or "empty"
+
+
+def _local_name(job_dir: Path, wanted: str) -> str | None:
+    """The job-folder file ``wanted`` means, if any: by suffix, by exact name, or NAME.mp4."""
+    if PurePosixPath(wanted).suffix.lower() in CLIP_SUFFIXES or (job_dir / wanted).exists():
+        return wanted
+    if not _NAME.match(wanted):
+        return None
+    return next((f"{wanted}{s}" for s in VIDEO_SUFFIXES if (job_dir / f"{wanted}{s}").is_file()),
+                None)
+
+
+def _job_clip(path: Path, job_dir: Path, job_file: Path | None) -> DrivingChoice:
+    """A clip file in the job folder: a plain name, inside the folder (links too), present."""
+    name = str(path.relative_to(job_dir)) if path.is_relative_to(job_dir) else str(path)
+    key = f"'driving: {name}'"
+    if PurePosixPath(name).is_absolute() or name.startswith("~") or "\\" in name:
+        raise InputError(f"{key} must be a plain file name inside the job folder",
+                         fix="give just the file name, e.g. talk.mp4", file=job_file)
+    if ".." in PurePosixPath(name).parts:
+        raise InputError(f"{key} points outside the job folder",
+                         fix="put the file in the job folder", file=job_file)
+    real = path.resolve()
+    if not real.is_relative_to(job_dir.resolve()):
+        raise InputError(
+            f"'{path.name}' is a link to a file outside the job folder ({real})",
+            fix="copy the file itself into the job folder",
+            file=path,
+        )
+    if not path.is_file():
+        raise InputError(f"{key} names a file that is not in the job folder",
+                         fix="check the spelling or add the file", file=path)
+    return DrivingChoice(path, path.name, DrivingSource.JOB_FOLDER)
+
+
+def _default_clip(library: DriverLibrary, default: str) -> DrivingChoice:
+    """The configured default clip, which must be in the library."""
+    if not default:
+        raise InputError(
+            "no driving clip: the job names none and no default clip is set",
+            fix=f"{ADD_FIX}; or 'facedrop drivers fetch' for the LivePortrait example clips",
+        )
+    found = library.find(default)
+    if found is None:
+        raise InputError(
+            f"the default driving clip '{default}' is not in the library "
+            f"(library: {_known(library)})",
+            file=library.root,
+            fix="'facedrop drivers add VIDEO --default', or set pipeline.default_driver to a "
+                "clip from 'facedrop drivers list'",
+        )
+    return DrivingChoice(found, default, DrivingSource.DEFAULT)
 
 
 def _atomic_copy(src: Path, dest: Path) -> None:
