@@ -31,6 +31,8 @@ from pipeline.liveportrait.loader import build_stage
 from pipeline.media.audio import Audio, load_audio
 from pipeline.media.image import load_image
 from pipeline.media.video import VideoWriter, exact_fps
+from pipeline.prerequisites import JobNeeds, Missing
+from pipeline.prerequisites import missing as missing_prerequisites
 from pipeline.settings import PipelineSettings
 from pipeline.spec import CancelToken, JobSpec, ProgressFn, TimingRecord
 from pipeline.stageclock import StageClock
@@ -74,6 +76,10 @@ class Runner:
         self.settings = settings
         self.bank = bank or ModelBank(settings)
         self.drivers = DriverLibrary(settings.drivers_dir)
+
+    def missing_prerequisites(self, needs: JobNeeds) -> list[Missing]:
+        """Every weight file and driving clip a job like ``needs`` lacks (nothing is loaded)."""
+        return missing_prerequisites(self.settings, needs)
 
     # -- models, loaded once ------------------------------------------------------------------
     def landmarker(self) -> FaceLandmarker:

@@ -14,9 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from pipeline.device import enable_mps_fallback
 from pipeline.errors import FacedropError
+from watcher.console import make_console
 
 COMMAND_MODULES = (
     "watcher.commands.daemon",  # watch, run, status, submit
@@ -62,11 +64,11 @@ def _config_everywhere(parser: argparse.ArgumentParser) -> None:
 
 def print_error(console: Console, err: FacedropError) -> None:
     """Print a user-facing error: problem in red, file and fix below it."""
-    console.print(f"[bold red]{err.title}:[/] {err.problem}", highlight=False)
+    console.print(f"[bold red]{err.title}:[/] {escape(err.problem)}", highlight=False)
     if err.file:
-        console.print(f"  [dim]File:[/] {err.file}", highlight=False)
+        console.print(f"  [dim]File:[/] {escape(err.file)}", highlight=False)
     if err.fix:
-        console.print(f"  [bold]Fix:[/] {err.fix}", highlight=False)
+        console.print(f"  [bold]Fix:[/] {escape(err.fix)}", highlight=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -78,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except FacedropError as err:
-        print_error(Console(stderr=True), err)
+        print_error(make_console(stderr=True), err)
         return err.exit_code
     except KeyboardInterrupt:
         return 130

@@ -17,11 +17,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pipeline.errors import FacedropError, InputError
+from pipeline.prerequisites import require as require_prerequisites
 from pipeline.spec import CancelToken
 from watcher.config import load_config
 from watcher.daemon import Daemon, pipeline_factory, running_daemon_pid
 from watcher.execute import execute_job, remove_partials
 from watcher.jobfolder import AUDIO_EXT, IMAGE_EXT, JOB_FILE, VIDEO_EXT, validate_job_keys
+from watcher.jobneeds import job_needs
 from watcher.logs import FORMAT as LOG_FORMAT
 from watcher.logs import setup_logging, teardown_logging
 from watcher.macos.notify import make_notifier
@@ -81,6 +83,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     folder = args.job_dir.resolve()
     if not folder.is_dir():
         raise InputError("JOB_DIR is not a folder", fix="give a job folder", file=folder)
+    pipeline = pipeline_factory()(config)
+    require_prerequisites(pipeline, job_needs(folder, config))  # every gap at once, in order
     out = reserve_dir((args.out or config.paths.outbox).resolve(), folder.name)
     console = Console()
     write_status(out, "running", job=folder.name, stage="starting", progress=0.0, attempt=1)
@@ -92,7 +96,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 out,
                 folder.name,
                 config,
-                pipeline_factory()(config),
+                pipeline,
                 progress_fn,
                 CancelToken(),
             )
