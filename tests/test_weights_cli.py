@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from pipeline.weights.manifest import MIRROR_ENV
+from pipeline.weights.manifest import MANIFEST, MIRROR_ENV
 from pipeline.weights.verify import State, verify
+from tests.conftest import REPO
 from tests.weights_server import WeightsServer
 from watcher.cli import main
 
@@ -43,3 +50,73 @@ def test_fetch_verify_list_import(landmark_weights_dir: Path, tmp_path: Path,
 def test_unknown_name_is_a_clean_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["weights", "fetch", "nope", "--dir", str(tmp_path)]) == 5
     assert "no model file or group is called 'nope'" in capsys.readouterr().err
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``facedrop`` in a subprocess with stdout a pipe (not a terminal) and no COLUMNS set."""
+    base = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", MIRROR_ENV)}
+    base["PYTHONPATH"] = str(REPO)
+    return subprocess.run([sys.executable, "-m", "watcher.cli", *args], capture_output=True,
+                          text=True, timeout=120, env={**base, **(env or {})}, check=False)
+
+
+def test_piped_list_keeps_every_name_whole_and_json_lists_them(tmp_path: Path) -> None:
+    """``weights list | grep NAME`` finds every file: no line is folded at 80 columns."""
+    result = _cli("weights", "list", "--dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    for e in MANIFEST:
+        assert any(e.relpath in line and f" {e.name} " in line for line in lines), e.relpath
+        assert any(e.source_url() in line for line in lines), e.source_url()
+    doc = json.loads(_cli("weights", "list", "--json", "--dir", str(tmp_path)).stdout)
+    assert [f["file"] for f in doc["files"]] == [e.relpath for e in MANIFEST]
+    assert {f["state"] for f in doc["files"]} == {"missing"} and doc["mirror"] is None
+
+
+def test_failed_fetch_names_every_file_in_full_and_the_host(tmp_path: Path) -> None:
+    """Offline (a mirror on a closed port): full paths, the failing host, a fix for the mirror."""
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mirror = f"http://127.0.0.1:{port}/w"
+    result = _cli("weights", "fetch", "liveportrait", "--dir", str(tmp_path), "--mirror", mirror)
+    assert result.returncode == 1
+    out = result.stdout
+    for e in MANIFEST:
+        if e.group == "liveportrait":
+            assert re.search(rf"failed\s+{re.escape(e.relpath)}$", out, re.MULTILINE), e.relpath
+    assert out.count(f"the mirror failed: could not connect to 127.0.0.1:{port}") == 5
+    assert out.count("Fix:") == 1 and f"({mirror}/<file path above>)" in out  # one fix for all
+    assert "add a mirror" not in out and "use a mirror" not in out
+
+
+def test_explicit_mirror_wins_over_the_environment(landmark_weights_dir: Path,
+                                                   tmp_path: Path) -> None:
+    with WeightsServer() as server:
+        for f in (landmark_weights_dir / "landmarks").glob("*.tflite"):
+            server.behaviour.files[f"/good/landmarks/{f.name}"] = f.read_bytes()
+        result = _cli("weights", "fetch", "face_landmark", "--dir", str(tmp_path),
+                      "--mirror", server.base + "/good",
+                      env={MIRROR_ENV: server.base + "/stale"})
+        assert result.returncode == 0, result.stdout
+        assert [p for p, _ in server.behaviour.requests] == ["/good/landmarks/face_landmark.tflite"]
+    assert (tmp_path / "landmarks/face_landmark.tflite").is_file()
+
+
+def test_import_of_a_folder_without_model_files_fails(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["weights", "import", str(empty), "--dir", str(tmp_path / "w")]) == 5
+    err = capsys.readouterr().err
+    assert f"found no model file facedrop knows in {empty}" in err and "wav2lip.pth" in err
+    (empty / "notes.txt").write_text("not a model")
+    assert main(["weights", "import", str(empty), "--dir", str(tmp_path / "w")]) == 5
+    assert not (tmp_path / "w").exists() or not any((tmp_path / "w").rglob("*.pth"))
+
+
+def test_import_help_names_source_and_weights_folder_apart() -> None:
+    result = _cli("weights", "import", "--help")
+    assert result.returncode == 0
+    assert "[--dir DIR] DIR" not in result.stdout
+    assert "SOURCE_DIR" in result.stdout and "--dir WEIGHTS_DIR" in result.stdout

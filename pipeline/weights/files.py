@@ -17,16 +17,15 @@ from pipeline.errors import WeightsError
 CHUNK = 1 << 20
 
 FETCH_OR_IMPORT = (
-    "run 'facedrop weights fetch' (add a mirror with FACEDROP_WEIGHTS_MIRROR if the source is "
-    "unreachable), or 'facedrop weights import DIR' with files you have"
+    "run 'facedrop weights fetch' again (if the source stays unreachable, use a mirror: "
+    "--mirror URL or FACEDROP_WEIGHTS_MIRROR), or 'facedrop weights import DIR' with files you "
+    "have"
 )
 
 
 def partial_path(dest: Path) -> Path:
     """The in-progress name for ``dest`` (same folder, so renaming it is atomic)."""
     return dest.with_name(dest.name + ".partial")
-
-
 
 
 def looks_like_html(head: bytes) -> bool:
@@ -54,8 +53,6 @@ def check_file(path: Path, *, what: str, size: int | None, sha256: str | None, s
     if problem:
         path.unlink(missing_ok=True)
         raise WeightsError(problem, file=source, fix=f"the bad copy was deleted; {FETCH_OR_IMPORT}")
-
-
 
 
 def place(partial: Path, dest: Path) -> Path:
