@@ -140,6 +140,22 @@ def log_mps_fallbacks(logger: logging.Logger | None = None) -> Iterator[list[str
         yield ops
 
 
+def accelerator_fix(system: str, machine: str) -> str:
+    """What to do when torch found no GPU, for this platform (``sys.platform``) and CPU
+    architecture (``platform.machine()``): only a Mac has MPS, only an NVIDIA GPU has CUDA."""
+    arch = machine.lower()
+    if system == "darwin":
+        if arch in ("arm64", "aarch64"):
+            return ("MPS needs macOS 12.3+ and torch >= 2.4 built with MPS: "
+                    "pip install --upgrade torch")
+        return ("this Python runs as x86_64 (an Intel Mac, or Rosetta): on Apple Silicon, "
+                "install an arm64 Python and torch >= 2.4 to use the GPU (MPS)")
+    if system.startswith("linux") or system in ("win32", "cygwin"):
+        return ("with an NVIDIA GPU, install its driver and a CUDA build of torch "
+                "(https://pytorch.org/get-started/locally/); without one, the CPU is all there is")
+    return "no GPU backend of torch supports this platform: jobs run on the CPU"
+
+
 def _mps_available() -> bool:
     import torch
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
-from pipeline.weights.manifest import Licence, WeightFile
+from pipeline.device import accelerator_fix
+from pipeline.weights.manifest import MANIFEST, Licence, WeightFile
 from watcher.cli import main
-from watcher.commands.doctor import run_doctor
+from watcher.commands.doctor import run_doctor, torch_checks
 
 
 def _config(tmp_path: Path, weights: Path) -> Path:
@@ -63,3 +65,30 @@ def test_doctor_passes_when_everything_is_there(tmp_path: Path) -> None:
     assert run_doctor(console, weights_dir=tmp_path / "w", manifest=[entry],
                       folders={**folders, "state": synced}) == 1
     assert "SQLite there gets locked" in console.export_text()
+
+
+def test_doctor_json_is_one_document_with_the_same_verdict(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = _config(tmp_path, tmp_path / "no-weights")
+    assert main(["doctor", "--json", "--no-hash", "--config", str(cfg)]) == 1
+    doc = json.loads(capsys.readouterr().out)  # nothing but the document on stdout
+    assert doc["ok"] is False and doc["problems"] >= len(MANIFEST)
+    by_name = {c["name"]: c for c in doc["checks"]}
+    assert by_name["wav2lip/wav2lip.pth"]["status"] == "fail"
+    assert "facedrop weights fetch wav2lip" in by_name["wav2lip/wav2lip.pth"]["fix"]
+    assert {c["section"] for c in doc["checks"]} >= {"Python", "torch", "FFmpeg", "Weights",
+                                                     "Folders"}
+
+
+def test_accelerator_fix_fits_the_platform() -> None:
+    """On Linux the fix speaks of CUDA, never of arm64 Macs; on a Mac, of MPS."""
+    import torch
+
+    linux = accelerator_fix("linux", "x86_64")
+    assert "CUDA" in linux and "Mac" not in linux and "arm64" not in linux
+    assert "MPS" in accelerator_fix("darwin", "arm64")
+    assert "arm64 Python" in accelerator_fix("darwin", "x86_64")
+    warns = [c for c in torch_checks("linux", "x86_64") if c.name == "accelerator"]
+    assert bool(warns) == (not torch.cuda.is_available())  # this machine: CPU only, or CUDA
+    for c in warns:
+        assert c.fix == linux

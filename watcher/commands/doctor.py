@@ -18,8 +18,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.device import accelerator_fix
 from pipeline.weights.manifest import MANIFEST, WeightFile
 from pipeline.weights.verify import verify
+from watcher.console import make_console, print_json
 from watcher.macos.privacy import Access, Probe, grant_binary, is_protected, probe_folder
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -43,6 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser("doctor", help="check Python, torch, FFmpeg, weights and folders")
     parser.add_argument("--no-hash", action="store_true",
                         help="check weight sizes only (skip the sha256 of ~1.3 GB)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the checks as JSON (the exit status is the same)")
     parser.set_defaults(func=cmd_doctor)
 
 
@@ -57,7 +61,7 @@ def python_checks(system: str) -> list[Check]:
     return checks
 
 
-def torch_checks() -> list[Check]:
+def torch_checks(system: str | None = None, machine: str | None = None) -> list[Check]:
     """torch's version and which device ``device: auto`` gets (MPS, then CUDA, then CPU)."""
     try:
         import torch
@@ -72,7 +76,8 @@ def torch_checks() -> list[Check]:
     checks = [Check("torch", "version and device", OK, detail)]
     if device == "cpu":
         checks.append(Check("torch", "accelerator", WARN, "no MPS or CUDA: jobs run on the CPU "
-                            "(slow)", "on a Mac, use an arm64 Python and torch >= 2.4"))
+                            "(slow)", accelerator_fix(system or sys.platform,
+                                                      machine or platform.machine())))
     return checks
 
 
@@ -157,28 +162,54 @@ def render(console: Console, checks: Sequence[Check]) -> int:
         section = c.section
     console.print(table, highlight=False)
     failed = sum(c.status == FAIL for c in checks)
-    if failed:
+    if exit_status(checks):
         console.print(f"[bold red]{failed} problem(s)[/]: see the fix column.")
         return 1
     console.print("[green]Everything facedrop needs is in place.[/]")
     return 0
 
 
+def exit_status(checks: Sequence[Check]) -> int:
+    """1 when any check failed, else 0."""
+    return 1 if any(c.status == FAIL for c in checks) else 0
+
+
+def as_json(checks: Sequence[Check]) -> dict[str, object]:
+    """The report as one JSON document: overall verdict, then every check."""
+    return {"ok": exit_status(checks) == 0,
+            "problems": sum(c.status == FAIL for c in checks),
+            "checks": [{"section": c.section, "name": c.name, "status": c.status,
+                        "detail": c.detail, "fix": c.fix} for c in checks]}
+
+
+def collect_checks(*, weights_dir: Path, folders: dict[str, Path],
+                   manifest: Sequence[WeightFile] = MANIFEST, system: str | None = None,
+                   hash_files: bool = True) -> list[Check]:
+    """Every check, in report order."""
+    system = system or sys.platform
+    return (python_checks(system) + torch_checks(system) + ffmpeg_checks(system)
+            + weight_checks(weights_dir, manifest, hash_files) + folder_checks(folders, system))
+
+
 def run_doctor(console: Console, *, weights_dir: Path, folders: dict[str, Path],
                manifest: Sequence[WeightFile] = MANIFEST, system: str | None = None,
                hash_files: bool = True) -> int:
     """All checks, drawn on ``console``; returns the exit status."""
-    system = system or sys.platform
-    checks = (python_checks(system) + torch_checks() + ffmpeg_checks(system)
-              + weight_checks(weights_dir, manifest, hash_files) + folder_checks(folders, system))
-    return render(console, checks)
+    return render(console, collect_checks(weights_dir=weights_dir, folders=folders,
+                                          manifest=manifest, system=system,
+                                          hash_files=hash_files))
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    """``facedrop doctor``."""
+    """``facedrop doctor [--json]``."""
     from watcher.config import load_config
 
     paths = load_config(args.config).paths
     folders = {"inbox": paths.inbox, "outbox": paths.outbox, "state": paths.state}
-    return run_doctor(Console(), weights_dir=paths.weights, folders=folders,
+    if args.json:
+        checks = collect_checks(weights_dir=paths.weights, folders=folders,
+                                hash_files=not args.no_hash)
+        print_json(as_json(checks))
+        return exit_status(checks)
+    return run_doctor(make_console(), weights_dir=paths.weights, folders=folders,
                       hash_files=not args.no_hash)
