@@ -15,10 +15,6 @@ from watcher.cli import main
 
 if __name__ == "__main__":
     argv = sys.argv[1:]
-    config: list[str] = []
-    if "--config" in argv:  # a global option: it goes before the command
-        i = argv.index("--config")
-        config, argv = argv[i:i + 2], argv[:i] + argv[i + 2:]
-    if not argv or argv[0].startswith("-"):
+    if not argv or argv[0].startswith("-"):  # options only: the action is install
         argv = ["install", *argv]
-    sys.exit(main([*config, "launchagent", *argv]))
+    sys.exit(main(["launchagent", *argv]))

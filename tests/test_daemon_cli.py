@@ -97,7 +97,12 @@ def test_submit_rejects_bad_settings_without_touching_the_inbox(
         config, home, "submit", str(astronaut_path), str(speech_path), "--set", "colour=red"
     )
     assert bad.returncode == 3
-    assert "unknown key 'colour'" in bad.stderr
+    assert "--set colour=red: unknown key 'colour'" in bad.stderr
+    assert "File:" not in bad.stderr  # it names the setting, not a file called --set
+    typed = facedrop(config, home, "submit", str(astronaut_path), str(speech_path),
+                     "--set", "fps=fast")
+    assert typed.returncode == 3 and "--set fps=fast: 'fps' must be" in typed.stderr
+    assert "Fix: e.g. --set fps=25" in typed.stderr and "File:" not in typed.stderr
     wrong = facedrop(config, home, "submit", str(speech_path), str(speech_path))
     assert wrong.returncode == 3 and "face photo must be one of" in wrong.stderr
     inbox = tmp_path / "root" / "inbox"
@@ -135,3 +140,20 @@ def test_run_bad_job_prints_the_problem_and_writes_error_txt(tmp_path, example_j
     error = (tmp_path / "out" / "hello" / "error.txt").read_text()
     assert "points outside the job folder" in error
     assert read_status(tmp_path / "out" / "hello")["state"] == "failed"
+
+
+def test_config_is_accepted_after_the_command_too(tmp_path):
+    """``facedrop status --config X`` works like ``facedrop --config X status``."""
+    base = write_config(tmp_path / "base")
+    other = write_config(tmp_path / "other")
+    home = tmp_path / "home"
+    home.mkdir()
+    inbox = str(tmp_path / "other" / "inbox")
+    after = facedrop(base, home, "status", "--config", str(other))
+    before = facedrop(base, home, "--config", str(other), "status")
+    assert after.returncode == before.returncode == 0, after.stderr
+    assert inbox in after.stdout and inbox in before.stdout
+    listed = facedrop(base, home, "weights", "list", "--json", "--config", str(other))
+    assert json.loads(listed.stdout)["weights_dir"] == str(tmp_path / "other" / "weights")
+    nested = facedrop(base, home, "drivers", "--config", str(other), "list", "--json")
+    assert json.loads(nested.stdout)["drivers_dir"] == str(tmp_path / "other" / "drivers")

@@ -79,7 +79,8 @@ def test_plist_has_every_key_with_the_right_types(home: Path, tmp_path: Path) ->
     plist = home / "Library/LaunchAgents" / f"{la.LABEL}.plist"
     data = plistlib.loads(plist.read_bytes())
     assert data["Label"] == la.LABEL
-    assert data["ProgramArguments"] == [sys.executable, "-m", "watcher.cli", "watch"]
+    assert data["ProgramArguments"] == [sys.executable, "-m", "watcher.cli", "watch",
+                                        "--config", str(cfg.resolve())]
     assert data["RunAtLoad"] is True
     assert data["KeepAlive"] == {"SuccessfulExit": False}
     assert type(data["ThrottleInterval"]) is int and data["ThrottleInterval"] >= 10
@@ -90,8 +91,8 @@ def test_plist_has_every_key_with_the_right_types(home: Path, tmp_path: Path) ->
                                           "/usr/local/bin"]
     assert {"/usr/bin", "/bin", "/usr/sbin", "/sbin"} <= set(env["PATH"].split(":"))
     assert env["PYTORCH_ENABLE_MPS_FALLBACK"] == "1"
-    assert env["FACEDROP_CONFIG"] == str(cfg.resolve())
-    assert Path(data["WorkingDirectory"]).is_dir()
+    assert "FACEDROP_CONFIG" not in env  # not set in this shell: --config alone carries it
+    assert data["WorkingDirectory"] == str(home)  # never the checkout: any install works
     logs = home / "Library/Logs/facedrop"
     assert Path(data["StandardOutPath"]).parent == logs and logs.is_dir()
     assert Path(data["StandardErrorPath"]).parent == logs
@@ -172,3 +173,30 @@ def test_install_script_at_the_top_level(home: Path) -> None:
     assert out.returncode == (0 if sys.platform == "darwin" else 1), out.stderr
     assert "<key>KeepAlive</key>" in out.stdout
     assert _calls(home) == []
+
+
+def test_piped_dry_run_prints_a_plist_that_parses_and_carries_the_config(
+        home: Path, tmp_path: Path) -> None:
+    """``launchagent install --dry-run | ...``: the whole plist, DOCTYPE and PATH uncut, with
+    this shell's $FACEDROP_CONFIG in its environment and --config on its command line."""
+    env_cfg = tmp_path / "env.yaml"
+    env_cfg.write_text("daemon:\n  shutdown_timeout: 30\n")
+    flag_cfg = tmp_path / "flag.yaml"
+    flag_cfg.write_text("daemon:\n  notify: false\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env.update(FACEDROP_CONFIG=str(env_cfg), PYTHONPATH=str(Path(__file__).parent.parent))
+    out = subprocess.run([sys.executable, "-m", "watcher.cli", "launchagent", "install",
+                          "--dry-run", "--config", str(flag_cfg)],
+                         capture_output=True, text=True, timeout=60, check=False, env=env)
+    assert out.returncode == (0 if sys.platform == "darwin" else 1), out.stderr
+    text = out.stdout
+    start, end = text.index("<?xml"), text.index("</plist>") + len("</plist>")
+    data = plistlib.loads(text[start:end].encode())
+    assert '<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" ' \
+           '"http://www.apple.com/DTDs/PropertyList-1.0.dtd">' in text
+    assert data["EnvironmentVariables"]["FACEDROP_CONFIG"] == str(env_cfg.resolve())
+    assert data["EnvironmentVariables"]["PATH"] == la.LAUNCHD_PATH
+    assert data["ProgramArguments"][-3:] == ["watch", "--config", str(flag_cfg.resolve())]
+    assert data["ExitTimeOut"] == 30 + la.EXIT_MARGIN  # the env layer was read
+    assert data["WorkingDirectory"] == str(home)
+    assert _calls(home) == [] and not (home / "Library").exists()

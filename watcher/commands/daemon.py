@@ -237,7 +237,19 @@ def _parse_settings(pairs: list[str]) -> dict[str, Any]:
             data[key.strip()] = yaml.safe_load(value)
         except yaml.YAMLError as err:
             raise InputError(f"--set {pair!r}: the value is not valid") from err
+        _check_setting(pair, key.strip(), data[key.strip()])
     return data
+
+
+def _check_setting(pair: str, key: str, value: Any) -> None:
+    """A job.yaml check, reworded for the command line: it names the --set, not a file."""
+    try:
+        validate_job_keys({key: value}, "--set")
+    except InputError as err:
+        example = err.fix.removeprefix("write it like this: ")
+        fix = f"e.g. --set {example.replace(': ', '=', 1)}" if example != err.fix else err.fix
+        raise InputError(f"--set {pair}: {err.problem.replace(' in job.yaml', '')}",
+                         fix=fix) from err
 
 
 def _check_file(path: Path, exts: frozenset[str], what: str) -> Path:

@@ -10,16 +10,16 @@ import argparse
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from rich.console import Console
-from rich.syntax import Syntax
 
+from watcher.console import make_console
 from watcher.macos import launchagent as la
 from watcher.macos.privacy import grant_binary, is_protected
 
 ACTIONS = ("install", "uninstall", "status", "restart")
-REPO = Path(__file__).resolve().parent.parent.parent
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -41,13 +41,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     logs.set_defaults(func=cmd_logs)
 
 
-def agent_spec(config_path: Path | None, home: Path) -> la.AgentSpec:
-    """The spec from the config (shutdown timeout, log folder) and this installation."""
-    from watcher.config import load_config
+def agent_spec(config_path: Path | None, home: Path,
+               environ: Mapping[str, str] | None = None) -> la.AgentSpec:
+    """The spec from the config (shutdown timeout, log folder) and this shell's config layers.
+
+    The agent works in the home folder: nothing depends on where facedrop's code lives.
+    """
+    from watcher.config import ENV_CONFIG, load_config
 
     cfg = load_config(config_path, home=home, platform="darwin")
+    env_config = (os.environ if environ is None else environ).get(ENV_CONFIG)
     return la.build_spec(shutdown_timeout=cfg.daemon.shutdown_timeout, log_dir=cfg.paths.logs,
-                         working_dir=REPO, config_path=config_path)
+                         working_dir=home, config_path=config_path, env_config=env_config)
 
 
 def _steps(action: str, uid: int, plist: Path) -> list[la.Step]:
@@ -59,10 +64,11 @@ def _steps(action: str, uid: int, plist: Path) -> list[la.Step]:
 
 def _print_plan(console: Console, action: str, spec: la.AgentSpec, plist: Path,
                 steps: list[la.Step]) -> None:
-    if action == "install":
-        console.print(f"# {plist}")
-        console.print(Syntax(la.render_plist(spec).decode(), "xml", theme="ansi_dark"))
-        console.print(f"mkdir -p {spec.log_dir}")
+    if action == "install":  # plain text, never wrapped: it can be copied or parsed as it is
+        console.print(f"# {plist}", markup=False, highlight=False, soft_wrap=True)
+        console.print(la.render_plist(spec).decode().rstrip("\n"), markup=False,
+                      highlight=False, soft_wrap=True)
+        console.print(f"mkdir -p {spec.log_dir}", highlight=False, soft_wrap=True)
     if action == "uninstall":
         console.print(f"rm -f {plist}")
     for step in steps:
@@ -70,8 +76,9 @@ def _print_plan(console: Console, action: str, spec: la.AgentSpec, plist: Path,
 
 
 def _warnings(console: Console, spec: la.AgentSpec, home: Path) -> None:
-    if is_protected(spec.working_dir, home):
-        console.print(f"[yellow]Warning:[/] facedrop lives in {spec.working_dir}, a privacy-"
+    code = la.code_dir()
+    if is_protected(code, home):
+        console.print(f"[yellow]Warning:[/] facedrop lives in {code}, a privacy-"
                       "protected folder: under launchd it may not be able to read its own code. "
                       "Move it, or grant access (see 'facedrop doctor').")
     console.print(f"Privacy grants (Full Disk Access, Files and Folders) belong to "
@@ -128,14 +135,14 @@ def _report(console: Console, action: str, spec: la.AgentSpec, plist: Path,
 def cmd_launchagent(args: argparse.Namespace) -> int:
     """``facedrop launchagent ACTION [--dry-run]``."""
     return launchagent_main(args.action, config_path=args.config, dry_run=args.dry_run,
-                            console=Console())
+                            console=make_console())
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
     """``facedrop setup --dropbox``: inbox and outbox in Dropbox, config updated."""
     from watcher.macos.dropbox import setup_dropbox
 
-    console = Console()
+    console = make_console()
     result = setup_dropbox(Path.home(), dropbox=args.dropbox_path, config_path=args.config)
     console.print(f"Inbox:  {result.inbox}\nOutbox: {result.outbox}\nConfig: {result.config}",
                   highlight=False)
@@ -156,7 +163,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
     path = log_file(load_config(args.config).paths.logs)
     if not path.exists() and not args.follow:
-        Console(stderr=True).print(f"No log yet at {path}: the daemon has not run.")
+        make_console(stderr=True).print(f"No log yet at {path}: the daemon has not run.")
         return 1
     for line in tail(path, args.lines):
         sys.stdout.write(line)

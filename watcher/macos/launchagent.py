@@ -26,6 +26,7 @@ from pathlib import Path
 from pipeline.errors import FacedropError
 
 LABEL = "io.facedrop.daemon"
+ENV_CONFIG = "FACEDROP_CONFIG"  # as in watcher.config (not imported: this module stays light)
 THROTTLE_INTERVAL = 10  # launchd's minimum runtime before a respawn (its default, made explicit)
 EXIT_MARGIN = 10  # seconds ExitTimeOut gives beyond the daemon's own shutdown timeout
 LAUNCHD_PATH = "/opt/homebrew/bin:/opt/homebrew/sbin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
@@ -68,20 +69,37 @@ def launch_interpreter() -> str:
 
 
 def build_spec(*, shutdown_timeout: float, log_dir: Path, working_dir: Path,
-               config_path: Path | None = None, python: str | None = None,
-               label: str = LABEL) -> AgentSpec:
-    """The agent for ``python -m watcher.cli watch`` with facedrop's environment."""
+               config_path: Path | None = None, env_config: str | None = None,
+               python: str | None = None, label: str = LABEL) -> AgentSpec:
+    """The agent for ``python -m watcher.cli watch`` with facedrop's environment.
+
+    The daemon reads the same config layers as the shell that installs it: ``env_config`` (that
+    shell's ``$FACEDROP_CONFIG``) goes into the environment, ``config_path`` (``--config``)
+    onto the command line, both as absolute paths (launchd's working folder is not the shell's).
+    """
     env = {"PATH": LAUNCHD_PATH, "PYTORCH_ENABLE_MPS_FALLBACK": "1", "PYTHONUNBUFFERED": "1"}
+    if env_config:
+        env[ENV_CONFIG] = _absolute(env_config)
+    program: tuple[str, ...] = (python or launch_interpreter(), "-m", "watcher.cli", "watch")
     if config_path is not None:
-        env["FACEDROP_CONFIG"] = str(Path(config_path).expanduser().resolve())
+        program += ("--config", _absolute(config_path))
     return AgentSpec(
-        program=(python or launch_interpreter(), "-m", "watcher.cli", "watch"),
+        program=program,
         working_dir=working_dir,
         log_dir=log_dir,
         exit_timeout=math.ceil(shutdown_timeout) + EXIT_MARGIN,
         environment=env,
         label=label,
     )
+
+
+def _absolute(path: str | Path) -> str:
+    return str(Path(path).expanduser().resolve())
+
+
+def code_dir() -> Path:
+    """Where facedrop's own code is installed (what launchd's process must be able to read)."""
+    return Path(__file__).resolve().parent.parent
 
 
 def plist_dict(spec: AgentSpec) -> dict[str, object]:
