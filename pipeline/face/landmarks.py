@@ -19,6 +19,7 @@ import numpy as np
 from pipeline.errors import NoFaceError, WeightsError
 from pipeline.face import blazeface
 from pipeline.face.affine import Affine, warp
+from pipeline.native_stderr import filtered_stderr
 
 SHORT_RANGE_FILE = "face_detection_short_range.tflite"
 FULL_RANGE_FILE = "face_detection_full_range_sparse.tflite"
@@ -98,8 +99,9 @@ class FaceLandmarker:
             from ai_edge_litert.interpreter import Interpreter  # heavy import, only when used
 
             try:
-                it = Interpreter(model_path=str(path), num_threads=self.num_threads)
-                it.allocate_tensors()
+                with filtered_stderr():  # LiteRT announces its XNNPACK delegate on stderr
+                    it = Interpreter(model_path=str(path), num_threads=self.num_threads)
+                    it.allocate_tensors()
             except (ValueError, RuntimeError) as exc:
                 raise WeightsError(f"The face landmark model {name} cannot be loaded: {exc}",
                                    fix="Run `facedrop weights verify` and re-fetch it.",
