@@ -105,7 +105,7 @@ def test_program_arguments_really_start_facedrop(home: Path) -> None:
     data = la.plist_dict(spec)
     env = {**os.environ, **data["EnvironmentVariables"]}  # type: ignore[dict-item]
     argv = [*data["ProgramArguments"][:-1], "--help"]  # type: ignore[index]
-    out = subprocess.run(argv, cwd=data["WorkingDirectory"], env=env, capture_output=True,
+    out = subprocess.run(argv, cwd=str(data["WorkingDirectory"]), env=env, capture_output=True,
                          text=True, timeout=60, check=False)
     assert out.returncode == 0, out.stderr
     assert "watch" in out.stdout or "facedrop" in out.stdout
