@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import InputError
-from tests.daemon_harness import BAD_JOB_LIMITS, BAD_JOBS, make_job, speech_clip, write_config
+from tests.helpers.daemon_harness import (
+    BAD_JOB_LIMITS,
+    BAD_JOBS,
+    make_job,
+    speech_clip,
+    write_config,
+)
 from watcher.config import Config, load_config
 from watcher.jobfolder import parse_job_folder
 

@@ -9,20 +9,18 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.chain.runner import Runner
 from pipeline.prerequisites import JobNeeds, PrerequisitesError, missing, needed_weights, require
-from pipeline.runner import Runner
 from pipeline.settings import PipelineSettings
 from pipeline.weights.manifest import MANIFEST
 from tests.conftest import EXAMPLE_JOB
-from tests.daemon_harness import cli_env, write_config
-from tests.test_drivers import make_clip
+from tests.helpers.clips import make_clip
+from tests.helpers.daemon_harness import cli_env, write_config
+from tests.helpers.settings import pipeline_settings
 
 
-def _settings(tmp_path: Path, lipsync_model: str = "wav2lip",
-              default_driver: str = "") -> PipelineSettings:
-    return PipelineSettings(weights_dir=tmp_path / "weights", cache_dir=tmp_path / "cache",
-                            drivers_dir=tmp_path / "drivers", device="cpu",
-                            default_driver=default_driver, lipsync_model=lipsync_model)
+def _settings(tmp_path: Path, lipsync_model: str = "wav2lip") -> PipelineSettings:
+    return pipeline_settings(tmp_path, device="cpu", lipsync_model=lipsync_model)
 
 
 def _install(settings: PipelineSettings, names: set[str]) -> None:
@@ -36,7 +34,7 @@ def _install(settings: PipelineSettings, names: set[str]) -> None:
 
 
 def test_bare_run_reports_every_gap_in_fixing_order(tmp_path: Path) -> None:
-    """``facedrop run examples/hello`` on a fresh install: weights first, then the clip."""
+    """``facedrop run`` of the example job on a fresh install: weights first, then the clip."""
     config = write_config(tmp_path / "root")
     home = tmp_path / "home"
     home.mkdir()

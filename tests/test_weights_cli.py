@@ -15,7 +15,7 @@ import pytest
 from pipeline.weights.manifest import MANIFEST, MIRROR_ENV
 from pipeline.weights.verify import State, verify
 from tests.conftest import REPO
-from tests.weights_server import WeightsServer
+from tests.helpers.weights_server import WeightsServer
 from watcher.cli import main
 
 

@@ -91,7 +91,7 @@ def read_job_yaml(folder: Path) -> dict[str, Any]:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise InputError(
             f"job.yaml is not valid YAML{where}",
-            fix="fix the syntax (key: value, one per line) or start from configs/job.example.yaml",
+            fix="fix the syntax (key: value, one per line), or start from 'facedrop example'",
             file=path,
         ) from err
     if data is None:
