@@ -40,7 +40,7 @@ class Check:
     fix: str = ""
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``doctor``."""
     parser = sub.add_parser("doctor", help="check Python, torch, FFmpeg, weights and folders")
     parser.add_argument("--no-hash", action="store_true",

@@ -19,7 +19,7 @@ from watcher.config import load_config, write_user_config
 from watcher.console import make_console, print_json
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``drivers add``, ``drivers list`` and ``drivers fetch``."""
     parser = sub.add_parser("drivers", help="manage the driving-clip library")
     drivers = parser.add_subparsers(dest="drivers_command", metavar="ACTION", required=True)

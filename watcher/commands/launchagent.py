@@ -22,7 +22,7 @@ from watcher.macos.privacy import grant_binary, is_protected
 ACTIONS = ("install", "uninstall", "status", "restart")
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``launchagent``, ``setup`` and ``logs``."""
     agent = sub.add_parser("launchagent", help="install or manage the macOS LaunchAgent")
     agent.add_argument("action", choices=ACTIONS)

@@ -34,7 +34,7 @@ STATE_STYLE = {State.OK: "green", State.UNPINNED: "yellow", State.MISSING: "red"
                State.SIZE_MISMATCH: "red", State.HASH_MISMATCH: "red"}
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``weights`` and its actions."""
     parser = sub.add_parser("weights", help="download, verify, list or import model weights")
     actions = parser.add_subparsers(dest="weights_action", metavar="ACTION", required=True)
