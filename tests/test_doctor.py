@@ -77,7 +77,9 @@ def test_doctor_json_is_one_document_with_the_same_verdict(
     assert by_name["wav2lip/wav2lip.pth"]["status"] == "fail"
     assert "facedrop weights fetch wav2lip" in by_name["wav2lip/wav2lip.pth"]["fix"]
     assert {c["section"] for c in doc["checks"]} >= {"Python", "torch", "FFmpeg", "Weights",
-                                                     "Folders"}
+                                                     "Driving", "Folders"}
+    clip = by_name["default clip"]  # a warning: a job may bring its own clip
+    assert clip["status"] == "warn" and "facedrop drivers add VIDEO" in clip["fix"]
 
 
 def test_accelerator_fix_fits_the_platform() -> None:

@@ -120,3 +120,23 @@ def test_import_help_names_source_and_weights_folder_apart() -> None:
     assert result.returncode == 0
     assert "[--dir DIR] DIR" not in result.stdout
     assert "SOURCE_DIR" in result.stdout and "--dir WEIGHTS_DIR" in result.stdout
+
+
+def test_fetch_results_keep_full_names_on_an_80_column_terminal(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from pipeline.errors import WeightsError
+    from pipeline.weights.fetch import FetchResult
+    from watcher.commands.weights import print_results
+
+    error = WeightsError("could not connect to huggingface.co (Name or service not known)",
+                         fix="check the network")
+    results = [FetchResult(e, tmp_path / e.relpath, "failed", error)
+               for e in MANIFEST if e.group == "liveportrait"]
+    console = Console(width=80, record=True, force_terminal=True)
+    assert print_results(console, results) == 1
+    text = console.export_text()
+    for e in MANIFEST:
+        if e.group == "liveportrait":
+            assert e.relpath in text
+    assert text.count("huggingface.co") == 5 and "…" not in text

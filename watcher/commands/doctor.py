@@ -1,9 +1,9 @@
 """CLI command: ``facedrop doctor``: one screen that says whether facedrop can run here.
 
 Python, torch and its device, FFmpeg (PyAV's bundled libav and its encoders), every model file,
-the inbox/outbox/state folders (readable and writable; on macOS the same probe tells a missing
-privacy grant from a missing folder). Every problem comes with its fix; the exit status is 1 when
-anything needed is missing.
+the default driving clip, the inbox/outbox/state folders (readable and writable; on macOS the
+same probe tells a missing privacy grant from a missing folder). Every problem comes with its
+fix; the exit status is 1 when anything needed is missing (no default clip is only a warning).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.device import accelerator_fix
+from pipeline.prerequisites import JobNeeds, driving_gap
+from pipeline.settings import PipelineSettings
 from pipeline.weights.manifest import MANIFEST, WeightFile
 from pipeline.weights.verify import verify
 from watcher.console import make_console, print_json
@@ -182,34 +184,50 @@ def as_json(checks: Sequence[Check]) -> dict[str, object]:
                         "detail": c.detail, "fix": c.fix} for c in checks]}
 
 
+def driver_checks(settings: PipelineSettings | None) -> list[Check]:
+    """The default driving clip: a warning only, since a job may bring its own clip."""
+    if settings is None:
+        return []
+    gap = driving_gap(settings, JobNeeds())
+    if gap is None:
+        return [Check("Driving", "default clip", OK,
+                      f"{settings.default_driver} in {settings.drivers_dir}")]
+    return [Check("Driving", "default clip", WARN,
+                  gap.what.removeprefix("driving clip: ") + " (jobs must bring or name one)",
+                  gap.fix)]
+
+
 def collect_checks(*, weights_dir: Path, folders: dict[str, Path],
                    manifest: Sequence[WeightFile] = MANIFEST, system: str | None = None,
-                   hash_files: bool = True) -> list[Check]:
-    """Every check, in report order."""
+                   hash_files: bool = True, settings: PipelineSettings | None = None
+                   ) -> list[Check]:
+    """Every check, in report order (the order a first install fixes them in)."""
     system = system or sys.platform
     return (python_checks(system) + torch_checks(system) + ffmpeg_checks(system)
-            + weight_checks(weights_dir, manifest, hash_files) + folder_checks(folders, system))
+            + weight_checks(weights_dir, manifest, hash_files) + driver_checks(settings)
+            + folder_checks(folders, system))
 
 
 def run_doctor(console: Console, *, weights_dir: Path, folders: dict[str, Path],
                manifest: Sequence[WeightFile] = MANIFEST, system: str | None = None,
-               hash_files: bool = True) -> int:
+               hash_files: bool = True, settings: PipelineSettings | None = None) -> int:
     """All checks, drawn on ``console``; returns the exit status."""
     return render(console, collect_checks(weights_dir=weights_dir, folders=folders,
                                           manifest=manifest, system=system,
-                                          hash_files=hash_files))
+                                          hash_files=hash_files, settings=settings))
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """``facedrop doctor [--json]``."""
     from watcher.config import load_config
 
-    paths = load_config(args.config).paths
+    config = load_config(args.config)
+    paths = config.paths
     folders = {"inbox": paths.inbox, "outbox": paths.outbox, "state": paths.state}
     if args.json:
         checks = collect_checks(weights_dir=paths.weights, folders=folders,
-                                hash_files=not args.no_hash)
+                                hash_files=not args.no_hash, settings=config.pipeline)
         print_json(as_json(checks))
         return exit_status(checks)
     return run_doctor(make_console(), weights_dir=paths.weights, folders=folders,
-                      hash_files=not args.no_hash)
+                      hash_files=not args.no_hash, settings=config.pipeline)

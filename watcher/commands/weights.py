@@ -81,7 +81,7 @@ def show_licence(console: Console, licence: Licence, files: Sequence[WeightFile]
                   highlight=False)
 
 
-def _print_results(console: Console, results: list[FetchResult]) -> int:
+def print_results(console: Console, results: list[FetchResult]) -> int:
     """One line per file (its full path, never cut to fit a table), the error below it."""
     console.print("[bold]facedrop weights fetch[/]")
     width = max(len(r.status) for r in results) if results else 0
@@ -119,7 +119,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         results = fetch_all(entries, root, mirror=resolve_mirror(args.mirror),
                             progress=on_progress,
                             on_licence=lambda lic, files: show_licence(console, lic, files))
-    return _print_results(console, results)
+    return print_results(console, results)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
