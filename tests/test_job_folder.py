@@ -8,6 +8,7 @@ import pytest
 
 from pipeline.errors import InputError
 from tests.daemon_harness import BAD_JOB_LIMITS, BAD_JOBS, make_job, speech_clip, write_config
+from tests.media_samples import write_video
 from watcher.config import Config, load_config
 from watcher.jobfolder import parse_job_folder
 
@@ -65,10 +66,10 @@ def test_driving_clip_from_library_or_folder(tmp_path, config, astronaut_path, c
     folder = make_job(tmp_path / "jobs", "t", astronaut_path, clip, "driving: official\n")
     assert parse_job_folder(folder, config).spec.driving == "official"
     folder = make_job(tmp_path / "jobs", "b", astronaut_path, clip, "driving: mine\n")
-    (folder / "mine.mov").write_bytes(b"x")
+    write_video(folder / "mine.mov")
     assert parse_job_folder(folder, config).spec.driving == folder / "mine.mov"
     folder = make_job(tmp_path / "jobs", "c", astronaut_path, clip)
-    (folder / "drive.mp4").write_bytes(b"x")  # the only video in the folder
+    write_video(folder / "drive.mp4")  # the only video in the folder
     assert parse_job_folder(folder, config).spec.driving == folder / "drive.mp4"
 
 
