@@ -33,6 +33,7 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "daemon": {
         "settle_seconds": (int, float),
         "settle_checks": (int,),
+        "incomplete_grace_seconds": (int, float),
         "rescan_seconds": (int, float),
         "max_attempts": (int,),
         "shutdown_timeout": (int, float),
@@ -79,6 +80,7 @@ class DaemonSettings:
 
     settle_seconds: float
     settle_checks: int
+    incomplete_grace_seconds: float  # how long an unfinished job may stall before it fails
     rescan_seconds: float
     max_attempts: int
     shutdown_timeout: float
@@ -297,6 +299,7 @@ def _build(
         daemon=DaemonSettings(
             settle_seconds=float(d["settle_seconds"]),
             settle_checks=d["settle_checks"],
+            incomplete_grace_seconds=float(d["incomplete_grace_seconds"]),
             rescan_seconds=float(d["rescan_seconds"]),
             max_attempts=d["max_attempts"],
             shutdown_timeout=float(d["shutdown_timeout"]),
