@@ -23,16 +23,19 @@ from pipeline.media.image import load_image
 from pipeline.media.wholeness import Whole, check_whole
 from pipeline.spec import JobSpec
 from watcher.config import Config
+from watcher.names import fit_file, name_max, utf8_len
 from watcher.saferead import (
     UnsafeFileError,
     clip,
     open_regular,
     read_yaml_file,
     sha256_regular,
+    shorten,
     size_regular,
 )
 
 JOB_FILE = "job.yaml"
+NAME_BYTES_MAX = 1024  # a path inside the job folder; longer ones cannot exist on any disk
 IMAGE_EXT = frozenset(formats.IMAGE_EXT)
 AUDIO_EXT = frozenset(formats.AUDIO_EXT)
 VIDEO_EXT = frozenset(formats.VIDEO_EXT)
@@ -193,15 +196,22 @@ def check_sha256(name: str, sha: object, path: Path | str) -> None:
 def safe_member(folder: Path, name: str, key: str) -> Path:
     """The file ``name`` inside ``folder``; rejects absolute names, ``..`` and symlinks out."""
     pure = PurePosixPath(name)
+    if utf8_len(name) > NAME_BYTES_MAX:
+        raise InputError(
+            f"'{key}: {shorten(name, 40)}' is {utf8_len(name)} bytes "
+            f"long; no file name in the job folder can be longer than {NAME_BYTES_MAX}",
+            fix="give the file a shorter name and use that name in job.yaml",
+            file=folder / JOB_FILE,
+        )
     if not name or pure.is_absolute() or name.startswith("~") or "\\" in name:
         raise InputError(
-            f"'{key}: {name}' must be a plain file name inside the job folder",
+            f"'{key}: {shorten(name, 60)}' must be a plain file name inside the job folder",
             fix="give just the file name, e.g. face.jpg",
             file=folder / JOB_FILE,
         )
     if ".." in pure.parts:
         raise InputError(
-            f"'{key}: {name}' points outside the job folder",
+            f"'{key}: {shorten(name, 60)}' points outside the job folder",
             fix="put the file in the job folder",
             file=folder / JOB_FILE,
         )
@@ -209,7 +219,7 @@ def safe_member(folder: Path, name: str, key: str) -> Path:
     check_inside(folder, path)
     if not os.path.lexists(path):
         raise InputError(
-            f"'{key}: {clip(name, 60)}' names a file that is not in the job folder",
+            f"'{key}: {shorten(name, 60)}' names a file that is not in the job folder",
             fix="check the spelling or add the file",
             file=path,
         )
@@ -311,25 +321,46 @@ def resolve_driving(
     name = data.get("driving")
     if name is None:
         return pick(folder, files, data, "driving", VIDEO_EXT, "driving video")
-    if Path(name).suffix.lower() in VIDEO_EXT or (folder / name).exists():
+    if Path(name).suffix.lower() in VIDEO_EXT or os.path.lexists(folder / name):
         return safe_member(folder, name, "driving")
-    if "/" in name or "\\" in name or name.startswith("."):
+    if "/" in name or "\\" in name or name.startswith(".") or utf8_len(name) > NAME_BYTES_MAX:
         raise InputError(
-            f"'driving: {name}' is not a clip name",
+            f"'driving: {shorten(name, 60)}' is not a clip name",
             file=folder / JOB_FILE,
             fix="use a name from 'facedrop drivers list' or a video file in the job",
         )
     for ext in sorted(VIDEO_EXT):
-        if (folder / f"{name}{ext}").is_file():
+        if os.path.lexists(folder / f"{name}{ext}"):
             return safe_member(folder, f"{name}{ext}", "driving")
     if DriverLibrary(drivers_dir).find(name) is not None:  # a library video or .pkl template
         return name
     raise InputError(
-        f"there is no driving clip called '{name}'",
+        f"there is no driving clip called '{shorten(name, 60)}'",
         fix="see 'facedrop drivers list', add one with 'facedrop drivers add', or put the video "
         "in the job folder",
         file=folder / JOB_FILE,
     )
+
+
+def job_output_name(folder: Path, data: dict[str, Any], name: str, max_bytes: int) -> str:
+    """The output file name: ``output:`` as given, or ``<job name>.mp4`` fitted to the disk."""
+    if "output" not in data:
+        return fit_file(f"{name}.mp4", max_bytes)  # a 250-byte job name still gets a video
+    output = data["output"]
+    if PurePosixPath(output).name != output or not output.endswith(".mp4") or output == ".mp4":
+        raise InputError(
+            f"'output: {shorten(output, 60)}' must be a plain file name ending in .mp4",
+            fix="write e.g. output: hello.mp4",
+            file=folder / JOB_FILE,
+        )
+    if utf8_len(output) > max_bytes:
+        raise InputError(
+            f"'output: {shorten(output, 40)}' is {utf8_len(output)} bytes long; the outbox's "
+            f"disk allows names of at most {max_bytes} bytes",
+            fix="choose a shorter output name, or leave 'output:' out to use the job's name",
+            file=folder / JOB_FILE,
+        )
+    return output
 
 
 def parse_job_folder(folder: Path, config: Config, name: str | None = None) -> ParsedJob:
@@ -367,11 +398,7 @@ def parse_job_folder(folder: Path, config: Config, name: str | None = None) -> P
             file=folder,
         )
     driving = resolve_driving(folder, files, data, config.paths.drivers)
-    output = data.get("output", f"{name}.mp4")
-    if PurePosixPath(output).name != output or not output.endswith(".mp4") or output == ".mp4":
-        raise InputError(
-            f"'output: {output}' must be a plain file name ending in .mp4", file=folder / JOB_FILE
-        )
+    output = job_output_name(folder, data, name, name_max(config.paths.outbox))
     # Decode both now: a bad photo or recording fails in milliseconds, before any model loads.
     height, width = load_image(face, config.limits.max_image_pixels).shape[:2]
     seconds = load_audio(audio, config.limits.max_audio_seconds).duration

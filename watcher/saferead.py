@@ -56,6 +56,11 @@ def clip(value: object, limit: int = CLIP_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def shorten(text: str, limit: int = CLIP_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, for quoting a name inside a message."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _inside(path: Path, folder: Path) -> Path:
     """The real path of ``path``; ``UnsafeFileError`` if it (or a link in it) leaves ``folder``."""
     real = Path(os.path.realpath(path))
