@@ -238,7 +238,8 @@ def test_read_bounded_reads_a_regular_file(tmp_path):
 def _random_yaml(rng: random.Random) -> str:
     """Hostile job.yaml text: random keys, values, anchors, aliases, tags, bytes and nesting."""
     pieces = [
-        "face: ", "audio: ", "files: ", "fps: ", "lipsync: ", "- ", "&a ", "*a ", "!!python/name:os.system ",
+        "face: ", "audio: ", "files: ", "fps: ", "lipsync: ", "- ", "&a ", "*a ",
+        "!!python/name:os.system ",
         "[", "]", "{", "}", ": ", "\n", "  ", "'", '"', "0" * 64, "1e5", "~", "yes", "null", ",",
         "? ", "|\n  ", ">\n  ", "%YAML 1.1\n", "---\n", "...\n", "\t", "\\u0000",
     ]
@@ -251,6 +252,15 @@ def _random_yaml(rng: random.Random) -> str:
     return "".join(out)
 
 
+def _parse_both(text: str, job: Path) -> InputError | None:
+    try:
+        load_yaml(text, job / "job.yaml")
+        read_job_yaml(job)
+    except InputError as err:
+        return err
+    return None
+
+
 def test_hostile_job_yaml_texts_give_a_typed_error_or_a_job(job, config):
     """300 generated job.yaml texts: each parses or raises InputError, quickly, short message."""
     rng = random.Random(11)
@@ -259,15 +269,7 @@ def test_hostile_job_yaml_texts_give_a_typed_error_or_a_job(job, config):
         text = _random_yaml(rng)
         (job / "job.yaml").write_text(text, encoding="utf-8", errors="replace")
 
-        def parse() -> BaseException | None:
-            try:
-                load_yaml(text, job / "job.yaml")
-                read_job_yaml(job)
-            except InputError as err:
-                return err
-            return None
-
-        err = bounded(parse)
+        err = bounded(lambda text=text: _parse_both(text, job))
         if err is None:
             outcomes["ok"] += 1
         else:
