@@ -245,6 +245,8 @@ def _mp3(r: _Reader) -> Wholeness:
         if pos + length > end:
             return Wholeness(Whole.INCOMPLETE, f"is cut off inside MP3 frame {frames + 1}")
         pos, frames = pos + length, frames + 1
+    if frames == 0 and end - pos < 4:
+        return Wholeness(Whole.INCOMPLETE, "has a tag but no MP3 audio frames yet")
     if frames == 0:
         return Wholeness(Whole.UNKNOWN, "has no MP3 frames")
     if declared and r.size - start < declared:
