@@ -144,8 +144,8 @@ def _safe_parts(info: zipfile.ZipInfo, zip_path: Path) -> tuple[str, ...]:
             fix="zip the job folder itself, without '..' or absolute paths",
             file=zip_path,
         )
-    mode = info.external_attr >> 16
-    if stat.S_ISLNK(mode) or (mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))):
+    kind = stat.S_IFMT(info.external_attr >> 16)  # 0 when the zip tool recorded no type
+    if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
         raise ZipUnsafeError(
             f"the zip entry '{shorten(raw, 60)}' is a link or special file, not a plain file",
             fix="zip the files themselves (not links to them)",
