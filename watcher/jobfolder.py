@@ -173,6 +173,14 @@ def manifest_entries(data: dict[str, Any], path: Path | str) -> list[ManifestEnt
     return entries
 
 
+def _yaml_kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    return f"a {type(value).__name__}"
+
+
 def check_sha256(name: str, sha: object, path: Path | str) -> None:
     """A manifest hash must be 64 hex digits *as text*: YAML reads ``000...0`` as the number 0."""
     if sha is None:
@@ -180,7 +188,7 @@ def check_sha256(name: str, sha: object, path: Path | str) -> None:
     where = f"the sha256 of '{clip(name, 60)}' in 'files'"
     if not isinstance(sha, str):
         raise InputError(
-            f"{where} was read as a {type(sha).__name__} ({clip(sha, 40)}), not as text: "
+            f"{where} was read as {_yaml_kind(sha)} ({clip(sha, 40)}), not as text: "
             "YAML turns hashes made only of digits (or digits and one 'e') into numbers",
             fix='put the hash in quotes: sha256: "<64 hex digits>"',
             file=path,
