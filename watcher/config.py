@@ -19,7 +19,7 @@ import yaml
 
 from pipeline.atomic import write_text_atomic
 from pipeline.errors import ConfigError
-from pipeline.settings import LoopMode, PipelineSettings
+from pipeline.settings import LIPSYNC_MODELS, LoopMode, PipelineSettings
 
 # The defaults live in one file at the repository root; an editable install (the supported way,
 # see README) finds it next to the package.
@@ -57,7 +57,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("pipeline", "device"): ("auto", "mps", "cuda", "cpu"),
     ("pipeline", "dtype"): ("auto", "fp32", "fp16"),
     ("pipeline", "loop_mode"): tuple(m.value for m in LoopMode),
-    ("pipeline", "lipsync_model"): ("wav2lip", "wav2lip_gan"),
+    ("pipeline", "lipsync_model"): LIPSYNC_MODELS,
 }
 
 
