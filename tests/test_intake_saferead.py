@@ -277,3 +277,61 @@ def test_hostile_job_yaml_texts_give_a_typed_error_or_a_job(job, config):
             assert len(err.user_message()) < MESSAGE_MAX
             outcomes["refused"] += 1
     assert outcomes["refused"] > 100  # the generator does reach the refusals
+
+
+ODD_NAMES = ["face.png", "voice.wav", "job.yaml", "x.png", "y.mp3", "d.mp4", "z"]
+
+
+def _spoil(folder: Path, name: str, rng: random.Random, fifos: list[Path]) -> None:
+    """Put one odd entry at ``name`` in a job folder, as a hostile or confused submitter would."""
+    target = folder / name
+    if os.path.lexists(target):
+        target.unlink()
+    kind = rng.choice(["fifo", "loop", "broken", "dev", "dir", "outside", "inside", "empty"])
+    if kind == "fifo":
+        mkfifo(target, fifos)
+    elif kind == "loop":
+        target.symlink_to(target.name + ".other")
+        (folder / (target.name + ".other")).symlink_to(target.name)
+    elif kind == "broken":
+        target.symlink_to("nowhere")
+    elif kind == "dev":
+        target.symlink_to(rng.choice(["/dev/zero", "/dev/null", "/dev/urandom"]))
+    elif kind == "dir":
+        target.mkdir()
+    elif kind == "outside":
+        target.symlink_to(folder.parent)
+    elif kind == "inside":
+        target.symlink_to(".")
+    else:
+        target.write_bytes(b"")
+
+
+def test_generated_odd_entries_give_a_job_or_a_typed_error_never_a_hang(
+    tmp_path, config, astronaut_path, speech_path, fifos
+):
+    """120 job folders, each with 1-3 odd entries: parse and readiness return in time, and
+    anything that escapes is an InputError with a short message."""
+    rng = random.Random(1)
+    voice = speech_clip(speech_path, tmp_path / "v.wav", 0.3)
+    refused = 0
+    for i in range(120):
+        folder = make_job(tmp_path / "many", f"j{i}", astronaut_path, voice)
+        for name in rng.sample(ODD_NAMES, rng.randint(1, 3)):
+            _spoil(folder, name, rng, fifos)
+        verdict = bounded(lambda f=folder: ReadinessTracker(0.0, 1, grace_seconds=0.0).check(f))
+        assert verdict.reason is not None
+        err = bounded(lambda f=folder: _parse_or_error(f, config))
+        if err is not None:
+            assert isinstance(err, InputError), repr(err)
+            assert len(err.user_message()) < MESSAGE_MAX
+            refused += 1
+    assert refused > 60
+
+
+def _parse_or_error(folder: Path, config: Config) -> BaseException | None:
+    try:
+        parse_job_folder(folder, config)
+    except Exception as err:  # noqa: BLE001 - the test asserts what kind it is
+        return err
+    return None

@@ -254,3 +254,19 @@ def test_wholeness_is_decoded_once_per_file_version(tmp_path, astronaut_path, vo
     verdicts = run_checks(tracker, folder, clock, 10.0)
     assert verdicts[-1].ready
     assert sorted(p.name for p in calls) == ["face.png", "voice.wav"]
+
+
+def test_the_grace_period_is_configured_and_validated(tmp_path, monkeypatch):
+    from pipeline.errors import ConfigError
+
+    monkeypatch.delenv("FACEDROP_CONFIG", raising=False)
+    default = load_config(write_config(tmp_path / "a"), home=tmp_path / "home")
+    assert default.daemon.incomplete_grace_seconds > 0
+    cfg = load_config(
+        write_config(tmp_path / "b", daemon={"incomplete_grace_seconds": 42}), home=tmp_path
+    )
+    assert cfg.daemon.incomplete_grace_seconds == 42.0
+    for bad in (-1, "soon", True):
+        path = write_config(tmp_path / f"c{bad}", daemon={"incomplete_grace_seconds": bad})
+        with pytest.raises(ConfigError, match="incomplete_grace_seconds"):
+            load_config(path, home=tmp_path)

@@ -238,8 +238,8 @@ def safe_member(folder: Path, name: str, key: str) -> Path:
 
 def check_inside(folder: Path, path: Path) -> None:
     """``InputError`` if ``path`` (after following symlinks) lies outside ``folder``."""
-    real = path.resolve()
-    if not real.is_relative_to(folder.resolve()):
+    real = Path(os.path.realpath(path))  # never raises on a link loop (Path.resolve does)
+    if not real.is_relative_to(os.path.realpath(folder)):
         raise UnsafeFileError(
             f"'{path.name}' is a link to a file outside the job folder ({clip(str(real), 120)})",
             fix="copy the file itself into the job folder",
@@ -254,7 +254,10 @@ def job_files(folder: Path) -> list[Path]:
         if path.name == JOB_FILE or is_ignored(path.name):
             continue
         check_inside(folder, path)
-        mode = path.stat().st_mode
+        try:
+            mode = path.stat().st_mode
+        except OSError:  # a broken link or a link loop: not a file; if named, safe_member says so
+            continue
         if stat.S_ISREG(mode):
             files.append(path)
         elif not stat.S_ISDIR(mode):  # a FIFO, socket or device: refuse, never open it
