@@ -27,6 +27,7 @@ def write_audio(path: Path, seconds: float = 1.0, freq: float = 440.0) -> Path:
     tone = (0.3 * np.sin(2 * np.pi * freq * np.arange(n) / rate) * 32767).astype(np.int16)
     with av.open(str(path), "w", format=fmt) as out:
         stream = out.add_stream(codec, rate=rate)
+        assert isinstance(stream, av.AudioStream)
         stream.layout = "mono"
         for start in range(0, n, 1024):
             frame = av.AudioFrame.from_ndarray(
@@ -55,6 +56,7 @@ def write_video(path: Path, frames: int = 6, size: int = 64) -> Path:
             stream = out.add_stream("libx264", rate=25)
         except (av.FFmpegError, ValueError):  # builds without libx264
             stream = out.add_stream("mpeg4", rate=25)
+        assert isinstance(stream, av.VideoStream)
         stream.width = stream.height = size
         stream.pix_fmt = "yuv420p"
         for i in range(frames):

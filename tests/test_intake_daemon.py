@@ -65,6 +65,7 @@ def sha(path: Path) -> str:
 def audio_seconds(video: Path) -> float:
     with av.open(str(video)) as container:
         stream = container.streams.audio[0]
+        assert stream.duration is not None and stream.time_base is not None
         return float(stream.duration * stream.time_base)
 
 
