@@ -201,6 +201,15 @@ def test_anchors_and_aliases_are_refused_before_expansion(job, text):
     assert "anchor or alias" in err.problem
 
 
+@pytest.mark.parametrize(
+    "text", ["fps: " + "9" * 5000, "fps: 0x" + "f" * 5000, "face: 2001-13-45", "fps: !!float abc"]
+)
+def test_values_yaml_cannot_construct_are_refused(job, text):
+    (job / "job.yaml").write_text(text)
+    err = raises_within(lambda: read_job_yaml(job))
+    assert "cannot be read" in err.problem or "not <a number of about 6020 digits>" in err.problem
+
+
 def test_deep_nesting_is_refused(job):
     (job / "job.yaml").write_text("files: " + "[" * 2000 + "]" * 2000 + "\n")
     raises_within(lambda: read_job_yaml(job), YamlShapeError)
@@ -242,6 +251,8 @@ def _random_yaml(rng: random.Random) -> str:
         "!!python/name:os.system ",
         "[", "]", "{", "}", ": ", "\n", "  ", "'", '"', "0" * 64, "1e5", "~", "yes", "null", ",",
         "? ", "|\n  ", ">\n  ", "%YAML 1.1\n", "---\n", "...\n", "\t", "\\u0000",
+        "9" * 5000, "0x" + "f" * 5000, "2001-13-45", "!!float abc ", "!!binary ", "!!set ",
+        "!!timestamp ", "0b" + "1" * 9000,
     ]
     out = []
     for _ in range(rng.randint(1, 40)):

@@ -49,6 +49,8 @@ def clip(value: object, limit: int = CLIP_CHARS) -> str:
     """
     if isinstance(value, dict | list | tuple | set) and len(value) > 8:
         return f"<a {type(value).__name__} of {len(value)} items>"
+    if isinstance(value, int) and value.bit_length() > 200:  # repr of a huge int is slow or fails
+        return f"<a number of about {int(value.bit_length() * 0.30103)} digits>"
     try:
         text = repr(value) if not isinstance(value, str) else repr(value[: limit + 1])
     except RecursionError:
@@ -175,6 +177,13 @@ def load_yaml(text: str, path: Path) -> Any:
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
         return yaml.safe_load(text)
+    except (ValueError, OverflowError, RecursionError, TypeError) as err:
+        # a constructor refused a value: a 5000-digit number, month 13 in a date, !!float abc
+        raise InputError(
+            f"{path.name} holds a value that cannot be read ({shorten(str(err), 80)})",
+            fix="write plain values: file names, numbers of a few digits, true or false",
+            file=path,
+        ) from err
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
