@@ -157,39 +157,50 @@ def load_yaml(text: str, path: Path) -> Any:
     a job.yaml has no use for them; walking the event stream first refuses them while it is
     still flat text.
     """
-    depth = 0
     try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                raise YamlShapeError(
-                    f"{path.name} uses a YAML anchor or alias (& or *), which is not accepted",
-                    fix="write each value out in full",
-                    file=path,
-                )
-            if isinstance(event, yaml.CollectionStartEvent):
-                depth += 1
-                if depth > YAML_MAX_DEPTH:
-                    raise YamlShapeError(
-                        f"{path.name} is nested more than {YAML_MAX_DEPTH} levels deep",
-                        fix="use plain 'key: value' lines",
-                        file=path,
-                    )
-            elif isinstance(event, yaml.CollectionEndEvent):
-                depth -= 1
-        return yaml.safe_load(text)
-    except (ValueError, OverflowError, RecursionError, TypeError) as err:
-        # a constructor refused a value: a 5000-digit number, month 13 in a date, !!float abc
-        raise InputError(
-            f"{path.name} holds a value that cannot be read ({shorten(str(err), 80)})",
-            fix="write plain values: file names, numbers of a few digits, true or false",
-            file=path,
-        ) from err
+        _check_shape(text, path)
+        return _construct(text, path)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise InputError(
             f"{path.name} is not valid YAML{where}",
             fix="fix the syntax (key: value, one per line) or start from configs/job.example.yaml",
+            file=path,
+        ) from err
+
+
+def _check_shape(text: str, path: Path) -> None:
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise YamlShapeError(
+                f"{path.name} uses a YAML anchor or alias (& or *), which is not accepted",
+                fix="write each value out in full",
+                file=path,
+            )
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > YAML_MAX_DEPTH:
+                raise YamlShapeError(
+                    f"{path.name} is nested more than {YAML_MAX_DEPTH} levels deep",
+                    fix="use plain 'key: value' lines",
+                    file=path,
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _construct(text: str, path: Path) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise
+    except Exception as err:  # noqa: BLE001 - PyYAML's constructors raise any builtin error
+        # e.g. a 5000-digit number, month 13 in a date, "!!timestamp abc" (an AttributeError)
+        raise InputError(
+            f"{path.name} holds a value that cannot be read ({shorten(str(err), 80)})",
+            fix="write plain values: file names, numbers of a few digits, true or false",
             file=path,
         ) from err
 
