@@ -113,7 +113,10 @@ def _judge(r: _Reader, seconds: float, clock: Callable[[], float]) -> Wholeness:
         return Wholeness(Whole.INCOMPLETE, "starts with zeros (space reserved, not written yet)")
     for sniff, check in _CHECKS:
         if sniff(head):
-            verdict = check(r)
+            try:
+                verdict = check(r)
+            except struct.error:  # a header's fields run past the end of the file
+                return Wholeness(Whole.INCOMPLETE, "ends in the middle of a header")
             if verdict.state is not Whole.WHOLE:
                 return verdict
             decode = _DECODERS.get(check)
