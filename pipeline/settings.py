@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+LIPSYNC_MODELS = ("wav2lip", "wav2lip_gan")  # the one list: config choices and checkpoint names
+
 
 class LoopMode(StrEnum):
     """How a driving clip shorter than the audio is extended."""

@@ -14,6 +14,7 @@ from tests.helpers.daemon_harness import (
     speech_clip,
     write_config,
 )
+from tests.helpers.media_samples import write_video
 from watcher.config import Config, load_config
 from watcher.jobfolder import parse_job_folder
 
@@ -71,10 +72,10 @@ def test_driving_clip_from_library_or_folder(tmp_path, config, astronaut_path, c
     folder = make_job(tmp_path / "jobs", "t", astronaut_path, clip, "driving: official\n")
     assert parse_job_folder(folder, config).spec.driving == "official"
     folder = make_job(tmp_path / "jobs", "b", astronaut_path, clip, "driving: mine\n")
-    (folder / "mine.mov").write_bytes(b"x")
+    write_video(folder / "mine.mov")
     assert parse_job_folder(folder, config).spec.driving == folder / "mine.mov"
     folder = make_job(tmp_path / "jobs", "c", astronaut_path, clip)
-    (folder / "drive.mp4").write_bytes(b"x")  # the only video in the folder
+    write_video(folder / "drive.mp4")  # the only video in the folder
     assert parse_job_folder(folder, config).spec.driving == folder / "drive.mp4"
 
 

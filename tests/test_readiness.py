@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.helpers.media_samples import write_image
 from watcher.readiness import FINDER_BUSY, SF_DATALESS, ReadinessTracker
 
 
@@ -105,7 +106,7 @@ def test_manifest_waits_for_listed_files_and_sizes(job, clock):
     tracker = ReadinessTracker(0.1, 2, clock=clock)
     verdict = settle(tracker, job, clock, 3)[-1]
     assert not verdict.ready and "extra.png" in verdict.reason
-    (job / "extra.png").write_bytes(b"e")
+    write_image(job / "extra.png")
     verdict = settle(tracker, job, clock, 3)[-1]
     assert not verdict.ready and "150 bytes" in verdict.reason
     with (job / "voice.wav").open("ab") as fh:

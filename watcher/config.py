@@ -20,7 +20,7 @@ import yaml
 
 from pipeline.atomic import write_text_atomic
 from pipeline.errors import ConfigError
-from pipeline.settings import LoopMode, PipelineSettings
+from pipeline.settings import LIPSYNC_MODELS, LoopMode, PipelineSettings
 
 ENV_CONFIG = "FACEDROP_CONFIG"
 PATH_KEYS = ("inbox", "outbox", "state", "cache", "weights", "drivers", "logs")
@@ -31,6 +31,7 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "daemon": {
         "settle_seconds": (int, float),
         "settle_checks": (int,),
+        "incomplete_grace_seconds": (int, float),
         "rescan_seconds": (int, float),
         "max_attempts": (int,),
         "shutdown_timeout": (int, float),
@@ -54,7 +55,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("pipeline", "device"): ("auto", "mps", "cuda", "cpu"),
     ("pipeline", "dtype"): ("auto", "fp32", "fp16"),
     ("pipeline", "loop_mode"): tuple(m.value for m in LoopMode),
-    ("pipeline", "lipsync_model"): ("wav2lip", "wav2lip_gan"),
+    ("pipeline", "lipsync_model"): LIPSYNC_MODELS,
 }
 
 
@@ -77,6 +78,7 @@ class DaemonSettings:
 
     settle_seconds: float
     settle_checks: int
+    incomplete_grace_seconds: float  # how long an unfinished job may stall before it fails
     rescan_seconds: float
     max_attempts: int
     shutdown_timeout: float
@@ -307,6 +309,7 @@ def _build(
         daemon=DaemonSettings(
             settle_seconds=float(d["settle_seconds"]),
             settle_checks=d["settle_checks"],
+            incomplete_grace_seconds=float(d["incomplete_grace_seconds"]),
             rescan_seconds=float(d["rescan_seconds"]),
             max_attempts=d["max_attempts"],
             shutdown_timeout=float(d["shutdown_timeout"]),

@@ -134,7 +134,9 @@ class Daemon:
         self._rename = rename
         self._notifier = notifier
         d = config.daemon
-        self._tracker = ReadinessTracker(d.settle_seconds, d.settle_checks, clock=clock)
+        self._tracker = ReadinessTracker(
+            d.settle_seconds, d.settle_checks, grace_seconds=d.incomplete_grace_seconds, clock=clock
+        )
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._stop_at: float | None = None

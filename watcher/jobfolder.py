@@ -8,26 +8,38 @@ is unreadable or over the configured limits, and driving clips that do not exist
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import yaml
-
-from pipeline.digest import sha256_file
 from pipeline.errors import InputError
 from pipeline.liveportrait.drivers import DriverLibrary, DrivingSource
 from pipeline.liveportrait.drivers import resolve_driving as resolve_clip
+from pipeline.media import formats
 from pipeline.media.audio import load_audio
 from pipeline.media.image import load_image
+from pipeline.media.wholeness import Whole, check_whole
 from pipeline.spec import JobSpec
 from watcher.config import Config
+from watcher.names import fit_file, name_max, utf8_len
+from watcher.saferead import (
+    UnsafeFileError,
+    clip,
+    open_regular,
+    read_yaml_file,
+    sha256_regular,
+    shorten,
+    size_regular,
+)
 
 JOB_FILE = "job.yaml"
-IMAGE_EXT = frozenset({".jpg", ".jpeg", ".png", ".webp", ".heic"})
-AUDIO_EXT = frozenset({".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg"})
-VIDEO_EXT = frozenset({".mp4", ".mov"})
+NAME_BYTES_MAX = 1024  # a path inside the job folder; longer ones cannot exist on any disk
+IMAGE_EXT = frozenset(formats.IMAGE_EXT)
+AUDIO_EXT = frozenset(formats.AUDIO_EXT)
+VIDEO_EXT = frozenset(formats.VIDEO_EXT)
 # Finder and sync-client litter: never part of a job, never a reason to wait.
 IGNORED_NAMES = frozenset({".DS_Store", "Icon\r", "desktop.ini", "Thumbs.db", ".dropbox"})
 CONFLICT = re.compile(r"conflicted copy|shared folder conflict|case conflict", re.IGNORECASE)
@@ -78,49 +90,58 @@ def is_ignored(name: str) -> bool:
 
 
 def read_job_yaml(folder: Path) -> dict[str, Any]:
-    """Parse and type-check ``job.yaml`` (safe loader); an empty file is an empty job."""
+    """Parse and type-check ``job.yaml``; an empty file is an empty job.
+
+    Read through ``saferead``: a regular file inside the folder, at most a few KiB, no YAML
+    anchors or aliases.
+    """
     path = folder / JOB_FILE
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise InputError(
             "the job folder has no job.yaml", fix="add a job.yaml (it may be empty)", file=path
         )
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise InputError(
-            f"job.yaml is not valid YAML{where}",
-            fix="fix the syntax (key: value, one per line), or start from 'facedrop example'",
-            file=path,
-        ) from err
+    data = read_yaml_file(path, folder)
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise InputError("job.yaml must be a list of 'key: value' lines", file=path)
+        raise InputError(
+            f"job.yaml holds {_shape(data)}, but it must be 'key: value' lines (a mapping)",
+            fix="write one setting per line, e.g. 'face: me.jpg', without a leading '- '",
+            file=path,
+        )
     validate_job_keys(data, path)
     return data
+
+
+def _shape(data: object) -> str:
+    """What a non-mapping YAML document is, in words."""
+    if isinstance(data, list):
+        return f"a list of {len(data)} item{'s' if len(data) != 1 else ''}"
+    return f"a single {type(data).__name__} value ({clip(data, 40)})"
 
 
 def validate_job_keys(data: dict[str, Any], path: Path | str) -> None:
     """Reject unknown keys and wrong types, naming the key and the expected kind."""
     for key, value in data.items():
         if key not in JOB_KEYS:
+            shown = key if isinstance(key, str) and len(key) <= 40 else clip(key, 40)
             raise InputError(
-                f"unknown key '{key}' in job.yaml",
+                f"unknown key '{shown}' in job.yaml",
                 fix=f"remove it; known keys: {', '.join(JOB_KEYS)}",
                 file=path,
             )
         types, what, example = JOB_KEYS[key]
         if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
             raise InputError(
-                f"'{key}' in job.yaml must be {what}, not {value!r}",
+                f"'{key}' in job.yaml must be {what}, not {clip(value)}",
                 fix=f"write it like this: {example}",
                 file=path,
             )
     fps = data.get("fps")
     if fps is not None and not 1 <= fps <= 120:
-        raise InputError(f"'fps' must be between 1 and 120, not {fps!r}", file=path)
+        raise InputError(
+            f"'fps' must be between 1 and 120, not {clip(fps)}", fix="write e.g. fps: 25", file=path
+        )
     manifest_entries(data, path)
 
 
@@ -136,51 +157,92 @@ def manifest_entries(data: dict[str, Any], path: Path | str) -> list[ManifestEnt
             or (set(item) - {"name", "size", "sha256"})
         ):
             raise InputError(
-                f"bad 'files' entry {item!r}",
+                f"bad 'files' entry {clip(item)}",
                 fix="use a name or {name:, size:, sha256:}",
                 file=path,
             )
         size, sha = item.get("size"), item.get("sha256")
-        if (size is not None and (isinstance(size, bool) or not isinstance(size, int))) or (
-            sha is not None and not (isinstance(sha, str) and re.fullmatch(r"[0-9a-fA-F]{64}", sha))
-        ):
-            raise InputError(f"bad size or sha256 in 'files' entry {item!r}", file=path)
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+            raise InputError(
+                f"the size of '{clip(item['name'], 60)}' in 'files' must be a whole number of "
+                f"bytes, not {clip(size)}",
+                fix="write e.g. size: 48213",
+                file=path,
+            )
+        check_sha256(item["name"], sha, path)
         entries.append(ManifestEntry(item["name"], size, sha.lower() if sha else None))
     return entries
+
+
+def _yaml_kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    return f"a {type(value).__name__}"
+
+
+def check_sha256(name: str, sha: object, path: Path | str) -> None:
+    """A manifest hash must be 64 hex digits *as text*: YAML reads ``000...0`` as the number 0."""
+    if sha is None:
+        return
+    where = f"the sha256 of '{clip(name, 60)}' in 'files'"
+    if not isinstance(sha, str):
+        raise InputError(
+            f"{where} was read as {_yaml_kind(sha)} ({clip(sha, 40)}), not as text: "
+            "YAML turns hashes made only of digits (or digits and one 'e') into numbers",
+            fix='put the hash in quotes: sha256: "<64 hex digits>"',
+            file=path,
+        )
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", sha):
+        raise InputError(
+            f"{where} must be 64 hexadecimal digits, not {clip(sha)}",
+            fix="copy the hash from 'shasum -a 256 <file>' (first column)",
+            file=path,
+        )
 
 
 def safe_member(folder: Path, name: str, key: str) -> Path:
     """The file ``name`` inside ``folder``; rejects absolute names, ``..`` and symlinks out."""
     pure = PurePosixPath(name)
+    if utf8_len(name) > NAME_BYTES_MAX:
+        raise InputError(
+            f"'{key}: {shorten(name, 40)}' is {utf8_len(name)} bytes "
+            f"long; no file name in the job folder can be longer than {NAME_BYTES_MAX}",
+            fix="give the file a shorter name and use that name in job.yaml",
+            file=folder / JOB_FILE,
+        )
     if not name or pure.is_absolute() or name.startswith("~") or "\\" in name:
         raise InputError(
-            f"'{key}: {name}' must be a plain file name inside the job folder",
+            f"'{key}: {shorten(name, 60)}' must be a plain file name inside the job folder",
             fix="give just the file name, e.g. face.jpg",
             file=folder / JOB_FILE,
         )
     if ".." in pure.parts:
         raise InputError(
-            f"'{key}: {name}' points outside the job folder",
+            f"'{key}: {shorten(name, 60)}' points outside the job folder",
             fix="put the file in the job folder",
             file=folder / JOB_FILE,
         )
     path = folder / name
     check_inside(folder, path)
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise InputError(
-            f"'{key}: {name}' names a file that is not in the job folder",
+            f"'{key}: {shorten(name, 60)}' names a file that is not in the job folder",
             fix="check the spelling or add the file",
             file=path,
         )
+    with open_regular(path, folder):  # a FIFO, device or folder is refused here, unread
+        pass
     return path
 
 
 def check_inside(folder: Path, path: Path) -> None:
     """``InputError`` if ``path`` (after following symlinks) lies outside ``folder``."""
-    real = path.resolve()
-    if not real.is_relative_to(folder.resolve()):
-        raise InputError(
-            f"'{path.name}' is a link to a file outside the job folder ({real})",
+    real = Path(os.path.realpath(path))  # never raises on a link loop (Path.resolve does)
+    if not real.is_relative_to(os.path.realpath(folder)):
+        raise UnsafeFileError(
+            f"'{path.name}' is a link to a file outside the job folder ({clip(str(real), 120)})",
             fix="copy the file itself into the job folder",
             file=path,
         )
@@ -193,8 +255,15 @@ def job_files(folder: Path) -> list[Path]:
         if path.name == JOB_FILE or is_ignored(path.name):
             continue
         check_inside(folder, path)
-        if path.is_file():
+        try:
+            mode = path.stat().st_mode
+        except OSError:  # a broken link or a link loop: not a file; if named, safe_member says so
+            continue
+        if stat.S_ISREG(mode):
             files.append(path)
+        elif not stat.S_ISDIR(mode):  # a FIFO, socket or device: refuse, never open it
+            with open_regular(path, folder):
+                pass
     return files
 
 
@@ -226,18 +295,33 @@ def check_manifest(folder: Path, data: dict[str, Any]) -> None:
     """Every ``files:`` entry is present, with its size and hash if given."""
     for entry in manifest_entries(data, folder / JOB_FILE):
         path = safe_member(folder, entry.name, "files")
-        if entry.size is not None and path.stat().st_size != entry.size:
+        size = size_regular(path, folder)
+        if entry.size is not None and size != entry.size:
             raise InputError(
-                f"'{entry.name}' has {path.stat().st_size} bytes, job.yaml says {entry.size}",
-                fix="copy the file again",
+                f"'{entry.name}' has {size} bytes, job.yaml says {entry.size}",
+                fix="copy the file again (or correct its size in job.yaml)",
                 file=path,
             )
-        if entry.sha256 and sha256_file(path) != entry.sha256:
+        if entry.sha256 and sha256_regular(path, folder) != entry.sha256:
             raise InputError(
                 f"'{entry.name}' does not match its sha256 in job.yaml",
-                fix="copy the file again",
+                fix="copy the file again (or correct its sha256 in job.yaml)",
                 file=path,
             )
+
+
+def check_complete(path: Path, what: str) -> None:
+    """``InputError`` if ``path`` is only the beginning of a media file (a copy that stopped).
+
+    Readiness already waited the grace period for it; by now it is a failure, not a wait.
+    """
+    verdict = check_whole(path)
+    if verdict.state is Whole.INCOMPLETE:
+        raise InputError(
+            f"the {what} '{path.name}' is incomplete: it {verdict.reason}",
+            fix="the copy or upload did not finish: put the whole file in the job folder again",
+            file=path,
+        )
 
 
 
@@ -249,9 +333,39 @@ def resolve_driving(
     name = data.get("driving")
     if name is None:
         return pick(folder, files, data, "driving", VIDEO_EXT, "driving video")
+    if Path(name).suffix.lower() in VIDEO_EXT or os.path.lexists(folder / name):
+        return safe_member(folder, name, "driving")  # a file of the job: stays inside it
+    if "/" in name or "\\" in name or name.startswith(".") or utf8_len(name) > NAME_BYTES_MAX:
+        raise InputError(
+            f"'driving: {shorten(name, 60)}' is not a clip name",
+            file=folder / JOB_FILE,
+            fix="use a name from 'facedrop drivers list' or a video file in the job",
+        )
+    # NAME.mp4 in the folder, else a library clip or template: the one resolver decides
     choice = resolve_clip(name, DriverLibrary(drivers_dir), job_dir=folder,
                           job_file=folder / JOB_FILE)
     return choice.path if choice.source is DrivingSource.JOB_FOLDER else choice.name
+
+
+def job_output_name(folder: Path, data: dict[str, Any], name: str, max_bytes: int) -> str:
+    """The output file name: ``output:`` as given, or ``<job name>.mp4`` fitted to the disk."""
+    if "output" not in data:
+        return fit_file(f"{name}.mp4", max_bytes)  # a 250-byte job name still gets a video
+    output = data["output"]
+    if PurePosixPath(output).name != output or not output.endswith(".mp4") or output == ".mp4":
+        raise InputError(
+            f"'output: {shorten(output, 60)}' must be a plain file name ending in .mp4",
+            fix="write e.g. output: hello.mp4",
+            file=folder / JOB_FILE,
+        )
+    if utf8_len(output) > max_bytes:
+        raise InputError(
+            f"'output: {shorten(output, 40)}' is {utf8_len(output)} bytes long; the outbox's "
+            f"disk allows names of at most {max_bytes} bytes",
+            fix="choose a shorter output name, or leave 'output:' out to use the job's name",
+            file=folder / JOB_FILE,
+        )
+    return output
 
 
 def parse_job_folder(folder: Path, config: Config, name: str | None = None) -> ParsedJob:
@@ -278,25 +392,26 @@ def parse_job_folder(folder: Path, config: Config, name: str | None = None) -> P
     if face is None:
         raise InputError(
             "the job folder has no face photo",
-            fix="add a .jpg, .png or .webp photo of a face",
+            fix=f"add a {formats.spoken(formats.IMAGE_EXT)} photo of a face",
             file=folder,
         )
     audio = pick(folder, files, data, "audio", AUDIO_EXT, "audio")
     if audio is None:
         raise InputError(
             "the job folder has no audio file",
-            fix="add a .wav, .mp3, .m4a, .aac, .flac or .ogg recording",
+            fix=f"add a {formats.spoken(formats.AUDIO_EXT)} recording",
             file=folder,
         )
     driving = resolve_driving(folder, files, data, config.paths.drivers)
-    output = data.get("output", f"{name}.mp4")
-    if PurePosixPath(output).name != output or not output.endswith(".mp4") or output == ".mp4":
-        raise InputError(
-            f"'output: {output}' must be a plain file name ending in .mp4", file=folder / JOB_FILE
-        )
+    output = job_output_name(folder, data, name, name_max(config.paths.outbox))
     # Decode both now: a bad photo or recording fails in milliseconds, before any model loads.
     height, width = load_image(face, config.limits.max_image_pixels).shape[:2]
     seconds = load_audio(audio, config.limits.max_audio_seconds).duration
+    # The decoders accept the beginning of a file; only a whole one may run (a stalled copy).
+    check_complete(face, "face photo")
+    check_complete(audio, "recording")
+    if isinstance(driving, Path):
+        check_complete(driving, "driving video")
     size = (width, height)
     d = config.job_defaults
     spec = JobSpec(

@@ -2,9 +2,22 @@
 
 A folder is ready when: ``job.yaml`` exists; no file has a temp or partial name; no file is a
 cloud placeholder (macOS ``SF_DATALESS``) or being copied by Finder (its busy creation date);
-every file the optional ``files:`` manifest lists is present with its size (and hash); and the
+every file the optional ``files:`` manifest lists is present with its size (and hash); the
 sizes and mtimes of everything inside have been unchanged over ``settle_checks`` checks spanning
-``settle_checks - 1`` settle intervals. The stat call and the clock are injectable for tests.
+``settle_checks - 1`` settle intervals; a face photo and a recording are there; and every media
+file is *whole* (``pipeline.media.wholeness``): a copy that stalls longer than the settle window
+leaves a valid beginning of a file, which the decoders would happily accept.
+
+Settling alone cannot tell a stalled copy from a finished one, and Finder's busy date does not
+exist on Linux, so a folder that stays unfinished is not waited for forever either: once nothing
+in it has changed for ``grace_seconds`` it is ``EXPIRED``, which means "claim it now": the parser
+then fails it with a message naming the file (cut off, missing, hash mismatch), and it ends in
+the outbox with ``error.txt``. A file that is whole but looks like a stalled preallocation
+(trailing zeros) waits the grace period and is then accepted.
+
+``job.yaml`` is read through ``watcher.saferead`` (bounded, regular files only, no aliases), so
+no inbox entry can block or exhaust a check. The stat call, the clock and the wholeness check
+are injectable for tests.
 """
 
 from __future__ import annotations
@@ -12,31 +25,74 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from pipeline.digest import sha256_file
-from pipeline.errors import InputError
-from watcher.jobfolder import JOB_FILE, is_ignored, manifest_entries
+from pipeline.errors import FacedropError, InputError
+from pipeline.media import formats
+from pipeline.media.wholeness import Whole, Wholeness, check_whole
+from watcher.jobfolder import JOB_FILE, ManifestEntry, is_ignored, manifest_entries
+from watcher.saferead import clip, read_yaml_file, sha256_regular, size_regular
 
 SF_DATALESS = 0x40000000  # macOS st_flags bit of an online-only (not downloaded) file
 # Finder sets this creation date on a file it is still copying (kMagicBusyCreationDate).
 FINDER_BUSY = datetime(1946, 2, 14, 8, 34, 56, tzinfo=UTC).timestamp()
 TEMP_SUFFIXES = (".partial", ".tmp", ".temp", ".download", ".crdownload", ".part", ".icloud")
 
+GRACE_SECONDS = 120.0
+MEDIA_EXT = formats.IMAGE_EXT + formats.AUDIO_EXT + formats.VIDEO_EXT
+
 Signature = tuple[tuple[str, int, int], ...]
+
+
+class ReadyState(Enum):
+    """What the Intake does with a folder now."""
+
+    WAITING = "waiting"  # look again later; ``reason`` says for what
+    READY = "ready"  # complete: claim it
+    EXPIRED = "expired"  # unfinished and unchanged past the grace period: claim it to fail it
 
 
 @dataclass(frozen=True, slots=True)
 class Readiness:
-    """The verdict on one folder; ``reason`` says what it waits for."""
+    """The verdict on one folder; ``reason`` says what it waits for (or waited for, in vain)."""
 
-    ready: bool
+    state: ReadyState
     reason: str = ""
+
+    @property
+    def ready(self) -> bool:
+        """Claim it now (complete, or expired so that the parser fails it with a reason)."""
+        return self.state is not ReadyState.WAITING
+
+    def error(self, folder: Path, grace_seconds: float) -> InputError:
+        """For an expired folder: what it waited for, as the error a caller can report."""
+        return InputError(
+            f"the job was still unfinished {grace_seconds:g} s after its last change: "
+            f"{self.reason}",
+            fix="put the complete files in a new job folder (the copy or upload did not finish)",
+            file=folder,
+        )
+
+
+_WAITING = ReadyState.WAITING
+
+
+class Lack(Enum):
+    """How a missing piece ends if nothing changes."""
+
+    STALLED = "stalled"  # a writer stopped: after the grace period the job fails
+    SUSPECT = "suspect"  # probably fine: after the grace period the job runs
+    OUTSIDE = "outside"  # someone else finishes it (a cloud download, Finder): wait, no expiry
+
+
+@dataclass(frozen=True, slots=True)
+class _Missing:
+    reason: str
+    lack: Lack = Lack.STALLED
 
 
 def blocking_name(name: str) -> bool:
@@ -54,8 +110,9 @@ def blocking_name(name: str) -> bool:
 @dataclass(slots=True)
 class _History:
     signature: Signature
-    since: float
+    since: float  # when the signature last changed: the stall clock starts here
     checks: int
+    whole: dict[str, Wholeness] = field(default_factory=dict)  # valid while the signature is
 
 
 class ReadinessTracker:
@@ -66,13 +123,17 @@ class ReadinessTracker:
         settle_seconds: float,
         settle_checks: int,
         *,
+        grace_seconds: float = GRACE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         stat: Callable[[Path], os.stat_result] = os.lstat,
+        whole: Callable[[Path], Wholeness] = check_whole,
     ) -> None:
         self.settle_seconds = settle_seconds
         self.settle_checks = max(1, settle_checks)
+        self.grace_seconds = grace_seconds
         self._clock = clock
         self._stat = stat
+        self._whole = whole
         self._history: dict[Path, _History] = {}
 
     def forget(self, folder: Path) -> None:
@@ -90,33 +151,63 @@ class ReadinessTracker:
             signature, blocker = self._snapshot(folder)
         except OSError as err:  # vanished or unreadable mid-scan: look again later
             self.forget(folder)
-            return Readiness(False, f"cannot read the folder ({err.strerror})")
+            return Readiness(_WAITING, f"cannot read the folder ({err.strerror})")
         now = self._clock()
         hist = self._history.get(folder)
         if hist is None or hist.signature != signature:
             hist = self._history[folder] = _History(signature, now, 0)
         hist.checks += 1
-        if blocker:
-            return Readiness(False, blocker)
         names = {entry[0] for entry in signature}
-        if JOB_FILE not in names:
-            return Readiness(False, "waiting for job.yaml")
-        try:
-            missing = self._manifest_missing(folder, names)
-        except OSError:
-            missing = "waiting for the files listed in files:"
-        if missing:
-            return Readiness(False, missing)
+        if blocker and blocker.lack is Lack.OUTSIDE:
+            return Readiness(_WAITING, blocker.reason)
+        if JOB_FILE not in names:  # not a job yet: never expires (the inbox scan reports it)
+            return Readiness(_WAITING, "waiting for job.yaml")
         span = self.settle_seconds * (self.settle_checks - 1)
         if hist.checks < self.settle_checks or now - hist.since < span:
-            return Readiness(False, "waiting for files to stop changing")
-        if not self._manifest_hashes_ok(folder):
-            return Readiness(False, "a file does not match its sha256 yet")
-        return Readiness(True)
+            return Readiness(_WAITING, blocker.reason if blocker else _SETTLING)
+        # Settled: anything still missing now is a writer that stalled, until the grace runs out.
+        missing = blocker or self._unfinished(folder, names, hist)
+        if missing is None:
+            return Readiness(ReadyState.READY)
+        if now - hist.since < self.grace_seconds:
+            return Readiness(_WAITING, missing.reason)
+        if missing.lack is Lack.SUSPECT:
+            return Readiness(ReadyState.READY, missing.reason)
+        return Readiness(ReadyState.EXPIRED, missing.reason)
 
-    def _snapshot(self, folder: Path) -> tuple[Signature, str]:
+    def _unfinished(self, folder: Path, names: set[str], hist: _History) -> _Missing | None:
+        """What a settled folder still lacks (None when complete)."""
+        manifest, data = _manifest(folder)
+        try:
+            missing = self._manifest_missing(folder, names, manifest)
+            if missing:
+                return _Missing(missing)
+            if not self._manifest_hashes_ok(folder, manifest):
+                return _Missing("waiting for a file to match its sha256 in job.yaml")
+        except FacedropError:  # a link out, a FIFO...: waiting cannot help, the parser says why
+            return None
+        except OSError:
+            return _Missing("waiting for the files listed in files:")
+        inputs = _inputs_missing(names, data)
+        return _Missing(inputs) if inputs else self._incomplete_media(folder, names, hist)
+
+    def _incomplete_media(self, folder: Path, names: set[str], hist: _History) -> _Missing | None:
+        suspect = None
+        for rel in sorted(names):
+            if not rel.lower().endswith(MEDIA_EXT) or "/" in rel:
+                continue
+            if rel not in hist.whole:  # decoded once per (size, mtime) signature
+                hist.whole[rel] = self._whole(folder / rel)
+            verdict = hist.whole[rel]
+            if verdict.state is Whole.INCOMPLETE:
+                return _Missing(f"waiting for {rel} to be complete (it {verdict.reason})")
+            if verdict.state is Whole.SUSPECT and suspect is None:
+                suspect = _Missing(f"waiting a while for {rel} (it {verdict.reason})", Lack.SUSPECT)
+        return suspect
+
+    def _snapshot(self, folder: Path) -> tuple[Signature, _Missing | None]:
         entries: list[tuple[str, int, int]] = []
-        blocker = ""
+        blocker: _Missing | None = None
         for root, dirs, files in os.walk(folder, onerror=_raise):
             for name in dirs + files:
                 path = Path(root) / name
@@ -128,38 +219,62 @@ class ReadinessTracker:
                 blocker = blocker or _file_blocker(rel, name, st)
         return tuple(sorted(entries)), blocker
 
-    def _manifest_missing(self, folder: Path, names: set[str]) -> str:
-        for entry in _manifest(folder):
+    def _manifest_missing(
+        self, folder: Path, names: set[str], manifest: list[ManifestEntry]
+    ) -> str:
+        for entry in manifest:
             if entry.name not in names:
-                return f"waiting for {entry.name} (listed in files:)"
-            if entry.size is not None and (folder / entry.name).stat().st_size != entry.size:
-                return f"waiting for {entry.name} to reach {entry.size} bytes"
+                return f"waiting for {clip(entry.name, 60)} (listed in files:)"
+            if entry.size is not None and size_regular(folder / entry.name, folder) != entry.size:
+                return f"waiting for {clip(entry.name, 60)} to reach {entry.size} bytes"
         return ""
 
-    def _manifest_hashes_ok(self, folder: Path) -> bool:
-        return all(sha256_file(folder / e.name) == e.sha256 for e in _manifest(folder) if e.sha256)
+    def _manifest_hashes_ok(self, folder: Path, manifest: list[ManifestEntry]) -> bool:
+        return all(
+            sha256_regular(folder / e.name, folder) == e.sha256 for e in manifest if e.sha256
+        )
 
 
-def _file_blocker(rel: str, name: str, st: Any) -> str:
-    if blocking_name(name):
-        return f"waiting for temporary file {rel}"
-    if getattr(st, "st_flags", 0) & SF_DATALESS:
-        return f"waiting for {rel} to download (cloud placeholder)"
-    birth = getattr(st, "st_birthtime", None)
-    if birth is not None and abs(birth - FINDER_BUSY) < 1.0:
-        return f"waiting for Finder to finish copying {rel}"
+_SETTLING = "waiting for files to stop changing"
+
+
+def _inputs_missing(names: set[str], data: dict[str, Any]) -> str:
+    """A face photo and a recording must be there (a writer may put job.yaml first)."""
+    top = [n for n in names if "/" not in n]
+    for key, exts, what in (
+        ("face", formats.IMAGE_EXT, "a face photo"),
+        ("audio", formats.AUDIO_EXT, "an audio file"),
+    ):
+        named = data.get(key)
+        if isinstance(named, str):
+            if named not in names:
+                return f"waiting for {clip(named, 60)} (named by '{key}:' in job.yaml)"
+        elif not any(n.lower().endswith(exts) for n in top):
+            return f"waiting for {what} ({formats.spoken(exts)})"
     return ""
 
 
-def _manifest(folder: Path) -> list[Any]:
-    """The manifest if job.yaml parses now; otherwise none (the job fails later, with a reason)."""
+def _file_blocker(rel: str, name: str, st: Any) -> _Missing | None:
+    if blocking_name(name):
+        return _Missing(f"waiting for temporary file {clip(rel, 80)}")
+    if getattr(st, "st_flags", 0) & SF_DATALESS:
+        return _Missing(f"waiting for {rel} to download (cloud placeholder)", Lack.OUTSIDE)
+    birth = getattr(st, "st_birthtime", None)
+    if birth is not None and abs(birth - FINDER_BUSY) < 1.0:
+        return _Missing(f"waiting for Finder to finish copying {rel}", Lack.OUTSIDE)
+    return None
+
+
+def _manifest(folder: Path) -> tuple[list[ManifestEntry], dict[str, Any]]:
+    """The manifest and settings if job.yaml parses now; otherwise none (the parser says why)."""
     try:
-        data = yaml.safe_load((folder / JOB_FILE).read_text(encoding="utf-8"))
+        data = read_yaml_file(folder / JOB_FILE, folder)
         if not isinstance(data, dict):
-            return []
-        return [e for e in manifest_entries(data, folder / JOB_FILE) if "/" not in e.name]
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, InputError):
-        return []
+            return [], {}
+        entries = [e for e in manifest_entries(data, folder / JOB_FILE) if "/" not in e.name]
+        return entries, data
+    except (OSError, FacedropError):
+        return [], {}
 
 
 def _raise(err: OSError) -> None:

@@ -34,6 +34,11 @@ EYE_R, EYE_L = 33, 263  # FaceMesh eye corners MediaPipe uses to orient the trac
 
 _FIX_PHOTO = ("Use a photo with one clearly visible, roughly frontal face, at least "
               f"{MIN_FACE_PX} px wide, not cut off by the image border.")
+# Callers may detect on a reduced copy (the runner first fits the photo to pipeline.max_size),
+# so sizes are given as measured there, and the fix says so.
+_FIX_SMALL = (f"Use a photo where the face is larger or closer. Large photos are first reduced so "
+              f"their long side is at most pipeline.max_size pixels; the face must still be "
+              f"{MIN_FACE_PX} px wide after that (or raise pipeline.max_size).")
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,8 +202,9 @@ def _check_usable(face: FaceBox, width: int, height: int) -> None:
     """Refuse faces too small to crop well or cut off by the image border."""
     size = min(face.width, face.height)
     if size < MIN_FACE_PX:
-        raise NoFaceError(f"The face is too small ({size:.0f} px wide; at least {MIN_FACE_PX} px "
-                          "is needed).", fix="Use a photo where the face is larger, or closer.")
+        raise NoFaceError(f"The face is too small: {size:.0f} px wide in the {width}x{height} "
+                          f"picture the face was searched in; at least {MIN_FACE_PX} px is "
+                          "needed.", fix=_FIX_SMALL)
     tol = EDGE_TOLERANCE * size
     outside = (face.x1 < -tol or face.y1 < -tol or face.x2 > width + tol
                or face.y2 > height + tol)

@@ -8,9 +8,10 @@ import torch
 
 from pipeline.errors import ConfigError, WeightsError
 from pipeline.models.wav2lip import Wav2Lip, convert_wav2lip_state_dict
+from pipeline.settings import LIPSYNC_MODELS
 from pipeline.weights.checkpoint import FETCH_FIX, load_strict, read_checkpoint
 
-MODELS = ("wav2lip", "wav2lip_gan")  # config ``pipeline.lipsync_model`` values
+MODELS = LIPSYNC_MODELS  # config ``pipeline.lipsync_model`` values
 
 # The Google Drive link in the official README (2025) now serves Wav2Lip-SD-GAN.pt /
 # Wav2Lip-SD-NOGAN.pt: TorchScript exports whose equivalence to the classic files is unproven

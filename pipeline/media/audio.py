@@ -16,9 +16,10 @@ import av
 import numpy as np
 
 from pipeline.errors import InputError
+from pipeline.media import formats
 
 SAMPLE_RATE = 16000
-AUDIO_FORMATS = ".wav .mp3 .m4a .aac .flac .ogg"
+AUDIO_FORMATS = " ".join(formats.AUDIO_EXT)
 _FIX_FORMAT = f"submit a voice recording as one of: {AUDIO_FORMATS}"
 
 

@@ -15,12 +15,13 @@ import av
 import numpy as np
 
 from pipeline.errors import InputError
+from pipeline.media import formats
 from pipeline.media.audio import indexed_samples
 
 # Sample rates the AAC encoder takes; any other rate is resampled to 48 kHz.
 _AAC_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000,
                         88200, 96000})
-_AUDIO_FIX = "submit the recording as .wav, .mp3, .m4a, .aac, .flac or .ogg"
+_AUDIO_FIX = f"submit the recording as {formats.spoken(formats.AUDIO_EXT)}"
 
 
 class EncoderJob:

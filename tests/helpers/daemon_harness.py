@@ -43,6 +43,7 @@ def write_config(root: Path, **sections: dict[str, Any]) -> Path:
         "daemon": {
             "settle_seconds": 0.1,
             "settle_checks": 3,
+            "incomplete_grace_seconds": 4.0,
             "rescan_seconds": 0.5,
             "max_attempts": 3,
             "shutdown_timeout": 5.0,
