@@ -43,6 +43,7 @@ def write_config(root: Path, **sections: dict[str, Any]) -> Path:
             "settle_checks": 3,
             "rescan_seconds": 0.5,
             "max_attempts": 3,
+            "retry_backoff_seconds": 0.05,
             "shutdown_timeout": 5.0,
             "notify": False,
         },

@@ -57,8 +57,8 @@ class Setup:
     def db_row(self, outbox_name: str) -> tuple[str, int]:
         with sqlite3.connect(self.state / "facedrop.db") as conn:
             return conn.execute(
-                "SELECT state, attempts FROM jobs WHERE outbox_dir = ?",
-                (str(self.outbox / outbox_name),),
+                "SELECT state, attempts FROM jobs WHERE outbox = ?",
+                (outbox_name,),
             ).fetchone()
 
 
