@@ -232,7 +232,11 @@ class Intake:
     def _record(self, dest: Path) -> None:
         out = self._outbox.reserve(dest.name)
         self._crash("claim.reserved")
-        self._lifecycle.enqueue(dest.name, f"{dest.parent.name}/{dest.name}", out)
+        try:
+            self._lifecycle.enqueue(dest.name, f"{dest.parent.name}/{dest.name}", out)
+        except BaseException:
+            _remove_empty(self._outbox.folder(out))  # not recorded: give the name back
+            raise
 
     # ---- recovery ------------------------------------------------------------------------
     def recover(self) -> None:

@@ -116,7 +116,8 @@ class SqliteQueue:
             self._migrate_v1()
         else:
             self._conn.executescript(SCHEMA)
-        self._conn.execute(f"PRAGMA user_version={VERSION}")
+        if self._conn.execute("PRAGMA user_version").fetchone()[0] != VERSION:
+            self._conn.execute(f"PRAGMA user_version={VERSION}")
 
     def _migrate_v1(self) -> None:
         self._conn.executescript("BEGIN;" + MIGRATE_V1.format(schema=SCHEMA) + "COMMIT;")

@@ -99,8 +99,18 @@ class Lifecycle:
         return self._publish(job, outcome)
 
     def settle(self, job: Job) -> Job:
-        """Bring the outbox in line with the queue's record (reconciliation); idempotent."""
-        if job.state in FINAL or not self.outbox.agrees(job):
+        """Bring the outbox in line with the queue's record (reconciliation); idempotent.
+
+        A finished job whose outbox folder the user has since removed is left alone.
+        """
+        folder = self.outbox.folder(job.outbox)
+        if job.state in FINAL:
+            unfinished = self.payload_path(job).exists() or (
+                folder.exists() and not self.outbox.agrees(job)
+            )
+            if unfinished:
+                self._publish(job, log_line=False)
+        elif not self.outbox.agrees(job):
             self._publish(job, log_line=False)
         return job
 
