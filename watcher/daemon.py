@@ -154,6 +154,8 @@ class Daemon:
         self.faults = FaultBoard(
             {FaultKind.OUTBOX: self._probe_outbox, FaultKind.STATE: self._probe_state},
             notifier=self._notifier,
+            # Retry at least as often as the inbox is rescanned, however long a fault lasts.
+            cap=max(1.0, 3 * config.daemon.rescan_seconds),
         )
         self.outbox = Outbox(self.paths.outbox, rename=rename, crash=crash)
         self.queue: SqliteQueue | None = None

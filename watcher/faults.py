@@ -106,7 +106,8 @@ def classify(err: BaseException, places: Places, default: FaultKind) -> Fault | 
 
 
 def _kind_of(err: OSError, places: Places) -> FaultKind | None:
-    for name in (err.filename, err.filename2):
+    # A copy names (source, destination): the destination is the one being written.
+    for name in (err.filename2, err.filename):
         if not name:
             continue
         path = os.path.abspath(os.fsdecode(name))

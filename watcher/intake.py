@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import shutil
 import stat
 import time
 from collections.abc import Callable
@@ -27,7 +26,15 @@ from pathlib import Path
 from pipeline.atomic import fsync_dir
 from watcher.faults import Fault, FaultBoard, FaultKind, Scope
 from watcher.killpoints import CrashHook, no_crash
-from watcher.outbox import COPYING, Outbox, Rename, fsync_tree, is_litter, remove_tree
+from watcher.outbox import (
+    COPYING,
+    Outbox,
+    Rename,
+    copy_tree,
+    fsync_tree,
+    is_litter,
+    remove_tree,
+)
 from watcher.readiness import ReadinessTracker
 from watcher.transition import Lifecycle
 
@@ -217,7 +224,7 @@ class Intake:
             staging = slot / f".{name}{COPYING}{os.getpid()}"
             remove_tree(staging)
             try:
-                shutil.copytree(marker, staging, symlinks=True)
+                copy_tree(marker, staging)
                 fsync_tree(staging)
             except BaseException:
                 remove_tree(staging)

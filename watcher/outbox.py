@@ -51,6 +51,24 @@ def fsync_tree(root: Path) -> None:
         fsync_dir(Path(dirpath))
 
 
+def copy_tree(src: Path, dest: Path) -> None:
+    """Copy a folder tree (links as links, metadata kept), stopping at the first error.
+
+    Unlike ``shutil.copytree``, which gathers errors into one ``shutil.Error`` without an errno,
+    a full or read-only disk surfaces as the ``OSError`` it is (``watcher.faults`` needs it).
+    """
+    dest.mkdir()
+    for entry in os.scandir(src):
+        target = dest / entry.name
+        if entry.is_symlink():
+            os.symlink(os.readlink(entry.path), target)
+        elif entry.is_dir():
+            copy_tree(Path(entry.path), target)
+        else:
+            shutil.copy2(entry.path, target)
+    shutil.copystat(src, dest)
+
+
 def staging_path(dest: Path) -> Path:
     """Where a cross-filesystem copy to ``dest`` is staged (swept by reconciliation)."""
     return dest.parent / f".{dest.name}{COPYING}{os.getpid()}"
@@ -74,7 +92,7 @@ def move(
     remove_tree(staging)
     try:
         if src.is_dir():
-            shutil.copytree(src, staging, symlinks=True)
+            copy_tree(src, staging)
             fsync_tree(staging)
         else:
             shutil.copy2(src, staging)
