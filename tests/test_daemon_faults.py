@@ -180,3 +180,66 @@ def test_a_full_state_disk_is_a_state_fault_not_a_crash(tmp_path):
     finally:
         os.sync()
         unmount(state)
+
+
+def test_inbox_link_target_vanishes_or_inbox_becomes_a_file(tmp_path, astronaut_path,
+                                                            speech_path):
+    """The inbox's link target disappears, then the inbox path is a file, even at a restart:
+    the daemon keeps running, says why in status (with every inbox entry's verdict), and claims
+    again as soon as the inbox is back."""
+    root = tmp_path / "root"
+    config = write_config(root)
+    home = tmp_path / "home"
+    home.mkdir()
+    clip = speech_clip(speech_path, tmp_path / "clip.wav", 0.4)
+    target = tmp_path / "dropbox-inbox"
+    target.mkdir()
+    inbox, outbox = root / "inbox", root / "outbox"
+    inbox.symlink_to(target)
+    daemons = [DaemonProcess(config, home, tmp_path / "d0.log")]
+    pid = daemons[0].proc.pid
+
+    def daemon() -> DaemonProcess:
+        assert daemons[-1].alive(), daemons[-1].output()
+        return daemons[-1]
+
+    def wait_done(name: str) -> None:
+        status = wait_for(lambda: daemon() and finished(outbox / name), TIMEOUT, name)
+        assert status["state"] == "done"
+
+    try:
+        (target / "notes.txt").write_text("not a job")
+        make_job(root / "staging", "first", astronaut_path, clip).rename(target / "first")
+        wait_done("first")
+        entries = wait_for(lambda: status_json(config, home)["inbox"], TIMEOUT, "verdicts")
+        assert entries == [{"name": "notes.txt", "verdict": "ignored",
+                            "reason": entries[0]["reason"]}]
+        assert "not a folder" in entries[0]["reason"]
+        assert "inbox entry 'notes.txt': ignored" in facedrop(config, home, "status").stdout
+
+        target.rename(tmp_path / "unplugged")  # the synced folder goes away
+        wait_for(lambda: "inbox" in paused_kinds(config, home), TIMEOUT, "the inbox fault")
+        reason = status_json(config, home)["paused"][0]["reason"]
+        assert "which is gone" in reason and str(target) in reason
+        (tmp_path / "unplugged").rename(target)
+        make_job(root / "staging", "second", astronaut_path, clip).rename(target / "second")
+        wait_done("second")
+
+        inbox.unlink()
+        inbox.write_text("oops")  # the inbox path is now a file
+        wait_for(lambda: "inbox" in paused_kinds(config, home), TIMEOUT, "the inbox fault")
+        assert "is a file" in status_json(config, home)["paused"][0]["reason"]
+        daemons[0].stop()
+        daemons.append(DaemonProcess(config, home, tmp_path / "d1.log"))  # a restart
+        wait_for(lambda: "inbox" in paused_kinds(config, home), TIMEOUT, "the inbox fault")
+        assert daemon().alive()
+        inbox.unlink()  # the user moves the file away: the daemon makes the folder again
+        wait_for(inbox.is_dir, TIMEOUT, "the inbox to be recreated")
+        make_job(root / "staging", "third", astronaut_path, clip).rename(inbox / "third")
+        wait_done("third")
+        assert daemons[0].proc.returncode == 0 and pid == daemons[0].proc.pid
+    finally:
+        for proc in daemons:
+            proc.stop()
+    log = (root / "logs" / "facedrop.log").read_text()
+    assert log.count("faults: paused intake") == 3  # gone, a file, a file again after restart
