@@ -6,7 +6,7 @@ layer's ``VideoWriter`` (H.264 yuv420p + the original audio as AAC) and reports 
 honouring the cancel token between chunks -- the same contract as ``pipeline.runner.Runner``.
 
 Test hooks (environment variables, read per job so a running daemon picks them up):
-  FACEDROP_TEST_RUNLOG      append "<job>\\t<pid>\\tstart|end" lines to this file
+  FACEDROP_TEST_RUNLOG      append "<job>\\t<pid>\\t<unix time>\\tstart|end" lines to this file
   FACEDROP_TEST_CHUNK_SLEEP seconds to sleep after each chunk (to kill or stop a daemon mid-job)
   FACEDROP_TEST_SLOW_JOBS   comma-separated job names the sleep applies to (all if unset)
   FACEDROP_TEST_FAIL_JOBS   comma-separated job names whose every run raises RuntimeError
@@ -43,7 +43,7 @@ def _log(job: str, what: str) -> None:
     path = os.environ.get("FACEDROP_TEST_RUNLOG")
     if path:
         with open(path, "a", encoding="utf-8") as fh:
-            fh.write(f"{job}\t{os.getpid()}\t{what}\n")
+            fh.write(f"{job}\t{os.getpid()}\t{time.time():.6f}\t{what}\n")
 
 
 def _photo(path: Path, max_pixels: int) -> np.ndarray:

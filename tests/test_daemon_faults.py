@@ -56,7 +56,7 @@ def fill(folder: Path) -> Path:
 @pytest.fixture
 def disks(tmp_path: Path):
     root = tmp_path / "root"
-    mounted = []
+    mounted: list[Path] = []
     for name, size in (("outbox", "64m"), ("state", "16m")):
         why = mount_tmpfs(root / name, size)
         if why:

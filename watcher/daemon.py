@@ -42,6 +42,7 @@ log = logging.getLogger("facedrop.daemon")
 PIPELINE_ENV = "FACEDROP_PIPELINE"  # test hook: "module:Class" of the pipeline to run
 DEFAULT_PIPELINE = "pipeline.runner:Runner"
 LOCK_NAME = "daemon.lock"
+PID_WIDTH = 16
 PipelineFactory = Callable[[Config], Pipeline]
 Notifier = Callable[[str, str], None]  # (title, message)
 
@@ -88,9 +89,12 @@ class DaemonLock:
                 fix="stop it first, or give this one its own paths.state",
                 file=self.path,
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
+        try:  # fixed width, written in place: a full state disk needs no new block for it
+            os.pwrite(fd, f"{os.getpid()}\n".ljust(PID_WIDTH).encode(), 0)
+            os.ftruncate(fd, PID_WIDTH)
+        except OSError as err:  # the lock itself holds; status just cannot name the pid
+            log.warning("cannot write the pid into %s (%s)", self.path, err.strerror)
 
     def release(self) -> None:
         if self._fd is not None:
@@ -203,7 +207,6 @@ class Daemon:
         watcher = InboxWatcher(self.paths.inbox, self._wake.set)
         runtime = RuntimeFile(self.paths.state)
         try:
-            self._wire()
             log.info("watching %s", self.paths.inbox)
             self._loop(watcher, runtime, burst)
         finally:
@@ -221,7 +224,8 @@ class Daemon:
         return 0
 
     def _wire(self) -> None:
-        self.queue = SqliteQueue(self.paths.state, clock=self._wall)
+        if self.queue is None:
+            self.queue = SqliteQueue(self.paths.state, clock=self._wall)
         self.lifecycle = lifecycle = Lifecycle(
             self.queue, self.outbox, self.work_dir, crash=self._crash, notify=self._notifier
         )
@@ -248,11 +252,13 @@ class Daemon:
         self._reconciled = True
 
     def _loop(self, watcher: InboxWatcher, runtime: RuntimeFile, burst: bool) -> None:
-        assert self.worker is not None and self.intake is not None
         d = self.config.daemon
         while not self._stop.is_set():
             pending, busy = 0, False
             try:
+                if self.worker is None or self.intake is None:
+                    self._wire()  # opening the database may meet a full disk: retried here
+                assert self.worker is not None and self.intake is not None
                 self._reconcile()
                 watcher.ensure()
                 pending = self.intake.scan()
@@ -264,7 +270,7 @@ class Daemon:
                 else:
                     log.exception("error in the watch loop")
                 pending, busy = 1, True
-            runtime.write(self.faults.active(), self.intake.verdicts)
+            runtime.write(self.faults.active(), self.intake.verdicts if self.intake else [])
             waiting = bool(self.faults.active()) or (burst and self._queued())
             if burst and not pending and not busy and not waiting:
                 return
@@ -276,7 +282,8 @@ class Daemon:
             self._wake.clear()
 
     def _queued(self) -> bool:
-        assert self.worker is not None
+        if self.worker is None:
+            return True
         try:
             return self.worker.waiting()
         except Exception:
