@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -204,3 +205,26 @@ def test_unloadable_pipeline_is_a_config_error_that_fails_the_job_cleanly(
     error = (config.paths.outbox / "j" / "error.txt").read_text()
     assert error.startswith("Configuration error: the pipeline 'tests.no_such_module:Nothing'")
     assert read_status(config.paths.outbox / "j")["attempt"] == config.daemon.max_attempts
+
+
+def test_a_version_1_database_is_migrated_to_relative_locations(tmp_path):
+    """Old databases kept absolute machine-local paths; they become relative names."""
+    with sqlite3.connect(tmp_path / "facedrop.db") as conn:
+        conn.executescript(
+            "CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, "
+            "work_dir TEXT NOT NULL UNIQUE, outbox_dir TEXT NOT NULL, state TEXT NOT NULL, "
+            "attempts INTEGER NOT NULL DEFAULT 0, stage TEXT NOT NULL DEFAULT '', "
+            "progress REAL NOT NULL DEFAULT 0, error TEXT NOT NULL DEFAULT '', "
+            "claimed_at REAL NOT NULL, started_at REAL, finished_at REAL);"
+            "CREATE TABLE attempts (id INTEGER PRIMARY KEY AUTOINCREMENT, job_id INTEGER, "
+            "attempt INTEGER, from_state TEXT, to_state TEXT, at REAL, detail TEXT);"
+            "INSERT INTO jobs (name, work_dir, outbox_dir, state, attempts, claimed_at) VALUES "
+            "('old', '/Users/ann/state/work/abc-1/old', '/Users/ann/outbox/old (2)', 'queued', "
+            "1, 5.0);"
+        )
+    queue = SqliteQueue(tmp_path)
+    (job,) = queue.list()
+    assert (job.name, job.payload, job.outbox, job.state, job.attempts, job.counted) == (
+        "old", "abc-1/old", "old (2)", JobState.QUEUED, 1, 1
+    )
+    queue.close()

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from watcher.jobqueue import FINAL, Job, JobState, check_transition
+from watcher.jobqueue import Job, JobState, check_transition
 
 DB_NAME = "facedrop.db"
 VERSION = 2
@@ -251,7 +251,3 @@ class SqliteQueue:
             (job_id, attempt, old, new.value, at, detail),
         )
 
-
-def is_final(job: Job) -> bool:
-    """Done or failed."""
-    return job.state in FINAL
