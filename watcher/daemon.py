@@ -124,8 +124,9 @@ class Daemon:
     """The wiring. Construct with a config and a pipeline factory, then call ``run()``.
 
     ``rename`` (the claim/move primitive), ``clock`` (readiness), ``wall`` (retry times),
-    ``notifier``, ``crash`` (kill points, tests only) and ``classify`` (per inbox entry) are
-    injectable so tests can simulate EXDEV, time, notification centres and kills.
+    ``notifier``, ``crash`` (kill points, tests only) and ``classify_entry`` (the verdict on each
+    inbox entry) are injectable so tests can simulate EXDEV, time, notification centres and
+    kills.
     """
 
     def __init__(

@@ -98,6 +98,8 @@ def classify(err: BaseException, places: Places, default: FaultKind) -> Fault | 
                          f"free space on the disk holding {places.state}")
         return None
     if isinstance(err, OSError) and err.errno in ENV_ERRNOS:
+        if err.errno in (errno.EACCES, errno.EPERM) and _in_work_area(err, places):
+            return None  # a submitted file the daemon may not read: the job's own problem
         kind = _kind_of(err, places) or default
         where = {FaultKind.INBOX: places.inbox, FaultKind.OUTBOX: places.outbox,
                  FaultKind.STATE: places.state, FaultKind.WEIGHTS: places.weights}[kind]
@@ -116,6 +118,14 @@ def _kind_of(err: OSError, places: Places) -> FaultKind | None:
             if path == str(root) or path.startswith(str(root) + os.sep):
                 return kind
     return None
+
+
+def _in_work_area(err: OSError, places: Places) -> bool:
+    work = str(places.state / "work") + os.sep
+    return any(
+        name and os.path.abspath(os.fsdecode(name)).startswith(work)
+        for name in (err.filename, err.filename2)
+    )
 
 
 def _fix(code: int, where: Path) -> str:
@@ -176,7 +186,6 @@ class FaultBoard:
         self._base, self._cap = base, cap
         self._active: dict[FaultKind, _Active] = {}
         self._lock = threading.Lock()
-        self.changed = threading.Event()  # set on every report/resolve (wakes the loop)
 
     def report(self, fault: Fault) -> None:
         """A fault was seen: the first time, log and notify; every time, back off further."""
@@ -194,14 +203,12 @@ class FaultBoard:
             log.warning("paused %s: %s%s", scopes, fault.reason,
                         f" (fix: {fault.fix})" if fault.fix else "")
             self._notify("facedrop paused", fault.reason)
-        self.changed.set()
 
     def resolve(self, kind: FaultKind) -> None:
         with self._lock:
             entry = self._active.pop(kind, None)
         if entry is not None:
             log.warning("resumed: %s is fine again", kind.value)
-            self.changed.set()
 
     def blocked(self, scope: Scope) -> bool:
         """Must ``scope`` wait? Runs due probes (clearing faults whose probe passes)."""
