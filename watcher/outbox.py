@@ -259,6 +259,22 @@ class Outbox:
         return removed
 
 
+class ProgressThrottle:
+    """Progress reaches ``status.json`` a few times a second, not once per frame."""
+
+    def __init__(self, interval: float = 0.25, clock: Callable[[], float] = time.monotonic
+                 ) -> None:
+        self._interval, self._clock = interval, clock
+        self._last = (float("-inf"), "")
+
+    def due(self, stage: str, fraction: float) -> bool:
+        now = self._clock()
+        if stage == self._last[1] and now - self._last[0] < self._interval and fraction < 1.0:
+            return False
+        self._last = (now, stage)
+        return True
+
+
 def partial_path(folder: Path, output_name: str) -> Path:
     """Where the pipeline writes the video before it is verified: ``<stem>.partial.mp4``.
 

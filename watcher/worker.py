@@ -22,7 +22,7 @@ from watcher.faults import FaultBoard, FaultKind, Places, Scope, classify
 from watcher.jobfolder import parse_job_folder
 from watcher.jobqueue import Job, JobState
 from watcher.killpoints import CrashHook, no_crash
-from watcher.outbox import INPUT
+from watcher.outbox import INPUT, ProgressThrottle
 from watcher.transition import Lifecycle, Outcome
 
 log = logging.getLogger("facedrop.worker")
@@ -222,18 +222,14 @@ class Worker:
 class _Progress:
     """The job's progress callback: queue and status.json, at most a few times a second."""
 
-    def __init__(self, lifecycle: Lifecycle, job: Job, faults: FaultBoard,
-                 interval: float = 0.25) -> None:
-        self._lifecycle, self._job, self._faults, self._interval = (
-            lifecycle, job, faults, interval)
-        self._last = (0.0, "")
+    def __init__(self, lifecycle: Lifecycle, job: Job, faults: FaultBoard) -> None:
+        self._lifecycle, self._job, self._faults = lifecycle, job, faults
+        self._throttle = ProgressThrottle()
 
     def __call__(self, stage: str, fraction: float) -> None:
         self._faults.resolve(FaultKind.WEIGHTS)  # the models loaded: weights are fine
-        now = time.monotonic()
-        if stage == self._last[1] and now - self._last[0] < self._interval and fraction < 1.0:
+        if not self._throttle.due(stage, fraction):
             return
-        self._last = (now, stage)
         try:
             self._lifecycle.progress(self._job, stage, fraction)
         except Exception:  # progress is advisory; a real fault shows at the next write

@@ -37,7 +37,7 @@ from watcher.killpoints import crash_hook_from_env
 from watcher.logs import FORMAT as LOG_FORMAT
 from watcher.logs import setup_logging, teardown_logging
 from watcher.macos.notify import make_notifier
-from watcher.outbox import Outbox, first_line, free_name, remove_partials
+from watcher.outbox import Outbox, ProgressThrottle, first_line, free_name, remove_partials
 from watcher.runtime import read_runtime
 from watcher.state import DB_NAME, SqliteQueue
 
@@ -121,8 +121,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     outbox.publish(job)
     console = Console()
 
+    throttle = ProgressThrottle()
+
     def progress(stage: str, fraction: float) -> None:
-        outbox.publish(replace(job, stage=stage, progress=fraction))
+        if throttle.due(stage, fraction):
+            outbox.publish(replace(job, stage=stage, progress=fraction))
 
     try:
         with _progress_bars(console, progress) as progress_fn:
