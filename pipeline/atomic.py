@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
+
+TEMP_SUFFIX = ".tmp"
 
 
 def fsync_dir(folder: Path) -> None:
@@ -21,15 +23,30 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a fsynced temp file in the same folder and a rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def temp_name(path: Path) -> Path:
+    """The hidden temp name a write to ``path`` goes through: ``.<name>.<random>.tmp``."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a fsynced temp file in the same folder and a rename.
+
+    The file is created with mode 0666 less the umask, like any new file (``mkstemp`` would
+    give 0600, so text files in the outbox would differ from the videos beside them).
+    """
+    tmp = temp_name(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """``write_bytes_atomic`` of ``text`` as UTF-8."""
+    write_bytes_atomic(path, text.encode("utf-8"))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import yaml
@@ -124,6 +126,12 @@ def test_run_one_job_into_out_dir(tmp_path, example_job):
     assert timing["fps"] == 12 and timing["frames"] == round(timing["audio_seconds"] * 12)
     assert sorted(p.name for p in example_job.iterdir()) == before  # run moves nothing
     assert sorted(p.name for p in (out / "input").iterdir()) == before
+    # Text files get the mode of the video beside them (0666 less the umask), not 0600.
+    umask = os.umask(0)
+    os.umask(umask)
+    video_mode = stat.S_IMODE((out / "hello.mp4").stat().st_mode)
+    for name in ("status.json", "job.yaml", "timing.json", "timing.log"):
+        assert stat.S_IMODE((out / name).stat().st_mode) == video_mode == 0o666 & ~umask, name
     again = facedrop(config, home, "run", str(example_job), "--out", str(tmp_path / "out"))
     assert again.returncode == 0 and (tmp_path / "out" / "hello (2)" / "hello.mp4").is_file()
 
@@ -157,3 +165,15 @@ def test_config_is_accepted_after_the_command_too(tmp_path):
     assert json.loads(listed.stdout)["weights_dir"] == str(tmp_path / "other" / "weights")
     nested = facedrop(base, home, "drivers", "--config", str(other), "list", "--json")
     assert json.loads(nested.stdout)["drivers_dir"] == str(tmp_path / "other" / "drivers")
+
+
+def test_run_on_a_folder_without_job_yaml_writes_nothing(tmp_path, example_job):
+    """Validate first: a folder that is not a job is not copied into the outbox."""
+    config = write_config(tmp_path / "root")
+    home = tmp_path / "home"
+    home.mkdir()
+    (example_job / "job.yaml").unlink()
+    result = facedrop(config, home, "run", str(example_job), "--out", str(tmp_path / "out"))
+    assert result.returncode == 3
+    assert "no job.yaml" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []

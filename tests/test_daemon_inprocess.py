@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -17,8 +18,9 @@ from tests.helpers.daemon_harness import make_job, read_status, speech_clip, wai
 from tests.helpers.daemon_pipeline import TestPipeline
 from watcher.config import Config, load_config
 from watcher.daemon import Daemon, pipeline_factory
+from watcher.jobqueue import JobState, TransitionError
 from watcher.outbox import move
-from watcher.state import JobState, StateDB, TransitionError
+from watcher.state import SqliteQueue
 
 
 @pytest.fixture
@@ -69,37 +71,45 @@ def test_move_reraises_other_errors(tmp_path):
     assert (tmp_path / "a").is_dir()
 
 
-def test_transition_table_rejects_illegal_moves(tmp_path):
-    db = StateDB(tmp_path)
-    row = db.add_job("j", tmp_path / "w", tmp_path / "o")
+def test_transition_table_rejects_illegal_moves_and_changes_are_idempotent(tmp_path):
+    db = SqliteQueue(tmp_path)
+    job = db.enqueue("j", "slot/j", "j")
+    assert db.enqueue("j", "slot/j", "j") == job  # the same payload is one job
     with pytest.raises(TransitionError):
-        db.transition(row.id, JobState.DONE)  # queued -> done skips running
-    row = db.transition(row.id, JobState.RUNNING)
-    assert row.attempts == 1
-    row = db.transition(row.id, JobState.QUEUED, "cancelled")
-    row = db.transition(row.id, JobState.RUNNING)
-    assert row.attempts == 2 and db.counted_attempts(row.id) == 1  # the cancel does not count
-    db.transition(row.id, JobState.DONE)
+        db.done(job.id, video="j.mp4", realtime_factor=1.0)  # queued -> done skips running
+    job = db.take(now=0.0)
+    assert job is not None and job.attempts == 1 and job.counted == 1
+    job = db.retry(job.id, "cancelled", counted=False)
+    assert db.retry(job.id, "cancelled", counted=False) == job  # repeated: no change
+    job = db.take(now=0.0)
+    assert job is not None and job.attempts == 2 and job.counted == 1  # the cancel is given back
+    job = db.retry(job.id, "failed", not_before=100.0)
+    assert db.take(now=99.0) is None  # backing off
+    job = db.take(now=100.0)
+    assert job is not None and job.counted == 2
+    db.done(job.id, video="j.mp4", realtime_factor=2.0)
+    assert db.done(job.id, video="j.mp4", realtime_factor=2.0).state is JobState.DONE
     with pytest.raises(TransitionError):
-        db.transition(row.id, JobState.RUNNING)  # done is final
-    assert [h[2] for h in db.history(row.id)] == ["queued", "running", "queued", "running", "done"]
+        db.fail(job.id, "late")  # done is final
+    assert [h[2] for h in db.history(job.id)] == [
+        "queued", "running", "queued", "running", "queued", "running", "done"
+    ]
     db.close()
 
 
 def test_job_that_kept_crashing_the_daemon_is_failed_on_restart(config, astronaut_path, clip):
     """Three recorded starts with no end (kill -9 each time): the next start gives up."""
     make_job(config.paths.inbox, "crasher", astronaut_path, clip)
-    # Claim it the way the daemon does, then fake three crashed attempts in the state.
+    # Claim it the way the daemon does, then record three crashed attempts in the state.
     daemon = Daemon(config, lambda c: TestPipeline(c.pipeline))
-    config.paths.outbox.mkdir(parents=True)
-    daemon.work_dir.mkdir(parents=True)
-    daemon.db = StateDB(config.paths.state)
-    daemon._claim(config.paths.inbox / "crasher")
-    (row,) = daemon.db.jobs()
+    daemon._wire()
+    assert daemon.intake is not None and daemon.queue is not None
+    daemon.intake.claim(config.paths.inbox / "crasher")
     for _ in range(config.daemon.max_attempts):
-        daemon.db.transition(row.id, JobState.RUNNING)
-        daemon.db.transition(row.id, JobState.QUEUED, "crashed")
-    daemon.db.close()
+        job = daemon.queue.take(now=time.time())
+        assert job is not None
+        daemon.queue.retry(job.id, "crashed")
+    daemon.queue.close()
     Daemon(config, _never_called).run(burst=True, install_signals=False)
     out = config.paths.outbox / "crasher"
     assert read_status(out)["state"] == "failed"
@@ -152,14 +162,14 @@ def test_shutdown_returns_within_timeout_even_if_the_pipeline_ignores_cancel(
         assert time.monotonic() - t0 < config.daemon.shutdown_timeout + 0.5
     finally:
         stubborn.release.set()
-        if daemon._worker is not None:
-            daemon._worker.join(10)
-    db = StateDB(config.paths.state, readonly=True)
-    (row,) = db.jobs()
-    assert row.state is JobState.QUEUED  # retryable
+        if daemon.worker is not None and daemon.worker._thread is not None:
+            daemon.worker._thread.join(10)
+    db = SqliteQueue(config.paths.state, readonly=True)
+    (row,) = db.list()
+    assert row.state is JobState.QUEUED and row.counted == 0  # retryable, the attempt given back
     assert db.history(row.id)[-1][3] == "cancelled"
     db.close()
-    assert (row.work_dir / "voice.wav").is_file()
+    assert (config.paths.state / "work" / row.payload / "voice.wav").is_file()
     assert os.listdir(config.paths.inbox) == []
 
 
@@ -195,3 +205,26 @@ def test_unloadable_pipeline_is_a_config_error_that_fails_the_job_cleanly(
     error = (config.paths.outbox / "j" / "error.txt").read_text()
     assert error.startswith("Configuration error: the pipeline 'tests.no_such_module:Nothing'")
     assert read_status(config.paths.outbox / "j")["attempt"] == config.daemon.max_attempts
+
+
+def test_a_version_1_database_is_migrated_to_relative_locations(tmp_path):
+    """Old databases kept absolute machine-local paths; they become relative names."""
+    with sqlite3.connect(tmp_path / "facedrop.db") as conn:
+        conn.executescript(
+            "CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, "
+            "work_dir TEXT NOT NULL UNIQUE, outbox_dir TEXT NOT NULL, state TEXT NOT NULL, "
+            "attempts INTEGER NOT NULL DEFAULT 0, stage TEXT NOT NULL DEFAULT '', "
+            "progress REAL NOT NULL DEFAULT 0, error TEXT NOT NULL DEFAULT '', "
+            "claimed_at REAL NOT NULL, started_at REAL, finished_at REAL);"
+            "CREATE TABLE attempts (id INTEGER PRIMARY KEY AUTOINCREMENT, job_id INTEGER, "
+            "attempt INTEGER, from_state TEXT, to_state TEXT, at REAL, detail TEXT);"
+            "INSERT INTO jobs (name, work_dir, outbox_dir, state, attempts, claimed_at) VALUES "
+            "('old', '/Users/ann/state/work/abc-1/old', '/Users/ann/outbox/old (2)', 'queued', "
+            "1, 5.0);"
+        )
+    queue = SqliteQueue(tmp_path)
+    (job,) = queue.list()
+    assert (job.name, job.payload, job.outbox, job.state, job.attempts, job.counted) == (
+        "old", "abc-1/old", "old (2)", JobState.QUEUED, 1, 1
+    )
+    queue.close()

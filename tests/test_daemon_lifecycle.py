@@ -57,8 +57,8 @@ class Setup:
     def db_row(self, outbox_name: str) -> tuple[str, int]:
         with sqlite3.connect(self.state / "facedrop.db") as conn:
             return conn.execute(
-                "SELECT state, attempts FROM jobs WHERE outbox_dir = ?",
-                (str(self.outbox / outbox_name),),
+                "SELECT state, attempts FROM jobs WHERE outbox = ?",
+                (outbox_name,),
             ).fetchone()
 
 
@@ -258,6 +258,12 @@ def test_failing_job_ends_failed_after_max_attempts_and_daemon_serves_next(setup
     assert status["attempt"] == 3
     assert setup.runs("doomed") == 3
     assert setup.db_row("doomed") == ("failed", 3)
+    with sqlite3.connect(setup.state / "facedrop.db") as conn:
+        starts = [at for (at,) in conn.execute(
+            "SELECT attempts.at FROM attempts JOIN jobs ON jobs.id = job_id "
+            "WHERE name = 'doomed' AND to_state = 'running' ORDER BY attempts.id")]
+    # Retries back off: retry_backoff_seconds (0.05 in the test config), then twice that.
+    assert starts[1] - starts[0] >= 0.05 and starts[2] - starts[1] >= 0.1, starts
     out = setup.outbox / "doomed"
     error = (out / "error.txt").read_text()
     assert "RuntimeError: test pipeline told to fail doomed" in error

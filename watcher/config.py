@@ -34,6 +34,7 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
         "incomplete_grace_seconds": (int, float),
         "rescan_seconds": (int, float),
         "max_attempts": (int,),
+        "retry_backoff_seconds": (int, float),
         "shutdown_timeout": (int, float),
         "notify": (bool,),
     },
@@ -81,6 +82,7 @@ class DaemonSettings:
     incomplete_grace_seconds: float  # how long an unfinished job may stall before it fails
     rescan_seconds: float
     max_attempts: int
+    retry_backoff_seconds: float
     shutdown_timeout: float
     notify: bool
 
@@ -205,7 +207,7 @@ def _validate_key(section: str, key: str, value: Any, path: Path) -> None:
     if choices and value not in choices:
         raise ConfigError(f"'{name}' must be one of {', '.join(choices)}, not {value!r}", file=path)
     if isinstance(value, int | float) and not isinstance(value, bool):
-        low = 0 if key in ("enhance_strength", "settle_seconds") else 1e-9
+        low = 0 if key in ("enhance_strength", "settle_seconds", "retry_backoff_seconds") else 1e-9
         if value < low or (key == "enhance_strength" and value > 1):
             raise ConfigError(f"'{name}' is out of range ({value!r})", file=path)
 
@@ -312,6 +314,7 @@ def _build(
             incomplete_grace_seconds=float(d["incomplete_grace_seconds"]),
             rescan_seconds=float(d["rescan_seconds"]),
             max_attempts=d["max_attempts"],
+            retry_backoff_seconds=float(d["retry_backoff_seconds"]),
             shutdown_timeout=float(d["shutdown_timeout"]),
             notify=d["notify"],
         ),

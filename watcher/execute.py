@@ -1,4 +1,4 @@
-"""Run one validated job through the pipeline into an output folder (daemon and ``facedrop run``).
+"""Run one validated job through the pipeline into an outbox folder (daemon and ``facedrop run``).
 
 The video is written as ``<stem>.partial.mp4``, verified (H.264 + AAC, durations match the
 input audio) and only then renamed to its final name; the timing files follow.
@@ -12,9 +12,8 @@ from pathlib import Path
 
 from pipeline.media.verify import verify_video
 from pipeline.spec import CancelToken, Pipeline, ProgressFn, TimingRecord
-from watcher.config import Config
-from watcher.jobfolder import ParsedJob, parse_job_folder
-from watcher.outbox import partial_path, write_resolved_job, write_timing
+from watcher.jobfolder import ParsedJob
+from watcher.outbox import Outbox, partial_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,17 +26,15 @@ class JobResult:
 
 
 def execute_job(
-    folder: Path,
+    parsed: ParsedJob,
     out_dir: Path,
-    name: str,
-    config: Config,
+    outbox: Outbox,
     pipeline: Pipeline,
     progress: ProgressFn,
     cancel: CancelToken,
 ) -> JobResult:
-    """Validate ``folder``, run the pipeline, verify and publish the video in ``out_dir``."""
-    parsed = parse_job_folder(folder, config, name)
-    write_resolved_job(out_dir, parsed.resolved)
+    """Run the pipeline on a parsed job, verify and publish the video in ``out_dir``."""
+    outbox.write_resolved_job(out_dir, parsed.resolved)
     partial = partial_path(out_dir, parsed.spec.output_name)
     partial.unlink(missing_ok=True)  # left by an earlier, interrupted attempt
     record = pipeline.run(parsed.spec, partial, progress, cancel)
@@ -46,11 +43,5 @@ def execute_job(
     verify_video(partial, expect_duration=parsed.audio_seconds, fps=parsed.spec.fps)
     final = out_dir / parsed.spec.output_name
     os.replace(partial, final)
-    write_timing(out_dir, record)
+    outbox.write_timing(out_dir, record)
     return JobResult(final, record, parsed)
-
-
-def remove_partials(out_dir: Path) -> None:
-    """Delete unverified videos an attempt left behind."""
-    for path in out_dir.glob("*.partial.*"):
-        path.unlink(missing_ok=True)

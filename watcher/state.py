@@ -1,54 +1,44 @@
-"""The daemon's durable state: SQLite (WAL) in the state folder, never in a synced folder.
+"""The embedded job queue: SQLite (WAL) in the state folder, never in a synced folder.
 
-A job's status is a closed ``JobState`` with an explicit transition table. Every change goes
-through ``StateDB.transition``, which updates the job row and appends an ``attempts`` row in one
-transaction; starting a run increments the attempt counter in that same transaction, so the
-count is on disk before any pipeline work starts.
+``SqliteQueue`` implements ``watcher.jobqueue.JobQueue``. Each change updates the job row and
+appends an ``attempts`` row in one transaction; ``take`` increments the attempt counter in the
+transaction that starts the run, so the count is on disk before any pipeline work starts.
+SQLite's own errors (``sqlite3.OperationalError: database or disk is full``) are not
+``OSError``: the caller classifies them (``watcher.faults``).
 """
 
 from __future__ import annotations
 
+import builtins
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
-from enum import StrEnum
-from pathlib import Path
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+
+from watcher.jobqueue import Job, JobState, check_transition
 
 DB_NAME = "facedrop.db"
-
-
-class JobState(StrEnum):
-    """Where a claimed job is in its life."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-
-
-ALLOWED: dict[JobState, frozenset[JobState]] = {
-    JobState.QUEUED: frozenset({JobState.RUNNING, JobState.FAILED}),
-    # RUNNING -> QUEUED: cancelled by shutdown, or crashed / failed with attempts left.
-    JobState.RUNNING: frozenset({JobState.DONE, JobState.FAILED, JobState.QUEUED}),
-    JobState.DONE: frozenset(),
-    JobState.FAILED: frozenset(),
-}
+VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL,
-    work_dir TEXT NOT NULL UNIQUE,
-    outbox_dir TEXT NOT NULL,
+    payload TEXT NOT NULL UNIQUE,
+    outbox TEXT NOT NULL,
     state TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
+    counted INTEGER NOT NULL DEFAULT 0,
     stage TEXT NOT NULL DEFAULT '',
     progress REAL NOT NULL DEFAULT 0,
     error TEXT NOT NULL DEFAULT '',
+    video TEXT NOT NULL DEFAULT '',
+    realtime_factor REAL,
     claimed_at REAL NOT NULL,
     started_at REAL,
-    finished_at REAL
+    finished_at REAL,
+    not_before REAL NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS attempts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -62,51 +52,51 @@ CREATE TABLE IF NOT EXISTS attempts (
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, id);
 """
 
-
-class TransitionError(RuntimeError):
-    """A state change the transition table does not allow (a bug, not a user error)."""
-
-
-@dataclass(frozen=True, slots=True)
-class JobRow:
-    """One job as stored."""
-
-    id: int
-    name: str
-    work_dir: Path
-    outbox_dir: Path
-    state: JobState
-    attempts: int
-    stage: str
-    progress: float
-    error: str
-    claimed_at: float
-    started_at: float | None
-    finished_at: float | None
+# Version 1 kept absolute work_dir/outbox_dir paths; they become relative names.
+MIGRATE_V1 = """
+ALTER TABLE jobs RENAME TO jobs_v1;
+{schema}
+INSERT INTO jobs (id, name, payload, outbox, state, attempts, counted, stage, progress, error,
+                  claimed_at, started_at, finished_at)
+    SELECT id, name, work_dir, outbox_dir, state, attempts, attempts, stage, progress, error,
+           claimed_at, started_at, finished_at FROM jobs_v1;
+DROP TABLE jobs_v1;
+"""
 
 
-def _row(r: sqlite3.Row) -> JobRow:
-    return JobRow(
-        r["id"],
-        r["name"],
-        Path(r["work_dir"]),
-        Path(r["outbox_dir"]),
-        JobState(r["state"]),
-        r["attempts"],
-        r["stage"],
-        r["progress"],
-        r["error"],
-        r["claimed_at"],
-        r["started_at"],
-        r["finished_at"],
+def _job(r: sqlite3.Row) -> Job:
+    return Job(
+        id=r["id"],
+        name=r["name"],
+        payload=r["payload"],
+        outbox=r["outbox"],
+        state=JobState(r["state"]),
+        attempts=r["attempts"],
+        counted=r["counted"],
+        stage=r["stage"],
+        progress=r["progress"],
+        error=r["error"],
+        video=r["video"],
+        realtime_factor=r["realtime_factor"],
+        claimed_at=r["claimed_at"],
+        started_at=r["started_at"],
+        finished_at=r["finished_at"],
+        not_before=r["not_before"],
     )
 
 
-class StateDB:
+class SqliteQueue:
     """Thread-safe access to the state database (one connection, one lock)."""
 
-    def __init__(self, state_dir: Path, *, readonly: bool = False) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        readonly: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.path = state_dir / DB_NAME
+        self._clock = clock
         if readonly:
             self._conn = sqlite3.connect(
                 f"{self.path.as_uri()}?mode=ro", uri=True, check_same_thread=False, timeout=5
@@ -116,79 +106,99 @@ class StateDB:
             self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10)
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")  # survive power loss, not just crashes
-            self._conn.executescript(SCHEMA)
+            self._create()
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.Lock()
+
+    def _create(self) -> None:
+        columns = [r[1] for r in self._conn.execute("PRAGMA table_info(jobs)")]
+        if "work_dir" in columns:
+            self._migrate_v1()
+        else:
+            self._conn.executescript(SCHEMA)
+        if self._conn.execute("PRAGMA user_version").fetchone()[0] != VERSION:
+            self._conn.execute(f"PRAGMA user_version={VERSION}")
+
+    def _migrate_v1(self) -> None:
+        self._conn.executescript("BEGIN;" + MIGRATE_V1.format(schema=SCHEMA) + "COMMIT;")
+        rows = self._conn.execute("SELECT id, payload, outbox FROM jobs").fetchall()
+        with self._conn:
+            for job_id, work_dir, outbox_dir in rows:
+                parts = PurePosixPath(work_dir).parts
+                self._conn.execute(
+                    "UPDATE jobs SET payload=?, outbox=? WHERE id=?",
+                    ("/".join(parts[-2:]), PurePosixPath(outbox_dir).name, job_id),
+                )
 
     def close(self) -> None:
         self._conn.close()
 
-    def add_job(self, name: str, work_dir: Path, outbox_dir: Path) -> JobRow:
-        """Record a newly claimed job as queued."""
+    # ---- JobQueue ----------------------------------------------------------------------------
+    def enqueue(self, name: str, payload: str, outbox: str) -> Job:
+        now = self._clock()
         with self._lock, self._conn:
-            cur = self._conn.execute(
-                "INSERT INTO jobs (name, work_dir, outbox_dir, state, claimed_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (name, str(work_dir), str(outbox_dir), JobState.QUEUED.value, time.time()),
-            )
-            self._conn.execute(
-                "INSERT INTO attempts (job_id, attempt, from_state, to_state, at, detail) "
-                "VALUES (?, 0, '', ?, ?, 'claimed')",
-                (cur.lastrowid, JobState.QUEUED.value, time.time()),
-            )
-        return self.get(int(cur.lastrowid))
-
-    def transition(self, job_id: int, to: JobState, detail: str = "", error: str = "") -> JobRow:
-        """Move a job to ``to`` (checked against ``ALLOWED``) and log it, in one transaction.
-
-        Entering RUNNING increments the attempt counter; leaving RUNNING records finish time.
-        """
-        now = time.time()
-        with self._lock, self._conn:
-            cur = self._conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            old = JobState(cur["state"])
-            if to not in ALLOWED[old]:
-                raise TransitionError(f"job {job_id}: {old.value} -> {to.value} is not allowed")
-            attempts = cur["attempts"] + (1 if to is JobState.RUNNING else 0)
-            started = now if to is JobState.RUNNING else cur["started_at"]
-            finished = now if to in (JobState.DONE, JobState.FAILED) else cur["finished_at"]
-            self._conn.execute(
-                "UPDATE jobs SET state=?, attempts=?, started_at=?, finished_at=?, error=?, "
-                "stage='', progress=? WHERE id=?",
-                (
-                    to.value,
-                    attempts,
-                    started,
-                    finished,
-                    error,
-                    1.0 if to is JobState.DONE else 0,
-                    job_id,
-                ),
-            )
-            self._conn.execute(
-                "INSERT INTO attempts (job_id, attempt, from_state, to_state, at, detail) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (job_id, attempts, old.value, to.value, now, detail),
-            )
+            old = self._conn.execute("SELECT id FROM jobs WHERE payload=?", (payload,)).fetchone()
+            if old is not None:  # idempotent: the same payload is one job
+                job_id = int(old[0])
+            else:
+                cur = self._conn.execute(
+                    "INSERT INTO jobs (name, payload, outbox, state, claimed_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (name, payload, outbox, JobState.QUEUED.value, now),
+                )
+                job_id = int(cur.lastrowid or 0)
+                self._log(job_id, 0, "", JobState.QUEUED, now, "claimed")
         return self.get(job_id)
 
-    def set_progress(self, job_id: int, stage: str, progress: float) -> None:
-        """Record the running job's stage and progress (no transition)."""
+    def take(self, now: float) -> Job | None:
+        with self._lock, self._conn:
+            row = self._conn.execute(
+                "SELECT id, attempts FROM jobs WHERE state=? AND not_before<=? ORDER BY id "
+                "LIMIT 1",
+                (JobState.QUEUED.value, now),
+            ).fetchone()
+            if row is None:
+                return None
+            attempt = row["attempts"] + 1
+            self._conn.execute(
+                "UPDATE jobs SET state=?, attempts=?, counted=counted+1, started_at=?, "
+                "finished_at=NULL, stage='', progress=0, error='' WHERE id=?",
+                (JobState.RUNNING.value, attempt, self._clock(), row["id"]),
+            )
+            self._log(row["id"], attempt, JobState.QUEUED.value, JobState.RUNNING,
+                      self._clock(), "started")
+        return self.get(row["id"])
+
+    def heartbeat(self, job_id: int, stage: str, progress: float) -> None:
         with self._lock, self._conn:
             self._conn.execute(
                 "UPDATE jobs SET stage=?, progress=? WHERE id=? AND state=?",
                 (stage, progress, job_id, JobState.RUNNING.value),
             )
 
-    def get(self, job_id: int) -> JobRow:
-        with self._lock:
-            r = self._conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return _row(r)
+    def done(self, job_id: int, *, video: str, realtime_factor: float) -> Job:
+        return self._change(
+            job_id, JobState.DONE, "finished",
+            "video=?, realtime_factor=?, progress=1, stage='', finished_at=?",
+            (video, realtime_factor, self._clock()),
+        )
 
-    def jobs(
-        self, *states: JobState, limit: int = 1000, newest_first: bool = False
-    ) -> list[JobRow]:
-        """Jobs in any of ``states`` (all if none), oldest claim first unless told otherwise."""
+    def fail(self, job_id: int, error: str) -> Job:
+        return self._change(
+            job_id, JobState.FAILED, "finished", "error=?, stage='', finished_at=?",
+            (error, self._clock()),
+        )
+
+    def retry(self, job_id: int, detail: str, *, not_before: float = 0.0,
+              counted: bool = True) -> Job:
+        back = 0 if counted else 1
+        return self._change(
+            job_id, JobState.QUEUED, detail,
+            "not_before=?, counted=counted-?, stage='', progress=0",
+            (not_before, back),
+        )
+
+    def list(self, *states: JobState, limit: int = 1000, newest_first: bool = False) -> list[Job]:
         where = f"WHERE state IN ({','.join('?' * len(states))})" if states else ""
         order = "DESC" if newest_first else "ASC"
         with self._lock:
@@ -196,29 +206,48 @@ class StateDB:
                 f"SELECT * FROM jobs {where} ORDER BY id {order} LIMIT ?",
                 (*[s.value for s in states], limit),
             ).fetchall()
-        return [_row(r) for r in rows]
+        return [_job(r) for r in rows]
 
-    def known_work_dirs(self) -> set[Path]:
+    def get(self, job_id: int) -> Job:
         with self._lock:
-            rows = self._conn.execute("SELECT work_dir FROM jobs").fetchall()
-        return {Path(r[0]) for r in rows}
+            r = self._conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if r is None:
+            raise KeyError(job_id)
+        return _job(r)
 
-    def counted_attempts(self, job_id: int) -> int:
-        """Attempts that count toward ``max_attempts``: runs not ended by a shutdown cancel."""
-        with self._lock:
-            started, cancelled = self._conn.execute(
-                "SELECT SUM(to_state = 'running'), SUM(detail = 'cancelled') "
-                "FROM attempts WHERE job_id = ?",
-                (job_id,),
-            ).fetchone()
-        return int(started or 0) - int(cancelled or 0)
-
-    def history(self, job_id: int) -> list[tuple[int, str, str, str]]:
-        """(attempt, from, to, detail) rows of one job, in order."""
+    def history(self, job_id: int) -> builtins.list[tuple[int, str, str, str]]:
         with self._lock:
             rows = self._conn.execute(
                 "SELECT attempt, from_state, to_state, detail FROM attempts WHERE job_id = ? "
                 "ORDER BY id",
                 (job_id,),
             ).fetchall()
-        return [tuple(r) for r in rows]
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    # ---- internals ---------------------------------------------------------------------------
+    def _change(self, job_id: int, to: JobState, detail: str, sets: str,
+                values: tuple[object, ...]) -> Job:
+        """One checked, idempotent state change: nothing happens if the job is already ``to``."""
+        with self._lock, self._conn:
+            cur = self._conn.execute(
+                "SELECT state, attempts FROM jobs WHERE id=?", (job_id,)
+            ).fetchone()
+            if cur is None:
+                raise KeyError(job_id)
+            old = JobState(cur["state"])
+            if old is not to:
+                check_transition(job_id, old, to)
+                self._conn.execute(
+                    f"UPDATE jobs SET state=?, {sets} WHERE id=?", (to.value, *values, job_id)
+                )
+                self._log(job_id, cur["attempts"], old.value, to, self._clock(), detail)
+        return self.get(job_id)
+
+    def _log(self, job_id: int, attempt: int, old: str, new: JobState, at: float,
+             detail: str) -> None:
+        self._conn.execute(
+            "INSERT INTO attempts (job_id, attempt, from_state, to_state, at, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (job_id, attempt, old, new.value, at, detail),
+        )
+

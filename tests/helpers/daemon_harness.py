@@ -46,6 +46,7 @@ def write_config(root: Path, **sections: dict[str, Any]) -> Path:
             "incomplete_grace_seconds": 4.0,
             "rescan_seconds": 0.5,
             "max_attempts": 3,
+            "retry_backoff_seconds": 0.05,
             "shutdown_timeout": 5.0,
             "notify": False,
         },
@@ -257,3 +258,38 @@ BAD_JOBS: list[tuple[str, Callable[[Path, Path], None], str]] = [
         "not in the job folder",
     ),
 ]
+
+
+# ---- real filesystems for the crash and fault tests (root only) ------------------------------
+def mount_tmpfs(path: Path, size: str = "64m") -> str:
+    """Mount a fresh tmpfs at ``path``; return "" on success, else why it cannot be done."""
+    if os.geteuid() != 0:
+        return "mounting a tmpfs needs root"
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)],
+        capture_output=True, text=True,
+    )
+    return "" if done.returncode == 0 else f"mount -t tmpfs failed: {done.stderr.strip()}"
+
+
+def remount(path: Path, mode: str) -> None:
+    """Remount a tmpfs read-only (``ro``) or read-write (``rw``)."""
+    subprocess.run(["mount", "-o", f"remount,{mode}", str(path)], check=True)
+
+
+def unmount(path: Path) -> None:
+    subprocess.run(["umount", "-l", str(path)], check=False, capture_output=True)
+
+
+def litter(*roots: Path) -> list[Path]:
+    """Temp files, staging folders, claim markers and partial videos anywhere under ``roots``."""
+    found = []
+    for root in roots:
+        for path in root.rglob("*"):
+            name = path.name
+            if (name.startswith(".") and (name.endswith(".tmp") or ".copying-" in name)) or (
+                name.startswith(".facedrop-claimed.") or ".partial." in name
+            ):
+                found.append(path)
+    return found

@@ -6,10 +6,12 @@ layer's ``VideoWriter`` (H.264 yuv420p + the original audio as AAC) and reports 
 honouring the cancel token between chunks -- the same contract as ``pipeline.chain.runner.Runner``.
 
 Test hooks (environment variables, read per job so a running daemon picks them up):
-  FACEDROP_TEST_RUNLOG      append "<job>\\t<pid>\\tstart|end" lines to this file
+  FACEDROP_TEST_RUNLOG      append "<job>\\t<pid>\\t<unix time>\\tstart|end" lines to this file
   FACEDROP_TEST_CHUNK_SLEEP seconds to sleep after each chunk (to kill or stop a daemon mid-job)
   FACEDROP_TEST_SLOW_JOBS   comma-separated job names the sleep applies to (all if unset)
   FACEDROP_TEST_FAIL_JOBS   comma-separated job names whose every run raises RuntimeError
+  FACEDROP_TEST_WEIGHTS     a file name the run needs in the configured weights folder (as the
+                            real runner needs its checkpoints); missing: ``WeightsError``
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pipeline.errors import WeightsError
 from pipeline.media.audio import load_audio
 from pipeline.media.image import load_image
 from pipeline.media.video import VideoWriter
@@ -40,7 +43,7 @@ def _log(job: str, what: str) -> None:
     path = os.environ.get("FACEDROP_TEST_RUNLOG")
     if path:
         with open(path, "a", encoding="utf-8") as fh:
-            fh.write(f"{job}\t{os.getpid()}\t{what}\n")
+            fh.write(f"{job}\t{os.getpid()}\t{time.time():.6f}\t{what}\n")
 
 
 def _photo(path: Path, max_pixels: int) -> np.ndarray:
@@ -64,6 +67,13 @@ class TestPipeline:
         self, job: JobSpec, output: Path, progress: ProgressFn, cancel: CancelToken
     ) -> TimingRecord:
         start = time.perf_counter()
+        weights = os.environ.get("FACEDROP_TEST_WEIGHTS")
+        if weights and not (self.settings.weights_dir / weights).is_file():
+            raise WeightsError(
+                "the stand-in model's weights are missing",
+                file=self.settings.weights_dir / weights,
+                fix="run 'facedrop weights fetch'",
+            )
         _log(job.name, "start")
         if job.name in (_names("FACEDROP_TEST_FAIL_JOBS") or set()):
             raise RuntimeError(f"test pipeline told to fail {job.name}")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
 import sqlite3
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +18,30 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pipeline.atomic import write_text_atomic
 from pipeline.errors import FacedropError, InputError
 from pipeline.prerequisites import require as require_prerequisites
-from pipeline.spec import CancelToken
+from pipeline.spec import CancelToken, ProgressFn
 from watcher.config import load_config
 from watcher.daemon import Daemon, pipeline_factory, running_daemon_pid
-from watcher.execute import execute_job, remove_partials
-from watcher.jobfolder import AUDIO_EXT, IMAGE_EXT, JOB_FILE, VIDEO_EXT, validate_job_keys
+from watcher.execute import execute_job
+from watcher.jobfolder import (
+    AUDIO_EXT,
+    IMAGE_EXT,
+    JOB_FILE,
+    VIDEO_EXT,
+    parse_job_folder,
+    validate_job_keys,
+)
 from watcher.jobneeds import job_needs
+from watcher.jobqueue import Job, JobState
+from watcher.killpoints import crash_hook_from_env
 from watcher.logs import FORMAT as LOG_FORMAT
 from watcher.logs import setup_logging, teardown_logging
 from watcher.macos.notify import make_notifier
-from watcher.outbox import reserve_dir, write_atomic, write_status
-from watcher.state import DB_NAME, JobState, StateDB
+from watcher.outbox import Outbox, ProgressThrottle, first_line, free_name, remove_partials
+from watcher.runtime import read_runtime
+from watcher.state import DB_NAME, SqliteQueue
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -43,6 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     status = sub.add_parser("status", help="show the queue, the running job and recent results")
     status.add_argument("--recent", type=int, default=10, help="how many finished jobs to list")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
     status.set_defaults(func=cmd_status)
 
     submit = sub.add_parser("submit", help="put a photo and a recording into the inbox as a job")
@@ -70,7 +84,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     logging.getLogger("facedrop").addHandler(console)
     notifier = make_notifier(config.daemon.notify)
     try:
-        return Daemon(config, pipeline_factory(), notifier=notifier).run()
+        daemon = Daemon(config, pipeline_factory(), notifier=notifier, crash=crash_hook_from_env())
+        return daemon.run()
     finally:
         notifier.close()
         logging.getLogger("facedrop").removeHandler(console)
@@ -78,52 +93,77 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """``facedrop run JOB_DIR``: one job now; the job folder is left as it was."""
+    """``facedrop run JOB_DIR``: one job now; the job folder is left as it was.
+
+    The folder is validated before anything is written: a folder that is not a job (no
+    ``job.yaml``) fails without touching the outbox; a job with a problem gets an outbox folder
+    with ``error.txt`` and a copy of its files, as the daemon would give it.
+    """
     config = load_config(args.config)
     folder = args.job_dir.resolve()
     if not folder.is_dir():
         raise InputError("JOB_DIR is not a folder", fix="give a job folder", file=folder)
-    pipeline = pipeline_factory()(config)
-    require_prerequisites(pipeline, job_needs(folder, config))  # every gap at once, in order
-    out = reserve_dir((args.out or config.paths.outbox).resolve(), folder.name)
-    console = Console()
-    write_status(out, "running", job=folder.name, stage="starting", progress=0.0, attempt=1)
-    started = time.monotonic()
+    outbox = Outbox((args.out or config.paths.outbox).resolve())
+    started = time.time()
+    job = Job(
+        id=0, name=folder.name, payload="", outbox="", state=JobState.RUNNING, attempts=1,
+        counted=1, stage="", progress=0.0, error="", video="", realtime_factor=None,
+        claimed_at=started, started_at=started, finished_at=None, not_before=0.0,
+    )
     try:
-        with _progress_bars(console) as progress_fn:
+        parsed = parse_job_folder(folder, config, folder.name)
+    except InputError as err:
+        if not (folder / JOB_FILE).is_file():
+            raise  # not a job folder at all: nothing to put in the outbox
+        job = replace(job, outbox=outbox.reserve(folder.name))
+        _run_failed(outbox, job, folder, err)
+        raise
+    job = replace(job, outbox=outbox.reserve(folder.name))
+    out = outbox.folder(job.outbox)
+    outbox.publish(job)
+    pipeline = pipeline_factory()(config)
+    if (folder / JOB_FILE).is_file():  # a job: every missing prerequisite at once, in fix order
+        require_prerequisites(pipeline, job_needs(folder, config))
+    console = Console()
+
+    throttle = ProgressThrottle()
+
+    def progress(stage: str, fraction: float) -> None:
+        if throttle.due(stage, fraction):
+            outbox.publish(replace(job, stage=stage, progress=fraction))
+
+    try:
+        with _progress_bars(console, progress) as progress_fn:
             result = execute_job(
-                folder,
-                out,
-                folder.name,
-                config,
-                pipeline,
-                progress_fn,
-                CancelToken(),
+                parsed, out, outbox, pipeline, progress_fn, CancelToken()
             )
     except Exception as err:
-        remove_partials(out)
-        message = err.user_message() if isinstance(err, FacedropError) else f"{err!r}\n"
-        write_atomic(out / "error.txt", message)
-        write_status(out, "failed", job=folder.name, error=message.splitlines()[0])
+        _run_failed(outbox, job, folder, err)
         raise
-    finally:
-        shutil.copytree(folder, out / "input", dirs_exist_ok=True)  # a copy: run moves nothing
-    write_status(
-        out,
-        "done",
-        job=folder.name,
-        video=result.video.name,
-        seconds=round(time.monotonic() - started, 3),
-    )
+    outbox.copy_inputs(out, folder)  # a copy: run moves nothing
+    outbox.publish(replace(
+        job, state=JobState.DONE, finished_at=time.time(), video=result.video.name,
+        realtime_factor=result.record.realtime_factor,
+    ))
     console.print(result.record.to_table(), highlight=False)
     console.print(f"[bold green]Done:[/] {result.video}")
     return 0
 
 
+def _run_failed(outbox: Outbox, job: Job, folder: Path, err: Exception) -> None:
+    out = outbox.folder(job.outbox)
+    remove_partials(out)
+    message = err.user_message() if isinstance(err, FacedropError) else f"{err!r}\n"
+    outbox.write_error(out, message)
+    outbox.copy_inputs(out, folder)
+    outbox.publish(replace(job, state=JobState.FAILED, finished_at=time.time(), error=message))
+
+
 class _progress_bars:  # noqa: N801 -- used as a context manager like a function
     """A rich progress display with one bar per stage; yields the ``ProgressFn``."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, also: ProgressFn) -> None:
+        self._also = also
         self._progress = Progress(
             TextColumn("{task.description:<10}"),
             BarColumn(),
@@ -145,6 +185,7 @@ class _progress_bars:  # noqa: N801 -- used as a context manager like a function
         if stage not in self._tasks:
             self._tasks[stage] = self._progress.add_task(stage, total=1.0)
         self._progress.update(self._tasks[stage], completed=fraction)
+        self._also(stage, fraction)
 
 
 def _age(seconds: float) -> str:
@@ -158,8 +199,12 @@ def _age(seconds: float) -> str:
 def cmd_status(args: argparse.Namespace) -> int:
     """``facedrop status``: read the daemon's state (read-only) and print it."""
     config = load_config(args.config)
+    report = status_report(config.paths.state, config.paths.inbox, args.recent)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
     console = Console()
-    pid = running_daemon_pid(config.paths.state)
+    pid = report["daemon"]["pid"]
     console.print(
         f"daemon: [bold green]running[/] (pid {pid})"
         if pid
@@ -167,61 +212,118 @@ def cmd_status(args: argparse.Namespace) -> int:
         highlight=False,
     )
     console.print(f"inbox:  {config.paths.inbox}\noutbox: {config.paths.outbox}", highlight=False)
-    waiting = _inbox_waiting(config.paths.inbox)
-    if waiting:
-        console.print(f"in the inbox, not yet claimed: {', '.join(waiting)}", highlight=False)
-    if not (config.paths.state / DB_NAME).is_file():
+    for fault in report["paused"]:
+        fix = f" (fix: {fault['fix']})" if fault["fix"] else ""
+        console.print(f"[bold yellow]paused[/] ({fault['kind']}): {fault['reason']}{fix}",
+                      highlight=False, markup=True)
+    for entry in report["inbox"]:
+        console.print(f"inbox entry {entry['name']!r}: {entry['verdict']}"
+                      + (f", {entry['reason']}" if entry["reason"] else ""), highlight=False,
+                      markup=False)
+    if report["jobs"] is None:
         console.print("no jobs yet")
         return 0
-    db = StateDB(config.paths.state, readonly=True)
-    try:
-        _print_jobs(console, db, args.recent)
-    except sqlite3.OperationalError as err:
-        if "no such table" not in str(err):
-            raise
-        console.print("no jobs yet")  # the daemon is creating its database right now
-    finally:
-        db.close()
+    _print_jobs(console, report["jobs"])
     return 0
 
 
-def _inbox_waiting(inbox: Path) -> list[str]:
+def status_report(state: Path, inbox: Path, recent: int) -> dict[str, Any]:
+    """Everything ``status`` shows, as plain data (``status --json`` prints it)."""
+    pid = running_daemon_pid(state)
+    runtime = read_runtime(state) if pid else None
+    if runtime is not None:
+        inbox_entries = runtime.get("inbox", [])
+        paused = runtime.get("paused", [])
+    else:  # no daemon: say what is there, and that nobody is claiming it
+        inbox_entries = [
+            {"name": name, "verdict": "waiting", "reason": "the daemon is not running"}
+            for name in _inbox_names(inbox)
+        ]
+        paused = []
+    return {
+        "daemon": {"running": bool(pid), "pid": pid},
+        "paused": paused,
+        "inbox": inbox_entries,
+        "jobs": _jobs(state, recent),
+    }
+
+
+def _inbox_names(inbox: Path) -> list[str]:
     try:
-        return sorted(p.name for p in inbox.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return sorted(p.name for p in inbox.iterdir() if not p.name.startswith("."))
     except OSError:
         return []
 
 
-def _print_jobs(console: Console, db: StateDB, recent: int) -> None:
+def _job_data(job: Job) -> dict[str, Any]:
     now = time.time()
-    for row in db.jobs(JobState.RUNNING):
+    return {
+        "id": job.id,
+        "name": job.name,
+        "state": job.state.value,
+        "attempts": job.attempts,
+        "stage": job.stage,
+        "progress": job.progress,
+        "outbox": job.outbox,
+        "error": first_line(job.error),
+        "seconds": round((job.finished_at or now) - (job.started_at or job.claimed_at), 3),
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+    }
+
+
+def _jobs(state: Path, recent: int) -> dict[str, list[dict[str, Any]]] | None:
+    if not (state / DB_NAME).is_file():
+        return None
+    try:
+        queue = SqliteQueue(state, readonly=True)
+    except sqlite3.Error:
+        return None
+    try:
+        return {
+            "running": [_job_data(j) for j in queue.list(JobState.RUNNING)],
+            "queued": [_job_data(j) for j in queue.list(JobState.QUEUED)],
+            "finished": [
+                _job_data(j)
+                for j in queue.list(JobState.DONE, JobState.FAILED, limit=recent,
+                                    newest_first=True)
+            ],
+        }
+    except sqlite3.OperationalError as err:
+        if "no such table" not in str(err):
+            raise
+        return None  # the daemon is creating its database right now
+    finally:
+        queue.close()
+
+
+def _print_jobs(console: Console, jobs: dict[str, list[dict[str, Any]]]) -> None:
+    now = time.time()
+    for job in jobs["running"]:
         console.print(
-            f"running: [bold]{row.name}[/]  stage {row.stage or 'starting'}  "
-            f"{100 * row.progress:.0f}%  attempt {row.attempts}  "
-            f"started {_age(now - (row.started_at or now))}",
+            f"running: [bold]{job['name']}[/]  stage {job['stage'] or 'starting'}  "
+            f"{100 * job['progress']:.0f}%  attempt {job['attempts']}  "
+            f"started {_age(now - (job['started_at'] or now))}",
             highlight=False,
         )
-    queued = db.jobs(JobState.QUEUED)
+    queued = jobs["queued"]
     console.print(
-        f"queued ({len(queued)}): " + (", ".join(r.name for r in queued) if queued else "none"),
+        f"queued ({len(queued)}): " + (", ".join(j["name"] for j in queued) if queued else "none"),
         highlight=False,
     )
-    finished = db.jobs(JobState.DONE, JobState.FAILED, limit=recent, newest_first=True)
-    if not finished:
+    if not jobs["finished"]:
         return
     table = Table(title="recent results", title_justify="left")
     for column in ("job", "result", "seconds", "attempts", "finished", "outbox folder / error"):
         table.add_column(column)
-    for r in finished:
-        seconds = (r.finished_at or now) - (r.started_at or r.claimed_at)
-        detail = r.error if r.state is JobState.FAILED else r.outbox_dir.name
+    for j in jobs["finished"]:
         table.add_row(
-            r.name,
-            r.state.value,
-            f"{seconds:.1f}",
-            str(r.attempts),
-            _age(now - (r.finished_at or now)),
-            detail,
+            j["name"],
+            j["state"],
+            f"{j['seconds']:.1f}",
+            str(j["attempts"]),
+            _age(now - (j["finished_at"] or now)),
+            j["error"] if j["state"] == "failed" else j["outbox"],
         )
     console.print(table)
 
@@ -289,7 +391,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         for src in (face, audio, driving):
             if src is not None:
                 shutil.copy2(src, partial / src.name)
-        write_atomic(partial / JOB_FILE, yaml.safe_dump(data, sort_keys=False))
+        write_text_atomic(partial / JOB_FILE, yaml.safe_dump(data, sort_keys=False))
         dest = _rename_unique(partial, inbox, name)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
@@ -301,7 +403,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def _rename_unique(partial: Path, inbox: Path, name: str) -> Path:
     """Rename the finished job folder into the inbox under a name no other folder has."""
     for n in range(1, 1000):
-        dest = inbox / (name if n == 1 else f"{name} ({n})")
+        dest = inbox / free_name(name, n)
         if dest.exists():
             continue
         try:

@@ -17,12 +17,12 @@ import os
 import plistlib
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.atomic import write_bytes_atomic
 from pipeline.errors import FacedropError
 
 LABEL = "io.facedrop.daemon"
@@ -132,17 +132,8 @@ def plist_path(home: Path, label: str = LABEL) -> Path:
 def write_plist(path: Path, data: bytes) -> None:
     """Write the plist atomically (temp file in the same folder, fsync, rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, data)
+    os.chmod(path, 0o644)  # launchd refuses a group- or world-writable agent
 
 
 @dataclass(frozen=True, slots=True)
