@@ -103,6 +103,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     folder = args.job_dir.resolve()
     if not folder.is_dir():
         raise InputError("JOB_DIR is not a folder", fix="give a job folder", file=folder)
+    pipeline = pipeline_factory()(config)
+    if (folder / JOB_FILE).is_file():  # a job: every missing prerequisite at once, in fix order
+        require_prerequisites(pipeline, job_needs(folder, config))
     outbox = Outbox((args.out or config.paths.outbox).resolve())
     started = time.time()
     job = Job(
@@ -121,9 +124,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     job = replace(job, outbox=outbox.reserve(folder.name))
     out = outbox.folder(job.outbox)
     outbox.publish(job)
-    pipeline = pipeline_factory()(config)
-    if (folder / JOB_FILE).is_file():  # a job: every missing prerequisite at once, in fix order
-        require_prerequisites(pipeline, job_needs(folder, config))
     console = Console()
 
     throttle = ProgressThrottle()
