@@ -3,7 +3,7 @@
 A first ``facedrop run`` on a fresh install lacks several things; reporting only the first one
 the chain trips over sends the user round the loop once per missing piece. ``missing`` lists
 every one, in the order that fixes them: the model weights first (nothing runs without them),
-then the driving clip. The check is cheap (files present, no hashing, no model loading).
+then the driving clip. The check is cheap (file presence, no hashing, no model loading).
 """
 
 from __future__ import annotations
@@ -83,20 +83,17 @@ def weights_gap(settings: PipelineSettings, needs: JobNeeds,
                 manifest: Sequence[WeightFile] = MANIFEST) -> Missing | None:
     """The job's missing model files as one item, or None when they are all there.
 
-    Presence only: a damaged file is the loader's to report (it names the file and the keys),
-    and 'facedrop weights verify' checks sizes and hashes.
+    Only presence is checked: whether a file that is there is the right one is for its loader
+    (which names the key or shape that is wrong) and for ``weights verify`` / ``doctor``.
     """
     statuses = [check_entry(e, settings.weights_dir, hash_files=False)
                 for e in needed_weights(settings, needs, manifest)]
     bad = [s for s in statuses if s.state is State.MISSING]
     if not bad:
         return None
-    by_state: dict[str, list[str]] = {}
-    for s in bad:
-        by_state.setdefault(s.state.value, []).append(s.entry.relpath)
-    listing = "; ".join(f"{state}: {', '.join(paths)}" for state, paths in by_state.items())
+    listing = ", ".join(s.entry.relpath for s in bad)
     return Missing(
-        f"model weights in {settings.weights_dir}: {listing}",
+        f"model weights in {settings.weights_dir}, missing: {listing}",
         f"facedrop weights fetch {_fetch_args(bad, manifest)}  (offline: facedrop weights "
         "import DIR, with a folder holding the files)",
     )

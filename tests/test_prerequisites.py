@@ -24,7 +24,7 @@ def _settings(tmp_path: Path, lipsync_model: str = "wav2lip") -> PipelineSetting
 
 
 def _install(settings: PipelineSettings, names: set[str]) -> None:
-    """Files of the right size (the check reads sizes, not hashes: it must stay cheap)."""
+    """Stand-in files at their pinned sizes (the check looks at presence only, loads nothing)."""
     for e in MANIFEST:
         if e.name in names or e.group in names:
             path = settings.weights_dir / e.relpath
@@ -72,12 +72,12 @@ def test_gaps_close_one_by_one(tmp_path: Path, astronaut_path: Path) -> None:
     _install(settings, {"liveportrait", "landmarks", "wav2lip_gan"})
     (settings.weights_dir / "liveportrait/base_models/warping_module.pth").unlink()
     gaps = missing(settings, needs)
-    assert "missing: liveportrait/base_models/warping_module.pth" in gaps[0].what
+    assert gaps[0].what.endswith("missing: liveportrait/base_models/warping_module.pth, "
+                                 "gfpgan/GFPGANv1.4.pth")
     assert "weights fetch warping_module.pth gfpgan " in gaps[0].fix
-    # a damaged file is present: the loader names it (sizes and hashes are 'weights verify''s)
-    (settings.weights_dir / "liveportrait/base_models/warping_module.pth").write_bytes(b"short")
-    assert "warping_module" not in missing(settings, needs)[0].what
-    _install(settings, {"liveportrait", "gfpgan"})
+    # present but not the pinned size: the loader judges it (test checkpoints are smaller)
+    (settings.weights_dir / "liveportrait/base_models/warping_module.pth").write_bytes(b"x")
+    _install(settings, {"gfpgan"})
     gaps = missing(settings, needs)
     assert len(gaps) == 1 and gaps[0].what.startswith("driving clip")
 
