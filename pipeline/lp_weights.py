@@ -1,8 +1,9 @@
 """Build LivePortrait's networks and load the official checkpoint files into them.
 
-The files are read with ``pipeline.checkpoint.read_checkpoint`` (``weights_only=True``), their
-keys converted by the pure functions of ``pipeline.models.liveportrait.convert`` and loaded with
-``pipeline.checkpoint.load_strict``, which names every missing, unexpected or mis-shaped key.
+The files are read with ``pipeline.weights.checkpoint.read_checkpoint`` (``weights_only=True``),
+their keys converted by the pure functions of ``pipeline.models.liveportrait.convert`` and loaded
+with ``pipeline.weights.checkpoint.load_strict``, which names every missing, unexpected or
+mis-shaped key.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pipeline.checkpoint import load_strict, read_checkpoint
 from pipeline.errors import ModelLoadError
 from pipeline.models.liveportrait import convert
 from pipeline.models.liveportrait.appearance import AppearanceFeatureExtractor
@@ -24,6 +24,7 @@ from pipeline.models.liveportrait.ops import needs_portable_ops, set_portable_op
 from pipeline.models.liveportrait.spade import SPADEDecoder
 from pipeline.models.liveportrait.stitching import StitchingRetargetingNetwork
 from pipeline.models.liveportrait.warping import WarpingNetwork
+from pipeline.weights.checkpoint import load_strict, read_checkpoint
 
 # Paths under PipelineSettings.weights_dir (the official Hugging Face layout).
 APPEARANCE_FILE = "liveportrait/base_models/appearance_feature_extractor.pth"

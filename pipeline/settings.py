@@ -22,19 +22,23 @@ class LoopMode(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class PipelineSettings:
-    """Everything the pipeline stages read; paths are absolute."""
+    """Everything the pipeline stages read; paths are absolute.
+
+    No defaults here: every value comes from the config, whose one source of defaults is
+    ``watcher/data/default.yaml`` (tests build theirs from it too).
+    """
 
     weights_dir: Path
     cache_dir: Path
     drivers_dir: Path
-    default_driver: str = ""  # library clip name used when a job names none
-    device: str = "auto"  # auto | mps | cuda | cpu
-    dtype: str = "auto"  # auto | fp32 | fp16
-    max_size: int = 1280  # long side of the output video, as the official LivePortrait caps it
-    batch_size: int = 8  # frames per chunk through the networks
-    loop_mode: LoopMode = LoopMode.PINGPONG
-    lipsync_model: str = "wav2lip"  # wav2lip | wav2lip_gan
-    enhance_strength: float = 0.7  # GFPGAN blend weight, 0..1
-    render_cache_mb: int = 2048  # size bound of the rendered-crop cache
-    max_image_pixels: int = 40_000_000
-    max_audio_seconds: float = 600.0
+    default_driver: str  # library clip name used when a job names none
+    device: str  # auto | mps | cuda | cpu
+    dtype: str  # auto | fp32 | fp16
+    max_size: int  # long side of the output video, as the official LivePortrait caps it
+    batch_size: int  # frames per chunk through the networks
+    loop_mode: LoopMode
+    lipsync_model: str  # wav2lip | wav2lip_gan
+    enhance_strength: float  # GFPGAN blend weight, 0..1
+    render_cache_mb: int  # size bound of the rendered-crop cache
+    max_image_pixels: int
+    max_audio_seconds: float

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pipeline.example import example_dir
+
 REPO = Path(__file__).resolve().parent.parent
-EXAMPLE_JOB = REPO / "examples" / "hello"
+EXAMPLE_JOB = example_dir()
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +92,7 @@ def landmark_weights_dir() -> Path:
 @pytest.fixture(scope="session")
 def lp_weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Random LivePortrait checkpoints in the official formats (written once per session)."""
-    from tests.lp_checkpoints import write_liveportrait_checkpoints
+    from tests.helpers.lp_checkpoints import write_liveportrait_checkpoints
 
     root = tmp_path_factory.getbasetemp() / "lp-weights"
     write_liveportrait_checkpoints(root)
@@ -101,8 +103,8 @@ def lp_weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def model_weights_dir(lp_weights_dir: Path, landmark_weights_dir: Path) -> Path:
     """A complete weights folder: every model facedrop loads, random weights in the official
     file formats and paths, plus the real landmark models."""
-    from tests.gfpgan_checkpoints import write_gfpgan_checkpoint
-    from tests.w2l_checkpoints import write_wav2lip_checkpoint
+    from tests.helpers.gfpgan_checkpoints import write_gfpgan_checkpoint
+    from tests.helpers.w2l_checkpoints import write_wav2lip_checkpoint
 
     root = lp_weights_dir
     if not (root / "wav2lip" / "wav2lip.pth").is_file():

@@ -21,7 +21,8 @@ from PIL import Image
 
 from pipeline.media.audio import load_audio
 from pipeline.media.verify import verify_video
-from tests.daemon_harness import (
+from tests.helpers.clips import make_clip
+from tests.helpers.daemon_harness import (
     REPO,
     DaemonProcess,
     cli_env,
@@ -31,9 +32,8 @@ from tests.daemon_harness import (
     wait_for,
     write_config,
 )
-from tests.test_drivers import make_clip
 
-REAL_PIPELINE = "pipeline.runner:Runner"
+REAL_PIPELINE = "pipeline.chain.runner:Runner"
 ALL_STAGES = ("prepare", "motion", "animate", "landmarks", "mel", "lipsync", "enhance", "paste",
               "encode")
 
@@ -131,7 +131,7 @@ def test_daemon_reuses_the_cache_and_skips_switched_off_stages(world: dict) -> N
 
 
 def test_output_size_keeps_aspect_and_even_sides() -> None:
-    from pipeline.runner import fit_photo, output_size
+    from pipeline.chain.runner import fit_photo, output_size
 
     assert output_size(512, 448, 384) == (384, 336)
     assert output_size(1001, 667, 1280) == (1000, 666)

@@ -9,7 +9,7 @@ import yaml
 
 from pipeline.errors import ConfigError
 from pipeline.settings import LoopMode
-from watcher.config import DEFAULT_CONFIG, load_config, user_config_path, write_user_config
+from watcher.config import default_config_path, load_config, user_config_path, write_user_config
 
 
 @pytest.fixture(autouse=True)
@@ -32,13 +32,13 @@ def _write(path: Path, data: object) -> Path:
 
 def test_defaults_match_default_yaml(tmp_path):
     config = load_config(home=tmp_path, platform="linux")
-    raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    raw = yaml.safe_load(default_config_path().read_text())
     assert config.daemon.settle_checks == raw["daemon"]["settle_checks"]
     assert config.pipeline.max_size == raw["pipeline"]["max_size"]
     assert config.pipeline.loop_mode is LoopMode(raw["pipeline"]["loop_mode"])
     assert config.job_defaults.fps == raw["job_defaults"]["fps"]
     assert config.limits.max_image_pixels == raw["limits"]["max_image_pixels"]
-    assert config.source_files == (DEFAULT_CONFIG,)
+    assert config.source_files == (default_config_path(),)
     assert config.pipeline.weights_dir == config.paths.weights
 
 
@@ -74,7 +74,7 @@ def test_layers_user_then_env_then_explicit(tmp_path, monkeypatch):
     monkeypatch.setenv("FACEDROP_CONFIG", str(env))
     monkeypatch.setenv("HOME", str(tmp_path))
     config = load_config(explicit, home=tmp_path, platform="darwin")
-    assert config.source_files == (DEFAULT_CONFIG, user, env, explicit)
+    assert config.source_files == (default_config_path(), user, env, explicit)
     assert config.daemon.max_attempts == 6  # env beats user
     assert config.daemon.settle_checks == 4  # user beats default
     assert config.paths.inbox == tmp_path / "In"  # ~ expanded

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.daemon_harness import (
+from tests.helpers.daemon_harness import (
     DaemonProcess,
     facedrop,
     finished,

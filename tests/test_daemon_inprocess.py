@@ -13,8 +13,8 @@ import pytest
 
 from pipeline.errors import ConfigError
 from pipeline.spec import CancelToken, JobSpec, ProgressFn, TimingRecord
-from tests.daemon_harness import make_job, read_status, speech_clip, wait_for, write_config
-from tests.daemon_pipeline import TestPipeline
+from tests.helpers.daemon_harness import make_job, read_status, speech_clip, wait_for, write_config
+from tests.helpers.daemon_pipeline import TestPipeline
 from watcher.config import Config, load_config
 from watcher.daemon import Daemon, pipeline_factory
 from watcher.outbox import move

@@ -21,7 +21,7 @@ import av
 import pytest
 import yaml
 
-from tests.daemon_harness import (
+from tests.helpers.daemon_harness import (
     BAD_JOB_LIMITS,
     BAD_JOBS,
     DaemonProcess,

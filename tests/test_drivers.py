@@ -7,43 +7,17 @@ import urllib.error
 from fractions import Fraction
 from pathlib import Path
 
-import av
-import cv2
-import numpy as np
 import pytest
-from PIL import Image
 
 from pipeline.errors import FacedropError, InputError
 from pipeline.liveportrait.drivers import DriverLibrary
 from pipeline.liveportrait.examples import ExampleClip, fetch_examples
 from pipeline.liveportrait.motion_cache import MotionCache
 from pipeline.liveportrait.template import save_template
-from tests.test_template import _motion
+from tests.helpers.clips import make_clip, random_motion
 from watcher.cli import main
 
 NTSC = Fraction(30000, 1001)
-
-
-def make_clip(path: Path, image: Path, frames: int, fps: Fraction = NTSC, size: int = 256,
-              width: int | None = None) -> Path:
-    """Encode the photo's face (a 256 square around it), turned a few degrees more each frame and
-    padded to ``width`` if given, as an H.264 clip."""
-    rgb = np.asarray(Image.open(image).convert("RGB"))[0:256, 96:352]  # the astronaut's face
-    rgb = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
-    w = width or size
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = w, size, "yuv420p"
-        for i in range(frames):
-            m = cv2.getRotationMatrix2D((size / 2, size / 2), 3.0 * i, 1.0 + 0.02 * i)
-            frame = cv2.warpAffine(rgb, m, (size, size), borderMode=cv2.BORDER_REFLECT)
-            if w != size:
-                frame = cv2.copyMakeBorder(frame, 0, 0, 0, w - size, cv2.BORDER_REFLECT)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +56,7 @@ def test_add_refuses_a_different_clip_under_a_taken_name(tmp_path: Path, clip: P
 def test_templates_can_be_added_and_resolve_prefers_the_job_folder(tmp_path: Path,
                                                                    clip: Path) -> None:
     lib = DriverLibrary(tmp_path / "drivers")
-    save_template(_motion(4), tmp_path / "wink.pkl")
+    save_template(random_motion(4), tmp_path / "wink.pkl")
     t = lib.add(tmp_path / "wink.pkl")
     assert t.is_template and t.frames == 4
     lib.add(clip, "calm")
@@ -135,7 +109,7 @@ def test_cli_add_and_list(tmp_path: Path, clip: Path, capsys: pytest.CaptureFixt
     assert main(["--config", str(cfg), "drivers", "list"]) == 0
     out = capsys.readouterr().out
     assert "calm" in out and "29.970" in out and " no " in out
-    save_template(_motion(2), MotionCache(tmp_path / "cache").path_for(sha, "v1"))
+    save_template(random_motion(2), MotionCache(tmp_path / "cache").path_for(sha, "v1"))
     assert main(["--config", str(cfg), "drivers", "list"]) == 0
     assert " yes " in capsys.readouterr().out
     assert main(["--config", str(cfg), "drivers", "add", str(tmp_path / "none.mp4")]) == 3

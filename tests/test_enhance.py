@@ -8,7 +8,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from gfpgan_checkpoints import random_gfpgan_state_dict
 from PIL import Image
 
 from pipeline.enhance import Enhancer, gfpgan_from_checkpoint
@@ -17,6 +16,7 @@ from pipeline.enhance.stage import blend
 from pipeline.face import meshidx
 from pipeline.face.geometry import ffhq_align, liveportrait_crop, warp
 from pipeline.face.landmarks import FaceLandmarker
+from tests.helpers.gfpgan_checkpoints import random_gfpgan_state_dict
 
 CPU = torch.device("cpu")
 

@@ -7,8 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from deterministic_weights import fill_state_dict
-from gfpgan_checkpoints import random_gfpgan_state_dict, write_gfpgan_checkpoint
 
 from pipeline.enhance.load import gfpgan_from_checkpoint, load_gfpgan
 from pipeline.errors import ModelLoadError
@@ -18,6 +16,11 @@ from pipeline.models.gfpgan import (
     build_gfpgan_v14,
     convert_gfpgan_state_dict,
 )
+from tests.helpers.deterministic_weights import fill_state_dict
+from tests.helpers.gfpgan_checkpoints import random_gfpgan_state_dict, write_gfpgan_checkpoint
+
+# numeric parity: CI runs these again under another ATEN_CPU_CAPABILITY
+pytestmark = pytest.mark.parity
 
 CPU = torch.device("cpu")
 FIXTURE = Path(__file__).parent / "fixtures" / "parity" / "gfpgan.npz"

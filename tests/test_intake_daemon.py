@@ -18,7 +18,7 @@ from pathlib import Path
 import av
 import pytest
 
-from tests.daemon_harness import (
+from tests.helpers.daemon_harness import (
     DaemonProcess,
     finished,
     make_job,

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import InputError
-from tests.daemon_harness import make_job, speech_clip, write_config
+from tests.helpers.daemon_harness import make_job, speech_clip, write_config
 from watcher.config import load_config
 from watcher.inbox_scan import InboxScanner, Kind, Verdict, scan_inbox
 from watcher.jobfolder import parse_job_folder

@@ -13,7 +13,13 @@ import pytest
 
 from pipeline.errors import InputError, NoFaceError
 from pipeline.face.landmarks import MIN_FACE_PX, FaceLandmarker
-from tests.daemon_harness import BAD_JOB_LIMITS, BAD_JOBS, make_job, speech_clip, write_config
+from tests.helpers.daemon_harness import (
+    BAD_JOB_LIMITS,
+    BAD_JOBS,
+    make_job,
+    speech_clip,
+    write_config,
+)
 from watcher.config import Config, load_config
 from watcher.jobfolder import parse_job_folder
 

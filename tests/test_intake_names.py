@@ -11,7 +11,7 @@ import unicodedata
 
 import pytest
 
-from tests.daemon_harness import make_job, speech_clip, write_config
+from tests.helpers.daemon_harness import make_job, speech_clip, write_config
 from watcher.config import load_config
 from watcher.jobfolder import parse_job_folder
 from watcher.names import (

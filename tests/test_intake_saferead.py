@@ -20,7 +20,7 @@ import pytest
 
 from pipeline.errors import InputError
 from pipeline.media.wholeness import Whole, check_whole
-from tests.daemon_harness import make_job, speech_clip, write_config
+from tests.helpers.daemon_harness import make_job, speech_clip, write_config
 from watcher.config import Config, load_config
 from watcher.jobfolder import parse_job_folder, read_job_yaml
 from watcher.readiness import ReadinessTracker

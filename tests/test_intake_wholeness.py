@@ -17,8 +17,8 @@ import pytest
 
 from pipeline.errors import InputError
 from pipeline.media.wholeness import ZERO_TAIL, Whole, Wholeness, check_whole
-from tests.daemon_harness import make_job, speech_clip, write_config
-from tests.media_samples import write_audio, write_image, write_video
+from tests.helpers.daemon_harness import make_job, speech_clip, write_config
+from tests.helpers.media_samples import write_audio, write_image, write_video
 from watcher.config import load_config
 from watcher.jobfolder import parse_job_folder
 from watcher.readiness import ReadinessTracker, ReadyState

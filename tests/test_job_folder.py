@@ -7,8 +7,14 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import InputError
-from tests.daemon_harness import BAD_JOB_LIMITS, BAD_JOBS, make_job, speech_clip, write_config
-from tests.media_samples import write_video
+from tests.helpers.daemon_harness import (
+    BAD_JOB_LIMITS,
+    BAD_JOBS,
+    make_job,
+    speech_clip,
+    write_config,
+)
+from tests.helpers.media_samples import write_video
 from watcher.config import Config, load_config
 from watcher.jobfolder import parse_job_folder
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import cv2
 import torch
-from w2l_checkpoints import random_wav2lip_state_dict
 
 from pipeline.face.landmarks import FaceLandmarker
 from pipeline.lipsync.bench import benchmark_lipsync
 from pipeline.media.audio import load_audio
 from pipeline.models.wav2lip import Wav2Lip
+from tests.helpers.w2l_checkpoints import random_wav2lip_state_dict
 
 
 def test_benchmark_reports_each_part(

@@ -11,7 +11,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from w2l_checkpoints import random_wav2lip_state_dict
 
 from pipeline.face.geometry import Affine, liveportrait_crop, warp
 from pipeline.face.landmarks import FaceLandmarker
@@ -19,6 +18,7 @@ from pipeline.lipsync.audio import frame_mels, output_frame_count
 from pipeline.lipsync.stage import BaseFace, LipSyncer, face_input
 from pipeline.media.audio import load_audio
 from pipeline.models.wav2lip import Wav2Lip
+from tests.helpers.w2l_checkpoints import random_wav2lip_state_dict
 
 CPU = torch.device("cpu")
 N_DISTINCT = 8  # distinct animated crops, reused ping-pong over the output frames

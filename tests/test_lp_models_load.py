@@ -13,7 +13,7 @@ from pipeline import lp_weights
 from pipeline.errors import ModelLoadError, WeightsError
 from pipeline.models.liveportrait import convert
 from pipeline.models.liveportrait.ops import set_portable_ops
-from tests.lp_checkpoints import write_liveportrait_checkpoints
+from tests.helpers.lp_checkpoints import write_liveportrait_checkpoints
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,9 @@ from pipeline.models.liveportrait import ops
 from pipeline.models.liveportrait.keypoints import get_rotation_matrix, headpose_pred_to_degree
 from pipeline.models.liveportrait.warping import WarpingNetwork
 
+# numeric parity: CI runs these again under another ATEN_CPU_CAPABILITY
+pytestmark = pytest.mark.parity
+
 
 def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.checkpoint import load_strict
 from pipeline.lp_weights import (
     APPEARANCE_FILE,
     MOTION_FILE,
@@ -25,7 +24,11 @@ from pipeline.lp_weights import (
 )
 from pipeline.models.liveportrait import convert, keypoints
 from pipeline.models.liveportrait.motion import MotionOutput
-from tests.lp_checkpoints import empty_nets, fill_official, official_state_dicts
+from pipeline.weights.checkpoint import load_strict
+from tests.helpers.lp_checkpoints import empty_nets, fill_official, official_state_dicts
+
+# numeric parity: CI runs these again under another ATEN_CPU_CAPABILITY
+pytestmark = pytest.mark.parity
 
 FIXTURES = Path(__file__).parent / "fixtures" / "parity"
 TOL = 1e-4

@@ -18,9 +18,10 @@ from pipeline.liveportrait.loader import extract_library_motion, load_runner, ve
 from pipeline.liveportrait.nets import NetRunner
 from pipeline.liveportrait.retime import output_frame_count
 from pipeline.liveportrait.template import load_template
-from pipeline.settings import LoopMode, PipelineSettings
+from pipeline.settings import LoopMode
 from pipeline.spec import CacheState, CancelToken
-from tests.test_drivers import make_clip
+from tests.helpers.clips import make_clip
+from tests.helpers.settings import pipeline_settings
 
 NTSC = 30000 / 1001
 
@@ -28,8 +29,8 @@ NTSC = 30000 / 1001
 @pytest.fixture(scope="session")
 def lp_nets(lp_weights_dir: Path) -> NetRunner:
     """The five networks loaded from the official-format files by the stage's loader, CPU fp32."""
-    settings = PipelineSettings(weights_dir=lp_weights_dir, cache_dir=lp_weights_dir / "c",
-                                drivers_dir=lp_weights_dir / "d", device="cpu", dtype="fp32")
+    settings = pipeline_settings(lp_weights_dir, weights_dir=lp_weights_dir, device="cpu",
+                                 dtype="fp32")
     return load_runner(settings)
 
 
@@ -46,8 +47,7 @@ def scene(tmp_path_factory: pytest.TempPathFactory, astronaut_path: Path,
         "landmarker": landmarker,
         # 2 frames at 29.97 fps, 320x256: not square, so the averaged-box crop path runs
         "clip": make_clip(root / "drive.mp4", astronaut_path, 2, Fraction(30000, 1001), width=320),
-        "settings": PipelineSettings(weights_dir=root / "w", cache_dir=root / "cache",
-                                     drivers_dir=root / "drivers", batch_size=2),
+        "settings": pipeline_settings(root, batch_size=2),
     }
 
 

@@ -25,9 +25,9 @@ from pipeline.media.video import iter_frames
 from pipeline.models.liveportrait.config import StitchingConfig
 from pipeline.models.liveportrait.motion import MotionOutput
 from pipeline.models.liveportrait.stitching import StitchingRetargetingNetwork
-from pipeline.settings import PipelineSettings
 from pipeline.spec import CacheState, CancelToken, no_progress
-from tests.test_drivers import make_clip
+from tests.helpers.clips import make_clip
+from tests.helpers.settings import pipeline_settings
 
 
 class _Motion(nn.Module):
@@ -81,8 +81,7 @@ def landmarker(landmark_weights_dir: Path) -> FaceLandmarker:
 def test_a_90_second_job_renders_only_the_clip_frames(stub_runner, landmarker, astronaut_path,
                                                       tmp_path) -> None:
     clip = make_clip(tmp_path / "ten.mp4", astronaut_path, 10, Fraction(25))
-    settings = PipelineSettings(weights_dir=tmp_path, cache_dir=tmp_path / "cache",
-                                drivers_dir=tmp_path / "d", batch_size=4)
+    settings = pipeline_settings(tmp_path, weights_dir=tmp_path, batch_size=4)
     stage = LivePortraitStage(stub_runner, landmarker, settings)
     image = np.asarray(Image.open(astronaut_path).convert("RGB"))
     lmk = landmarker.landmarks(image, landmarker.detect(image))

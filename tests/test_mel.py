@@ -16,6 +16,9 @@ import pytest
 from pipeline.media.audio import load_audio
 from pipeline.media.mel import mel_chunks, mel_spectrogram
 
+# numeric parity: CI runs these again under another ATEN_CPU_CAPABILITY
+pytestmark = pytest.mark.parity
+
 REFERENCE = Path(__file__).parent / "fixtures" / "mel_reference.npz"
 
 

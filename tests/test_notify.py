@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon_harness import make_job, read_status, speech_clip, write_config
+from tests.helpers.daemon_harness import make_job, read_status, speech_clip, write_config
 from watcher.macos.notify import (
     NullNotifier,
     OsascriptNotifier,
@@ -122,7 +122,7 @@ def test_daemon_job_is_done_despite_missing_osascript(tmp_path: Path, astronaut_
     cfg.paths.inbox.mkdir(parents=True)
     for name in ("one", "two"):
         make_job(root / "staging", name, astronaut_path, clip).rename(cfg.paths.inbox / name)
-    daemon = Daemon(cfg, pipeline_factory("tests.daemon_pipeline:TestPipeline"),
+    daemon = Daemon(cfg, pipeline_factory("tests.helpers.daemon_pipeline:TestPipeline"),
                     notifier=OsascriptNotifier("/nonexistent/osascript"))
     with caplog.at_level(logging.WARNING):
         daemon.run(burst=True, install_signals=False)

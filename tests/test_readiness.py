@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.media_samples import write_image
+from tests.helpers.media_samples import write_image
 from watcher.readiness import FINDER_BUSY, SF_DATALESS, ReadinessTracker
 
 

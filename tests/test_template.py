@@ -16,22 +16,7 @@ from pipeline.liveportrait.template import (
     motion_to_dict,
     save_template,
 )
-
-
-def _motion(n: int = 5, seed: int = 0) -> DrivingMotion:
-    rng = np.random.default_rng(seed)
-    f = np.float32
-    return DrivingMotion(
-        fps=30000 / 1001,
-        scale=rng.uniform(1, 2, (n, 1)).astype(f),
-        R=rng.normal(size=(n, 3, 3)).astype(f),
-        exp=rng.normal(size=(n, 21, 3)).astype(f),
-        t=rng.normal(size=(n, 3)).astype(f),
-        kp=rng.normal(size=(n, 21, 3)).astype(f),
-        x_s=rng.normal(size=(n, 21, 3)).astype(f),
-        c_eyes=rng.uniform(0, 0.5, (n, 2)).astype(f),
-        c_lip=rng.uniform(0, 0.5, (n, 1)).astype(f),
-    )
+from tests.helpers.clips import random_motion
 
 
 def _legacy_dict(m: DrivingMotion) -> dict:
@@ -50,7 +35,7 @@ def _legacy_dict(m: DrivingMotion) -> dict:
 
 
 def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
-    m = _motion()
+    m = random_motion()
     save_template(m, tmp_path / "a.pkl")
     back = load_template(tmp_path / "a.pkl")
     assert back.n_frames == 5 and back.fps == pytest.approx(30000 / 1001)
@@ -59,7 +44,7 @@ def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
 
 
 def test_written_file_has_the_official_current_layout(tmp_path: Path) -> None:
-    m = _motion(3)
+    m = random_motion(3)
     save_template(m, tmp_path / "a.pkl")
     with (tmp_path / "a.pkl").open("rb") as f:
         raw = pickle.load(f)  # our own file, read freely only to inspect its layout
@@ -76,7 +61,7 @@ def test_written_file_has_the_official_current_layout(tmp_path: Path) -> None:
 
 def test_legacy_numpy1_template_imports(tmp_path: Path) -> None:
     """R_d / c_d_* keys, and numpy 1.x global names (numpy.core.multiarray), as in d1.pkl."""
-    m = _motion(4, seed=1)
+    m = random_motion(4, seed=1)
     data = pickle.dumps(_legacy_dict(m), protocol=3)  # protocol 3: globals as text lines
     assert b"cnumpy._core.multiarray\n" in data
     data = data.replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
@@ -89,7 +74,7 @@ def test_legacy_numpy1_template_imports(tmp_path: Path) -> None:
 
 
 def test_animal_template_without_ratios_and_protocol5(tmp_path: Path) -> None:
-    raw = motion_to_dict(_motion(2))
+    raw = motion_to_dict(random_motion(2))
     del raw["c_eyes_lst"], raw["c_lip_lst"]
     (tmp_path / "laugh.pkl").write_bytes(pickle.dumps(raw, protocol=5))
     back = load_template(tmp_path / "laugh.pkl")
@@ -108,7 +93,7 @@ class _Payload:
 
 def test_malicious_pickle_is_refused_and_never_runs(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
-    raw = motion_to_dict(_motion(2))
+    raw = motion_to_dict(random_motion(2))
     raw["motion"][0]["exp"] = _Payload(marker)
     evil = tmp_path / "evil.pkl"
     evil.write_bytes(pickle.dumps(raw, protocol=4))
@@ -120,12 +105,12 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path: Path) -> None:
 
 
 def test_object_arrays_and_wrong_shapes_are_refused(tmp_path: Path) -> None:
-    raw = motion_to_dict(_motion(2))
+    raw = motion_to_dict(random_motion(2))
     raw["motion"][1]["exp"] = np.zeros((1, 20, 3), np.float32)
     (tmp_path / "bad.pkl").write_bytes(pickle.dumps(raw, protocol=4))
     with pytest.raises(InputError, match="layout"):
         load_template(tmp_path / "bad.pkl")
-    raw = motion_to_dict(_motion(2))
+    raw = motion_to_dict(random_motion(2))
     raw["motion"][0]["t"] = np.array([[1, 2, 3]], dtype=object)
     (tmp_path / "obj.pkl").write_bytes(pickle.dumps(raw, protocol=4))
     with pytest.raises(InputError):
@@ -133,7 +118,7 @@ def test_object_arrays_and_wrong_shapes_are_refused(tmp_path: Path) -> None:
 
 
 def test_truncated_template_is_an_input_error(tmp_path: Path) -> None:
-    save_template(_motion(3), tmp_path / "a.pkl")
+    save_template(random_motion(3), tmp_path / "a.pkl")
     data = (tmp_path / "a.pkl").read_bytes()
     (tmp_path / "cut.pkl").write_bytes(data[: len(data) // 2])
     with pytest.raises(InputError):

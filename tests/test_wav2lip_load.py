@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from w2l_checkpoints import random_wav2lip_state_dict, write_wav2lip_checkpoint
 
 from pipeline.errors import ConfigError, ModelLoadError, WeightsError
 from pipeline.lipsync.load import load_wav2lip, wav2lip_path
+from tests.helpers.w2l_checkpoints import random_wav2lip_state_dict, write_wav2lip_checkpoint
 
 CPU = torch.device("cpu")
 

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.weights.manifest import MIRROR_ENV
 from pipeline.weights.verify import State, verify
-from tests.weights_server import WeightsServer
+from tests.helpers.weights_server import WeightsServer
 from watcher.cli import main
 
 

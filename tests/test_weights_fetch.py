@@ -15,7 +15,7 @@ from pipeline.errors import WeightsError
 from pipeline.weights import fetch
 from pipeline.weights.files import partial_path, sha256_file
 from pipeline.weights.manifest import MANIFEST, MIRROR_ENV, Archive, Licence, WeightFile, select
-from tests.weights_server import WeightsServer
+from tests.helpers.weights_server import WeightsServer
 
 LIC = Licence("Test-1.0", "https://example.invalid/licence")
 

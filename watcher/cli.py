@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "watcher.commands.doctor",  # doctor
     "watcher.commands.launchagent",  # launchagent ..., setup --dropbox, logs
     "watcher.commands.bench",  # bench
+    "watcher.commands.example",  # example
 )
 
 

@@ -1,7 +1,7 @@
 """The daemon's configuration: YAML layers merged, every key validated, one frozen value out.
 
-Layers, later wins: ``configs/default.yaml`` (the single source of defaults, read from the
-repository next to this package), the per-user config file, the file named by the
+Layers, later wins: ``watcher/data/default.yaml`` (the single source of defaults, shipped as
+package data), the per-user config file, the file named by the
 ``FACEDROP_CONFIG`` environment variable, then ``--config``. An unknown key or a value of the
 wrong type is a ``ConfigError`` that names the key and the file that set it.
 """
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib.resources import files as package_files
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,6 @@ from pipeline.atomic import write_text_atomic
 from pipeline.errors import ConfigError
 from pipeline.settings import LIPSYNC_MODELS, LoopMode, PipelineSettings
 
-# The defaults live in one file at the repository root; an editable install (the supported way,
-# see README) finds it next to the package.
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 ENV_CONFIG = "FACEDROP_CONFIG"
 PATH_KEYS = ("inbox", "outbox", "state", "cache", "weights", "drivers", "logs")
 
@@ -231,17 +229,16 @@ def _resolve_path(value: str, source: Path, default: Path) -> Path:
     return Path(os.path.abspath(path))
 
 
+def default_config_path() -> Path:
+    """``default.yaml`` inside the installed package (wheels install unpacked, so a real path)."""
+    return Path(str(package_files("watcher") / "data" / "default.yaml"))
+
+
 def load_config(
     explicit: Path | None = None, *, home: Path | None = None, platform: str | None = None
 ) -> Config:
     """Load and validate the configuration (defaults, user file, ``$FACEDROP_CONFIG``, explicit)."""
-    files = [DEFAULT_CONFIG]
-    if not DEFAULT_CONFIG.is_file():
-        raise ConfigError(
-            "the default configuration is missing from the installation",
-            fix="install facedrop from its repository (pip install -e .)",
-            file=DEFAULT_CONFIG,
-        )
+    files = [default_config_path()]
     user = user_config_path(home=home, platform=platform)
     if user.is_file():
         files.append(user)
@@ -250,6 +247,19 @@ def load_config(
         files.append(Path(env).expanduser())
     if explicit is not None:
         files.append(Path(explicit).expanduser())
+    return load_layers(files, home=home, platform=platform)
+
+
+def load_layers(
+    files: Sequence[Path], *, home: Path | None = None, platform: str | None = None
+) -> Config:
+    """Merge and validate exactly these files, in order; the first is the packaged defaults."""
+    if not files[0].is_file():
+        raise ConfigError(
+            "the default configuration is missing from the installation",
+            fix="reinstall facedrop (pip install --force-reinstall facedrop)",
+            file=files[0],
+        )
     layers = []
     for path in files:
         data = _read_yaml(path)

@@ -33,7 +33,7 @@ from watcher.watch import InboxWatcher
 log = logging.getLogger("facedrop.daemon")
 
 PIPELINE_ENV = "FACEDROP_PIPELINE"  # test hook: "module:Class" of the pipeline to run
-DEFAULT_PIPELINE = "pipeline.runner:Runner"
+DEFAULT_PIPELINE = "pipeline.chain.runner:Runner"
 LOCK_NAME = "daemon.lock"
 PipelineFactory = Callable[[Config], Pipeline]
 Notifier = Callable[[str, str], None]  # (title, message)
@@ -42,7 +42,8 @@ Notifier = Callable[[str, str], None]  # (title, message)
 def pipeline_factory(name: str | None = None) -> PipelineFactory:
     """A factory for the pipeline class ``module:Class``, built as ``Class(config.pipeline)``.
 
-    The name defaults to ``$FACEDROP_PIPELINE`` (a test hook), else ``pipeline.runner:Runner``.
+    The name defaults to ``$FACEDROP_PIPELINE`` (a test hook), else
+    ``pipeline.chain.runner:Runner``.
     The import happens when the first job runs, so the daemon starts without loading models.
     """
     spec = name or os.environ.get(PIPELINE_ENV) or DEFAULT_PIPELINE

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
-from pipeline.checkpoint import load_strict, read_checkpoint
 from pipeline.errors import ModelLoadError
 from pipeline.models.gfpgan import GFPGANv1Clean, build_gfpgan_v14, convert_gfpgan_state_dict
+from pipeline.weights.checkpoint import load_strict, read_checkpoint
 
 WHAT = "GFPGAN"
 

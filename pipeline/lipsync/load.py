@@ -6,10 +6,10 @@ from pathlib import Path
 
 import torch
 
-from pipeline.checkpoint import FETCH_FIX, load_strict, read_checkpoint
 from pipeline.errors import ConfigError, WeightsError
 from pipeline.models.wav2lip import Wav2Lip, convert_wav2lip_state_dict
 from pipeline.settings import LIPSYNC_MODELS
+from pipeline.weights.checkpoint import FETCH_FIX, load_strict, read_checkpoint
 
 MODELS = LIPSYNC_MODELS  # config ``pipeline.lipsync_model`` values
 

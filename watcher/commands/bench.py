@@ -16,10 +16,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.example import AUDIO, FACE, example_dir
 from watcher.config import load_config
-
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "examples" / "hello"
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -78,13 +76,13 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202 - PipelineSettings, imp
 
 def _stage(args: argparse.Namespace) -> int:
     """One stage's figures: ms per network call (animate) or per lip-sync part (lipsync)."""
-    from pipeline.bank import ModelBank
-    from pipeline.benchmark import peak_rss_mb
+    from pipeline.chain.bank import ModelBank
+    from pipeline.chain.benchmark import peak_rss_mb
 
     settings = _settings(args)
     bank = ModelBank(settings)
     if args.stage == "animate":
-        from pipeline.bench_lp import benchmark_networks
+        from pipeline.liveportrait.bench import benchmark_networks
         from pipeline.lp_weights import load_liveportrait
 
         dtype = bank.dtype(bank.device.type == "cuda")
@@ -102,8 +100,8 @@ def _stage(args: argparse.Namespace) -> int:
         net = load_wav2lip(wav2lip_path(settings.weights_dir, settings.lipsync_model),
                            bank.device, dtype)
         result = benchmark_lipsync(net, FaceLandmarker(settings.weights_dir),
-                                   load_image(EXAMPLE / "astronaut.jpg"),
-                                   load_audio(EXAMPLE / "hello.wav").samples, bank.device, dtype,
+                                   load_image(example_dir() / FACE),
+                                   load_audio(example_dir() / AUDIO).samples, bank.device, dtype,
                                    batch_size=settings.batch_size)
         figures = {"landmarks (per distinct crop)": result.landmarks_ms, "mel": result.mel_ms,
                    "generator": result.generator_ms, "blend": result.blend_ms,
@@ -123,9 +121,9 @@ def _stage(args: argparse.Namespace) -> int:
 
 
 def _child(args: argparse.Namespace) -> int:
-    from pipeline.benchmark import bench_chain  # torch loads only in the child
+    from pipeline.chain.benchmark import bench_chain  # torch loads only in the child
 
-    result = bench_chain(_settings(args), EXAMPLE / "astronaut.jpg", EXAMPLE / "hello.wav",
+    result = bench_chain(_settings(args), example_dir() / FACE, example_dir() / AUDIO,
                          args.seconds[0], args.driving, lipsync=not args.no_lipsync,
                          enhance=args.enhance)
     print(json.dumps(result))

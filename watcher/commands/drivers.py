@@ -84,9 +84,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 def _extract(settings: PipelineSettings, drivers: Sequence[Driver], console: Console) -> None:
     """Extract the clips' motion into the cache now, so the first job does not wait for it."""
-    from pipeline.liveportrait.loader import extract_library_motion
-
     from pipeline.errors import WeightsError
+    from pipeline.liveportrait.loader import extract_library_motion
 
     try:
         states = extract_library_motion(settings, [d.path for d in drivers])

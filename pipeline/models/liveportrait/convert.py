@@ -2,7 +2,7 @@
 
 One function per file. Each takes the state dict as read (plain tensors) and returns one whose
 keys match our networks; a dict that already matches passes through unchanged, so converting
-twice is harmless. No I/O here: reading is ``pipeline.checkpoint.read_checkpoint``.
+twice is harmless. No I/O here: reading is ``pipeline.weights.checkpoint.read_checkpoint``.
 
 Official quirks handled:
 * ``motion_extractor.pth``: every key is prefixed ``detector.`` (the official wrapper module).

@@ -14,13 +14,13 @@ from functools import lru_cache
 
 import numpy as np
 
+from pipeline.chain.stageclock import StageClock
 from pipeline.enhance.stage import Enhancer
 from pipeline.face.paste import PasteBack
 from pipeline.lipsync.stage import BaseFace, LipSyncer
 from pipeline.liveportrait.animate import AnimationResult
 from pipeline.media.video import VideoWriter
 from pipeline.spec import CancelToken, ProgressFn
-from pipeline.stageclock import StageClock
 
 STAGE = "compose"
 

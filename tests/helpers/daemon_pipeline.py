@@ -3,7 +3,7 @@
 It reads the job's photo and audio through the media layer (``pipeline.media``), renders a small
 video of the photo with a moving bar (one frame per 1/fps of audio), writes it with the media
 layer's ``VideoWriter`` (H.264 yuv420p + the original audio as AAC) and reports progress per chunk,
-honouring the cancel token between chunks -- the same contract as ``pipeline.runner.Runner``.
+honouring the cancel token between chunks -- the same contract as ``pipeline.chain.runner.Runner``.
 
 Test hooks (environment variables, read per job so a running daemon picks them up):
   FACEDROP_TEST_RUNLOG      append "<job>\\t<pid>\\tstart|end" lines to this file

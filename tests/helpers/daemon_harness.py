@@ -15,8 +15,10 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
-TEST_PIPELINE = "tests.daemon_pipeline:TestPipeline"
+from pipeline.example import example_dir
+
+REPO = Path(__file__).resolve().parents[2]
+TEST_PIPELINE = "tests.helpers.daemon_pipeline:TestPipeline"
 
 
 def wait_for(cond: Callable[[], Any], timeout: float, what: str, poll: float = 0.05) -> Any:
@@ -175,7 +177,7 @@ def _big_image(folder: Path, outside: Path) -> None:
 
 
 def _long_audio(folder: Path, outside: Path) -> None:
-    speech_clip(REPO / "examples" / "hello" / "hello.wav", folder / "voice.wav", 5.0)
+    speech_clip(example_dir() / "hello.wav", folder / "voice.wav", 5.0)
 
 
 def _symlink_out(folder: Path, outside: Path) -> None:

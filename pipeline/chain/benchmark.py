@@ -20,10 +20,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pipeline.chain.runner import Runner, fit_photo
 from pipeline.media.audio import load_audio
 from pipeline.media.image import load_image
 from pipeline.media.video import VideoWriter
-from pipeline.runner import Runner, fit_photo
 from pipeline.settings import PipelineSettings
 from pipeline.spec import CancelToken, JobSpec, TimingRecord, no_progress
 

@@ -20,7 +20,7 @@ import torch
 from pipeline import lp_weights
 from pipeline.models.liveportrait.convert import DDP_PREFIX, MOTION_PREFIX, STITCHING_SUBDICTS
 from pipeline.models.liveportrait.spade import SPADEDecoder, SPADEResnetBlock
-from tests.deterministic_weights import fill_state_dict
+from tests.helpers.deterministic_weights import fill_state_dict
 
 StateDict = dict[str, torch.Tensor]
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.bank import ModelBank
-from pipeline.compose import Composer, DistinctCrops
+from pipeline.chain.bank import ModelBank
+from pipeline.chain.compose import Composer, DistinctCrops
+from pipeline.chain.stageclock import StageClock
 from pipeline.enhance.load import load_gfpgan
 from pipeline.enhance.stage import Enhancer
 from pipeline.face.landmarks import FaceLandmarker
@@ -33,7 +34,6 @@ from pipeline.media.image import load_image
 from pipeline.media.video import VideoWriter, exact_fps
 from pipeline.settings import PipelineSettings
 from pipeline.spec import CancelToken, JobSpec, ProgressFn, TimingRecord
-from pipeline.stageclock import StageClock
 
 GFPGAN_FILE = Path("gfpgan") / "GFPGANv1.4.pth"
 
