@@ -165,7 +165,7 @@ def load_yaml(text: str, path: Path) -> Any:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise InputError(
             f"{path.name} is not valid YAML{where}",
-            fix="fix the syntax (key: value, one per line) or start from 'facedrop example'",
+            fix="fix the syntax (key: value, one per line), or start from 'facedrop example'",
             file=path,
         ) from err
 
