@@ -21,8 +21,11 @@ from pipeline.liveportrait.render_cache import FRAME_BYTES, RenderCache
 from pipeline.liveportrait.retime import loop_index, output_frame_count, retime
 from pipeline.liveportrait.template import DrivingMotion
 from pipeline.settings import LoopMode
+from tests.helpers.tolerance import assert_close
 
 NTSC = 30000 / 1001
+# float32 keypoint maths against the same formula in numpy: ulps of the keypoints' magnitude
+FORMULA_ULPS = 16
 
 
 @pytest.mark.parametrize("fps", [25.0, NTSC])
@@ -93,14 +96,15 @@ def test_relative_motion_follows_the_official_formula() -> None:
     src, drv = _source(rng), _driving(rng, 6)
     x = posed_keypoints(src, drv, np.array([0, 4]), hold_lips=False)
     # frame 0 reproduces the source (tz zeroed, as x_s ignores tz)
-    np.testing.assert_allclose(x[0], src.x_s, atol=1e-5)
+    assert_close(x[0], src.x_s, ulps=FORMULA_ULPS, what="frame 0")
     i = 4
     r_new = drv.R[i] @ drv.R[0].T @ src.R
     exp_new = src.exp + drv.exp[i] - drv.exp[0]
     s_new = src.scale[0] * drv.scale[i, 0] / drv.scale[0, 0]
     t_new = src.t + drv.t[i] - drv.t[0]
     t_new[2] = 0
-    np.testing.assert_allclose(x[1], s_new * (src.kp @ r_new + exp_new) + t_new, atol=1e-5)
+    assert_close(x[1], s_new * (src.kp @ r_new + exp_new) + t_new, ulps=FORMULA_ULPS,
+                 what="frame 4")
 
 
 def test_hold_lips_keeps_the_source_mouth_expression() -> None:
@@ -113,8 +117,9 @@ def test_hold_lips_keeps_the_source_mouth_expression() -> None:
     free = posed_keypoints(src, drv, np.arange(5), hold_lips=False)
     lips = list(LIP_KEYPOINTS)
     others = [k for k in range(21) if k not in lips]
-    np.testing.assert_allclose(held[:, lips], np.broadcast_to(src.x_s[lips], (5, 6, 3)), atol=1e-5)
-    np.testing.assert_allclose(held[:, others], free[:, others], atol=1e-6)
+    assert_close(held[:, lips], np.broadcast_to(src.x_s[lips], (5, 6, 3)), ulps=FORMULA_ULPS,
+                 what="held lips")
+    assert_close(held[:, others], free[:, others], ulps=FORMULA_ULPS, what="other keypoints")
     assert not np.allclose(free[1:, lips], held[1:, lips])
 
 
@@ -127,7 +132,7 @@ def test_expression_friendly_multiplier_rescales_motion() -> None:
     frames = np.array([0, 2, 3])
     ef = relative_keypoints(src, drv, frames, DrivingOption.EXPRESSION_FRIENDLY, False)
     pf = relative_keypoints(src, drv, frames, DrivingOption.POSE_FRIENDLY, False)
-    np.testing.assert_allclose(ef, (pf - x0) * m + src.x_s, atol=1e-5)
+    assert_close(ef, (pf - x0) * m + src.x_s, ulps=FORMULA_ULPS, what="expression-friendly")
 
 
 def test_hull_volume_of_a_box_with_interior_and_coplanar_points() -> None:
