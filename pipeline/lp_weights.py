@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -24,7 +25,7 @@ from pipeline.models.liveportrait.ops import needs_portable_ops, set_portable_op
 from pipeline.models.liveportrait.spade import SPADEDecoder
 from pipeline.models.liveportrait.stitching import StitchingRetargetingNetwork
 from pipeline.models.liveportrait.warping import WarpingNetwork
-from pipeline.weights.checkpoint import load_strict, read_checkpoint
+from pipeline.weights.checkpoint import load_strict, read_checkpoint, read_state_dict
 
 # Paths under PipelineSettings.weights_dir (the official Hugging Face layout).
 APPEARANCE_FILE = "liveportrait/base_models/appearance_feature_extractor.pth"
@@ -85,23 +86,23 @@ def _load_one(
     what: str,
     conversion: Callable[[Mapping[str, torch.Tensor]], dict[str, torch.Tensor]],
 ) -> None:
-    load_strict(module, conversion(read_checkpoint(path, what)), what)  # type: ignore[arg-type]
+    load_strict(module, read_state_dict(path, what), what, conversion)
 
 
 def _load_stitching(nets: LivePortraitNets, path: Path) -> None:
     """The stitching file holds three sub-dicts; each loads strictly into its MLP."""
     checkpoint = read_checkpoint(path, "stitching/retargeting")
-    try:
-        parts = convert.split_stitching(checkpoint)
-    except (KeyError, TypeError) as exc:
-        raise ModelLoadError(
-            f"the stitching/retargeting checkpoint lacks a usable '{exc.args[0]}' entry "
-            f"(expected {', '.join(convert.STITCHING_SUBDICTS)})",
-            fix="check that the file is the official one: 'facedrop weights verify'",
-        ) from exc
     for role, module in (("stitching", nets.stitching), ("lip", nets.retarget_lip),
                          ("eye", nets.retarget_eye)):
-        load_strict(module, parts[role], f"stitching/retargeting ({role})")
+        try:
+            load_strict(module, checkpoint, f"stitching/retargeting ({role})",
+                        partial(convert.stitching_part, role=role))
+        except (KeyError, TypeError) as exc:
+            raise ModelLoadError(
+                f"the stitching/retargeting checkpoint lacks a usable '{exc.args[0]}' entry "
+                f"(expected {', '.join(convert.STITCHING_SUBDICTS)})",
+                fix="check that the file is the official one: 'facedrop weights verify'",
+            ) from exc
 
 
 def load_liveportrait(

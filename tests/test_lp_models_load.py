@@ -125,8 +125,41 @@ def test_missing_spectral_vector_is_named(weights_dir: Path, tmp_path: Path) -> 
     sd = torch.load(path, weights_only=True)
     del sd["up_1.conv_s.weight_u"]
     torch.save(sd, path)
-    with pytest.raises(ModelLoadError, match=r"up_1\.conv_s\.weight"):
+    with pytest.raises(ModelLoadError) as err:
         lp_weights.load_liveportrait(root, "cpu")
+    message = err.value.problem
+    assert "SPADE generator" in message and "missing keys: up_1.conv_s.weight_u" in message
+    assert "up_1.conv_s.weight," not in message and "unexpected" not in message
+
+
+def test_a_second_key_for_the_same_name_is_refused_naming_both(
+    weights_dir: Path, tmp_path: Path
+) -> None:
+    """The official loader refuses an extra un-prefixed key; the later one must not win."""
+    path = broken_copy(weights_dir, tmp_path, lp_weights.MOTION_FILE)
+    sd = torch.load(path, weights_only=True)
+    sd["fc_kp.bias"] = torch.zeros_like(sd["detector.fc_kp.bias"])
+    sd["detector.fc_expr.weight"] = sd.pop("detector.fc_exp.weight")
+    torch.save(sd, path)
+    with pytest.raises(ModelLoadError) as err:
+        lp_weights.load_liveportrait(tmp_path / "w", "cpu")
+    message = err.value.problem
+    assert "detector.fc_kp.bias and fc_kp.bias both become fc_kp.bias" in message
+    # the same message still names the file's other problems
+    assert "missing keys: fc_exp.weight" in message and "unexpected keys: fc_expr.weight" in message
+
+
+def test_a_plain_weight_beside_its_spectral_trio_is_refused(
+    weights_dir: Path, tmp_path: Path
+) -> None:
+    path = broken_copy(weights_dir, tmp_path, lp_weights.SPADE_FILE)
+    sd = torch.load(path, weights_only=True)
+    sd["G_middle_0.conv_0.weight"] = torch.zeros_like(sd["G_middle_0.conv_0.weight_orig"])
+    torch.save(sd, path)
+    with pytest.raises(ModelLoadError) as err:
+        lp_weights.load_liveportrait(tmp_path / "w", "cpu")
+    assert ("G_middle_0.conv_0.weight_orig and G_middle_0.conv_0.weight both become "
+            "G_middle_0.conv_0.weight") in err.value.problem
 
 
 def test_missing_file_is_a_weights_error(tmp_path: Path) -> None:
