@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.lp_weights import (
+from pipeline.liveportrait.loader import (
     APPEARANCE_FILE,
     MOTION_FILE,
     SPADE_FILE,

@@ -166,9 +166,7 @@ class LivePortraitStage:
         """Render driving frames ``todo`` in chunks, each chunk stored before the next."""
         cancel.raise_if_cancelled()
         nets = self.nets
-        info = nets.keypoint_info(source.input256[None])
-        src = SourceKeypoints(kp=info["kp"][0], R=info["R"][0], exp=info["exp"][0],
-                              scale=info["scale"][0], t=info["t"][0], x_s=info["x_s"][0])
+        src = nets.keypoint_info(source.input256[None]).source()
         f_s = nets.appearance_features(source.input256[None])
         multiplier = None
         if options.driving_option is DrivingOption.EXPRESSION_FRIENDLY:

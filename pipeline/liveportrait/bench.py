@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import torch
 
-from pipeline.lp_weights import LivePortraitNets
+from pipeline.liveportrait.nets import LivePortraitNets
 
 
 def _synchronize(device: torch.device) -> None:

@@ -29,7 +29,7 @@ from pipeline.face.affine import Affine, warp
 from pipeline.face.geometry import bbox_crop, liveportrait_bbox
 from pipeline.face.ratios import eye_ratio, lip_ratio
 from pipeline.liveportrait.motion_cache import MotionCache
-from pipeline.liveportrait.nets import NetRunner
+from pipeline.liveportrait.nets import KeypointBatch, NetRunner
 from pipeline.liveportrait.template import DrivingMotion, load_template
 from pipeline.media.video import iter_frames, probe_video
 from pipeline.spec import CacheState, CancelToken, ProgressFn
@@ -103,7 +103,7 @@ def extract_motion(
     info = probe_video(clip)
     boxes, eyes, lips = _track(iter_frames(clip), landmarker, cancel, progress, info.frames)
     affine = driving_crop(info.width, info.height, boxes)
-    parts: list[dict[str, np.ndarray]] = []
+    parts: list[KeypointBatch] = []
     done = 0
     for batch in _batches(iter_frames(clip), batch_size):
         cancel.raise_if_cancelled()
@@ -113,13 +113,11 @@ def extract_motion(
         done += len(batch)
         del batch, crops, small  # let this chunk's frames go before the next one is decoded
         progress("driving", 0.5 + 0.5 * done / max(len(boxes), 1))
-    fields = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    n = min(len(boxes), fields["R"].shape[0])  # both passes decode the same stream
+    kp = KeypointBatch.concat(parts)
+    n = min(len(boxes), kp.R.shape[0])  # both passes decode the same stream
     return DrivingMotion(
-        fps=float(info.fps),
-        **{k: v[:n] for k, v in fields.items()},
-        c_eyes=eyes[:n],
-        c_lip=lips[:n],
+        fps=float(info.fps), scale=kp.scale[:n], R=kp.R[:n], exp=kp.exp[:n], t=kp.t[:n],
+        kp=kp.kp[:n], x_s=kp.x_s[:n], c_eyes=eyes[:n], c_lip=lips[:n],
     )
 
 

@@ -83,7 +83,7 @@ def _stage(args: argparse.Namespace) -> int:
     bank = ModelBank(settings)
     if args.stage == "animate":
         from pipeline.liveportrait.bench import benchmark_networks
-        from pipeline.lp_weights import load_liveportrait
+        from pipeline.liveportrait.loader import load_liveportrait
 
         dtype = bank.dtype(bank.device.type == "cuda")
         nets = load_liveportrait(settings.weights_dir, bank.device, dtype)
