@@ -137,7 +137,8 @@ class FaceLandmarker:
             # input [0,1] -> letterbox (continuous) -> image (continuous) -> OpenCV pixel centres
             b = (d.box.reshape(2, 2) * n - [ox, oy]) / sxy - 0.5
             k = (d.keypoints * n - [ox, oy]) / sxy - 0.5
-            boxes.append(FaceBox(*b.reshape(-1).tolist(), score=d.score, keypoints=k))
+            x1, y1, x2, y2 = b.reshape(-1).tolist()
+            boxes.append(FaceBox(x1, y1, x2, y2, score=d.score, keypoints=k))
         return boxes
 
     def detect(self, rgb: np.ndarray) -> FaceBox:

@@ -68,7 +68,7 @@ def hull_mask(points: np.ndarray, shape: tuple[int, int], erode_px: float,
     if r > 0:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
         mask = cv2.erode(mask, kernel)
-    out = mask.astype(np.float32) / 255.0
+    out: np.ndarray = mask.astype(np.float32) / 255.0
     if blur_sigma > 0:
         out = cv2.GaussianBlur(out, (0, 0), sigmaX=blur_sigma, sigmaY=blur_sigma,
                                borderType=cv2.BORDER_CONSTANT)

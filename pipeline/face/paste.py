@@ -59,7 +59,7 @@ class PasteBack:
         if full.shape[:2] != (fh, fw) or crop.shape[:2] != self.crop_size[::-1]:
             raise ValueError(f"frame {full.shape} / crop {crop.shape} do not match this paste")
         out = full.copy()
-        if self.empty:
+        if self.alpha is None or self.beta is None:  # empty: the crop lands outside the frame
             return out
         # replicate: where the feather is partly on past the crop edge, use edge pixels, not black
         warped = warp(crop, self.local, self.rect_size, border=cv2.BORDER_REPLICATE)

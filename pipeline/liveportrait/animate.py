@@ -25,6 +25,7 @@ import numpy as np
 from pipeline.errors import InputError
 from pipeline.face.affine import Affine, warp
 from pipeline.face.geometry import liveportrait_crop, network_input_256
+from pipeline.face.landmarker import Landmarker
 from pipeline.face.ratios import eye_ratio
 from pipeline.liveportrait.driving import ClipMotion, clip_motion
 from pipeline.liveportrait.motion import (
@@ -121,7 +122,7 @@ class AnimationResult:
 class LivePortraitStage:
     """Built once per daemon (models stay loaded); ``run`` once per job."""
 
-    def __init__(self, nets: NetRunner, landmarker: object, settings: PipelineSettings):
+    def __init__(self, nets: NetRunner, landmarker: Landmarker, settings: PipelineSettings):
         self.nets = nets
         self.landmarker = landmarker
         self.settings = settings

@@ -8,6 +8,7 @@ real.
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 import shutil
@@ -94,7 +95,7 @@ class DriverLibrary:
         """Every clip in the library, by name."""
         return [describe(p, p.stem) for p in self._files()]
 
-    def names(self) -> list[str]:
+    def names(self) -> builtins.list[str]:  # ``list`` here is the method above
         return [p.stem for p in self._files()]
 
     def add(self, video: Path, name: str | None = None) -> Driver:

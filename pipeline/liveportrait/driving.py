@@ -27,6 +27,7 @@ from pipeline.digest import sha256_file
 from pipeline.errors import InputError, NoFaceError
 from pipeline.face.affine import Affine, warp
 from pipeline.face.geometry import bbox_crop, liveportrait_bbox
+from pipeline.face.landmarker import Landmarker
 from pipeline.face.ratios import eye_ratio, lip_ratio
 from pipeline.liveportrait.motion_cache import MotionCache
 from pipeline.liveportrait.nets import KeypointBatch, NetRunner
@@ -55,7 +56,7 @@ def driving_crop(width: int, height: int, boxes: np.ndarray) -> Affine | None:
     return bbox_crop(box)
 
 
-def _track(frames: Iterator[np.ndarray], landmarker: object, cancel: CancelToken,
+def _track(frames: Iterator[np.ndarray], landmarker: Landmarker, cancel: CancelToken,
            progress: ProgressFn, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pass 1: per-frame driving boxes (N,4) x1,y1,x2,y2, eye ratios (N,2), lip ratios (N,1)."""
     boxes, eyes, lips = [], [], []
@@ -67,7 +68,7 @@ def _track(frames: Iterator[np.ndarray], landmarker: object, cancel: CancelToken
             else:
                 prev = landmarker.track(frame, prev)
         except NoFaceError:
-            if prev is None and i == 0:
+            if prev is None:  # only on the first frame: any later frame has landmarks to keep
                 raise InputError(
                     "no face in the first frame of the driving video",
                     fix="use a driving clip that shows one face from its first frame",
@@ -96,7 +97,7 @@ def _batches(frames: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarra
 
 
 def extract_motion(
-    clip: Path, nets: NetRunner, landmarker: object, batch_size: int,
+    clip: Path, nets: NetRunner, landmarker: Landmarker, batch_size: int,
     progress: ProgressFn, cancel: CancelToken,
 ) -> DrivingMotion:
     """Run the official driving path on a video once: track, average the box, crop, run M."""
@@ -122,7 +123,7 @@ def extract_motion(
 
 
 def clip_motion(
-    clip: Path, nets: NetRunner, landmarker: object, cache: MotionCache, batch_size: int,
+    clip: Path, nets: NetRunner, landmarker: Landmarker, cache: MotionCache, batch_size: int,
     progress: ProgressFn, cancel: CancelToken,
 ) -> ClipMotion:
     """The clip's motion from the cache, or extracted now and cached (a ``.pkl`` template is
