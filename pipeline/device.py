@@ -73,6 +73,21 @@ def pick_device(pref: str = "auto") -> torch.device:
                       fix="use one of: auto, mps, cuda, cuda:N, cpu")
 
 
+def is_device_name(pref: str) -> bool:
+    """Whether ``pref`` is a device name ``pick_device`` understands (not whether it is here)."""
+    return re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", (pref or "").strip().lower()) is not None
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (timings; CPU work is already done when a call returns)."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
 def pick_dtype(device: torch.device, pref: str = "auto", fp16_checked: bool = False) -> torch.dtype:
     """The compute dtype for a stage on ``device``.
 

@@ -14,9 +14,10 @@ import torch
 
 from pipeline.face.geometry import Affine, liveportrait_crop, warp
 from pipeline.face.landmarks import FaceLandmarker
-from pipeline.lipsync.audio import frame_mels, output_frame_count
+from pipeline.lipsync.audio import frame_mels
 from pipeline.lipsync.stage import BaseFace, LipSyncer, face_input
 from pipeline.media.audio import load_audio
+from pipeline.media.frame_count import output_frame_count
 from pipeline.models.wav2lip import Wav2Lip
 from tests.helpers.tolerance import assert_close
 from tests.helpers.w2l_checkpoints import random_wav2lip_state_dict

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -18,8 +19,9 @@ from pipeline.liveportrait.motion import (
     relative_keypoints,
 )
 from pipeline.liveportrait.render_cache import FRAME_BYTES, RenderCache
-from pipeline.liveportrait.retime import loop_index, output_frame_count, retime
+from pipeline.liveportrait.retime import loop_index, retime
 from pipeline.liveportrait.template import DrivingMotion
+from pipeline.media.frame_count import output_frame_count
 from pipeline.settings import LoopMode
 from tests.helpers.tolerance import assert_close
 
@@ -41,6 +43,14 @@ def test_exact_counts() -> None:
     assert output_frame_count(5.9, 25) == 148
     assert output_frame_count(10.0, NTSC) == 300  # 299.7 -> 300
     assert output_frame_count(1001 / 30000 * 77, NTSC) == 77
+    assert output_frame_count(0.001, Fraction(30000, 1001)) == 1  # at least one frame
+
+
+@pytest.mark.parametrize(("seconds", "fps"), [(0.0, 25.0), (-1.0, 25.0), (2.0, 0.0), (2.0, -25.0),
+                                              (float("nan"), 25.0)])
+def test_frame_count_refuses_what_is_not_positive(seconds: float, fps: float) -> None:
+    with pytest.raises(ValueError, match="must be positive"):
+        output_frame_count(seconds, fps)
 
 
 def test_pingpong_and_repeat_sequences() -> None:
@@ -166,7 +176,7 @@ def test_driving_crop_averages_boxes_and_keeps_filled_square_clips() -> None:
     boxes = np.array([[100, 50, 300, 250], [110, 60, 310, 260]], float)  # 200 px, centre moves
     crop = driving_crop(640, 360, boxes)  # not square: cropped with the averaged box
     assert crop is not None
-    np.testing.assert_allclose(crop.apply(np.array([[105, 55], [305, 255]])),
-                               [[0, 0], [512, 512]], atol=1e-9)
+    assert_close(crop.apply(np.array([[105, 55], [305, 255]])), np.array([[0, 0], [512, 512]]),
+                 ulps=64, dtype=np.float64, what="averaged box corners")
     assert driving_crop(240, 240, boxes) is None  # square and the face fills it: as is
     assert driving_crop(480, 480, boxes) is not None  # square wide shot: still cropped

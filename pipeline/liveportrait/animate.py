@@ -37,7 +37,8 @@ from pipeline.liveportrait.motion import (
 from pipeline.liveportrait.motion_cache import MotionCache
 from pipeline.liveportrait.nets import NetRunner
 from pipeline.liveportrait.render_cache import FRAME_BYTES, RenderCache, RenderEntry, render_key
-from pipeline.liveportrait.retime import output_frame_count, retime
+from pipeline.liveportrait.retime import retime
+from pipeline.media.frame_count import output_frame_count
 from pipeline.settings import PipelineSettings
 from pipeline.spec import CacheState, CancelToken, ProgressFn, no_progress
 

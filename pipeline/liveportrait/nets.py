@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipeline.device import synchronize
 from pipeline.liveportrait.motion import SourceKeypoints
 from pipeline.models.liveportrait.appearance import AppearanceFeatureExtractor
 from pipeline.models.liveportrait.keypoints import (
@@ -106,7 +107,7 @@ class NetRunner:
             with torch.inference_mode():
                 yield
         finally:
-            _sync(self.device)
+            synchronize(self.device)
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
     def to_input(self, rgb256: np.ndarray) -> torch.Tensor:
@@ -162,10 +163,3 @@ class NetRunner:
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().float().cpu().numpy().astype(np.float32)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()

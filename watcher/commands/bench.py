@@ -77,7 +77,7 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202 - PipelineSettings, imp
 def _stage(args: argparse.Namespace) -> int:
     """One stage's figures: ms per network call (animate) or per lip-sync part (lipsync)."""
     from pipeline.chain.bank import ModelBank
-    from pipeline.chain.benchmark import peak_rss_mb
+    from pipeline.rss import peak_rss_mb
 
     settings = _settings(args)
     bank = ModelBank(settings)
