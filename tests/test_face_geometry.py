@@ -34,7 +34,6 @@ def test_affine_algebra() -> None:
     p = np.random.default_rng(0).uniform(-50, 500, (20, 2))
     assert_close(a.inverse().apply(a.apply(p)), p, ulps=AFFINE_ULPS, what="inverse round trip")
     assert np.allclose(a.compose(b).apply(p), a.apply(b.apply(p)))
-    assert np.allclose(a.then(b).apply(p), b.apply(a.apply(p)))
     assert np.allclose(a.apply([10.0, 20.0]), [100.0, 50.0])
     assert a.scale == pytest.approx(1.7)
     assert a.as_cv2().shape == (2, 3)

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.errors import WeightsError
 from pipeline.weights.manifest import Licence, WeightFile
-from pipeline.weights.verify import State, import_dir, require, verify
+from pipeline.weights.verify import State, import_dir, verify
 
 LIC = Licence("Test-1.0", "https://example.invalid/licence")
 
@@ -55,19 +55,6 @@ def test_unpinned_file_is_reported_with_its_hash(tmp_path: Path) -> None:
     (status,) = verify(tmp_path, [entry])
     assert status.state is State.UNPINNED and status.ok
     assert hashlib.sha256(b"abc").hexdigest() in status.detail
-
-
-def test_require_names_every_bad_file_and_both_commands(tmp_path: Path) -> None:
-    entries, bodies = _entries(tmp_path)
-    _install(tmp_path, entries[:1], bodies)
-    with pytest.raises(WeightsError) as info:
-        require(tmp_path, entries)
-    msg = info.value.user_message()
-    assert "g/beta.pth (missing)" in msg and "g/gamma.pth (missing)" in msg
-    assert "g/alpha.pth" not in msg
-    assert "facedrop weights fetch" in msg and "facedrop weights import DIR" in msg
-    _install(tmp_path, entries, bodies)
-    require(tmp_path, entries, hash_files=True)
 
 
 def test_import_by_name_and_by_content(tmp_path: Path) -> None:

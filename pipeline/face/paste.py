@@ -69,11 +69,3 @@ class PasteBack:
         out[self.y0:self.y1, self.x0:self.x1] = cv2.blendLinear(warped, region, self.alpha,
                                                                 self.beta)
         return out
-
-
-def paste_back(full: np.ndarray, crop: np.ndarray, affine_image_to_crop: Affine,
-               mask: np.ndarray | None = None) -> np.ndarray:
-    """One-off paste of ``crop`` into ``full`` (see ``PasteBack`` to paste many frames)."""
-    h, w = full.shape[:2]
-    ch, cw = crop.shape[:2]
-    return PasteBack(affine_image_to_crop, (cw, ch), (w, h), mask).paste(full, crop)

@@ -80,9 +80,3 @@ def fetch_examples(
         added.append(library.add(dest, clip.name))
         dest.unlink(missing_ok=True)
     return added
-
-
-def default_example(drivers: Sequence[Driver]) -> str:
-    """The clip to make the default: the first fetched one."""
-    return drivers[0].name if drivers else ""
-

@@ -48,7 +48,6 @@ STITCHING_FILE = "liveportrait/retargeting_models/stitching_retargeting_module.p
 LIVEPORTRAIT_FILES = (APPEARANCE_FILE, MOTION_FILE, WARPING_FILE, SPADE_FILE, STITCHING_FILE)
 
 
-
 def build_liveportrait(config: LivePortraitConfig | None = None) -> LivePortraitNets:
     """The networks with torch's default initialisation, on the CPU, in eval mode."""
     cfg = config or LivePortraitConfig()

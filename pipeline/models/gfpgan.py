@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from pipeline.models.keymap import rename
 from pipeline.models.stylegan2 import StyleGAN2DecoderSFT, stylegan2_channels
 
-EXPECTED_KEYS = 285  # params_ema of GFPGANv1.4.pth (research/parity-notes.md)
+EXPECTED_KEYS = 285  # entries in params_ema of the official GFPGANv1.4.pth
 
 
 class ResBlock(nn.Module):

@@ -1,20 +1,19 @@
 """Check a weights folder against the manifest, and import files a user already has.
 
 ``verify`` reports every file as ok / missing / size mismatch / hash mismatch (or unpinned when
-the manifest has no hash for it); ``require`` is the one-line guard a stage calls before loading;
-``import_dir`` finds model files in any folder by name or by content and copies them in.
+the manifest has no hash for it); ``import_dir`` finds model files in any folder by name or by
+content and copies them in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 from pipeline.errors import WeightsError
 from pipeline.weights.files import (
-    FETCH_OR_IMPORT,
     check_file,
     copy_atomically,
     partial_path,
@@ -80,20 +79,6 @@ def verify(weights_dir: Path, entries: Sequence[WeightFile] = MANIFEST, *,
            hash_files: bool = True) -> list[FileStatus]:
     """The status of every manifest file under ``weights_dir``, in manifest order."""
     return [check_entry(e, weights_dir, hash_files=hash_files) for e in entries]
-
-
-def require(weights_dir: Path, entries: Iterable[WeightFile], *, hash_files: bool = False) -> None:
-    """Raise one ``WeightsError`` naming every missing or damaged file, with both fixes.
-
-    By default only presence and size are checked (cheap enough for every job); the daemon
-    can hash once at start with ``hash_files=True``.
-    """
-    bad = [s for s in (check_entry(e, weights_dir, hash_files=hash_files) for e in entries)
-           if not s.ok]
-    if bad:
-        listing = "; ".join(f"{s.entry.relpath} ({s.state.value})" for s in bad)
-        raise WeightsError(f"model weights are not ready in {weights_dir}: {listing}",
-                           file=bad[0].path, fix=FETCH_OR_IMPORT)
 
 
 @dataclass(frozen=True, slots=True)
