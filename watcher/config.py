@@ -203,7 +203,7 @@ def _validate_key(section: str, key: str, value: Any, path: Path) -> None:
     choices = CHOICES.get((section, key))
     # cuda:N takes any index: pipeline.device owns the device names
     if (section, key) == ("pipeline", "device"):
-        known = is_device_name(value)
+        known = isinstance(value, str) and is_device_name(value)
     else:
         known = choices is None or value in choices
     if choices and not known:
