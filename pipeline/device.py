@@ -6,13 +6,9 @@ only on a GPU and only for a stage whose fp16 output has been checked against fp
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import sys
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from pipeline.errors import ConfigError
@@ -20,12 +16,7 @@ from pipeline.errors import ConfigError
 if TYPE_CHECKING:  # torch is imported inside the functions: see enable_mps_fallback()
     import torch
 
-log = logging.getLogger(__name__)
-
 MPS_FALLBACK_ENV = "PYTORCH_ENABLE_MPS_FALLBACK"
-# torch's TORCH_WARN_ONCE text: "The operator 'aten::xyz' is not currently supported on the MPS
-# backend and will fall back to run on the CPU. This may have performance implications."
-_FALLBACK_RE = re.compile(r"operator '([^']+)' is not currently supported on the MPS backend")
 _DTYPES = {"fp32": "float32", "float32": "float32", "fp16": "float16", "float16": "float16",
            "half": "float16"}
 
@@ -73,6 +64,21 @@ def pick_device(pref: str = "auto") -> torch.device:
                       fix="use one of: auto, mps, cuda, cuda:N, cpu")
 
 
+def is_device_name(pref: str) -> bool:
+    """Whether ``pref`` is a device name ``pick_device`` understands (not whether it is here)."""
+    return re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", (pref or "").strip().lower()) is not None
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (timings; CPU work is already done when a call returns)."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
 def pick_dtype(device: torch.device, pref: str = "auto", fp16_checked: bool = False) -> torch.dtype:
     """The compute dtype for a stage on ``device``.
 
@@ -111,33 +117,6 @@ def enable_mps_fallback() -> bool:
     # only reaches child processes. This module imports torch lazily so the daemon can call
     # this first.
     return "torch" not in sys.modules
-
-
-@contextmanager
-def log_mps_fallbacks(logger: logging.Logger | None = None) -> Iterator[list[str]]:
-    """Within the block, log each MPS->CPU operator fallback and collect the operator names.
-
-    torch emits the fallback as a one-time UserWarning; it is turned into a log line (and kept
-    out of the user's console), while every other warning goes on through the normal filters.
-    """
-    target = logger or log
-    ops: list[str] = []
-    with warnings.catch_warnings():
-        previous = warnings.showwarning
-
-        def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202
-            match = _FALLBACK_RE.search(str(message))
-            if match is None:
-                previous(message, category, filename, lineno, file, line)
-                return
-            ops.append(match.group(1))
-            target.warning("MPS has no kernel for %s; it runs on the CPU (slower)",
-                           match.group(1))
-
-        warnings.showwarning = show
-        warnings.filterwarnings("always", message=r".*not currently supported on the MPS backend",
-                                category=UserWarning)
-        yield ops
 
 
 def accelerator_fix(system: str, machine: str) -> str:

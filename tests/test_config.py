@@ -104,6 +104,19 @@ def test_invalid_config_names_key_and_file(tmp_path, data, message):
     assert info.value.file == str(path)
 
 
+@pytest.mark.parametrize("device", ["cuda:0", "cuda:3", "cuda", "cpu", "mps", "auto"])
+def test_every_device_pick_device_takes_is_accepted(tmp_path, device):
+    path = _write(tmp_path / "dev.yaml", {"pipeline": {"device": device}})
+    assert load_config(path, home=tmp_path).pipeline.device == device
+
+
+@pytest.mark.parametrize("device", ["cuda:", "cuda:x", "gpu", "cuda0"])
+def test_malformed_device_names_are_refused(tmp_path, device):
+    path = _write(tmp_path / "dev.yaml", {"pipeline": {"device": device}})
+    with pytest.raises(ConfigError, match="auto, mps, cuda, cuda:N, cpu"):
+        load_config(path, home=tmp_path)
+
+
 def test_yaml_syntax_error_names_file(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("daemon: [\n")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import subprocess
 import sys
-import warnings
 
 import pytest
 import torch
@@ -97,22 +95,3 @@ def test_importing_media_and_device_loads_no_torch() -> None:
         "assert os.environ['PYTORCH_ENABLE_MPS_FALLBACK'] == '1'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
-
-
-FALLBACK = ("The operator 'aten::_fft_r2c' is not currently supported on the MPS backend and "
-            "will fall back to run on the CPU. This may have performance implications.")
-
-
-def test_fallback_warnings_are_logged(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="pipeline.device")
-    with dev.log_mps_fallbacks() as ops:
-        warnings.warn(FALLBACK, UserWarning, stacklevel=1)
-        warnings.warn(FALLBACK, UserWarning, stacklevel=1)
-        # Other warnings are not swallowed: the suite's filterwarnings=error still applies.
-        with pytest.warns(RuntimeWarning, match="unrelated"):
-            warnings.warn("unrelated", RuntimeWarning, stacklevel=1)
-    assert ops == ["aten::_fft_r2c", "aten::_fft_r2c"]
-    assert "aten::_fft_r2c" in caplog.text and "CPU" in caplog.text
-    # Outside the block the filters are as before: the same text is an error again.
-    with pytest.raises(UserWarning):
-        warnings.warn(FALLBACK, UserWarning, stacklevel=1)

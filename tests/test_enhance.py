@@ -11,8 +11,7 @@ import torch
 from PIL import Image
 
 from pipeline.enhance import Enhancer, gfpgan_from_checkpoint
-from pipeline.enhance.smoothing import LandmarkSmoother
-from pipeline.enhance.stage import blend
+from pipeline.enhance.stage import blend, smooth_landmarks
 from pipeline.face import meshidx
 from pipeline.face.geometry import ffhq_align, liveportrait_crop, warp
 from pipeline.face.landmarks import FaceLandmarker
@@ -83,7 +82,7 @@ def test_blend_weight_endpoints() -> None:
 
 def test_smoothed_alignment_does_not_jump(crop_and_landmarks) -> None:
     """Per-frame landmark jitter of about 1 px moves the raw FFHQ alignment every frame;
-    the smoothed alignment moves far less, and carries over between chunks."""
+    the smoothed alignment moves far less, with no lag."""
     _, lmk = crop_and_landmarks
     rng = np.random.default_rng(1)
     frames = [lmk + rng.normal(0, 1.0, lmk.shape) for _ in range(40)]
@@ -92,15 +91,11 @@ def test_smoothed_alignment_does_not_jump(crop_and_landmarks) -> None:
         ms = [ffhq_align(p).matrix for p in seq]
         return float(np.mean([np.abs(b - a).max() for a, b in zip(ms, ms[1:], strict=False)]))
 
-    smoother = LandmarkSmoother(0.5)
-    smoothed = [smoother.update(p) for p in frames]
+    smoothed = list(smooth_landmarks(np.stack(frames)))
     assert mean_step(smoothed[5:]) < 0.6 * mean_step(frames[5:])
-
-    chunked = LandmarkSmoother(0.5)
-    again = [chunked.update(p) for p in frames[:17]] + [chunked.update(p) for p in frames[17:]]
-    np.testing.assert_array_equal(np.stack(again), np.stack(smoothed))
-    chunked.reset()
-    np.testing.assert_array_equal(chunked.update(frames[3]), frames[3])
+    # zero lag: a still face stays exactly where it is, at the ends too
+    still = np.stack([lmk] * 12)
+    np.testing.assert_array_equal(smooth_landmarks(still), still.astype(np.float32))
 
 
 def test_alignment_puts_the_face_on_the_ffhq_template(crop_and_landmarks) -> None:
@@ -108,7 +103,7 @@ def test_alignment_puts_the_face_on_the_ffhq_template(crop_and_landmarks) -> Non
     from pipeline.face.geometry import FFHQ_TEMPLATE_512, five_points
 
     _, lmk = crop_and_landmarks
-    smoothed = LandmarkSmoother(0.5).update(lmk)
+    smoothed = lmk
     moved = ffhq_align(smoothed).apply(five_points(smoothed))
     # A least-squares similarity of 5 points: the eyes land within a few px; the astronaut smiles,
     # so her mouth corners sit wider and higher than the template's (about 13 px here).

@@ -8,10 +8,11 @@ import pytest
 
 from pipeline.face import geometry as G
 from pipeline.face import meshidx
-from pipeline.face.masks import face_mask, hull_mask, lower_face_mask, square_feather_mask
-from pipeline.face.paste import PasteBack, paste_back
+from pipeline.face.masks import face_mask, hull_mask, square_feather_mask
+from pipeline.face.paste import PasteBack
 from pipeline.face.ratios import eye_ratio, lip_ratio
 from pipeline.face.smooth import smooth_sequence
+from tests.helpers.tolerance import assert_close
 
 
 def test_square_mask_is_livportraits_template_shape() -> None:
@@ -23,14 +24,13 @@ def test_square_mask_is_livportraits_template_shape() -> None:
     assert m[0, 0] == 0.0 and 0 < m[10, 10] < m[10, 256]  # rounded corners
 
 
-def test_face_masks_cover_their_regions(lmk) -> None:
+def test_face_mask_covers_the_face(lmk) -> None:
     fm = face_mask(lmk, (512, 512))
-    lm = lower_face_mask(lmk, (512, 512))
     nose = np.round(lmk[meshidx.NOSE_TIP]).astype(int)
     mouth = np.round((lmk[13] + lmk[14]) / 2).astype(int)
     eye = np.round(lmk[meshidx.EYE_L_CENTRE].mean(0)).astype(int)
     assert fm[nose[1], nose[0]] > 0.99 and fm[eye[1], eye[0]] > 0.9
-    assert lm[mouth[1], mouth[0]] > 0.99 and lm[eye[1], eye[0]] < 0.01
+    assert fm[mouth[1], mouth[0]] > 0.99
     assert fm[5, 5] == 0.0 and fm[500, 500] == 0.0
     # soft edge: values strictly between 0 and 1 exist, and nothing outside the oval
     assert ((fm > 0.05) & (fm < 0.95)).sum() > 500
@@ -42,8 +42,9 @@ def test_paste_back_leaves_outside_of_mask_unchanged(astronaut, lmk) -> None:
     aff = G.liveportrait_crop(lmk)
     crop = np.zeros((512, 512, 3), np.uint8)  # a very different crop
     crop_lmk = aff.apply(lmk)
-    mask = lower_face_mask(crop_lmk, (512, 512))
-    out = paste_back(astronaut, crop, aff, mask)
+    mask = face_mask(crop_lmk, (512, 512))
+    h, w = astronaut.shape[:2]
+    out = PasteBack(aff, (512, 512), (w, h), mask).paste(astronaut, crop)
     assert out.dtype == np.uint8 and out.shape == astronaut.shape
     back_mask = G.warp(mask, aff.inverse(), 512)
     outside = back_mask == 0
@@ -82,8 +83,8 @@ def test_ratios_are_openings_over_widths(lmk) -> None:
     assert 0.05 < lip[0] < 0.5  # smiling with teeth showing: lips apart
     # invariant to scale/rotation/translation of the whole face
     move = G.Affine.similarity(2.5, 0.7, np.array([0.0, 0.0]), np.array([40.0, 90.0]))
-    assert np.allclose(eye_ratio(move.apply(lmk)), eyes, atol=1e-5)
-    assert np.allclose(lip_ratio(move.apply(lmk)), lip, atol=1e-5)
+    assert_close(eye_ratio(move.apply(lmk)), eyes, ulps=64, what="eye ratio, moved face")
+    assert_close(lip_ratio(move.apply(lmk)), lip, ulps=64, what="lip ratio, moved face")
     # closing the mouth: inner lips meet -> 0
     shut = lmk.copy()
     shut[14] = shut[13]
@@ -94,7 +95,8 @@ def test_smoothing_has_no_lag_and_removes_jitter() -> None:
     t = np.arange(60, dtype=np.float64)
     ramp = np.stack([t, 2 * t], axis=1)[:, None, :]  # (T, 1, 2) moving point
     out = smooth_sequence(ramp, sigma=2.0)
-    assert np.allclose(out[8:-8], ramp[8:-8], atol=1e-4)  # centred: a linear motion is kept
+    # centred: a linear motion is kept (to float32 rounding of the positions)
+    assert_close(out[8:-8], ramp[8:-8], ulps=8, dtype=np.float32, what="smoothed ramp")
     still = np.tile(np.array([[5.0, 7.0]]), (30, 1, 1))
     assert np.array_equal(smooth_sequence(still, 2.0), still.astype(np.float32))
     noisy = ramp + np.random.default_rng(0).normal(0, 1.0, ramp.shape)
@@ -115,4 +117,4 @@ def test_hull_mask_roi_equals_full_frame_computation(lmk, shift) -> None:
                            borderType=cv2.BORDER_CONSTANT)
     ref[ref < 1 / 255] = 0
     assert got.max() > 0.99
-    assert np.abs(got - ref).max() < 1e-5
+    assert_close(got, ref, ulps=8, what="hull mask")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.lipsync import blend, box
+from tests.helpers.tolerance import assert_close
 
 
 def _official_forward_average(boxes: np.ndarray, t: int = 5) -> np.ndarray:
@@ -29,7 +30,8 @@ def test_smoothing_has_no_lag_where_the_official_window_runs_ahead() -> None:
     ours = box.smooth_boxes(raw)
     official = _official_forward_average(raw)
     interior = slice(5, -5)
-    np.testing.assert_allclose(ours[interior], true[interior], atol=1e-6)  # no lag at all
+    # no lag at all: equal to float32 rounding of the coordinates
+    assert_close(ours[interior], true[interior], ulps=8, dtype=np.float32, what="boxes")
     # the forward window is 2 frames ahead: 2 * 1.5 px on x for this motion
     assert np.all(official[interior, 0] - true[interior, 0] > 2.9)
     # at the ends the clamp keeps every edge within 2 % of the box height of the measured box

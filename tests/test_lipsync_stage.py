@@ -14,10 +14,12 @@ import torch
 
 from pipeline.face.geometry import Affine, liveportrait_crop, warp
 from pipeline.face.landmarks import FaceLandmarker
-from pipeline.lipsync.audio import frame_mels, output_frame_count
+from pipeline.lipsync.audio import frame_mels
 from pipeline.lipsync.stage import BaseFace, LipSyncer, face_input
 from pipeline.media.audio import load_audio
+from pipeline.media.frame_count import output_frame_count
 from pipeline.models.wav2lip import Wav2Lip
+from tests.helpers.tolerance import assert_close
 from tests.helpers.w2l_checkpoints import random_wav2lip_state_dict
 
 CPU = torch.device("cpu")
@@ -121,7 +123,7 @@ def test_landmarks_once_per_distinct_crop_and_official_input(scene: dict) -> Non
     expected = np.concatenate((masked, face), axis=2).transpose(2, 0, 1) / 255.0
     got = face_input(crop, b.box)
     assert got.dtype == np.float32 and got.shape == (6, 96, 96)
-    np.testing.assert_allclose(got, expected, atol=1e-7)
+    assert_close(got, expected, ulps=2, dtype=np.float32, what="face input")
     # the stage asks nothing more of the landmarker per output frame
     mels = np.zeros((10, 80, 16), np.float32)
     syncer.sync([crop] * 10, [b] * 10, mels)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.lp_weights import (
+from pipeline.liveportrait.loader import (
     APPEARANCE_FILE,
     MOTION_FILE,
     SPADE_FILE,
@@ -26,12 +26,19 @@ from pipeline.models.liveportrait import convert, keypoints
 from pipeline.models.liveportrait.motion import MotionOutput
 from pipeline.weights.checkpoint import load_strict
 from tests.helpers.lp_checkpoints import empty_nets, fill_official, official_state_dicts
+from tests.helpers.tolerance import assert_close, assert_stat_close
 
 # numeric parity: CI runs these again under another ATEN_CPU_CAPABILITY
 pytestmark = pytest.mark.parity
 
 FIXTURES = Path(__file__).parent / "fixtures" / "parity"
+# The stated elementwise parity tolerance (float32 networks against the official float32 code).
 TOL = 1e-4
+# Mean / std of a float32 output: within this many float32 ulps of the values' magnitude. The
+# largest seen over default / avx2 / avx512 kernels is 6.5 (roll_deg's std on avx512).
+STAT_ULPS = 32
+# Regenerated seeded inputs: torch.randn rounds differently per kernel set (about one ulp).
+INPUT_ULPS = 4
 
 
 def fixture(name: str) -> dict[str, np.ndarray]:
@@ -44,13 +51,17 @@ def assert_matches(fx: dict[str, np.ndarray], name: str, actual: torch.Tensor) -
     a = actual.detach().float().numpy()
     assert a.shape == tuple(fx[f"{name}__shape"]), name
     if name in fx:
-        np.testing.assert_allclose(a, fx[name], atol=TOL, rtol=TOL, err_msg=name)
+        expected = fx[name]
+        assert_close(a, expected, atol=TOL, rtol=TOL, what=name)
     else:
+        expected = fx[f"{name}__sub"]
         sub = a.ravel()[:: int(fx[f"{name}__stride"])]
-        np.testing.assert_allclose(sub, fx[f"{name}__sub"], atol=TOL, rtol=TOL, err_msg=name)
+        assert_close(sub, expected, atol=TOL, rtol=TOL, what=name)
     a64 = a.astype(np.float64)
-    assert abs(a64.mean() - fx[f"{name}__mean"]) < 1e-5, name
-    assert abs(a64.std() - fx[f"{name}__std"]) < 1e-5, name
+    assert_stat_close(a64.mean(), fx[f"{name}__mean"], magnitude=expected, ulps=STAT_ULPS,
+                      what=f"{name} mean")
+    assert_stat_close(a64.std(), fx[f"{name}__std"], magnitude=expected, ulps=STAT_ULPS,
+                      what=f"{name} std")
     if a.size > 1:
         assert fx[f"{name}__std"] > 1e-3, f"{name}: the official output is near constant"
 
@@ -64,6 +75,13 @@ def assert_official_layout(fx: dict[str, np.ndarray], template: dict[str, torch.
 
 def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
+
+
+def stored_input(fx: dict[str, np.ndarray], name: str, regenerated: torch.Tensor) -> torch.Tensor:
+    """The fixture's own copy of a seeded input, after checking our seeded draw is the same one
+    (to rounding: torch.randn's kernels differ per CPU)."""
+    assert_close(regenerated, fx[name], ulps=INPUT_ULPS, what=f"input {name}")
+    return torch.from_numpy(fx[name])
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +131,8 @@ def test_warping_module_matches_official(nets_and_templates) -> None:
     f_s = torch.randn(1, 32, 16, 64, 64, generator=g)
     kp_s = torch.randn(1, 21, 3, generator=g) * 0.5
     kp_d = kp_s + 0.1 * torch.randn(1, 21, 3, generator=g)
-    np.testing.assert_array_equal(kp_s.numpy(), fx["kp_source"])
-    np.testing.assert_array_equal(kp_d.numpy(), fx["kp_driving"])
+    kp_s = stored_input(fx, "kp_source", kp_s)
+    kp_d = stored_input(fx, "kp_driving", kp_d)
     with torch.no_grad():
         out = nets.warping(f_s, kp_driving=kp_d, kp_source=kp_s)
     assert_matches(fx, "out", out.out)
@@ -155,7 +173,9 @@ def test_stitching_and_retargeting_match_official(nets_and_templates) -> None:
     x_d = x_s + 0.05 * torch.randn(2, 21, 3, generator=g)
     eye_ratio = torch.rand(2, 3, generator=g) * 0.4
     lip_ratio = torch.rand(2, 2, generator=g) * 0.4
-    np.testing.assert_array_equal(lip_ratio.numpy(), fx["lip_ratio"])
+    x_s, x_d = stored_input(fx, "x_s", x_s), stored_input(fx, "x_d", x_d)
+    eye_ratio = stored_input(fx, "eye_ratio", eye_ratio)
+    lip_ratio = stored_input(fx, "lip_ratio", lip_ratio)
     with torch.no_grad():
         assert_matches(fx, "stitch_delta", nets.stitching(keypoints.concat_feat(x_s, x_d)))
         assert_matches(fx, "stitched", keypoints.stitching(nets.stitching, x_s, x_d))

@@ -16,8 +16,8 @@ from pipeline.face.landmarks import FaceLandmarker
 from pipeline.liveportrait.animate import AnimateOptions, LivePortraitStage
 from pipeline.liveportrait.loader import extract_library_motion, load_runner, versions
 from pipeline.liveportrait.nets import NetRunner
-from pipeline.liveportrait.retime import output_frame_count
 from pipeline.liveportrait.template import load_template
+from pipeline.media.frame_count import output_frame_count
 from pipeline.settings import LoopMode
 from pipeline.spec import CacheState, CancelToken
 from tests.helpers.clips import make_clip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -18,11 +19,15 @@ from pipeline.liveportrait.motion import (
     relative_keypoints,
 )
 from pipeline.liveportrait.render_cache import FRAME_BYTES, RenderCache
-from pipeline.liveportrait.retime import loop_index, output_frame_count, retime
+from pipeline.liveportrait.retime import loop_index, retime
 from pipeline.liveportrait.template import DrivingMotion
+from pipeline.media.frame_count import output_frame_count
 from pipeline.settings import LoopMode
+from tests.helpers.tolerance import assert_close
 
 NTSC = 30000 / 1001
+# float32 keypoint maths against the same formula in numpy: ulps of the keypoints' magnitude
+FORMULA_ULPS = 16
 
 
 @pytest.mark.parametrize("fps", [25.0, NTSC])
@@ -38,6 +43,14 @@ def test_exact_counts() -> None:
     assert output_frame_count(5.9, 25) == 148
     assert output_frame_count(10.0, NTSC) == 300  # 299.7 -> 300
     assert output_frame_count(1001 / 30000 * 77, NTSC) == 77
+    assert output_frame_count(0.001, Fraction(30000, 1001)) == 1  # at least one frame
+
+
+@pytest.mark.parametrize(("seconds", "fps"), [(0.0, 25.0), (-1.0, 25.0), (2.0, 0.0), (2.0, -25.0),
+                                              (float("nan"), 25.0)])
+def test_frame_count_refuses_what_is_not_positive(seconds: float, fps: float) -> None:
+    with pytest.raises(ValueError, match="must be positive"):
+        output_frame_count(seconds, fps)
 
 
 def test_pingpong_and_repeat_sequences() -> None:
@@ -93,14 +106,15 @@ def test_relative_motion_follows_the_official_formula() -> None:
     src, drv = _source(rng), _driving(rng, 6)
     x = posed_keypoints(src, drv, np.array([0, 4]), hold_lips=False)
     # frame 0 reproduces the source (tz zeroed, as x_s ignores tz)
-    np.testing.assert_allclose(x[0], src.x_s, atol=1e-5)
+    assert_close(x[0], src.x_s, ulps=FORMULA_ULPS, what="frame 0")
     i = 4
     r_new = drv.R[i] @ drv.R[0].T @ src.R
     exp_new = src.exp + drv.exp[i] - drv.exp[0]
     s_new = src.scale[0] * drv.scale[i, 0] / drv.scale[0, 0]
     t_new = src.t + drv.t[i] - drv.t[0]
     t_new[2] = 0
-    np.testing.assert_allclose(x[1], s_new * (src.kp @ r_new + exp_new) + t_new, atol=1e-5)
+    assert_close(x[1], s_new * (src.kp @ r_new + exp_new) + t_new, ulps=FORMULA_ULPS,
+                 what="frame 4")
 
 
 def test_hold_lips_keeps_the_source_mouth_expression() -> None:
@@ -113,8 +127,9 @@ def test_hold_lips_keeps_the_source_mouth_expression() -> None:
     free = posed_keypoints(src, drv, np.arange(5), hold_lips=False)
     lips = list(LIP_KEYPOINTS)
     others = [k for k in range(21) if k not in lips]
-    np.testing.assert_allclose(held[:, lips], np.broadcast_to(src.x_s[lips], (5, 6, 3)), atol=1e-5)
-    np.testing.assert_allclose(held[:, others], free[:, others], atol=1e-6)
+    assert_close(held[:, lips], np.broadcast_to(src.x_s[lips], (5, 6, 3)), ulps=FORMULA_ULPS,
+                 what="held lips")
+    assert_close(held[:, others], free[:, others], ulps=FORMULA_ULPS, what="other keypoints")
     assert not np.allclose(free[1:, lips], held[1:, lips])
 
 
@@ -127,7 +142,7 @@ def test_expression_friendly_multiplier_rescales_motion() -> None:
     frames = np.array([0, 2, 3])
     ef = relative_keypoints(src, drv, frames, DrivingOption.EXPRESSION_FRIENDLY, False)
     pf = relative_keypoints(src, drv, frames, DrivingOption.POSE_FRIENDLY, False)
-    np.testing.assert_allclose(ef, (pf - x0) * m + src.x_s, atol=1e-5)
+    assert_close(ef, (pf - x0) * m + src.x_s, ulps=FORMULA_ULPS, what="expression-friendly")
 
 
 def test_hull_volume_of_a_box_with_interior_and_coplanar_points() -> None:
@@ -161,7 +176,7 @@ def test_driving_crop_averages_boxes_and_keeps_filled_square_clips() -> None:
     boxes = np.array([[100, 50, 300, 250], [110, 60, 310, 260]], float)  # 200 px, centre moves
     crop = driving_crop(640, 360, boxes)  # not square: cropped with the averaged box
     assert crop is not None
-    np.testing.assert_allclose(crop.apply(np.array([[105, 55], [305, 255]])),
-                               [[0, 0], [512, 512]], atol=1e-9)
+    assert_close(crop.apply(np.array([[105, 55], [305, 255]])), np.array([[0, 0], [512, 512]]),
+                 ulps=64, dtype=np.float64, what="averaged box corners")
     assert driving_crop(240, 240, boxes) is None  # square and the face fills it: as is
     assert driving_crop(480, 480, boxes) is not None  # square wide shot: still cropped

@@ -20,7 +20,7 @@ from torch import nn
 from pipeline.face.landmarks import FaceLandmarker
 from pipeline.liveportrait import driving
 from pipeline.liveportrait.animate import LivePortraitStage
-from pipeline.liveportrait.nets import NetRunner
+from pipeline.liveportrait.nets import LivePortraitNets, NetRunner
 from pipeline.media.video import iter_frames
 from pipeline.models.liveportrait.config import StitchingConfig
 from pipeline.models.liveportrait.motion import MotionOutput
@@ -64,13 +64,15 @@ class _Appearance(nn.Module):
 def stub_runner() -> NetRunner:
     torch.manual_seed(0)
     cfg = StitchingConfig()
-    return NetRunner(
-        appearance=_Appearance(), motion=_Motion().eval(), warping=_Warp(), spade=_Generator(),
+    nets = LivePortraitNets(
+        appearance=_Appearance(), motion=_Motion().eval(), warping=_Warp(), generator=_Generator(),
         stitching=StitchingRetargetingNetwork.from_config(cfg.stitching).eval(),
-        eye=StitchingRetargetingNetwork.from_config(cfg.eye).eval(),
-        device=torch.device("cpu"), dtype=torch.float32, motion_version="stub",
-        render_version="stub",
+        retarget_lip=StitchingRetargetingNetwork.from_config(cfg.lip).eval(),
+        retarget_eye=StitchingRetargetingNetwork.from_config(cfg.eye).eval(),
+        portable_ops=False,
     )
+    return NetRunner(nets=nets, device=torch.device("cpu"), dtype=torch.float32,
+                     motion_version="stub", render_version="stub")
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +133,16 @@ def test_extraction_streams_frames(frames, stub_runner, landmarker, astronaut_pa
     motion = driving.extract_motion(clip, stub_runner, landmarker, 4, no_progress, CancelToken())
     assert motion.n_frames == frames
     assert counter.most <= 4 + 2  # one batch, plus the frame being decoded
+
+
+def test_keypoint_info_is_one_typed_batch(stub_runner) -> None:
+    images = np.stack([np.full((256, 256, 3), v, np.uint8) for v in (40, 200)])
+    kp = stub_runner.keypoint_info(images)
+    assert kp.R.shape == (2, 3, 3) and kp.scale.shape == (2, 1) and kp.t.shape == (2, 3)
+    assert kp.exp.shape == kp.kp.shape == kp.x_s.shape == (2, 21, 3)
+    assert all(a.dtype == np.float32 for a in (kp.R, kp.scale, kp.t, kp.exp, kp.kp, kp.x_s))
+    src = kp.source(1)
+    np.testing.assert_array_equal(src.x_s, kp.x_s[1])
+    both = type(kp).concat([kp, kp])
+    assert both.R.shape == (4, 3, 3)
+    np.testing.assert_array_equal(both.kp[2:], kp.kp)

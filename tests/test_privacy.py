@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from watcher.macos.privacy import Access, Probe, is_protected, probe_folder, probe_job_folders
+from watcher.macos.privacy import Access, Probe, is_protected, probe_folder
 
 NOBODY = 65534
 
@@ -122,14 +122,3 @@ def test_protected_locations(tmp_path: Path) -> None:
     assert is_protected(tmp_path / "Documents" / "inbox", home=tmp_path)
     assert is_protected(tmp_path / "Library/CloudStorage/Dropbox/x", home=tmp_path)
     assert not is_protected(tmp_path / "Library/Application Support/facedrop", home=tmp_path)
-
-
-def test_startup_probe_reports_only_problems(tmp_path: Path) -> None:
-    (tmp_path / "in").mkdir()
-    assert probe_job_folders(tmp_path / "in", tmp_path / "out-not-yet") == []
-    (bad,) = probe_job_folders(tmp_path / "in", tmp_path / "no" / "such" / "out")
-    assert bad.access is Access.MISSING and bad.path == tmp_path / "no" / "such"
-    f = tmp_path / "file"
-    f.write_text("")
-    (bad,) = probe_job_folders(f, tmp_path / "in")
-    assert bad.access is Access.NOT_A_FOLDER

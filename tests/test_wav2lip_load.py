@@ -10,6 +10,7 @@ import torch
 
 from pipeline.errors import ConfigError, ModelLoadError, WeightsError
 from pipeline.lipsync.load import load_wav2lip, wav2lip_path
+from pipeline.models.wav2lip import Wav2Lip
 from tests.helpers.w2l_checkpoints import random_wav2lip_state_dict, write_wav2lip_checkpoint
 
 CPU = torch.device("cpu")
@@ -87,6 +88,20 @@ def test_wrong_network_names_the_keys(tmp_path: Path) -> None:
     assert "conv.weight" in err.value.problem  # unexpected, prefix stripped
     assert "audio_encoder.0.conv_block.0.bias" in err.value.problem  # missing
     assert "and 344 more" in err.value.problem
+
+
+def test_prefixed_and_plain_copies_of_a_key_are_refused(tmp_path: Path) -> None:
+    """DataParallel's ``module.`` prefix is stripped; a file holding both forms is ambiguous."""
+    sd = {f"module.{k}": v for k, v in Wav2Lip().state_dict().items()}
+    sd["output_block.1.bias"] = torch.zeros(3)
+    path = tmp_path / "both.pth"
+    torch.save({"state_dict": sd}, path)
+    with pytest.raises(ModelLoadError) as err:
+        load_wav2lip(path, CPU, torch.float32)
+    problem = err.value.problem
+    assert "module.output_block.1.bias and output_block.1.bias both become output_block.1.bias" \
+        in problem
+    assert "missing" not in problem and "unexpected" not in problem
 
 
 def test_model_choice_paths(tmp_path: Path) -> None:

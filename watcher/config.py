@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from pipeline.atomic import write_text_atomic
+from pipeline.device import is_device_name
 from pipeline.errors import ConfigError
 from pipeline.settings import LIPSYNC_MODELS, LoopMode, PipelineSettings
 
@@ -53,7 +54,7 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "limits": {"max_image_pixels": (int,), "max_audio_seconds": (int, float)},
 }
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("pipeline", "device"): ("auto", "mps", "cuda", "cpu"),
+    ("pipeline", "device"): ("auto", "mps", "cuda", "cuda:N", "cpu"),  # for the message
     ("pipeline", "dtype"): ("auto", "fp32", "fp16"),
     ("pipeline", "loop_mode"): tuple(m.value for m in LoopMode),
     ("pipeline", "lipsync_model"): LIPSYNC_MODELS,
@@ -204,7 +205,12 @@ def _validate_key(section: str, key: str, value: Any, path: Path) -> None:
             file=path,
         )
     choices = CHOICES.get((section, key))
-    if choices and value not in choices:
+    # cuda:N takes any index: pipeline.device owns the device names
+    if (section, key) == ("pipeline", "device"):
+        known = isinstance(value, str) and is_device_name(value)
+    else:
+        known = choices is None or value in choices
+    if choices and not known:
         raise ConfigError(f"'{name}' must be one of {', '.join(choices)}, not {value!r}", file=path)
     if isinstance(value, int | float) and not isinstance(value, bool):
         low = 0 if key in ("enhance_strength", "settle_seconds", "retry_backoff_seconds") else 1e-9

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 
@@ -24,7 +24,8 @@ class ModelBank:
     def __init__(self, settings: PipelineSettings) -> None:
         self.settings = settings
         self.device = pick_device(settings.device)
-        self._models: dict[str, object] = {}
+        # one loader per key, so each key holds the one type its load() returns
+        self._models: dict[str, Any] = {}
         self._load_seconds = 0.0
 
     def dtype(self, fp16_checked: bool) -> torch.dtype:
@@ -37,7 +38,8 @@ class ModelBank:
             start = time.perf_counter()
             self._models[key] = load()
             self._load_seconds += time.perf_counter() - start
-        return self._models[key]  # type: ignore[return-value]
+        model: T = self._models[key]
+        return model
 
     def take_load_seconds(self) -> float:
         """Seconds spent loading since the last call (0 for a job that found everything loaded)."""

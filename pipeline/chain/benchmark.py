@@ -11,8 +11,6 @@ is what a returning user's job costs.
 from __future__ import annotations
 
 import math
-import resource
-import sys
 import tempfile
 import wave
 from pathlib import Path
@@ -24,6 +22,7 @@ from pipeline.chain.runner import Runner, fit_photo
 from pipeline.media.audio import load_audio
 from pipeline.media.image import load_image
 from pipeline.media.video import VideoWriter
+from pipeline.rss import peak_rss_mb
 from pipeline.settings import PipelineSettings
 from pipeline.spec import CancelToken, JobSpec, TimingRecord, no_progress
 
@@ -54,12 +53,6 @@ def sway_clip(photo: np.ndarray, out: Path, seconds: float = 0.4, fps: int = 25)
             m[1, 2] += 0.02 * h * math.sin(2 * phase)
             writer.write(cv2.warpAffine(photo[:h, :w], m, (w, h), borderMode=cv2.BORDER_REFLECT))
     return out
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory in MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
 def bench_chain(settings: PipelineSettings, photo: Path, speech: Path, seconds: float,

@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import overload
 
 import numpy as np
 
 from pipeline.chain.stageclock import StageClock
-from pipeline.enhance.stage import Enhancer
+from pipeline.enhance.stage import Enhancer, smooth_landmarks
 from pipeline.face.paste import PasteBack
 from pipeline.lipsync.stage import BaseFace, LipSyncer
 from pipeline.liveportrait.animate import AnimationResult
@@ -34,7 +35,15 @@ class DistinctCrops(Sequence[np.ndarray]):
     def __len__(self) -> int:
         return self._anim.n_distinct
 
-    def __getitem__(self, k: int) -> np.ndarray:  # type: ignore[override]
+    @overload
+    def __getitem__(self, k: int) -> np.ndarray: ...
+
+    @overload
+    def __getitem__(self, k: slice) -> list[np.ndarray]: ...
+
+    def __getitem__(self, k: int | slice) -> np.ndarray | list[np.ndarray]:
+        if isinstance(k, slice):
+            return [self._anim.crop(i) for i in range(*k.indices(len(self)))]
         if not 0 <= k < len(self):
             raise IndexError(k)
         return self._anim.crop(k)
@@ -55,13 +64,15 @@ class Composer:
             cancel: CancelToken) -> None:
         """Compose and write every output frame of ``anim``."""
         crop_of = lru_cache(maxsize=4 * self.batch_size)(anim.crop)
+        aligned = (smooth_landmarks(np.stack([b.landmarks for b in bases]))
+                   if bases and self.enhancer is not None else None)
         n = anim.n_frames
         for start in range(0, n, self.batch_size):
             cancel.raise_if_cancelled()
             ks = [int(k) for k in anim.order[start:start + self.batch_size]]
             crops = [crop_of(k) for k in ks]
             crops = self._lipsync(crops, [bases[k] for k in ks] if bases else [], mels, start)
-            crops = self._enhance(crops, [bases[k].landmarks for k in ks] if bases else [])
+            crops = self._enhance(crops, [aligned[k] for k in ks] if aligned is not None else [])
             with self.clock.timed("paste", len(crops)):
                 frames = np.stack([self.paste.paste(photo, c) for c in crops])
             with self.clock.timed("encode", len(crops)):

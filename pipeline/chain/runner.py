@@ -23,13 +23,14 @@ from pipeline.enhance.stage import Enhancer
 from pipeline.face.landmarks import FaceLandmarker
 from pipeline.face.paste import PasteBack
 from pipeline.face.steady import SteadyTracker
-from pipeline.lipsync.audio import frame_mels, output_frame_count
+from pipeline.lipsync.audio import frame_mels
 from pipeline.lipsync.load import load_wav2lip, wav2lip_path
 from pipeline.lipsync.stage import BaseFace, LipSyncer
 from pipeline.liveportrait.animate import AnimateOptions, AnimationResult, LivePortraitStage
 from pipeline.liveportrait.drivers import DriverLibrary, resolve_driving
 from pipeline.liveportrait.loader import build_stage
 from pipeline.media.audio import Audio, load_audio
+from pipeline.media.frame_count import output_frame_count
 from pipeline.media.image import load_image
 from pipeline.media.video import VideoWriter, exact_fps
 from pipeline.prerequisites import JobNeeds, Missing
@@ -200,8 +201,6 @@ class Runner:
             clock.skip("lipsync", "lipsync: false in job.yaml")
         if not job.enhance:
             clock.skip("enhance", "enhance: false in job.yaml")
-        else:
-            self.enhancer().reset()  # landmark smoothing starts afresh for each job
         h, w = prepared.photo.shape[:2]
         composer = Composer(
             syncer=self.syncer() if job.lipsync else None,

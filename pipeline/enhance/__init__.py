@@ -2,7 +2,7 @@
 
 ``load_gfpgan(path, device, dtype)`` builds the network from ``GFPGANv1.4.pth``;
 ``Enhancer(net, device, dtype, strength, batch_size).enhance(crops, landmarks)`` restores crops
-in temporal order (landmark smoothing carries over between calls; ``reset()`` between jobs).
+given landmarks smoothed over the distinct crops by ``stage.smooth_landmarks``.
 """
 
 from pipeline.enhance.load import gfpgan_from_checkpoint, load_gfpgan

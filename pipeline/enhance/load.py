@@ -19,17 +19,16 @@ def gfpgan_from_checkpoint(
 ) -> GFPGANv1Clean:
     """The network in eval mode on ``device``/``dtype`` from an official checkpoint dict.
 
-    Raises ``ModelLoadError`` naming the missing / unexpected / mis-shaped keys.
+    Raises ``ModelLoadError`` naming the colliding / missing / unexpected / mis-shaped keys.
     """
+    net = build_gfpgan_v14()
     try:
-        state = convert_gfpgan_state_dict(ckpt)
+        load_strict(net, ckpt, WHAT, convert_gfpgan_state_dict)
     except ValueError as exc:
         raise ModelLoadError(
             f"the {WHAT} checkpoint has an unknown layout: {exc}",
             fix="use the official GFPGANv1.4.pth: 'facedrop weights verify'",
         ) from exc
-    net = build_gfpgan_v14()
-    load_strict(net, state, WHAT)
     return net.to(device=device, dtype=dtype).eval()
 
 

@@ -4,9 +4,10 @@ Follows the official GFPGANer / facexlib ``FaceRestoreHelper`` path, in LivePort
 5-point similarity onto the FFHQ 512 template -> ``warpAffine`` with a constant grey border ->
 RGB, ``(x/255 - 0.5)/0.5`` -> GFPGANv1Clean -> clamp to [-1, 1], ``round((x+1)/2*255)`` ->
 inverse warp -> feathered blend. Differences, on purpose: landmarks are smoothed over time
-(``smoothing.py``), the stored noise is used instead of fresh noise per call (both keep the
-restoration steady from frame to frame), and the blend is confined to the face oval with an
-adjustable weight, so hair and background stay as LivePortrait rendered them.
+(``smooth_landmarks``: zero-lag, over the distinct crops), the stored noise is used instead of
+fresh noise per call (both keep the restoration steady from frame to frame), and the blend is
+confined to the face oval with an adjustable weight, so hair and background stay as LivePortrait
+rendered them.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from pipeline.enhance.smoothing import LandmarkSmoother
 from pipeline.face.geometry import Affine, ffhq_align, warp
 from pipeline.face.masks import face_mask, square_feather_mask
+from pipeline.face.smooth import smooth_sequence
 from pipeline.models.gfpgan import GFPGANv1Clean
 
 FACE_SIZE = 512  # GFPGANv1.4 out_size; the FFHQ template is defined at 512
@@ -26,6 +27,19 @@ FACE_SIZE = 512  # GFPGANv1.4 out_size; the FFHQ template is defined at 512
 BORDER_RGB = (132, 133, 135)
 # The aligned square's own edge is feathered too, so its grey border can never show.
 ALIGNED_FEATHER_PX = 16
+# Frames: the centred Gaussian over the distinct crops' landmarks (as the lip-sync box's).
+LANDMARK_SIGMA = 1.0
+
+
+def smooth_landmarks(landmarks: np.ndarray) -> np.ndarray:
+    """(T, 468, 2) landmarks of the distinct crops, in driving order -> smoothed over time.
+
+    Per-frame FaceMesh points jitter by about a pixel and GFPGAN restores each frame on its own,
+    so an alignment following the jitter makes restored lips and eyes shimmer. Smoothing the
+    distinct crops once, centred, adds no lag, and a crop shown again (loops) is aligned and
+    restored exactly as before.
+    """
+    return smooth_sequence(landmarks, LANDMARK_SIGMA)
 
 
 def to_network_input(
@@ -71,8 +85,7 @@ def blend_weight(lmk: np.ndarray, align: Affine, shape: tuple[int, int], strengt
 class Enhancer:
     """Restores faces in 512 crops with a loaded GFPGANv1Clean, ``batch_size`` faces per call.
 
-    Feed frames in temporal order: the landmark smoothing state carries over between
-    ``enhance`` calls (chunks); call ``reset()`` before a new job.
+    Holds no state between calls: the landmarks come smoothed (``smooth_landmarks``).
     """
 
     def __init__(
@@ -82,7 +95,6 @@ class Enhancer:
         dtype: torch.dtype,
         strength: float,
         batch_size: int,
-        smoothing: float = 0.5,
     ) -> None:
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"enhance strength must be in [0, 1], got {strength}")
@@ -91,20 +103,16 @@ class Enhancer:
         self.dtype = dtype
         self.strength = float(strength)
         self.batch_size = max(1, int(batch_size))
-        self.smoother = LandmarkSmoother(smoothing)
-
-    def reset(self) -> None:
-        """Forget the landmark history (call between jobs)."""
-        self.smoother.reset()
 
     def enhance(self, crops: list[np.ndarray], landmarks: list[np.ndarray]) -> list[np.ndarray]:
-        """Restored copies of ``crops`` ((H, W, 3) uint8 RGB), given their (468, 2) landmarks.
+        """Restored copies of ``crops`` ((H, W, 3) uint8 RGB), given their (468, 2) landmarks
+        (already smoothed over time: ``smooth_landmarks``).
 
         Strength 0 returns the crops unchanged without running the network.
         """
         if len(crops) != len(landmarks):
             raise ValueError(f"{len(crops)} crops but {len(landmarks)} landmark sets")
-        smoothed = [self.smoother.update(lmk) for lmk in landmarks]
+        smoothed = [np.asarray(lmk, dtype=np.float64) for lmk in landmarks]
         if self.strength == 0.0:
             return [c.copy() for c in crops]
         aligns = [ffhq_align(lmk, FACE_SIZE) for lmk in smoothed]

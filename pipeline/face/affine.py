@@ -61,10 +61,6 @@ class Affine:
         """``self`` after ``other``: ``a.compose(b).apply(p) == a.apply(b.apply(p))``."""
         return Affine(self.h @ other.h)
 
-    def then(self, other: Affine) -> Affine:
-        """``other`` after ``self`` (reads left to right)."""
-        return other.compose(self)
-
     def apply(self, points: np.ndarray) -> np.ndarray:
         """Transform points (..., 2); float64 out."""
         p = np.asarray(points, dtype=np.float64)

@@ -5,9 +5,9 @@
   PNG to 1/255 apart from its 8-bit truncation).
 - ``face_mask``: the FaceMesh face oval, eroded then Gaussian-blurred so the seam lies inside
   the face and has no hard edge (the role facexlib's parsing mask plays for GFPGAN).
-- ``lower_face_mask``: jaw below the ear lobes plus the bottom of the nose, for the mouth blend
-  after Wav2Lip (FaceFusion blends over the hull of 68-point landmarks 3-13 and 31-35, blurred).
-Sizes scale with the face so the feather looks the same at any resolution.
+- ``hull_mask``: any point set's convex hull, eroded and blurred, computed on its bounding box.
+Sizes scale with the face so the feather looks the same at any resolution. The lip-sync blend's
+lower-face mask is ``pipeline.lipsync.blend.lower_face_mask``.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def hull_mask(points: np.ndarray, shape: tuple[int, int], erode_px: float,
     if r > 0:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
         mask = cv2.erode(mask, kernel)
-    out = mask.astype(np.float32) / 255.0
+    out: np.ndarray = mask.astype(np.float32) / 255.0
     if blur_sigma > 0:
         out = cv2.GaussianBlur(out, (0, 0), sigmaX=blur_sigma, sigmaY=blur_sigma,
                                borderType=cv2.BORDER_CONSTANT)
@@ -86,11 +86,3 @@ def face_mask(lmk468: np.ndarray, shape: tuple[int, int], erode: float = 0.075,
     size = _face_size(pts)
     return hull_mask(pts[meshidx.FACE_OVAL], shape, erode * size, blur * size)
 
-
-def lower_face_mask(lmk468: np.ndarray, shape: tuple[int, int], erode: float = 0.06,
-                    blur: float = 0.02) -> np.ndarray:
-    """Feathered mask over mouth, chin and cheeks below the nose (the Wav2Lip blend region)."""
-    pts = np.asarray(lmk468, dtype=np.float64)
-    size = _face_size(pts)
-    region = np.concatenate([meshidx.LOWER_JAW, meshidx.NOSE_BOTTOM])
-    return hull_mask(pts[region], shape, erode * size, blur * size)

@@ -59,7 +59,7 @@ class PasteBack:
         if full.shape[:2] != (fh, fw) or crop.shape[:2] != self.crop_size[::-1]:
             raise ValueError(f"frame {full.shape} / crop {crop.shape} do not match this paste")
         out = full.copy()
-        if self.empty:
+        if self.alpha is None or self.beta is None:  # empty: the crop lands outside the frame
             return out
         # replicate: where the feather is partly on past the crop edge, use edge pixels, not black
         warped = warp(crop, self.local, self.rect_size, border=cv2.BORDER_REPLICATE)
@@ -69,11 +69,3 @@ class PasteBack:
         out[self.y0:self.y1, self.x0:self.x1] = cv2.blendLinear(warped, region, self.alpha,
                                                                 self.beta)
         return out
-
-
-def paste_back(full: np.ndarray, crop: np.ndarray, affine_image_to_crop: Affine,
-               mask: np.ndarray | None = None) -> np.ndarray:
-    """One-off paste of ``crop`` into ``full`` (see ``PasteBack`` to paste many frames)."""
-    h, w = full.shape[:2]
-    ch, cw = crop.shape[:2]
-    return PasteBack(affine_image_to_crop, (cw, ch), (w, h), mask).paste(full, crop)

@@ -6,8 +6,6 @@ frame to frame so tracking does real work) and real audio. Returns numbers; prin
 
 from __future__ import annotations
 
-import resource
-import sys
 import time
 import tracemalloc
 from dataclasses import dataclass
@@ -16,9 +14,12 @@ from fractions import Fraction
 import numpy as np
 import torch
 
+from pipeline.device import synchronize
 from pipeline.face.geometry import Affine, liveportrait_crop, warp
+from pipeline.face.landmarker import Landmarker
 from pipeline.lipsync.audio import frame_mels
 from pipeline.lipsync.stage import LipSyncer, face_input
+from pipeline.rss import peak_rss_mb
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +46,7 @@ class LipsyncBench:
     device_peak_mb: float
 
 
-def _animated_crops(photo: np.ndarray, landmarker: object, n: int
+def _animated_crops(photo: np.ndarray, landmarker: Landmarker, n: int
                     ) -> tuple[list[np.ndarray], np.ndarray]:
     """``n`` 512 crops of the photo with a small drift, and the first crop's landmarks."""
     lmk = landmarker.landmarks(photo, landmarker.detect(photo))
@@ -53,13 +54,6 @@ def _animated_crops(photo: np.ndarray, landmarker: object, n: int
     crops = [warp(photo, Affine.translation(0.5 * k, 0.25 * k).compose(to_crop), 512)
              for k in range(n)]
     return crops, to_crop.apply(lmk).astype(np.float32)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 def _device_peak_mb(device: torch.device) -> float:
@@ -70,13 +64,8 @@ def _device_peak_mb(device: torch.device) -> float:
     return 0.0
 
 
-def _rss_peak_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB else
-
-
 def benchmark_lipsync(
-    net: torch.nn.Module, landmarker: object, photo: np.ndarray, samples16k: np.ndarray,
+    net: torch.nn.Module, landmarker: Landmarker, photo: np.ndarray, samples16k: np.ndarray,
     device: torch.device, dtype: torch.dtype, *, fps: Fraction | float = 25, frames: int = 32,
     distinct: int = 8, batch_size: int = 8,
 ) -> LipsyncBench:
@@ -108,7 +97,7 @@ def benchmark_lipsync(
             tg = time.perf_counter()
             faces = np.stack([face_input(crops[k], bases[k].box) for k in idx])
             generated = syncer.generate(faces, mels[start:start + len(idx)])
-            _sync(device)
+            synchronize(device)
             tb = time.perf_counter()
             for k, g in zip(idx, generated, strict=True):
                 syncer.paste(crops[k], g, bases[k])
@@ -122,6 +111,6 @@ def benchmark_lipsync(
         distinct=distinct, batch_size=batch_size,
         landmarks_ms=1e3 * (t1 - t0) / distinct, mel_ms=1e3 * (t2 - t1) / frames,
         generator_ms=1e3 * gen_s / frames, blend_ms=1e3 * blend_s / frames,
-        total_ms=1e3 * total / frames, peak_rss_mb=_rss_peak_mb(), peak_traced_mb=traced,
+        total_ms=1e3 * total / frames, peak_rss_mb=peak_rss_mb(), peak_traced_mb=traced,
         device_peak_mb=_device_peak_mb(device),
     )

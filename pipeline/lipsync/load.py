@@ -40,7 +40,7 @@ def load_wav2lip(path: Path, device: torch.device, dtype: torch.dtype) -> Wav2Li
 
     Raises ``WeightsError`` for a missing, HTML, truncated or TorchScript file and for a file
     without a ``state_dict`` (the official code's ``KeyError: 'state_dict'``), and
-    ``ModelLoadError`` naming any missing, unexpected or mis-shaped key.
+    ``ModelLoadError`` naming any colliding, missing, unexpected or mis-shaped key.
     """
     try:
         ckpt = read_checkpoint(path, "Wav2Lip")
@@ -52,8 +52,9 @@ def load_wav2lip(path: Path, device: torch.device, dtype: torch.dtype) -> Wav2Li
             file=path,
             fix=TORCHSCRIPT_FIX,
         ) from exc
+    net = Wav2Lip()
     try:
-        state_dict = convert_wav2lip_state_dict(ckpt)
+        load_strict(net, ckpt, "Wav2Lip", convert_wav2lip_state_dict)
     except KeyError as exc:
         raise WeightsError(
             "the Wav2Lip weights file holds no 'state_dict' with tensors: it is not a Wav2Lip "
@@ -61,6 +62,4 @@ def load_wav2lip(path: Path, device: torch.device, dtype: torch.dtype) -> Wav2Li
             file=path,
             fix=f"delete it and {FETCH_FIX}",
         ) from exc
-    net = Wav2Lip()
-    load_strict(net, state_dict, "Wav2Lip")
     return net.eval().to(device=device, dtype=dtype)

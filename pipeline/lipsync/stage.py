@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import torch
 
+from pipeline.face.landmarker import Landmarker
 from pipeline.lipsync import blend, box
 
 FACE_SIZE = 96  # Wav2Lip's input and output resolution (hparams.img_size)
@@ -57,7 +58,7 @@ class LipSyncer:
     """
 
     def __init__(self, net: torch.nn.Module, device: torch.device, dtype: torch.dtype,
-                 batch_size: int = 8, *, landmarker: object, colour_match: bool = True) -> None:
+                 batch_size: int = 8, *, landmarker: Landmarker, colour_match: bool = True) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.net = net

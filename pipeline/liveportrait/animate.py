@@ -25,6 +25,7 @@ import numpy as np
 from pipeline.errors import InputError
 from pipeline.face.affine import Affine, warp
 from pipeline.face.geometry import liveportrait_crop, network_input_256
+from pipeline.face.landmarker import Landmarker
 from pipeline.face.ratios import eye_ratio
 from pipeline.liveportrait.driving import ClipMotion, clip_motion
 from pipeline.liveportrait.motion import (
@@ -36,7 +37,8 @@ from pipeline.liveportrait.motion import (
 from pipeline.liveportrait.motion_cache import MotionCache
 from pipeline.liveportrait.nets import NetRunner
 from pipeline.liveportrait.render_cache import FRAME_BYTES, RenderCache, RenderEntry, render_key
-from pipeline.liveportrait.retime import output_frame_count, retime
+from pipeline.liveportrait.retime import retime
+from pipeline.media.frame_count import output_frame_count
 from pipeline.settings import PipelineSettings
 from pipeline.spec import CacheState, CancelToken, ProgressFn, no_progress
 
@@ -121,7 +123,7 @@ class AnimationResult:
 class LivePortraitStage:
     """Built once per daemon (models stay loaded); ``run`` once per job."""
 
-    def __init__(self, nets: NetRunner, landmarker: object, settings: PipelineSettings):
+    def __init__(self, nets: NetRunner, landmarker: Landmarker, settings: PipelineSettings):
         self.nets = nets
         self.landmarker = landmarker
         self.settings = settings
@@ -166,9 +168,7 @@ class LivePortraitStage:
         """Render driving frames ``todo`` in chunks, each chunk stored before the next."""
         cancel.raise_if_cancelled()
         nets = self.nets
-        info = nets.keypoint_info(source.input256[None])
-        src = SourceKeypoints(kp=info["kp"][0], R=info["R"][0], exp=info["exp"][0],
-                              scale=info["scale"][0], t=info["t"][0], x_s=info["x_s"][0])
+        src = nets.keypoint_info(source.input256[None]).source()
         f_s = nets.appearance_features(source.input256[None])
         multiplier = None
         if options.driving_option is DrivingOption.EXPRESSION_FRIENDLY:

@@ -11,24 +11,18 @@ from collections.abc import Callable
 
 import torch
 
-from pipeline.lp_weights import LivePortraitNets
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
+from pipeline.device import synchronize
+from pipeline.liveportrait.nets import LivePortraitNets
 
 
 def _median_ms(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
     fn()  # warm-up: first-call allocation and kernel selection
-    _synchronize(device)
+    synchronize(device)
     times = []
     for _ in range(max(1, repeats)):
         start = time.perf_counter()
         fn()
-        _synchronize(device)
+        synchronize(device)
         times.append((time.perf_counter() - start) * 1000.0)
     return statistics.median(times)
 

@@ -27,9 +27,10 @@ from pipeline.digest import sha256_file
 from pipeline.errors import InputError, NoFaceError
 from pipeline.face.affine import Affine, warp
 from pipeline.face.geometry import bbox_crop, liveportrait_bbox
+from pipeline.face.landmarker import Landmarker
 from pipeline.face.ratios import eye_ratio, lip_ratio
 from pipeline.liveportrait.motion_cache import MotionCache
-from pipeline.liveportrait.nets import NetRunner
+from pipeline.liveportrait.nets import KeypointBatch, NetRunner
 from pipeline.liveportrait.template import DrivingMotion, load_template
 from pipeline.media.video import iter_frames, probe_video
 from pipeline.spec import CacheState, CancelToken, ProgressFn
@@ -55,7 +56,7 @@ def driving_crop(width: int, height: int, boxes: np.ndarray) -> Affine | None:
     return bbox_crop(box)
 
 
-def _track(frames: Iterator[np.ndarray], landmarker: object, cancel: CancelToken,
+def _track(frames: Iterator[np.ndarray], landmarker: Landmarker, cancel: CancelToken,
            progress: ProgressFn, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pass 1: per-frame driving boxes (N,4) x1,y1,x2,y2, eye ratios (N,2), lip ratios (N,1)."""
     boxes, eyes, lips = [], [], []
@@ -67,7 +68,7 @@ def _track(frames: Iterator[np.ndarray], landmarker: object, cancel: CancelToken
             else:
                 prev = landmarker.track(frame, prev)
         except NoFaceError:
-            if prev is None and i == 0:
+            if prev is None:  # only on the first frame: any later frame has landmarks to keep
                 raise InputError(
                     "no face in the first frame of the driving video",
                     fix="use a driving clip that shows one face from its first frame",
@@ -96,14 +97,14 @@ def _batches(frames: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarra
 
 
 def extract_motion(
-    clip: Path, nets: NetRunner, landmarker: object, batch_size: int,
+    clip: Path, nets: NetRunner, landmarker: Landmarker, batch_size: int,
     progress: ProgressFn, cancel: CancelToken,
 ) -> DrivingMotion:
     """Run the official driving path on a video once: track, average the box, crop, run M."""
     info = probe_video(clip)
     boxes, eyes, lips = _track(iter_frames(clip), landmarker, cancel, progress, info.frames)
     affine = driving_crop(info.width, info.height, boxes)
-    parts: list[dict[str, np.ndarray]] = []
+    parts: list[KeypointBatch] = []
     done = 0
     for batch in _batches(iter_frames(clip), batch_size):
         cancel.raise_if_cancelled()
@@ -113,18 +114,16 @@ def extract_motion(
         done += len(batch)
         del batch, crops, small  # let this chunk's frames go before the next one is decoded
         progress("driving", 0.5 + 0.5 * done / max(len(boxes), 1))
-    fields = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    n = min(len(boxes), fields["R"].shape[0])  # both passes decode the same stream
+    kp = KeypointBatch.concat(parts)
+    n = min(len(boxes), kp.R.shape[0])  # both passes decode the same stream
     return DrivingMotion(
-        fps=float(info.fps),
-        **{k: v[:n] for k, v in fields.items()},
-        c_eyes=eyes[:n],
-        c_lip=lips[:n],
+        fps=float(info.fps), scale=kp.scale[:n], R=kp.R[:n], exp=kp.exp[:n], t=kp.t[:n],
+        kp=kp.kp[:n], x_s=kp.x_s[:n], c_eyes=eyes[:n], c_lip=lips[:n],
     )
 
 
 def clip_motion(
-    clip: Path, nets: NetRunner, landmarker: object, cache: MotionCache, batch_size: int,
+    clip: Path, nets: NetRunner, landmarker: Landmarker, cache: MotionCache, batch_size: int,
     progress: ProgressFn, cancel: CancelToken,
 ) -> ClipMotion:
     """The clip's motion from the cache, or extracted now and cached (a ``.pkl`` template is

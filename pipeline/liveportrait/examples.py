@@ -80,4 +80,3 @@ def fetch_examples(
         added.append(library.add(dest, clip.name))
         dest.unlink(missing_ok=True)
     return added
-

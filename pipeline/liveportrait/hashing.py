@@ -1,4 +1,7 @@
-"""Identities of the stage's inputs: a file's content hash and a checkpoint's model version."""
+"""A checkpoint's model version: the tag the motion and render caches are keyed by.
+
+(A file's content hash is ``pipeline.digest.sha256_file``.)
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,6 @@ from pathlib import Path
 # Bump when what facedrop stores for a clip changes (cropping rule, landmark scheme, layout):
 # it is part of every motion-cache key, so old entries simply stop matching.
 EXTRACTION_VERSION = "e1"
-
-
 
 
 def model_version(*checkpoints: Path) -> str:

@@ -27,7 +27,6 @@ from pipeline.liveportrait.template import DrivingMotion
 # The implicit keypoints that move the mouth: the official ``animation_region == "lip"`` set
 # (``[6, 12, 14, 17, 19, 20]``); eyes are ``[11, 13, 15, 16, 18]``.
 LIP_KEYPOINTS = (6, 12, 14, 17, 19, 20)
-EYE_KEYPOINTS = (11, 13, 15, 16, 18)
 
 
 class DrivingOption(StrEnum):

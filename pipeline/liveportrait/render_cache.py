@@ -74,10 +74,6 @@ class RenderEntry:
             raise KeyError(f"driving frame {driving_index} is not rendered")
         return np.array(self.frames[driving_index])
 
-    @property
-    def nbytes(self) -> int:
-        return int(self.done.sum()) * FRAME_BYTES
-
     def _save_done(self) -> None:
         tmp = self.folder / ".done.npy.tmp"
         with tmp.open("wb") as f:

@@ -8,26 +8,14 @@ time, ``floor(i * fps_drv / fps_out)``, with the clip extended by ping-pong (0,1
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from pipeline.settings import LoopMode
 
-# Float noise guard: 4.0 s * 25 fps may come out as 100.00000000001 frames.
+# Float noise guard: frame i at the output rate may land at 2.9999999 driving frames, not 3.
 _EPS = 1e-6
-
-
-def output_frame_count(audio_seconds: float, fps: float) -> int:
-    """Frames of video at ``fps`` that cover ``audio_seconds`` to the frame.
-
-    ``ceil``: the last frame starts before the audio's last sample, so the video is never shorter
-    than the audio (it is longer by less than one frame period); at least one frame.
-    """
-    if fps <= 0:
-        raise ValueError(f"fps must be positive, got {fps}")
-    return max(1, math.ceil(audio_seconds * fps - _EPS))
 
 
 def loop_index(j: np.ndarray, n: int, mode: LoopMode) -> np.ndarray:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import importlib
 import io
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -133,23 +133,24 @@ def motion_from_dict(raw: object) -> DrivingMotion:
     if not all(isinstance(f, dict) for f in frames):
         raise TypeError("every 'motion' entry must be a dict")
     key_r = "R" if "R" in frames[0] else "R_d"  # legacy templates say R_d
-    fields = {
-        "scale": _stack(frames, "scale", (1,)),
-        "R": _stack(frames, key_r, (3, 3)),
-        "exp": _stack(frames, "exp", (NUM_KP, 3)),
-        "t": _stack(frames, "t", (3,)),
-        "kp": _stack(frames, "kp", (NUM_KP, 3)) if "kp" in frames[0] else None,
-        "x_s": _stack(frames, "x_s", (NUM_KP, 3)) if "x_s" in frames[0] else None,
-        "c_eyes": _stack_list(raw, ("c_eyes_lst", "c_d_eyes_lst"), (2,), len(frames)),
-        "c_lip": _stack_list(raw, ("c_lip_lst", "c_d_lip_lst"), (1,), len(frames)),
-    }
+    motion = DrivingMotion(
+        fps=0.0,  # set below, once the frames are known to be sound
+        scale=_stack(frames, "scale", (1,)),
+        R=_stack(frames, key_r, (3, 3)),
+        exp=_stack(frames, "exp", (NUM_KP, 3)),
+        t=_stack(frames, "t", (3,)),
+        kp=_stack(frames, "kp", (NUM_KP, 3)) if "kp" in frames[0] else None,
+        x_s=_stack(frames, "x_s", (NUM_KP, 3)) if "x_s" in frames[0] else None,
+        c_eyes=_stack_list(raw, ("c_eyes_lst", "c_d_eyes_lst"), (2,), len(frames)),
+        c_lip=_stack_list(raw, ("c_lip_lst", "c_d_lip_lst"), (1,), len(frames)),
+    )
     n_frames = raw.get("n_frames", len(frames))
     if int(n_frames) != len(frames):
         raise ValueError(f"n_frames says {n_frames} but 'motion' has {len(frames)} entries")
     fps = float(raw.get("output_fps", 25))  # the official default when a template has none
     if not 0 < fps <= 1000:
         raise ValueError(f"output_fps {fps} is not a frame rate")
-    return DrivingMotion(fps=fps, **fields)
+    return replace(motion, fps=fps)
 
 
 def _stack(frames: list[dict], key: str, shape: tuple[int, ...]) -> np.ndarray:

@@ -80,7 +80,8 @@ def indexed_samples(container: av.container.InputContainer, stream: av.AudioStre
     header can be an estimate from the bit rate, and trimming to it would cut real audio.
     """
     names = set(container.format.name.split(","))
-    if not names & {"mov", "mp4", "m4a"} or stream.duration is None or not stream.rate:
+    if (not names & {"mov", "mp4", "m4a"} or stream.duration is None or not stream.rate
+            or stream.time_base is None):
         return None
     return round(stream.duration * stream.time_base * stream.rate)
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections import deque
 from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import av
 import numpy as np
+import numpy.typing as npt
 
 from pipeline.errors import InputError
 from pipeline.media import formats
@@ -53,6 +55,8 @@ class EncoderJob:
     def _add_video_stream(self) -> av.VideoStream:
         assert self._container is not None
         stream = self._container.add_stream(self.encoder, rate=self.fps)
+        if not isinstance(stream, av.VideoStream):  # an encoder name always gives a video one
+            raise TypeError(f"{self.encoder} did not give a video stream")
         stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
         # Frame i has pts i in a 1/fps time base: the timing is exact for 30000/1001 too.
         stream.time_base = 1 / self.fps
@@ -93,9 +97,10 @@ class EncoderJob:
             indexed = indexed_samples(src, stream)
             limit = round(indexed * ctx.sample_rate / stream.rate) if indexed else None
             for frame in _then_none(src.decode(stream)):
-                for out in resampler.resample(frame):
-                    if limit is not None and pts + out.samples > limit:
-                        out = _head(out, max(limit - pts, 0))  # drop the decoder's padding
+                for resampled in resampler.resample(frame):
+                    out: av.AudioFrame | None = resampled
+                    if limit is not None and pts + resampled.samples > limit:
+                        out = _head(resampled, max(limit - pts, 0))  # drop the decoder's padding
                     if out is None:
                         continue
                     out.pts, out.time_base = pts, Fraction(1, ctx.sample_rate)
@@ -149,8 +154,10 @@ def _head(frame: av.AudioFrame, n: int) -> av.AudioFrame | None:
     """The first ``n`` samples of a planar frame, or None for none."""
     if n <= 0:
         return None
-    head = av.AudioFrame.from_ndarray(np.ascontiguousarray(frame.to_ndarray()[:, :n]),
-                                      format=frame.format.name, layout=frame.layout.name)
+    # cast: PyAV's stubs type to_ndarray() as any dtype and from_ndarray() as the sample dtypes
+    # only; the resampler's frames here are "fltp", float32 planar.
+    samples = cast(npt.NDArray[np.float32], np.ascontiguousarray(frame.to_ndarray()[:, :n]))
+    head = av.AudioFrame.from_ndarray(samples, format=frame.format.name, layout=frame.layout.name)
     head.sample_rate = frame.sample_rate
     return head
 

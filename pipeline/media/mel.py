@@ -105,7 +105,7 @@ def _hann() -> np.ndarray:
     return 0.5 - 0.5 * np.cos(2.0 * np.pi * n / WIN)
 
 
-def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+def _hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
     """Slaney mel scale: linear below 1 kHz (200/3 Hz per mel), logarithmic above."""
     f_sp = 200.0 / 3
     min_log_mel = 1000.0 / f_sp

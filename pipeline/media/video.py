@@ -316,7 +316,7 @@ class VideoWriter:
         try:
             while True:
                 item = self._queue.get()
-                if item is _STOP:
+                if item is _STOP or not isinstance(item, np.ndarray):  # only _STOP is not a frame
                     break
                 if self._error is None:
                     job.encode(item)

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from pipeline.models.keymap import rename
 from pipeline.models.stylegan2 import StyleGAN2DecoderSFT, stylegan2_channels
 
-EXPECTED_KEYS = 285  # params_ema of GFPGANv1.4.pth (research/parity-notes.md)
+EXPECTED_KEYS = 285  # entries in params_ema of the official GFPGANv1.4.pth
 
 
 class ResBlock(nn.Module):
@@ -158,13 +160,20 @@ def convert_gfpgan_state_dict(ckpt: Mapping[str, object]) -> dict[str, torch.Ten
     Picks ``params_ema`` (the EMA weights GFPGANer loads), else ``params`` (the raw training
     weights, which GFPGANer also falls back to; a non-EMA file restores slightly worse). A dict
     that already is a flat state dict is returned as is, so the function is idempotent.
-    Raises ValueError when neither layout is recognised.
+    Entries that are not tensors are dropped (the strict load then names them as missing).
+    Raises ValueError when neither layout is recognised, ``KeyConversionError`` when two keys
+    give the same name.
     """
     for name in ("params_ema", "params"):
         inner = ckpt.get(name)
         if isinstance(inner, Mapping):
-            return {str(k): v for k, v in inner.items()}
+            return _tensors(inner)
     if "final_linear.weight" in ckpt:
-        return {str(k): v for k, v in ckpt.items()}  # type: ignore[misc]
+        return _tensors(ckpt)
     top = ", ".join(sorted(map(str, ckpt))[:6])
     raise ValueError(f"no 'params_ema' or 'params' entry (top-level keys: {top})")
+
+
+def _tensors(sd: Mapping[Any, object]) -> dict[str, torch.Tensor]:
+    """The tensor entries, keys as strings (``1`` and ``"1"`` would collide: refused)."""
+    return rename({k: v for k, v in sd.items() if isinstance(v, torch.Tensor)}, str)

@@ -146,7 +146,7 @@ class StyleGAN2DecoderSFT(nn.Module):
     """StyleGAN2 clean generator driven by per-layer latents and GFPGAN's SFT conditions.
 
     Latents are already in W space (GFPGAN's ``input_is_latent=True``), so the style MLP is kept
-    only so that the official checkpoint loads strictly; ``map_style`` exposes it.
+    only so that the official checkpoint loads strictly; GFPGAN's forward never runs it.
     """
 
     def __init__(
@@ -188,10 +188,6 @@ class StyleGAN2DecoderSFT(nn.Module):
             self.style_convs.append(StyleConv(out_ch, out_ch, num_style_feat, upsample=False))
             self.to_rgbs.append(ToRGB(out_ch, num_style_feat, upsample_skip=True))
             in_ch = out_ch
-
-    def map_style(self, z: torch.Tensor) -> torch.Tensor:
-        """Z -> W through the style MLP: (B, F) -> (B, F). Unused by GFPGAN's forward."""
-        return self.style_mlp(z)
 
     def stored_noise(self) -> list[torch.Tensor]:
         """The checkpoint's noise maps, one per style conv: (1, 1, res, res)."""

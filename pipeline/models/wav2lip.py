@@ -21,6 +21,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from pipeline.models.keymap import rename
+
 IntPair = int | tuple[int, int]
 
 # (cin, cout, n_residual) per stride-2 stage of the face encoder, blocks 1..5 (official table).
@@ -159,12 +161,13 @@ def convert_wav2lip_state_dict(ckpt: Mapping[str, object]) -> dict[str, torch.Te
     Accepts the checkpoint dict (``{'state_dict', 'optimizer', 'global_step', 'global_epoch'}``,
     optimizer state ignored) or a bare state dict, and strips a leading ``module.`` (a
     DataParallel wrapper) from each key where present. Raises ``KeyError`` if a checkpoint dict
-    has no tensors at all (the loader turns that into a user-facing error).
+    has no tensors at all (the loader turns that into a user-facing error), and
+    ``KeyConversionError`` naming both keys when ``module.X`` and ``X`` are both present.
     """
     inner = ckpt.get("state_dict", ckpt)
     if not isinstance(inner, Mapping):
         raise KeyError("state_dict")
-    sd = {k.removeprefix("module."): v for k, v in inner.items() if isinstance(v, torch.Tensor)}
-    if not sd:
+    tensors = {str(k): v for k, v in inner.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
         raise KeyError("state_dict")
-    return sd
+    return rename(tensors, lambda k: k.removeprefix("module."))

@@ -1,19 +1,23 @@
 """Reading official checkpoint files safely and loading them strictly into our networks.
 
 ``torch.load(weights_only=True)`` only: no file a user provides is ever unpickled freely.
-Key conversion is each network's own pure function; this module only reads and reports.
+Key conversion is each network's own pure function; this module only reads, loads and reports.
 """
 
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar, overload
 
 import torch
 from torch import nn
 
 from pipeline.errors import ModelLoadError, WeightsError
+from pipeline.models.keymap import Collision, KeyConversionError
+
+C = TypeVar("C")
 
 FETCH_FIX = "run 'facedrop weights fetch', or 'facedrop weights import DIR' with files you have"
 
@@ -59,6 +63,20 @@ def read_checkpoint(path: Path, what: str) -> Mapping[str, object]:
     return data
 
 
+def read_state_dict(path: Path, what: str) -> dict[str, torch.Tensor]:
+    """``read_checkpoint`` for a file that is one flat state dict (name -> tensor)."""
+    data = read_checkpoint(path, what)
+    odd = sorted(k for k, v in data.items() if not isinstance(v, torch.Tensor))
+    if odd:
+        raise WeightsError(
+            f"the {what} weights file is not a plain state dict: {', '.join(odd[:4])} "
+            "hold no tensors",
+            file=path,
+            fix=FETCH_FIX,
+        )
+    return {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
+
+
 def _is_torchscript(path: Path) -> bool:
     """TorchScript archives are zip files with a ``constants.pkl`` or ``code/`` entry."""
     if not zipfile.is_zipfile(path):
@@ -71,20 +89,48 @@ def _is_torchscript(path: Path) -> bool:
     return any(n.endswith("/constants.pkl") or "/code/" in n for n in names)
 
 
-def load_strict(module: nn.Module, state_dict: Mapping[str, torch.Tensor], what: str) -> None:
-    """Load ``state_dict`` into ``module`` with every key and shape checked.
+@overload
+def load_strict(module: nn.Module, checkpoint: Mapping[str, torch.Tensor], what: str) -> None: ...
 
-    Missing, unexpected and mis-shaped keys are all reported by name in one ``ModelLoadError``.
+
+@overload
+def load_strict(
+    module: nn.Module, checkpoint: C, what: str, convert: Callable[[C], Mapping[str, torch.Tensor]]
+) -> None: ...
+
+
+def load_strict(
+    module: nn.Module,
+    checkpoint: C,
+    what: str,
+    convert: Callable[[C], Mapping[str, torch.Tensor]] | None = None,
+) -> None:
+    """Convert ``checkpoint`` with the network's pure ``convert`` and load it into ``module``
+    with every key and shape checked (``convert=None``: it already is our state dict).
+
+    File keys that collide or are lacking (from the conversion's ``KeyConversionError``),
+    missing, unexpected and mis-shaped keys are all reported by name in one ``ModelLoadError``.
     """
+    collisions: tuple[Collision, ...] = ()
+    lacking: tuple[str, ...] = ()
+    if convert is None:
+        if not isinstance(checkpoint, Mapping):
+            raise TypeError(f"a state dict is a mapping, not a {type(checkpoint).__name__}")
+        state_dict: Mapping[str, torch.Tensor] = checkpoint
+    else:
+        try:
+            state_dict = convert(checkpoint)
+        except KeyConversionError as exc:
+            state_dict, collisions, lacking = exc.converted, exc.collisions, exc.missing
     expected = module.state_dict()
-    missing = sorted(set(expected) - set(state_dict))
+    missing = sorted(set(lacking) | (set(expected) - set(state_dict)))
     unexpected = sorted(set(state_dict) - set(expected))
     misshaped = sorted(
         f"{k} (file {tuple(state_dict[k].shape)}, network {tuple(expected[k].shape)})"
         for k in set(expected) & set(state_dict)
         if tuple(state_dict[k].shape) != tuple(expected[k].shape)
     )
-    problems = []
+    problems = [f"colliding keys: {'; '.join(map(str, collisions))}"] if collisions else []
     labelled = (("missing", missing), ("unexpected", unexpected), ("wrong shape", misshaped))
     for label, keys in labelled:
         if keys:

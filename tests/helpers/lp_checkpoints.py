@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from pipeline import lp_weights
+from pipeline.liveportrait import loader
+from pipeline.liveportrait.nets import LivePortraitNets
 from pipeline.models.liveportrait.convert import DDP_PREFIX, MOTION_PREFIX, STITCHING_SUBDICTS
 from pipeline.models.liveportrait.spade import SPADEDecoder, SPADEResnetBlock
 from tests.helpers.deterministic_weights import fill_state_dict
@@ -96,7 +97,7 @@ def fill_official(template: Mapping[str, torch.Tensor], gain: float) -> StateDic
 
 
 def official_state_dicts(
-    nets: lp_weights.LivePortraitNets, singular_vectors: bool = True
+    nets: LivePortraitNets, singular_vectors: bool = True
 ) -> dict[str, object]:
     """File path (relative to weights_dir) -> that file's content, in the official layout."""
     stitching = {
@@ -106,26 +107,26 @@ def official_state_dicts(
         )
     }
     return {
-        lp_weights.APPEARANCE_FILE: dict(nets.appearance.state_dict()),
-        lp_weights.MOTION_FILE: {MOTION_PREFIX + k: v for k, v in nets.motion.state_dict().items()},
-        lp_weights.WARPING_FILE: dict(nets.warping.state_dict()),
-        lp_weights.SPADE_FILE: official_spade(
+        loader.APPEARANCE_FILE: dict(nets.appearance.state_dict()),
+        loader.MOTION_FILE: {MOTION_PREFIX + k: v for k, v in nets.motion.state_dict().items()},
+        loader.WARPING_FILE: dict(nets.warping.state_dict()),
+        loader.SPADE_FILE: official_spade(
             nets.generator.state_dict(), spectral_norm_convs(nets.generator), singular_vectors
         ),
-        lp_weights.STITCHING_FILE: stitching,
+        loader.STITCHING_FILE: stitching,
     }
 
 
-def empty_nets() -> lp_weights.LivePortraitNets:
+def empty_nets() -> LivePortraitNets:
     """Networks with uninitialised CPU tensors (cheap), for tests that fill every weight."""
     with torch.device("meta"):
-        nets = lp_weights.build_liveportrait()
+        nets = loader.build_liveportrait()
     for module in nets.modules().values():
         module.to_empty(device="cpu")
     return nets
 
 
-def _randomise(nets: lp_weights.LivePortraitNets, seed: int) -> None:
+def _randomise(nets: LivePortraitNets, seed: int) -> None:
     """Uniform weights with variance gain^2/fan_in, BN stats near identity: outputs stay alive.
 
     Uniform in place is the cheapest generator for ~130 M values (this must stay fast).
@@ -181,7 +182,7 @@ def write_liveportrait_checkpoints(weights_dir: Path, seed: int = 0) -> None:
     )
     written: dict[Path, tuple[int, int]] = {}
     if source is not None:
-        for rel in lp_weights.LIVEPORTRAIT_FILES:
+        for rel in loader.LIVEPORTRAIT_FILES:
             dest = root / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(Path(source[0]) / rel, dest)

@@ -77,13 +77,13 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202 - PipelineSettings, imp
 def _stage(args: argparse.Namespace) -> int:
     """One stage's figures: ms per network call (animate) or per lip-sync part (lipsync)."""
     from pipeline.chain.bank import ModelBank
-    from pipeline.chain.benchmark import peak_rss_mb
+    from pipeline.rss import peak_rss_mb
 
     settings = _settings(args)
     bank = ModelBank(settings)
     if args.stage == "animate":
         from pipeline.liveportrait.bench import benchmark_networks
-        from pipeline.lp_weights import load_liveportrait
+        from pipeline.liveportrait.loader import load_liveportrait
 
         dtype = bank.dtype(bank.device.type == "cuda")
         nets = load_liveportrait(settings.weights_dir, bank.device, dtype)

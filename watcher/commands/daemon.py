@@ -44,7 +44,7 @@ from watcher.runtime import read_runtime
 from watcher.state import DB_NAME, SqliteQueue
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``watch``, ``run``, ``status`` and ``submit``."""
     watch = sub.add_parser("watch", help="run the daemon in the foreground (watch the inbox)")
     watch.set_defaults(func=cmd_watch)

@@ -8,7 +8,7 @@ from pathlib import Path
 from pipeline.example import copy_example
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("example", help="write the example job folder (a photo, a voice line)")
     p.add_argument("dest", nargs="?", type=Path, default=Path("hello"),
                    help="folder to create (default: ./hello)")

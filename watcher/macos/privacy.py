@@ -116,21 +116,3 @@ def is_protected(path: Path, home: Path | None = None) -> bool:
     resolved = Path(os.path.realpath(path))
     return any(resolved.is_relative_to(Path(os.path.realpath(home / p))) for p in PROTECTED)
 
-
-def probe_job_folders(inbox: Path, outbox: Path, *, system: str | None = None) -> list[Probe]:
-    """The daemon's start-up check: the inbox must be readable, the outbox writable.
-
-    Returns only the problems (an empty list means all is well); a missing folder is not a
-    problem here when its parent is writable, because the daemon creates it.
-    """
-    problems = []
-    for path, write in ((inbox, False), (outbox, True)):
-        probe = probe_folder(path, write=write, system=system)
-        if probe.access is Access.MISSING:
-            parent = probe_folder(path.parent, write=True, system=system)
-            if parent.ok:
-                continue
-            probe = parent
-        if not probe.ok:
-            problems.append(probe)
-    return problems

@@ -3,5 +3,5 @@
 One network per module: ``appearance`` (F), ``motion`` (M), ``warping`` + ``dense_motion`` (W),
 ``spade`` (G), ``stitching`` (S, R_eyes, R_lip); ``config`` holds the official hyperparameters,
 ``convert`` the checkpoint key conversion, ``keypoints`` the keypoint maths and ``ops`` the
-portable 5-D op rewrites. No file I/O here: loading is ``pipeline.lp_weights``.
+portable 5-D op rewrites. No file I/O here: loading is ``pipeline.liveportrait.loader``.
 """

@@ -2,7 +2,9 @@
 
 One function per file. Each takes the state dict as read (plain tensors) and returns one whose
 keys match our networks; a dict that already matches passes through unchanged, so converting
-twice is harmless. No I/O here: reading is ``pipeline.weights.checkpoint.read_checkpoint``.
+twice is harmless. Two file keys that give the same key of ours, or a spectral-norm trio that
+lacks a member, raise ``keymap.KeyConversionError`` naming the file keys (the official loader
+refuses such files too). No I/O here: reading is ``pipeline.weights.checkpoint.read_checkpoint``.
 
 Official quirks handled:
 * ``motion_extractor.pth``: every key is prefixed ``detector.`` (the official wrapper module).
@@ -14,9 +16,11 @@ Official quirks handled:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import torch
+
+from pipeline.models.keymap import StateDict, merge, rename
 
 MOTION_PREFIX = "detector."
 DDP_PREFIX = "module."
@@ -29,17 +33,16 @@ STITCHING_SUBDICTS: dict[str, str] = {
     "retarget_eye": "eye",
 }
 
-StateDict = dict[str, torch.Tensor]
-
 
 def _strip_prefix(sd: Mapping[str, torch.Tensor], prefix: str) -> StateDict:
-    """Remove ``prefix`` from the keys that start with it (only at the start of a key)."""
-    return {k.removeprefix(prefix): v for k, v in sd.items()}
+    """Remove ``prefix`` from the keys that start with it (only at the start of a key); a key
+    with and without the prefix both present is a collision."""
+    return rename(sd, lambda k: k.removeprefix(prefix))
 
 
 def convert_appearance_extractor(sd: Mapping[str, torch.Tensor]) -> StateDict:
     """F's keys are already ours."""
-    return dict(sd)
+    return rename(sd, str)
 
 
 def convert_motion_extractor(sd: Mapping[str, torch.Tensor]) -> StateDict:
@@ -49,7 +52,7 @@ def convert_motion_extractor(sd: Mapping[str, torch.Tensor]) -> StateDict:
 
 def convert_warping_module(sd: Mapping[str, torch.Tensor]) -> StateDict:
     """W's keys are already ours."""
-    return dict(sd)
+    return rename(sd, str)
 
 
 def spectral_sigma(weight_orig: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -58,25 +61,29 @@ def spectral_sigma(weight_orig: torch.Tensor, u: torch.Tensor, v: torch.Tensor) 
 
 
 def fold_spectral_norm(sd: Mapping[str, torch.Tensor]) -> StateDict:
-    """Replace every complete ``X.weight_orig/_u/_v`` triple by ``X.weight = weight_orig / sigma``.
+    """Replace every ``X.weight_orig/_u/_v`` trio by ``X.weight = weight_orig / sigma``.
 
-    An incomplete triple is passed through unchanged, so the strict load names its keys.
+    A plain ``X.weight`` beside the trio collides with the folded one; a trio lacking a member
+    names that member (``X.weight_u``), not the folded weight. Both raise ``KeyConversionError``.
     """
-    complete = {
-        key.removesuffix(".weight_orig")
-        for key in sd
-        if key.endswith(".weight_orig")
-        and all(key.removesuffix("orig") + s in sd for s in ("u", "v"))
-    }
-    out: StateDict = {}
+    bases = {k.rpartition(".")[0] for k in sd if k.rpartition(".")[2] in SPECTRAL_SUFFIXES}
+    lacking = [f"{b}.{s}" for b in sorted(bases) for s in SPECTRAL_SUFFIXES if f"{b}.{s}" not in sd]
+    return merge(_folded(sd, bases), lacking)
+
+
+def _folded(
+    sd: Mapping[str, torch.Tensor], bases: set[str]
+) -> Iterator[tuple[str, str, torch.Tensor]]:
+    """(file key, our key, tensor) for ``fold_spectral_norm``; an incomplete trio's
+    ``weight_orig`` stands in for its folded weight so only the lacking member is reported."""
     for key, value in sd.items():
         base, _, name = key.rpartition(".")
-        if base not in complete or name not in SPECTRAL_SUFFIXES:
-            out[key] = value
+        if base not in bases or name not in SPECTRAL_SUFFIXES:
+            yield key, key, value
         elif name == "weight_orig":
-            u, v = sd[f"{base}.weight_u"], sd[f"{base}.weight_v"]
-            out[f"{base}.weight"] = value / spectral_sigma(value, u, v)
-    return out
+            u, v = sd.get(f"{base}.weight_u"), sd.get(f"{base}.weight_v")
+            folded = value if u is None or v is None else value / spectral_sigma(value, u, v)
+            yield key, f"{base}.weight", folded
 
 
 def convert_spade_generator(sd: Mapping[str, torch.Tensor]) -> StateDict:
@@ -85,19 +92,23 @@ def convert_spade_generator(sd: Mapping[str, torch.Tensor]) -> StateDict:
 
 
 def split_stitching(checkpoint: Mapping[str, object]) -> dict[str, StateDict]:
-    """The stitching file -> ``{"stitching": sd, "lip": sd, "eye": sd}`` without ``module.``.
+    """The stitching file -> ``{"stitching": sd, "lip": sd, "eye": sd}`` without ``module.``."""
+    return {role: stitching_part(checkpoint, role) for role in STITCHING_SUBDICTS.values()}
 
-    A missing sub-dict raises ``KeyError`` naming it; extra top-level entries are ignored, as
-    the official loader ignores them.
+
+def stitching_part(checkpoint: Mapping[str, object], role: str) -> StateDict:
+    """One MLP's state dict (``role``: stitching, lip or eye) from the stitching file.
+
+    A missing sub-dict raises ``KeyError`` naming it, a sub-dict that is not a state dict
+    ``TypeError``; extra top-level entries are ignored, as the official loader ignores them.
+    An already split dict (our role names) passes through: idempotent.
     """
-    if set(checkpoint) == set(STITCHING_SUBDICTS.values()):  # already split: idempotent
-        return {role: dict(sd) for role, sd in checkpoint.items()}  # type: ignore[call-overload]
-    out: dict[str, StateDict] = {}
-    for official, role in STITCHING_SUBDICTS.items():
-        if official not in checkpoint:
-            raise KeyError(official)
-        sub = checkpoint[official]
-        if not isinstance(sub, Mapping):
-            raise TypeError(f"{official} is a {type(sub).__name__}, not a state dict")
-        out[role] = _strip_prefix(sub, DDP_PREFIX)
-    return out
+    official = next(o for o, r in STITCHING_SUBDICTS.items() if r == role)
+    if set(checkpoint) == set(STITCHING_SUBDICTS.values()):  # already split
+        official = role
+    if official not in checkpoint:
+        raise KeyError(official)
+    sub = checkpoint[official]
+    if not isinstance(sub, Mapping) or not all(isinstance(v, torch.Tensor) for v in sub.values()):
+        raise TypeError(f"{official} is a {type(sub).__name__}, not a state dict")
+    return _strip_prefix(sub, DDP_PREFIX)

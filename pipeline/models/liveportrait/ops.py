@@ -63,13 +63,16 @@ def grid_sample_3d(inp: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     x0, y0, z0 = ix.floor(), iy.floor(), iz.floor()
     x1, y1, z1 = x0 + 1, y0 + 1, z0 + 1
     flat = inp.reshape(n, c, d * h * w)  # (N, C, D*H*W)
-    out = None
     # Corner order and weight products follow the native kernel (tnw, tne, tsw, tse, bnw, ...).
-    for zc, wz in ((z0, z1 - iz), (z1, iz - z0)):
-        for yc, wy in ((y0, y1 - iy), (y1, iy - y0)):
-            for xc, wx in ((x0, x1 - ix), (x1, ix - x0)):
-                term = _corner(flat, xc, yc, zc, (w, h, d), wx * wy * wz)
-                out = term if out is None else out + term
+    terms = [
+        _corner(flat, xc, yc, zc, (w, h, d), wx * wy * wz)
+        for zc, wz in ((z0, z1 - iz), (z1, iz - z0))
+        for yc, wy in ((y0, y1 - iy), (y1, iy - y0))
+        for xc, wx in ((x0, x1 - ix), (x1, ix - x0))
+    ]
+    out = terms[0]
+    for term in terms[1:]:  # summed in the native kernel's order, as before
+        out = out + term
     return out.to(inp.dtype).reshape(n, c, do, ho, wo)  # (N, C, P) -> (N, C, Do, Ho, Wo)
 
 

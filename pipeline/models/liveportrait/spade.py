@@ -72,6 +72,7 @@ class SPADEDecoder(nn.Module):
         self.up_0 = SPADEResnetBlock(2 * ch, ch, ch)
         self.up_1 = SPADEResnetBlock(ch, out_channels, ch)
         self.upscale = upscale
+        self.conv_img: nn.Module
         if upscale <= 1:
             self.conv_img = nn.Conv2d(out_channels, 3, kernel_size=3, padding=1)
         else:
