@@ -35,6 +35,13 @@ CENTRE = 76.0  # about the mean of the sum of four maxima of the signal
 _BIG = 1e4  # larger than any |MFCC|: pushes rows below the first to zero
 
 
+def _p(seq: torch.nn.Module, idx: int, name: str = "weight") -> torch.Tensor:
+    """A layer's parameter, typed (a ``Sequential`` item's ``.weight`` is untyped for mypy)."""
+    param = getattr(seq[idx] if isinstance(seq, torch.nn.Sequential) else seq, name)
+    assert isinstance(param, torch.Tensor)
+    return param
+
+
 def _identity_bn(net: SyncNet) -> None:
     for m in net.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
@@ -53,35 +60,35 @@ def constructed_syncnet() -> SyncNet:
             p.zero_()
         _identity_bn(net)
         lip = net.netcnnlip
-        w0 = lip[0].weight  # (96, 3, 5, 7, 7): centre tap of each frame
+        w0 = _p(lip, 0)  # (96, 3, 5, 7, 7): centre tap of each frame
         for q in range(5):
             w0[q, :, q, 3, 3] = 1.0 / (3 * GREY_SCALE)
-            lip[0].bias[q] = BASE
+            _p(lip, 0, "bias")[q] = BASE
         for q in range(4):
             w0[5 + q, :, q + 1, 3, 3] = 1.0 / (3 * GREY_SCALE)
             w0[5 + q, :, q, 3, 3] = -1.0 / (3 * GREY_SCALE)
         for idx in (4, 8, 11, 14):  # (1, k, k) convs: centre tap identity on channels 0-8
-            w = lip[idx].weight
+            w = _p(lip, idx)
             for c in range(9):
                 w[c, c, 0, w.shape[3] // 2, w.shape[4] // 2] = 1.0
-        last = lip[18].weight  # (512, 256, 1, 6, 6): spatial mean of b_q + relu(b_{q+1} - b_q)
+        last = _p(lip, 18)  # (512, 256, 1, 6, 6): spatial mean of b_q + relu(b_{q+1} - b_q)
         for c in (0, 1, 2, 3, 5, 6, 7, 8):
             last[0, c] = 1.0 / 36.0
 
         aud = net.netcnnaud
-        aud[0].weight[0, 0, 1, 1] = 1.0  # channel 0: the MFCC itself
-        aud[0].bias[1] = 1.0  # channel 1: a constant 1 (zero in the next conv's padding)
-        w4 = aud[4].weight
+        _p(aud, 0)[0, 0, 1, 1] = 1.0  # channel 0: the MFCC itself
+        _p(aud, 0, "bias")[1] = 1.0  # channel 1: a constant 1 (zero in the next conv's padding)
+        w4 = _p(aud, 4)
         w4[0, 0, 1, 1] = 1.0
         w4[0, 1, 0, 1] = -_BIG  # the row above exists everywhere but in the first row
         for idx in (8, 11, 14):
-            aud[idx].weight[0, 0, 1, 1] = 1.0
-        aud[18].weight[0, 0, 0, :] = 1.0  # (512, 256, 5, 4): sum the first row's 4 columns
+            _p(aud, idx)[0, 0, 1, 1] = 1.0
+        _p(aud, 18)[0, 0, 0, :] = 1.0  # (512, 256, 5, 4): sum the first row's 4 columns
 
         for head in (net.netfcaud, net.netfclip):
-            head[0].weight[0, 0] = 1.0
-            head[3].weight[0, 0] = 1.0
-            head[3].bias[0] = -CENTRE  # centred: the search's zero padding is no shortcut
+            _p(head, 0)[0, 0] = 1.0
+            _p(head, 3)[0, 0] = 1.0
+            _p(head, 3, "bias")[0] = -CENTRE  # centred: the search's zero padding is no shortcut
     return net.eval()
 
 
