@@ -1,0 +1,71 @@
+"""SyncNet's face crops, as the official ``run_pipeline.py crop_video`` cuts them, but placed by our
+tracked landmarks instead of S3FD boxes.
+
+Official (joonson/syncnet_python ``crop_video``, crop_scale 0.4): per frame the S3FD box gives a
+half-size ``s = max(w, h) / 2`` and a centre (x, y); the three tracks are median-filtered over
+13 frames (``scipy.signal.medfilt``, zero padding); the frame is padded with grey 110 by
+``int(s * 1.8)`` on every side; the crop is rows ``y - s .. y + 1.8 s`` and columns
+``x - 1.4 s .. x + 1.4 s`` (so the face box's lower part, mouth and chin, sits in the middle),
+resized to 224x224 (``cv2.resize``, bilinear). SyncNet sees the whole crop: there is no separate
+mouth cut-out.
+
+The one difference, on purpose: the box is the bounding box of our 468 FaceMesh landmarks
+(brow-top / forehead to chin, cheek to cheek), not S3FD's. A FaceMesh box reaches a little higher
+up the forehead than S3FD's, so the crop sits slightly higher and is slightly larger. The official
+pipeline also writes the crops to an XVID .avi and reads them back as JPEGs; we use the decoded
+frames directly (no extra compression).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from pipeline.quality.syncscore import medfilt
+
+CROP_SIZE = 224
+CROP_SCALE = 0.40
+SMOOTH_KERNEL = 13
+PAD_VALUE = 110
+
+
+def crop_tracks(landmarks: np.ndarray) -> np.ndarray:
+    """(T, 3) smoothed (s, x, y) per frame from (T, 468, 2) landmarks (image pixels)."""
+    pts = np.asarray(landmarks, dtype=np.float64)[..., :2]
+    lo, hi = pts.min(axis=1), pts.max(axis=1)
+    size = np.max(hi - lo, axis=1) / 2
+    centre = (lo + hi) / 2
+    raw = np.stack([size, centre[:, 0], centre[:, 1]], axis=1)
+    return np.stack([medfilt(raw[:, k], SMOOTH_KERNEL) for k in range(3)], axis=1)
+
+
+def crop_face(frame_bgr: np.ndarray, s: float, x: float, y: float) -> np.ndarray:
+    """One 224x224 crop, exactly the official slicing of the grey-padded frame."""
+    cs = CROP_SCALE
+    pad = int(s * (1 + 2 * cs))
+    my, mx = y + pad, x + pad  # centre in padded coordinates
+    r0, r1 = int(my - s), int(my + s * (1 + 2 * cs))
+    c0, c1 = int(mx - s * (1 + cs)), int(mx + s * (1 + cs))
+    h, w = frame_bgr.shape[:2]
+    # numpy slicing of the padded frame clips at its bounds
+    r0, r1 = max(r0, 0), min(r1, h + 2 * pad)
+    c0, c1 = max(c0, 0), min(c1, w + 2 * pad)
+    if r1 <= r0 or c1 <= c0:
+        raise ValueError(f"empty face crop (s={s:.1f}, centre {x:.1f},{y:.1f})")
+    out = np.full((r1 - r0, c1 - c0, 3), PAD_VALUE, dtype=np.uint8)
+    # the part of the padded frame that is the image: rows pad .. pad + h
+    ir0, ir1 = max(r0, pad), min(r1, pad + h)
+    ic0, ic1 = max(c0, pad), min(c1, pad + w)
+    if ir1 > ir0 and ic1 > ic0:
+        out[ir0 - r0:ir1 - r0, ic0 - c0:ic1 - c0] = frame_bgr[ir0 - pad:ir1 - pad,
+                                                               ic0 - pad:ic1 - pad]
+    return cv2.resize(out, (CROP_SIZE, CROP_SIZE))
+
+
+def syncnet_crops(frames_rgb: Iterable[np.ndarray], landmarks: np.ndarray) -> Iterator[np.ndarray]:
+    """The BGR 224x224 crop of each RGB frame, placed by its smoothed landmark box."""
+    tracks = crop_tracks(landmarks)
+    for frame, (s, x, y) in zip(frames_rgb, tracks, strict=False):
+        yield crop_face(np.ascontiguousarray(frame[..., ::-1]), s, x, y)
