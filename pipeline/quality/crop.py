@@ -32,12 +32,17 @@ PAD_VALUE = 110
 
 
 def crop_tracks(landmarks: np.ndarray) -> np.ndarray:
-    """(T, 3) smoothed (s, x, y) per frame from (T, 468, 2) landmarks (image pixels)."""
+    """(T, 3) smoothed (s, x, y) per frame from (T, 468, 2) landmarks (image pixels).
+
+    A clip shorter than the 13-frame filter gets the median box of all its frames.
+    """
     pts = np.asarray(landmarks, dtype=np.float64)[..., :2]
     lo, hi = pts.min(axis=1), pts.max(axis=1)
     size = np.max(hi - lo, axis=1) / 2
     centre = (lo + hi) / 2
     raw = np.stack([size, centre[:, 0], centre[:, 1]], axis=1)
+    if len(raw) < SMOOTH_KERNEL:  # the zero padding would dominate (the official min track is
+        return np.repeat(np.median(raw, axis=0, keepdims=True), len(raw), axis=0)  # 100 frames)
     return np.stack([medfilt(raw[:, k], SMOOTH_KERNEL) for k in range(3)], axis=1)
 
 
