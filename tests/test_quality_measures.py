@@ -23,7 +23,7 @@ def clip(astronaut: np.ndarray, lmk: np.ndarray) -> tuple[list[np.ndarray], np.n
     frames, marks = [], []
     for t in range(N):
         m = cv2.getRotationMatrix2D((128.0, 128.0), 0.4 * np.sin(t / 5), 1.0)
-        m[:, 2] += (2.5 * np.sin(t / 4), 0.7 * t)
+        m[:, 2] += np.array([2.5 * np.sin(t / 4), 0.7 * t])
         frames.append(cv2.warpAffine(small, m, (256, 256), flags=cv2.INTER_LINEAR,
                                      borderMode=cv2.BORDER_REFLECT))
         marks.append(base @ m[:, :2].T + m[:, 2])
