@@ -175,13 +175,15 @@ def _upper_face_mask(lmk: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return mask
 
 
-def flicker(frames: Sequence[np.ndarray], landmarks: np.ndarray) -> Measure:
+def flicker(frames: Sequence[np.ndarray], landmarks: np.ndarray,
+            pairs: Sequence[int] | None = None) -> Measure:
     """Mean absolute grey change between consecutive frames on the face outside the mouth and
     eyes, after moving the previous frame onto the current one by the head's motion (a
-    similarity transform fitted to stable landmarks). The mean over frame pairs, grey levels.
+    similarity transform fitted to stable landmarks). The mean over frame pairs ``(k-1, k)`` for
+    ``k`` in ``pairs`` (default every pair), grey levels.
     """
     changes = []
-    for k in range(1, len(frames)):
+    for k in (range(1, len(frames)) if pairs is None else pairs):
         prev, cur = np.asarray(landmarks[k - 1], np.float64), np.asarray(landmarks[k], np.float64)
         h, w = frames[k].shape[:2]
         motion = similarity_lstsq(prev[ALIGN_POINTS, :2], cur[ALIGN_POINTS, :2])

@@ -1,0 +1,136 @@
+"""``quality_report``: every measure of one video, with its verdict, in one call.
+
+What it needs (all already in memory at the end of a job, or decoded by ``facedrop score``):
+
+* ``frames``: the final RGB uint8 frames at 25 fps (SyncNet's rate; resample other rates first,
+  as the official pipeline does), a ``Sequence`` (list or array), not re-read;
+* ``landmarks``: (T, 468, 2) FaceMesh landmarks of those frames, image pixels;
+* ``tracked``: per frame, whether its landmarks were tracked (False: carried over);
+* ``audio``: the 16 kHz mono float samples in [-1, 1] that play with the video;
+* ``syncnet``: the loaded network, or ``None`` (then lip sync is "not scored", with the reason);
+* ``before``: the frames before lip sync (for the seam measure), or ``None`` to skip it.
+
+Cost (2-core CPU): SyncNet's video stream dominates (about 0.1 s per window); ``video_stride``
+embeds every n-th window only (the distances of those windows are exact). See the module
+``pipeline.quality`` for the figures.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pipeline.errors import FacedropError
+from pipeline.media.mfcc import int16_samples
+from pipeline.models.syncnet import SyncNet
+from pipeline.quality import measures
+from pipeline.quality.crop import syncnet_crops
+from pipeline.quality.measures import Measure, Threshold, Verdict, judge
+from pipeline.quality.syncscore import FPS, SyncScore, score_crops
+
+FLICKER_PAIRS_PER_SECOND = 5  # frame pairs the flicker measure samples
+SEAM_FRAMES_PER_SECOND = 2
+
+
+@dataclass
+class QualityReport:
+    measures: list[Measure]
+    sync: SyncScore | None
+    notes: list[str] = field(default_factory=list)  # parts not scored, and why
+    seconds: float = 0.0  # time spent scoring
+    video_seconds: float = 0.0
+
+    @property
+    def verdict(self) -> Verdict:
+        if any(m.verdict is Verdict.CHECK for m in self.measures):
+            return Verdict.CHECK
+        return Verdict.OK if self.measures else Verdict.NOT_SCORED
+
+    @property
+    def reasons(self) -> list[str]:
+        return [m.reason for m in self.measures if m.verdict is Verdict.CHECK]
+
+    def summary(self) -> str:
+        """One line: ``ok``, or ``check: reason; reason``, plus what was not scored."""
+        text = self.verdict.value
+        if self.reasons:
+            text += ": " + "; ".join(self.reasons)
+        if self.notes:
+            text += " (" + "; ".join(self.notes) + ")"
+        return text
+
+    def as_dict(self) -> dict[str, object]:
+        """What ``quality.json`` holds."""
+        out: dict[str, object] = {
+            "verdict": self.verdict.value,
+            "reasons": self.reasons,
+            "not_scored": self.notes,
+            "measures": {m.name: m.as_dict() for m in self.measures},
+            "scoring_seconds": round(self.seconds, 3),
+            "video_seconds": round(self.video_seconds, 3),
+        }
+        if self.sync is not None:
+            s = self.sync
+            out["syncnet"] = {
+                "lse_c": round(s.confidence, 4), "lse_d": round(s.min_dist, 4),
+                "offset_frames": s.offset, "offset_seconds": round(s.offset_seconds, 4),
+                "offset_sign": "positive: the audio is ahead of the lips",
+                "windows": len(s.window_starts), "fps": s.fps,
+                "framewise_confidence": [round(float(c), 3) for c in s.framewise_conf],
+                "window_start_frames": [int(i) for i in s.window_starts],
+            }
+        return out
+
+
+def sync_measures(score: SyncScore, thresholds: dict[str, Threshold] | None = None
+                  ) -> list[Measure]:
+    return [judge("lse_c", score.confidence, "", thresholds),
+            judge("lse_d", score.min_dist, "", thresholds),
+            judge("av_offset_frames", float(score.offset), "frames", thresholds, absolute=True)]
+
+
+def _spread(n: int, count: int, start: int = 0) -> list[int]:
+    """``count`` indices spread evenly over ``start .. n-1`` (all of them if fewer)."""
+    if n - start <= count:
+        return list(range(start, n))
+    return sorted({int(round(x)) for x in np.linspace(start, n - 1, count)})
+
+
+def quality_report(frames: Sequence[np.ndarray], landmarks: np.ndarray, tracked: Sequence[bool],
+                   audio: np.ndarray, *, syncnet: SyncNet | None,
+                   before: Sequence[np.ndarray] | None = None, video_stride: int = 1,
+                   not_scored_reason: str = "the SyncNet weights are not installed",
+                   clock: Callable[[], float] = time.perf_counter) -> QualityReport:
+    """Score one video (see the module docstring for what each argument is).
+
+    Never raises for a scoring problem of lip sync: a ``FacedropError`` there (a clip too
+    short, a crop outside the frame) becomes a note and the other measures still count.
+    """
+    tick = clock
+    t0 = tick()
+    n = len(frames)
+    lmk = np.asarray(landmarks, np.float64)[..., :2]
+    video_seconds = n / FPS
+    found = [measures.tracked_share(tracked), measures.landmark_jitter(lmk),
+             measures.flicker(frames, lmk, _spread(n, int(FLICKER_PAIRS_PER_SECOND
+                                                          * video_seconds) + 1, start=1)),
+             measures.duration_gap(len(audio) / 16000, video_seconds)]
+    notes: list[str] = []
+    if before is not None:
+        idx = _spread(n, int(SEAM_FRAMES_PER_SECOND * video_seconds) + 1)
+        found.insert(2, measures.seam_step([frames[i] for i in idx], [before[i] for i in idx],
+                                           lmk[idx]))
+    score = None
+    if syncnet is None:
+        notes.append(f"lip sync not scored: {not_scored_reason}")
+    else:
+        try:
+            crops = np.stack(list(syncnet_crops(frames, lmk)))
+            score = score_crops(syncnet, crops, int16_samples(audio), video_stride=video_stride)
+            found.extend(sync_measures(score))
+        except (FacedropError, ValueError) as exc:
+            notes.append(f"lip sync not scored: {getattr(exc, 'problem', exc)}")
+    return QualityReport(found, score, notes, seconds=tick() - t0, video_seconds=video_seconds)
