@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.errors import InputError
 from pipeline.models.syncnet import SyncNet
-from pipeline.quality.syncscore import medfilt, score_crops, window_count
+from pipeline.quality.syncscore import medfilt, needed_audio, score_crops, window_count
 from tests.helpers import syncnet_constructed as constructed
 
 N_FRAMES = 24
@@ -48,6 +48,11 @@ def test_subsampled_video_windows_find_the_same_offset(net: SyncNet) -> None:
     assert fast.offset == full.offset == 3
     assert list(fast.window_starts) == list(range(0, full.dists.shape[0], 4))
     np.testing.assert_array_equal(fast.dists, full.dists[::4])
+    # a sparse sample embeds only the audio windows its distances use, with the same result
+    assert list(needed_audio(np.array([0, 18]), 19)) == list(range(19))
+    assert list(needed_audio(np.array([0]), 19)) == list(range(16))
+    sparse = score_crops(net, frames, audio, video_stride=25)
+    np.testing.assert_array_equal(sparse.dists, full.dists[:1])
 
 
 def test_unrelated_audio_is_not_confident(net: SyncNet) -> None:

@@ -18,7 +18,8 @@ frames directly (no extra compression).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from typing import overload
 
 import cv2
 import numpy as np
@@ -67,6 +68,32 @@ def crop_face(frame_bgr: np.ndarray, s: float, x: float, y: float) -> np.ndarray
         out[ir0 - r0:ir1 - r0, ic0 - c0:ic1 - c0] = frame_bgr[ir0 - pad:ir1 - pad,
                                                                ic0 - pad:ic1 - pad]
     return cv2.resize(out, (CROP_SIZE, CROP_SIZE))
+
+
+class LazyCrops(Sequence[np.ndarray]):
+    """The crops of ``frames_rgb``, each made when first read (scoring a subsample of windows
+    reads only their frames)."""
+
+    def __init__(self, frames_rgb: Sequence[np.ndarray], landmarks: np.ndarray) -> None:
+        self.frames = frames_rgb
+        self.tracks = crop_tracks(landmarks)
+        self._cache: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return min(len(self.frames), len(self.tracks))
+
+    @overload
+    def __getitem__(self, index: int) -> np.ndarray: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[np.ndarray]: ...
+    def __getitem__(self, index: int | slice) -> np.ndarray | Sequence[np.ndarray]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index not in self._cache:
+            s, x, y = self.tracks[index]
+            rgb = self.frames[index]
+            self._cache[index] = crop_face(np.ascontiguousarray(rgb[..., ::-1]), s, x, y)
+        return self._cache[index]
 
 
 def syncnet_crops(frames_rgb: Iterable[np.ndarray], landmarks: np.ndarray) -> Iterator[np.ndarray]:

@@ -27,7 +27,7 @@ from pipeline.errors import FacedropError
 from pipeline.media.mfcc import int16_samples
 from pipeline.models.syncnet import SyncNet
 from pipeline.quality import measures
-from pipeline.quality.crop import syncnet_crops
+from pipeline.quality.crop import LazyCrops
 from pipeline.quality.measures import Measure, Threshold, Verdict, judge
 from pipeline.quality.syncscore import FPS, SyncScore, score_crops
 
@@ -128,7 +128,7 @@ def quality_report(frames: Sequence[np.ndarray], landmarks: np.ndarray, tracked:
         notes.append(f"lip sync not scored: {not_scored_reason}")
     else:
         try:
-            crops = np.stack(list(syncnet_crops(frames, lmk)))
+            crops = LazyCrops(frames, lmk)
             score = score_crops(syncnet, crops, int16_samples(audio), video_stride=video_stride)
             found.extend(sync_measures(score))
         except (FacedropError, ValueError) as exc:

@@ -22,6 +22,7 @@ only; each sampled window's 31 distances are still exact, the mean runs over few
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,10 +96,11 @@ def offset_search(dists: torch.Tensor, vshift: int = VSHIFT) -> tuple[int, float
             medfilt(fconf))
 
 
-def video_windows(crops_bgr: np.ndarray, starts: np.ndarray) -> torch.Tensor:
-    """(N,3,5,224,224) float windows from (T,224,224,3) BGR uint8 crops."""
-    clip = torch.from_numpy(np.ascontiguousarray(crops_bgr)).permute(3, 0, 1, 2).float()
-    return torch.stack([clip[:, int(i):int(i) + WINDOW_FRAMES] for i in starts])
+def video_windows(crops_bgr: Sequence[np.ndarray], starts: np.ndarray) -> torch.Tensor:
+    """(N,3,5,224,224) float windows from the 224x224x3 BGR uint8 crops (indexed by frame)."""
+    windows = [np.stack([crops_bgr[j] for j in range(int(i), int(i) + WINDOW_FRAMES)])
+               for i in starts]
+    return torch.from_numpy(np.stack(windows)).permute(0, 4, 1, 2, 3).float()
 
 
 def audio_windows(mfcc: np.ndarray, starts: np.ndarray) -> torch.Tensor:
@@ -109,7 +111,7 @@ def audio_windows(mfcc: np.ndarray, starts: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def embed(net: SyncNet, crops_bgr: np.ndarray, mfcc: np.ndarray, video_starts: np.ndarray,
+def embed(net: SyncNet, crops_bgr: Sequence[np.ndarray], mfcc: np.ndarray, video_starts: np.ndarray,
           audio_starts: np.ndarray, batch: int = BATCH) -> tuple[torch.Tensor, torch.Tensor]:
     """Video embeddings of ``video_starts`` windows and audio embeddings of ``audio_starts``."""
     device = next(net.parameters()).device
@@ -120,12 +122,21 @@ def embed(net: SyncNet, crops_bgr: np.ndarray, mfcc: np.ndarray, video_starts: n
     return torch.cat(vid), torch.cat(aud)
 
 
-def score_crops(net: SyncNet, crops_bgr: np.ndarray, samples_int16: np.ndarray,
-                vshift: int = VSHIFT, video_stride: int = 1) -> SyncScore:
-    """Score 25 fps face crops (T,224,224,3 BGR uint8) against 16 kHz int16-valued audio.
+def needed_audio(video_starts: np.ndarray, n: int, vshift: int = VSHIFT) -> np.ndarray:
+    """The audio windows the distances of ``video_starts`` use: ``i - vshift .. i + vshift``."""
+    need = np.zeros(n, bool)
+    for i in video_starts:
+        need[max(0, int(i) - vshift):int(i) + vshift + 1] = True
+    return np.flatnonzero(need)
 
-    Raises ``InputError`` when the clip is too short for one window (fewer than 6 frames or
-    0.24 s of audio).
+
+def score_crops(net: SyncNet, crops_bgr: Sequence[np.ndarray], samples_int16: np.ndarray,
+                vshift: int = VSHIFT, video_stride: int = 1) -> SyncScore:
+    """Score 25 fps face crops (each 224x224x3 BGR uint8) against 16 kHz int16-valued audio.
+
+    With ``video_stride`` > 1 only the sampled windows' crops are read (``crops_bgr`` may be
+    lazy) and only the audio windows their distances use are embedded. Raises ``InputError``
+    when the clip is too short for one window (fewer than 6 frames or 0.24 s of audio).
     """
     n = window_count(len(crops_bgr), len(samples_int16))
     if n < 1:
@@ -136,7 +147,10 @@ def score_crops(net: SyncNet, crops_bgr: np.ndarray, samples_int16: np.ndarray,
     mfcc = compute_mfcc(samples_int16)
     all_starts = np.arange(n)
     video_starts = all_starts[:: max(1, video_stride)]
-    im_feat, cc_feat = embed(net, crops_bgr, mfcc, video_starts, all_starts)
+    audio_starts = needed_audio(video_starts, n, vshift)
+    im_feat, cc_some = embed(net, crops_bgr, mfcc, video_starts, audio_starts)
+    cc_feat = torch.zeros((n, cc_some.shape[1]), dtype=cc_some.dtype)  # unused rows stay 0
+    cc_feat[torch.from_numpy(audio_starts)] = cc_some
     dists = calc_pdist(im_feat, cc_feat, vshift, rows=video_starts)
     offset, conf, min_dist, mdist, fconf = offset_search(dists, vshift)
     return SyncScore(offset=offset, confidence=conf, min_dist=min_dist, mdist=mdist,
