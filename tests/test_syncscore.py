@@ -48,12 +48,12 @@ def test_subsampled_video_windows_find_the_same_offset(net: SyncNet) -> None:
     assert fast.offset == full.offset == 3
     assert list(fast.window_starts) == list(range(0, full.dists.shape[0], 4))
     # (other batch compositions: float rounding of the convolutions differs in the last bits)
-    np.testing.assert_allclose(fast.dists, full.dists[::4], rtol=1e-5)
+    np.testing.assert_allclose(fast.dists, full.dists[::4], rtol=0, atol=1e-4)
     # a sparse sample embeds only the audio windows its distances use, with the same result
     assert list(needed_audio(np.array([0, 18]), 19)) == list(range(19))
     assert list(needed_audio(np.array([0]), 19)) == list(range(16))
     sparse = score_crops(net, frames, audio, video_stride=25)
-    np.testing.assert_allclose(sparse.dists, full.dists[:1], rtol=1e-5)
+    np.testing.assert_allclose(sparse.dists, full.dists[:1], rtol=0, atol=1e-4)
 
 
 def test_unrelated_audio_is_not_confident(net: SyncNet) -> None:
