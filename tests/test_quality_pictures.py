@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from pipeline.errors import MediaError
 from pipeline.quality import pictures
 from pipeline.quality.measures import Verdict
 from pipeline.quality.report import quality_report
@@ -75,3 +76,26 @@ def test_quality_report_without_syncnet(clip: tuple[list[np.ndarray], np.ndarray
     assert lost.verdict is Verdict.CHECK
     assert any("face was lost" in r for r in lost.reasons)
     assert any("lengths differ" in r for r in lost.reasons)
+
+
+def test_quality_files(tmp_path: Path, clip: tuple[list[np.ndarray], np.ndarray]) -> None:
+    import json
+
+    from pipeline.quality.outputs import write_quality_files
+
+    frames, marks = clip
+    audio = np.zeros(int(16000 * N / 25), np.float32)
+    report = quality_report(frames, marks, [True] * N, audio, syncnet=None)
+    paths = write_quality_files(tmp_path, report, frames, marks, [True] * N)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["poster.jpg", "preview.jpg",
+                                                          "quality.json"]
+    data = json.loads(paths["quality.json"].read_text())
+    assert data["verdict"] == "ok" and len(data["preview_times_s"]) == 8
+    assert data["preview_times_s"][-1] == pytest.approx((N - 1) / 25, abs=1e-3)
+    assert 0 <= data["poster_time_s"] <= (N - 1) / 25
+    for name, shape in (("preview.jpg", (800, 800, 3)), ("poster.jpg", (512, 512, 3))):
+        picture = cv2.imread(str(paths[name]))
+        assert picture is not None and picture.shape == shape
+    with pytest.raises(MediaError):
+        pictures.preview_sheet(tmp_path / "missing" / "p.jpg", frames, marks)
+    assert not (tmp_path / "missing").exists()

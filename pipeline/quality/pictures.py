@@ -5,6 +5,7 @@ landmarks and scores that write one file each.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -51,13 +52,26 @@ def _label(img: np.ndarray, text: str) -> None:
     cv2.putText(img, text, (5, h + 4), FONT, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
 
 
-def _write(path: Path, rgb: np.ndarray, quality: int = 90) -> Path:
+def _imwrite_atomic(path: Path, bgr: np.ndarray, params: Sequence[int] = ()) -> Path:
+    """``cv2.imwrite`` to a hidden temp name beside ``path``, then a rename: never half a file
+    under the real name (a synced folder may upload it at any moment)."""
     path = Path(path)
-    if not cv2.imwrite(str(path), np.ascontiguousarray(rgb[..., ::-1]),
-                       [cv2.IMWRITE_JPEG_QUALITY, quality]):
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:
+        ok = cv2.imwrite(str(tmp), bgr, list(params))
+    except cv2.error:
+        ok = False
+    if not ok:
+        tmp.unlink(missing_ok=True)
         raise MediaError("a picture could not be written", file=path,
-                         fix="check that the folder exists and is writable")
+                         fix="check that the folder exists and is writable (.jpg or .png name)")
+    os.replace(tmp, path)
     return path
+
+
+def _write(path: Path, rgb: np.ndarray, quality: int = 90) -> Path:
+    return _imwrite_atomic(path, np.ascontiguousarray(rgb[..., ::-1]),
+                           [cv2.IMWRITE_JPEG_QUALITY, quality])
 
 
 def preview_sheet(path: Path, frames: Sequence[np.ndarray], landmarks: np.ndarray,
@@ -148,7 +162,4 @@ def confidence_plot(path: Path, score: SyncScore, threshold: float = 3.0,
     title = (f"SyncNet confidence over time  (LSE-C {score.confidence:.2f}, "
              f"LSE-D {score.min_dist:.2f}, offset {score.offset} frames)")
     cv2.putText(img, title, (left, 20), FONT, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    if not cv2.imwrite(str(path), img):
-        raise MediaError("the plot could not be written", file=path,
-                         fix="check that the folder exists and is writable; use a .png name")
-    return Path(path)
+    return _imwrite_atomic(path, img)
