@@ -6,5 +6,7 @@ measures with verdicts, and the preview pictures.
 - ``syncscore``: windows, offset search, LSE-C / LSE-D as the official evaluation;
 - ``measures``: tracked share, jitter, seam, flicker, durations, each with a verdict;
 - ``pictures``: ``preview.jpg`` contact sheet and ``poster.jpg``;
-- ``report``: ``quality_report(...)``, the one entry point for the runner.
+- ``report``: ``quality_report(...)``, the one entry point for the runner (cost figures there);
+- ``outputs``: ``write_quality_files`` (quality.json, preview.jpg, poster.jpg);
+- ``video``: ``score_video`` for ``facedrop score`` (decode at 25 fps, track, score).
 """
