@@ -19,7 +19,7 @@ about what an idle 2-core machine needs in wall time, up to 2x less where both t
 * ``video_stride=25`` (one window a second): 0.58 CPU-s per s; ``50``: 0.29; ``75``: 0.29;
 * the cheap measures alone (sampled flicker and seam): 30 CPU-ms per s.
 
-Per window: SyncNet's video stream about 60-90 CPU-ms, its audio stream about 10 (and each
+Per window: SyncNet's video stream about 65 CPU-ms, its audio stream 10-20 (and each
 sampled video window needs the 31 audio windows around it), a crop about 2, MFCC 5 per second.
 The 125 ms per second target (5% of a repeat-avatar job at 0.4x realtime) is met by the cheap
 measures, not by SyncNet: even one window a second costs about 4x the target, mostly its
