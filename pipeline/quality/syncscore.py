@@ -39,6 +39,8 @@ VSHIFT = 15
 BATCH = 20  # the official batch size (eval-mode BatchNorm: batching does not change results)
 MEDFILT_KERNEL = 9
 
+Crops = Sequence[np.ndarray] | np.ndarray  # 224x224x3 BGR uint8 crops indexed by frame
+
 
 @dataclass(frozen=True)
 class SyncScore:
@@ -96,7 +98,7 @@ def offset_search(dists: torch.Tensor, vshift: int = VSHIFT) -> tuple[int, float
             medfilt(fconf))
 
 
-def video_windows(crops_bgr: Sequence[np.ndarray], starts: np.ndarray) -> torch.Tensor:
+def video_windows(crops_bgr: Crops, starts: np.ndarray) -> torch.Tensor:
     """(N,3,5,224,224) float windows from the 224x224x3 BGR uint8 crops (indexed by frame)."""
     windows = [np.stack([crops_bgr[j] for j in range(int(i), int(i) + WINDOW_FRAMES)])
                for i in starts]
@@ -111,7 +113,7 @@ def audio_windows(mfcc: np.ndarray, starts: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def embed(net: SyncNet, crops_bgr: Sequence[np.ndarray], mfcc: np.ndarray, video_starts: np.ndarray,
+def embed(net: SyncNet, crops_bgr: Crops, mfcc: np.ndarray, video_starts: np.ndarray,
           audio_starts: np.ndarray, batch: int = BATCH) -> tuple[torch.Tensor, torch.Tensor]:
     """Video embeddings of ``video_starts`` windows and audio embeddings of ``audio_starts``."""
     device = next(net.parameters()).device
@@ -130,7 +132,7 @@ def needed_audio(video_starts: np.ndarray, n: int, vshift: int = VSHIFT) -> np.n
     return np.flatnonzero(need)
 
 
-def score_crops(net: SyncNet, crops_bgr: Sequence[np.ndarray], samples_int16: np.ndarray,
+def score_crops(net: SyncNet, crops_bgr: Crops, samples_int16: np.ndarray,
                 vshift: int = VSHIFT, video_stride: int = 1) -> SyncScore:
     """Score 25 fps face crops (each 224x224x3 BGR uint8) against 16 kHz int16-valued audio.
 
