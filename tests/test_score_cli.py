@@ -107,3 +107,17 @@ def test_not_a_video_is_a_clear_error(tmp_path: Path, weights: Path) -> None:
     res = facedrop("score", str(bad), "--weights-dir", str(weights))
     assert res.returncode != 0 and "Traceback" not in res.stderr
     assert "Fix:" in res.stderr
+
+
+def test_frames_are_resampled_to_25fps_and_bounded() -> None:
+    from pipeline.quality.video import JpegFrames, at_25fps, bounded
+
+    frames = [np.full((4, 4, 3), i, np.uint8) for i in range(30)]
+    timed = [(i / 30, f) for i, f in enumerate(frames)]  # 1 s at 30 fps
+    out = [int(f[0, 0, 0]) for f in at_25fps(timed)]
+    # frame k shows what is on screen at k/25 s: the latest 30 fps frame not after it
+    assert out == [int(np.floor(k / 25 * 30 + 1e-6)) for k in range(25)]
+    assert bounded(np.zeros((1080, 1920, 3), np.uint8)).shape == (405, 720, 3)
+    store = JpegFrames()
+    store.append(np.full((16, 16, 3), (200, 30, 30), np.uint8))
+    assert len(store) == 1 and abs(int(store[0][8, 8, 0]) - 200) <= 3  # RGB kept

@@ -3,7 +3,9 @@
 Frames are kept in memory as JPEG (quality 95, about 20x smaller than raw), like the official
 SyncNet pipeline, which extracts its frames to JPEG files with ffmpeg before scoring. A video at
 another rate is resampled to 25 fps by holding the latest frame (as ``ffmpeg -r 25`` does in the
-official ``run_pipeline.py``).
+official ``run_pipeline.py``). Frames larger than ``MAX_SIDE`` are scaled down first (the official
+pipeline crops at the original resolution; a face in a 720 px frame is still larger than the
+224 px crop), so five minutes of 1080p video stay within about 1 GB.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from pipeline.quality.report import QualityReport, quality_report
 from pipeline.quality.syncscore import FPS
 
 JPEG_QUALITY = 95
-MAX_SECONDS = 600.0
+MAX_SECONDS = 300.0
+MAX_SIDE = 720  # frames are kept at most this large (memory); faces stay well above 224 px
 
 
 class JpegFrames(Sequence[np.ndarray]):
@@ -60,9 +63,11 @@ class JpegFrames(Sequence[np.ndarray]):
 
 def at_25fps(timed: Iterable[tuple[float, np.ndarray]], max_seconds: float = MAX_SECONDS,
              path: Path | None = None) -> Iterator[np.ndarray]:
-    """Frames at ``k / 25`` s for k = 0, 1, ...: the latest frame shown at that time."""
+    """Frames at ``k / 25`` s for k = 0, 1, ...: the latest frame shown at that time, up to
+    the end of the last frame (its start plus the previous frame interval)."""
     k = 0
     last: np.ndarray | None = None
+    last_t = prev_t = 0.0
     for t, frame in timed:
         while last is not None and k / FPS < t - 1e-6:
             yield last
@@ -70,9 +75,23 @@ def at_25fps(timed: Iterable[tuple[float, np.ndarray]], max_seconds: float = MAX
         if t > max_seconds:
             raise InputError(f"the video is longer than {max_seconds:.0f} s", file=path,
                              fix="score a shorter clip (cut it first)")
-        last = frame
-    if last is not None:
+        last, prev_t, last_t = frame, last_t, t
+    if last is None:
+        return
+    end = last_t + ((last_t - prev_t) if last_t > prev_t else 1 / FPS)
+    while k / FPS < end - 1e-6:
         yield last
+        k += 1
+
+
+def bounded(rgb: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
+    """The frame scaled down (area filter) so its longer side is at most ``max_side``."""
+    h, w = rgb.shape[:2]
+    if max(h, w) <= max_side:
+        return rgb
+    scale = max_side / max(h, w)
+    return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
+                      interpolation=cv2.INTER_AREA)
 
 
 @dataclass
@@ -122,7 +141,7 @@ def score_video(video: Path, weights_dir: Path, audio: Path | None = None, *,
     sound = load_audio(audio or video, max_seconds=max_seconds)
     frames = JpegFrames()
     for frame in at_25fps(iter_frames_timed(video), max_seconds, video):
-        frames.append(frame)
+        frames.append(bounded(frame))
     landmarks, tracked = track_faces(frames, FaceLandmarker(weights_dir))
     report = quality_report(frames, landmarks, tracked, sound.samples, syncnet=net)
     return ScoredVideo(report, frames, landmarks, sound.duration)
