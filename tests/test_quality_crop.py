@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from pipeline.face.geometry import wav2lip_box
 from pipeline.quality.crop import crop_face, crop_tracks, syncnet_crops
 
 
@@ -28,21 +29,27 @@ def test_crop_is_the_official_slice(s: float, x: float, y: float) -> None:
     np.testing.assert_array_equal(crop_face(image, s, x, y), official_crop(image, s, x, y))
 
 
-def test_tracks_are_median_smoothed_landmark_boxes() -> None:
+def test_tracks_are_median_smoothed_s3fd_like_boxes(lmk: np.ndarray) -> None:
     t = 20
-    base = np.array([[10.0, 20.0], [50.0, 80.0], [30.0, 40.0]])  # box 40 x 60: s = 30
-    lmk = np.repeat(base[None], t, axis=0)
-    lmk[7] += 25.0  # one wild frame: the median filter removes it
-    lmk[9, 1] *= 2.0  # and one frame with a far too large box
-    tracks = crop_tracks(lmk)
+    marks = np.repeat(np.asarray(lmk, np.float64)[None, :, :2], t, axis=0)
+    x1, y1, x2, y2 = wav2lip_box(marks[0], pads=(0, 0, 0, 0))
+    expected = [max(x2 - x1, y2 - y1) / 2, (x1 + x2) / 2, (y1 + y2) / 2]
+    marks[7] += 25.0  # one wild frame: the median filter removes it
+    marks[9] = (marks[9] - marks[9].mean(0)) * 2 + marks[9].mean(0)  # one far too large box
+    tracks = crop_tracks(marks)
     assert tracks.shape == (t, 3)
-    np.testing.assert_allclose(tracks[6:14], np.tile([30.0, 30.0, 50.0], (8, 1)))
+    np.testing.assert_allclose(tracks[6:14], np.tile(expected, (8, 1)))
+    # the official crop (rows y - s .. y + 1.8 s) holds the whole box, the mouth about mid-height
+    s, _, y = expected
+    lips_y = float(np.asarray(lmk)[[13, 14], 1].mean())
+    assert 0.4 < (lips_y - (y - s)) / (2.8 * s) < 0.7
+    assert (y1 - (y - s)) / (2.8 * s) > 0.0 and (y2 - (y - s)) / (2.8 * s) < 1.0
 
 
-def test_crops_are_bgr_and_224() -> None:
-    frame = np.zeros((100, 100, 3), np.uint8)
+def test_crops_are_bgr_and_224(lmk: np.ndarray) -> None:
+    frame = np.zeros((512, 512, 3), np.uint8)
     frame[..., 0] = 200  # red in RGB
-    lmk = np.repeat(np.array([[[30.0, 30.0], [70.0, 70.0]]]), 3, axis=0)
-    crops = list(syncnet_crops([frame] * 3, lmk))
+    marks = np.repeat(np.asarray(lmk, np.float64)[None, :, :2], 3, axis=0)
+    crops = list(syncnet_crops([frame] * 3, marks))
     assert len(crops) == 3 and crops[0].shape == (224, 224, 3)
     assert crops[1][112, 112].tolist() == [0, 0, 200]

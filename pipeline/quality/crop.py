@@ -9,9 +9,12 @@ half-size ``s = max(w, h) / 2`` and a centre (x, y); the three tracks are median
 resized to 224x224 (``cv2.resize``, bilinear). SyncNet sees the whole crop: there is no separate
 mouth cut-out.
 
-The one difference, on purpose: the box is the bounding box of our 468 FaceMesh landmarks
-(brow-top / forehead to chin, cheek to cheek), not S3FD's. A FaceMesh box reaches a little higher
-up the forehead than S3FD's, so the crop sits slightly higher and is slightly larger. The official
+The one difference, on purpose: the box comes from our 468 FaceMesh landmarks, not from S3FD:
+facedrop's S3FD stand-in ``pipeline.face.geometry.wav2lip_box`` without padding (x from the jaw
+contour, temple to temple; y from the top of the brows to the chin), the box Wav2Lip's own
+S3FD crops are matched to elsewhere in facedrop. Not measured against S3FD on the same video
+here (no S3FD weights in this environment); S3FD boxes also jitter from frame to frame, which
+the official 13-frame median filter damps and tracked landmarks mostly lack. The official
 pipeline also writes the crops to an XVID .avi and reads them back as JPEGs; we use the decoded
 frames directly (no extra compression).
 """
@@ -24,22 +27,26 @@ from typing import overload
 import cv2
 import numpy as np
 
+from pipeline.face.geometry import wav2lip_box
 from pipeline.quality.syncscore import medfilt
 
 CROP_SIZE = 224
 CROP_SCALE = 0.40
 SMOOTH_KERNEL = 13
 PAD_VALUE = 110
+NO_PADS = (0.0, 0.0, 0.0, 0.0)  # the S3FD-like box itself (Wav2Lip pads 10 px below the chin)
 
 
 def crop_tracks(landmarks: np.ndarray) -> np.ndarray:
-    """(T, 3) smoothed (s, x, y) per frame from (T, 468, 2) landmarks (image pixels).
+    """(T, 3) smoothed (s, x, y) per frame from (T, 468, 2) landmarks (image pixels): half the
+    longer side and the centre of the S3FD-like box.
 
     A clip shorter than the 13-frame filter gets the median box of all its frames.
     """
-    pts = np.asarray(landmarks, dtype=np.float64)[..., :2]
-    lo, hi = pts.min(axis=1), pts.max(axis=1)
-    size = np.max(hi - lo, axis=1) / 2
+    boxes = np.array([wav2lip_box(lmk, pads=NO_PADS)
+                      for lmk in np.asarray(landmarks, dtype=np.float64)[..., :2]])
+    lo, hi = boxes[:, :2], boxes[:, 2:]
+    size = np.max(hi - lo, axis=1) / 2  # the official max(w, h) / 2
     centre = (lo + hi) / 2
     raw = np.stack([size, centre[:, 0], centre[:, 1]], axis=1)
     if len(raw) < SMOOTH_KERNEL:  # the zero padding would dominate (the official min track is
