@@ -9,11 +9,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.errors import MediaError
-from pipeline.quality.measures import Verdict
-from pipeline.quality.pictures import confidence_plot
-from pipeline.quality.report import QualityReport
+
+if TYPE_CHECKING:  # the scoring modules import torch: only when a video is scored
+    from pipeline.quality.report import QualityReport
 
 LABELS = {
     "tracked_share": "face tracked", "landmark_jitter_px": "landmark jitter",
@@ -46,6 +47,8 @@ def _weights_dir(args: argparse.Namespace) -> Path:
 
 def render(report: QualityReport, video: Path) -> str:
     """The report as text: verdict, then one line per measure."""
+    from pipeline.quality.measures import Verdict
+
     lines = [f"{video.name}: {report.video_seconds:.2f} s at 25 fps",
              f"Verdict: {report.summary()}"]
     for m in report.measures:
@@ -63,6 +66,7 @@ def render(report: QualityReport, video: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipeline.quality.pictures import confidence_plot
     from pipeline.quality.video import score_video  # torch: only when scoring
 
     try:
