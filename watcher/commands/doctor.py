@@ -21,8 +21,8 @@ from rich.table import Table
 from pipeline.device import accelerator_fix
 from pipeline.prerequisites import JobNeeds, driving_gap
 from pipeline.settings import PipelineSettings
-from pipeline.weights.manifest import MANIFEST, WeightFile
-from pipeline.weights.verify import verify
+from pipeline.weights.manifest import MANIFEST, OPTIONAL_GROUPS, WeightFile
+from pipeline.weights.verify import FileStatus, State, verify
 from watcher.console import make_console, print_json
 from watcher.macos.privacy import Access, Probe, grant_binary, is_protected, probe_folder
 
@@ -109,8 +109,17 @@ def ffmpeg_checks(system: str) -> list[Check]:
 
 def weight_checks(weights_dir: Path, manifest: Sequence[WeightFile], hash_files: bool
                   ) -> list[Check]:
-    """Every model file: present and verified (or what is wrong and the command to fix it)."""
-    return [Check("Weights", s.entry.relpath, OK if s.ok else FAIL,
+    """Every model file: present and verified (or what is wrong and the command to fix it).
+
+    A missing file of an optional group (one no job needs) is a warning, not a failure.
+    """
+    def level(s: FileStatus) -> str:
+        if s.ok:
+            return OK
+        optional = s.entry.group in OPTIONAL_GROUPS and s.state is State.MISSING
+        return WARN if optional else FAIL
+
+    return [Check("Weights", s.entry.relpath, level(s),
                   s.detail if s.ok else f"{s.state.value}: {s.detail}", s.fix)
             for s in verify(weights_dir, manifest, hash_files=hash_files)]
 

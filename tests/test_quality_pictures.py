@@ -1,0 +1,101 @@
+"""Preview contact sheet, poster and quality_report on a constructed clip of a real face."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from pipeline.errors import MediaError
+from pipeline.quality import pictures
+from pipeline.quality.measures import Verdict
+from pipeline.quality.report import quality_report
+
+N = 30
+
+
+@pytest.fixture(scope="module")
+def clip(astronaut: np.ndarray, lmk: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    frames, marks = [], []
+    base = np.asarray(lmk, np.float64)[:, :2]
+    for t in range(N):
+        m = np.array([[1, 0, 3 * np.sin(t / 5)], [0, 1, 0.5 * t]], np.float64)
+        frames.append(cv2.warpAffine(astronaut, m, (512, 512), borderMode=cv2.BORDER_REFLECT))
+        marks.append(base + m[:, 2])
+    return frames, np.stack(marks)
+
+
+def test_preview_sheet(tmp_path: Path, clip: tuple[list[np.ndarray], np.ndarray]) -> None:
+    frames, marks = clip
+    path = tmp_path / "preview.jpg"
+    times = pictures.preview_sheet(path, frames, marks, fps=25)
+    sheet = cv2.imread(str(path))
+    assert sheet is not None
+    # 8 tiles in 2 columns: each the 200 px frame plus the 200 px mouth beside it
+    assert sheet.shape == (4 * 200, 2 * 400, 3)
+    assert len(times) == 8
+    assert times[0] == 0.0 and times[-1] == pytest.approx((N - 1) / 25)
+    assert all(b > a for a, b in zip(times, times[1:], strict=False))
+    # the enlarged mouth is the lips, not background: reddish and varied
+    mouth = sheet[:200, 200:400].astype(float)
+    assert mouth.std() > 20
+    assert mouth[80:120, 60:140, 2].mean() > mouth[80:120, 60:140, 0].mean()  # R > B (BGR)
+
+
+def test_poster_avoids_blinks(tmp_path: Path, clip: tuple[list[np.ndarray], np.ndarray]) -> None:
+    frames, marks = clip
+    blinking = marks.copy()
+    for t in range(N):
+        if t != 17:  # close the eyes in every frame but one
+            for top, bottom in ((159, 145), (386, 374)):
+                blinking[t, top] = blinking[t, bottom]
+    tracked = [True] * N
+    path = tmp_path / "poster.jpg"
+    assert pictures.poster(path, frames, blinking, tracked) == 17
+    poster = cv2.imread(str(path))
+    assert poster is not None and poster.shape == (512, 512, 3)
+    tracked[17] = False  # an untracked frame is not chosen
+    assert pictures.poster_index(blinking, tracked) != 17
+
+
+def test_quality_report_without_syncnet(clip: tuple[list[np.ndarray], np.ndarray]) -> None:
+    frames, marks = clip
+    audio = np.zeros(int(16000 * N / 25), np.float32)
+    report = quality_report(frames, marks, [True] * N, audio, syncnet=None, before=frames)
+    names = [m.name for m in report.measures]
+    assert names == ["tracked_share", "landmark_jitter_px", "seam_step", "flicker",
+                     "duration_gap_s"]
+    assert report.verdict is Verdict.OK, report.summary()
+    assert report.sync is None
+    assert "lip sync not scored" in report.summary()
+    data = report.as_dict()
+    assert data["verdict"] == "ok" and data["not_scored"]
+    lost = quality_report(frames, marks, [True] * 20 + [False] * 10, audio[:8000], syncnet=None)
+    assert lost.verdict is Verdict.CHECK
+    assert any("face was lost" in r for r in lost.reasons)
+    assert any("lengths differ" in r for r in lost.reasons)
+
+
+def test_quality_files(tmp_path: Path, clip: tuple[list[np.ndarray], np.ndarray]) -> None:
+    import json
+
+    from pipeline.quality.outputs import write_quality_files
+
+    frames, marks = clip
+    audio = np.zeros(int(16000 * N / 25), np.float32)
+    report = quality_report(frames, marks, [True] * N, audio, syncnet=None)
+    paths = write_quality_files(tmp_path, report, frames, marks, [True] * N)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["poster.jpg", "preview.jpg",
+                                                          "quality.json"]
+    data = json.loads(paths["quality.json"].read_text())
+    assert data["verdict"] == "ok" and len(data["preview_times_s"]) == 8
+    assert data["preview_times_s"][-1] == pytest.approx((N - 1) / 25, abs=1e-3)
+    assert 0 <= data["poster_time_s"] <= (N - 1) / 25
+    for name, shape in (("preview.jpg", (800, 800, 3)), ("poster.jpg", (512, 512, 3))):
+        picture = cv2.imread(str(paths[name]))
+        assert picture is not None and picture.shape == shape
+    with pytest.raises(MediaError):
+        pictures.preview_sheet(tmp_path / "missing" / "p.jpg", frames, marks)
+    assert not (tmp_path / "missing").exists()
