@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from pathlib import Path
 
 TEMP_SUFFIX = ".tmp"
@@ -50,3 +51,24 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
 def write_text_atomic(path: Path, text: str) -> None:
     """``write_bytes_atomic`` of ``text`` as UTF-8."""
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def copy_fsynced(src: Path, dest: Path, chunk: int = 1 << 20) -> Path:
+    """Copy ``src`` to ``dest`` (a temp or partial name) and fsync it; the caller renames it."""
+    with src.open("rb") as fin, dest.open("wb") as fout:
+        shutil.copyfileobj(fin, fout, chunk)
+        fout.flush()
+        os.fsync(fout.fileno())
+    return dest
+
+
+def copy_file_atomic(src: Path, dest: Path) -> Path:
+    """Copy ``src`` to ``dest`` through a fsynced hidden temp file and a rename."""
+    tmp = temp_name(dest)
+    try:
+        copy_fsynced(src, tmp)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(dest.parent)
+    return dest

@@ -9,13 +9,12 @@ real.
 from __future__ import annotations
 
 import builtins
-import os
 import re
-import shutil
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
 
+from pipeline.atomic import copy_file_atomic
 from pipeline.digest import sha256_file
 from pipeline.errors import InputError
 from pipeline.liveportrait.template import load_template
@@ -122,7 +121,8 @@ class DriverLibrary:
                 fix="choose another name with --name",
             )
         dest = self.root / f"{name}{video.suffix.lower()}"
-        _atomic_copy(video, dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        copy_file_atomic(video, dest)
         return Driver(name, dest, source.sha256, source.frames, source.fps)
 
 
@@ -237,16 +237,3 @@ def _default_clip(library: DriverLibrary, default: str) -> DrivingChoice:
         )
     return DrivingChoice(found, default, DrivingSource.DEFAULT)
 
-
-def _atomic_copy(src: Path, dest: Path) -> None:
-    """Copy to a hidden temp name in the destination folder, fsync, then rename into place."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.partial")
-    try:
-        with src.open("rb") as fin, tmp.open("wb") as fout:
-            shutil.copyfileobj(fin, fout, 1024 * 1024)
-            fout.flush()
-            os.fsync(fout.fileno())
-        tmp.replace(dest)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -17,12 +17,15 @@ kept even when it alone is larger, and is evicted by a later job).
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import time
 from pathlib import Path
 
 import numpy as np
+
+from pipeline.atomic import write_bytes_atomic
 
 CROP = 512
 FRAME_BYTES = CROP * CROP * 3
@@ -75,10 +78,9 @@ class RenderEntry:
         return np.array(self.frames[driving_index])
 
     def _save_done(self) -> None:
-        tmp = self.folder / ".done.npy.tmp"
-        with tmp.open("wb") as f:
-            np.save(f, self.done, allow_pickle=False)
-        os.replace(tmp, self.folder / "done.npy")
+        buffer = io.BytesIO()
+        np.save(buffer, self.done, allow_pickle=False)
+        write_bytes_atomic(self.folder / "done.npy", buffer.getvalue())
 
 
 class RenderCache:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.atomic import write_bytes_atomic
 from pipeline.errors import InputError
 
 NUM_KP = 21
@@ -207,8 +208,5 @@ def motion_to_dict(motion: DrivingMotion) -> dict[str, object]:
 def save_template(motion: DrivingMotion, path: Path) -> None:
     """Write ``motion`` as an official-layout template, atomically (temp file + rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as f:
-        # protocol 4: what the official pickle.dump writes, readable by older Pythons
-        pickle.dump(motion_to_dict(motion), f, protocol=4)
-    tmp.replace(path)
+    # protocol 4: what the official pickle.dump writes, readable by older Pythons
+    write_bytes_atomic(path, pickle.dumps(motion_to_dict(motion), protocol=4))

@@ -5,13 +5,13 @@ landmarks and scores that write one file each.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from pipeline.atomic import write_bytes_atomic
 from pipeline.errors import MediaError
 from pipeline.face import meshidx
 from pipeline.quality.syncscore import FPS, SyncScore
@@ -56,16 +56,18 @@ def _imwrite_atomic(path: Path, bgr: np.ndarray, params: Sequence[int] = ()) -> 
     """``cv2.imwrite`` to a hidden temp name beside ``path``, then a rename: never half a file
     under the real name (a synced folder may upload it at any moment)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     try:
-        ok = cv2.imwrite(str(tmp), bgr, list(params))
+        ok, encoded = cv2.imencode(path.suffix or ".jpg", bgr, list(params))
     except cv2.error:
         ok = False
     if not ok:
-        tmp.unlink(missing_ok=True)
-        raise MediaError("a picture could not be written", file=path,
-                         fix="check that the folder exists and is writable (.jpg or .png name)")
-    os.replace(tmp, path)
+        raise MediaError("a picture could not be encoded", file=path,
+                         fix="name it with a .jpg or .png suffix")
+    try:
+        write_bytes_atomic(path, encoded.tobytes())
+    except OSError as err:
+        raise MediaError(f"a picture could not be written ({err.strerror})", file=path,
+                         fix="check that the folder exists and is writable") from err
     return path
 
 

@@ -7,10 +7,9 @@ A model file appears under its final name only complete and verified: it is writ
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
-from pipeline.atomic import fsync_dir
+from pipeline.atomic import copy_fsynced, fsync_dir
 from pipeline.digest import sha256_file
 from pipeline.errors import WeightsError
 
@@ -65,9 +64,4 @@ def place(partial: Path, dest: Path) -> Path:
 def copy_atomically(src: Path, dest: Path) -> Path:
     """Copy ``src`` to ``dest.partial``, fsync it, and return the partial path (not yet placed)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    partial = partial_path(dest)
-    with src.open("rb") as fin, partial.open("wb") as fout:
-        shutil.copyfileobj(fin, fout, CHUNK)
-        fout.flush()
-        os.fsync(fout.fileno())
-    return partial
+    return copy_fsynced(src, partial_path(dest), CHUNK)
