@@ -131,6 +131,17 @@ def test_landmarks_once_per_distinct_crop_and_official_input(scene: dict) -> Non
     assert syncer.net.seen[0] == (torch.float32, (4, 1, 80, 16), (4, 6, 96, 96))
 
 
+def test_a_jobs_own_landmarker_leaves_the_resident_one_alone(scene: dict) -> None:
+    """Per-job state lives in per-job objects: the job's tracker is passed, never swapped in."""
+    resident, job = CountingLandmarker(scene["landmarker"]), CountingLandmarker(scene["landmarker"])
+    syncer = LipSyncer(ReferenceNet(), CPU, torch.float32, 4, landmarker=resident)
+    with_job = syncer.prepare_sequence(scene["crops"], scene["first_landmarks"], landmarker=job)
+    assert syncer.landmarker is resident and resident.calls["track"] == 0
+    assert job.calls["track"] == N_DISTINCT
+    plain = syncer.prepare_sequence(scene["crops"], scene["first_landmarks"])
+    assert [b.box for b in plain] == [b.box for b in with_job]
+
+
 def _frames_for_audio(scene: dict, fps: Fraction | int) -> tuple[int, np.ndarray, list[int]]:
     """n_frames as the lead computes it, the mel windows and the ping-pong crop order."""
     audio = scene["audio"]

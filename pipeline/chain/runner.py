@@ -173,9 +173,8 @@ class Runner:
         first = anim.affine.apply(prepared.landmarks).astype(np.float32)
         crops = DistinctCrops(anim)
         if lipsync:
-            syncer = self.syncer()
-            syncer.landmarker = tracker  # this job's tracker: counts its lost frames
-            return syncer.prepare_sequence(crops, first)
+            # this job's tracker (it counts its lost frames); the resident syncer stays as it is
+            return self.syncer().prepare_sequence(crops, first, landmarker=tracker)
         prev, out = first, []
         for crop in crops:  # enhance only: landmarks without the lip-sync box and mask
             prev = tracker.track(crop, prev)

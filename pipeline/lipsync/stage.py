@@ -69,12 +69,14 @@ class LipSyncer:
         self.colour_match = colour_match
 
     # -- per distinct crop ------------------------------------------------------------------------
-    def _landmarks(self, crop: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
+    def _landmarks(self, crop: np.ndarray, prev: np.ndarray | None,
+                   landmarker: Landmarker | None = None) -> np.ndarray:
+        marker = landmarker or self.landmarker
         if prev is not None:
-            return np.asarray(self.landmarker.track(crop, prev), dtype=np.float32)
+            return np.asarray(marker.track(crop, prev), dtype=np.float32)
         # only without any hint: a detection on the 512 crop (the face fills it), never a frame
-        found = self.landmarker.detect(crop)
-        return np.asarray(self.landmarker.landmarks(crop, found), dtype=np.float32)
+        found = marker.detect(crop)
+        return np.asarray(marker.landmarks(crop, found), dtype=np.float32)
 
     def _base(self, landmarks: np.ndarray, float_box: np.ndarray, shape: tuple[int, ...]
               ) -> BaseFace:
@@ -88,14 +90,16 @@ class LipSyncer:
         return self._base(lmk, box.padded_box(lmk, w, h), crop_rgb.shape)
 
     def prepare_sequence(self, crops: Sequence[np.ndarray],
-                         first_landmarks: np.ndarray | None = None) -> list[BaseFace]:
+                         first_landmarks: np.ndarray | None = None, *,
+                         landmarker: Landmarker | None = None) -> list[BaseFace]:
         """``BaseFace`` for consecutive distinct crops (driving-frame order): landmarks tracked
         frame to frame from ``first_landmarks`` (e.g. the photo's, mapped into the crop), boxes
-        smoothed over time without lag (``box.smooth_boxes``)."""
+        smoothed over time without lag (``box.smooth_boxes``). ``landmarker`` is the job's own
+        (e.g. a ``SteadyTracker`` counting its lost frames); the resident one is never changed."""
         landmarks, boxes, shapes = [], [], []
         prev = first_landmarks
         for crop in crops:  # one pass: the crops may be read lazily from a render cache
-            prev = self._landmarks(crop, prev)
+            prev = self._landmarks(crop, prev, landmarker)
             landmarks.append(prev)
             boxes.append(box.padded_box(prev, crop.shape[1], crop.shape[0]))
             shapes.append(crop.shape)
