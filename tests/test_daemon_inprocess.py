@@ -18,6 +18,7 @@ from tests.helpers.daemon_harness import make_job, read_status, speech_clip, wai
 from tests.helpers.daemon_pipeline import TestPipeline
 from watcher.config import Config, load_config
 from watcher.daemon import Daemon, pipeline_factory
+from watcher.inbox_scan import InboxEntry, Kind, Verdict
 from watcher.jobqueue import JobState, TransitionError
 from watcher.outbox import move
 from watcher.state import SqliteQueue
@@ -104,7 +105,8 @@ def test_job_that_kept_crashing_the_daemon_is_failed_on_restart(config, astronau
     daemon = Daemon(config, lambda c: TestPipeline(c.pipeline))
     daemon._wire()
     assert daemon.intake is not None and daemon.queue is not None
-    daemon.intake.claim(config.paths.inbox / "crasher")
+    crasher = config.paths.inbox / "crasher"
+    daemon.intake.claim(InboxEntry("crasher", crasher, Kind.FOLDER, Verdict.READY))
     for _ in range(config.daemon.max_attempts):
         job = daemon.queue.take(now=time.time())
         assert job is not None

@@ -26,7 +26,8 @@ from pipeline.errors import ConfigError
 from pipeline.spec import Pipeline
 from watcher.config import Config
 from watcher.faults import FaultBoard, FaultKind, Places, classify, write_probe
-from watcher.intake import Classifier, Intake, default_classify
+from watcher.inbox_scan import InboxScanner
+from watcher.intake import Intake
 from watcher.killpoints import CrashHook, no_crash
 from watcher.outbox import Outbox, Rename
 from watcher.readiness import ReadinessTracker
@@ -125,9 +126,9 @@ class Daemon:
     """The wiring. Construct with a config and a pipeline factory, then call ``run()``.
 
     ``rename`` (the claim/move primitive), ``clock`` (readiness), ``wall`` (retry times),
-    ``notifier``, ``crash`` (kill points, tests only) and ``classify_entry`` (the verdict on each
-    inbox entry) are injectable so tests can simulate EXDEV, time, notification centres and
-    kills.
+    ``notifier`` and ``crash`` (kill points, tests only) are injectable so tests can simulate
+    EXDEV, time, notification centres and kills. ``InboxScanner`` is the one classifier of
+    inbox entries.
     """
 
     def __init__(
@@ -140,7 +141,6 @@ class Daemon:
         wall: Callable[[], float] = time.time,
         notifier: Notifier | None = None,
         crash: CrashHook = no_crash,
-        classify_entry: Classifier = default_classify,
     ) -> None:
         self.config = config
         self.paths = config.paths
@@ -151,7 +151,6 @@ class Daemon:
         self._wall = wall
         self._notifier = notifier if config.daemon.notify else None
         self._crash = crash
-        self._classify_entry = classify_entry
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._stop_at: float | None = None
@@ -234,10 +233,13 @@ class Daemon:
         d = self.config.daemon
         self.intake = Intake(
             self.paths.inbox, self.work_dir, self.outbox, lifecycle,
-            ReadinessTracker(d.settle_seconds, d.settle_checks,
-                             grace_seconds=d.incomplete_grace_seconds, clock=self._clock),
+            InboxScanner(
+                ReadinessTracker(d.settle_seconds, d.settle_checks,
+                                 grace_seconds=d.incomplete_grace_seconds, clock=self._clock),
+                clock=self._clock,
+            ),
             self.faults,
-            rename=self._rename, crash=self._crash, classify=self._classify_entry,
+            rename=self._rename, crash=self._crash,
             stopping=self._stop.is_set,
         )
         self.worker = Worker(lifecycle, self.config, self._factory, self.faults, self.places,
