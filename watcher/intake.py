@@ -47,7 +47,6 @@ from watcher.jobzip import ZipJobError, ZipLimits, unpack_job_zip
 from watcher.killpoints import CrashHook, no_crash
 from watcher.names import fit, name_max
 from watcher.outbox import (
-    COPYING,
     INPUT,
     Outbox,
     Rename,
@@ -55,6 +54,7 @@ from watcher.outbox import (
     fsync_tree,
     is_litter,
     remove_tree,
+    staging_path,
 )
 from watcher.transition import Lifecycle, Outcome
 
@@ -205,7 +205,10 @@ class Intake:
             if err.errno != errno.EXDEV:
                 remove_tree(slot)
                 raise
-            marker = self.inbox / f"{CLAIM_PREFIX}{slot.name}.{src.name}"
+            # The marker's name is fitted to the disk; the job takes the name it records, so a
+            # recovery that reads it back copies to the same place.
+            marker = self.inbox / fit(f"{CLAIM_PREFIX}{slot.name}.{src.name}", name_max(self.inbox))
+            dest = dest.parent / _claimed_name(marker)[1]
             try:
                 os.rename(src, marker)  # on the inbox's own filesystem: atomic
             except FileNotFoundError:
@@ -217,7 +220,7 @@ class Intake:
 
     def _copy_claimed(self, marker: Path, dest: Path) -> None:
         if not dest.exists():
-            staging = dest.parent / f".{dest.name}{COPYING}{os.getpid()}"
+            staging = staging_path(dest)
             remove_tree(staging)
             try:
                 if marker.is_dir():
@@ -305,7 +308,7 @@ class Intake:
     def recover(self) -> None:
         """Finish what a kill interrupted (see the module docstring); runs before any job."""
         for marker in sorted(self._markers()):
-            slot_name, _, name = marker.name[len(CLAIM_PREFIX):].partition(".")
+            slot_name, name = _claimed_name(marker)
             slot = self.work_dir / slot_name
             slot.mkdir(parents=True, exist_ok=True)
             hold = slot / ZIP_HOLD
@@ -357,6 +360,12 @@ class Intake:
             return [p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()]
         except OSError:
             return []
+
+
+def _claimed_name(marker: Path) -> tuple[str, str]:
+    """``(slot, name)`` from a claim marker ``.facedrop-claimed.<slot>.<name>``."""
+    slot, _, name = marker.name[len(CLAIM_PREFIX):].partition(".")
+    return slot, name
 
 
 def _mark_failed(slot: Path, err: FacedropError | None, rel: str) -> None:
