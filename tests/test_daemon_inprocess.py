@@ -230,3 +230,33 @@ def test_a_version_1_database_is_migrated_to_relative_locations(tmp_path):
         "old", "abc-1/old", "old (2)", JobState.QUEUED, 1, 1
     )
     queue.close()
+
+
+def test_zip_and_long_name_claims_across_volumes(config, astronaut_path, clip):
+    """EXDEV on every rename: a zipped job and a 250-byte job name (its claim marker fitted)."""
+    import zipfile
+
+    staged = make_job(config.paths.state.parent / "staging", "zipped", astronaut_path, clip)
+    config.paths.inbox.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(config.paths.inbox / "zipped.zip", "w") as zf:
+        for path in sorted(staged.iterdir()):
+            zf.write(path, f"zipped/{path.name}")
+    long_name = "é" * 125  # 250 bytes
+    make_job(config.paths.inbox, long_name, astronaut_path, clip)
+
+    def cross_device_rename(src: Path, dest: Path) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    daemon = Daemon(config, lambda c: TestPipeline(c.pipeline), rename=cross_device_rename)
+    assert daemon.run(burst=True, install_signals=False) == 0
+    outs = sorted(config.paths.outbox.iterdir())
+    assert len(outs) == 2
+    for out in outs:
+        assert read_status(out)["state"] == "done", out.name
+        assert sorted(p.name for p in (out / "input").iterdir()) == [
+            "face.png", "job.yaml", "voice.wav"]
+        assert len(list(out.glob("*.mp4"))) == 1
+    assert "zipped" in [p.name for p in outs]
+    assert [p.name for p in outs if p.name != "zipped"][0].startswith("é" * 100)
+    assert list(config.paths.inbox.iterdir()) == []
+    assert list((config.paths.state / "work").iterdir()) == []

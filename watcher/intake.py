@@ -39,11 +39,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.atomic import fsync_dir, write_text_atomic
-from pipeline.errors import FacedropError
+from pipeline.errors import FacedropError, InputError
 from watcher.faults import Fault, FaultBoard, FaultKind, Scope
 from watcher.inbox_scan import InboxEntry, InboxScanner, Kind, Verdict
 from watcher.jobqueue import JobState
-from watcher.jobzip import ZipJobError, ZipLimits, unpack_job_zip
+from watcher.jobzip import ZipLimits, unpack_job_zip
 from watcher.killpoints import CrashHook, no_crash
 from watcher.names import fit, name_max
 from watcher.outbox import (
@@ -183,7 +183,8 @@ class Intake:
             dest = slot / ZIP_HOLD / entry.name
         else:
             dest = slot / entry.name
-        if not self._take(entry.path, slot, dest):
+        taken = self._take(entry.path, slot, dest)
+        if taken is None:
             remove_tree(slot)  # the submitter removed it meanwhile
             return
         self._scanner.tracker.forget(entry.path)
@@ -192,15 +193,19 @@ class Intake:
             failed = entry.error or FacedropError(entry.reason or "the zip cannot be read")
             self._unzip(slot, failed if entry.verdict is Verdict.FAILED else None)
         else:
-            self._record(dest)
+            self._record(taken)
             self._end_failed(slot)
 
-    def _take(self, src: Path, slot: Path, dest: Path) -> bool:
-        """Rename ``src`` to ``dest`` (marking it claimed first across filesystems)."""
+    def _take(self, src: Path, slot: Path, dest: Path) -> Path | None:
+        """Rename ``src`` to ``dest`` (marking it claimed first across filesystems).
+
+        Returns where it landed (across filesystems the name the marker could hold), or None
+        if ``src`` is gone.
+        """
         try:
             self._rename(src, dest)
         except FileNotFoundError:
-            return False
+            return None
         except OSError as err:
             if err.errno != errno.EXDEV:
                 remove_tree(slot)
@@ -212,11 +217,11 @@ class Intake:
             try:
                 os.rename(src, marker)  # on the inbox's own filesystem: atomic
             except FileNotFoundError:
-                return False
+                return None
             fsync_dir(self.inbox)
             self._crash("claim.marked")
             self._copy_claimed(marker, dest)
-        return True
+        return dest
 
     def _copy_claimed(self, marker: Path, dest: Path) -> None:
         if not dest.exists():
@@ -242,7 +247,7 @@ class Intake:
     def _unzip(self, slot: Path, failed: FacedropError | None) -> None:
         """Unpack ``<slot>/.zip/<zip>`` into the slot and record the job; a bad zip ends failed."""
         hold = slot / ZIP_HOLD
-        zips = sorted(hold.iterdir())
+        zips = sorted(p for p in hold.iterdir() if not is_litter(p.name))
         if not zips:
             return
         archive = zips[0]
@@ -252,7 +257,7 @@ class Intake:
                     remove_tree(path)  # an unpack a kill interrupted: redo it
             try:
                 folder = unpack_job_zip(archive, slot, self._zip_limits)
-            except ZipJobError as err:
+            except InputError as err:  # ZipJobError, or saferead's refusal: the zip's fault
                 failed = err
             else:
                 self._crash("claim.unzipped")
