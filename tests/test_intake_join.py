@@ -157,7 +157,9 @@ def test_entries_that_never_become_ready_end_failed_with_their_inputs_never_run(
         assert "Fix: " in error, error
         assert env.runs(name) == [], name  # never run
     half_error = (env.outbox / "half" / "error.txt").read_text()
-    assert "unfinished" in half_error and "voice.wav" in half_error, half_error
+    # The parser's own words name the incomplete file where the user finds it.
+    assert "is incomplete" in half_error, half_error
+    assert f"File: {env.outbox / 'half' / 'input' / 'voice.wav'}" in half_error, half_error
     assert "cut.zip" in (env.outbox / "cut" / "error.txt").read_text()
     time.sleep(1.0)  # a few more scans: failed is final, never retried
     assert read_status(env.outbox / "half")["attempt"] == 0

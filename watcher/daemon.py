@@ -22,12 +22,13 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, InputError
 from pipeline.spec import Pipeline
 from watcher.config import Config
 from watcher.faults import FaultBoard, FaultKind, Places, classify, write_probe
 from watcher.inbox_scan import InboxScanner
 from watcher.intake import Intake
+from watcher.jobfolder import parse_job_folder
 from watcher.killpoints import CrashHook, no_crash
 from watcher.outbox import Outbox, Rename
 from watcher.readiness import ReadinessTracker
@@ -239,12 +240,20 @@ class Daemon:
                 clock=self._clock,
             ),
             self.faults,
-            rename=self._rename, crash=self._crash,
+            rename=self._rename, crash=self._crash, explain=self._input_problem,
             stopping=self._stop.is_set,
         )
         self.worker = Worker(lifecycle, self.config, self._factory, self.faults, self.places,
                              clock=self._wall, crash=self._crash)
         self.worker.on_idle = self._wake.set
+
+    def _input_problem(self, folder: Path) -> InputError | None:
+        """The parser's specific error for a folder that never became ready (None: none)."""
+        try:
+            parse_job_folder(folder, self.config, folder.name)
+        except InputError as err:
+            return err
+        return None
 
     def _reconcile(self) -> None:
         """Once per start, before anything is claimed or run (repeated if a fault stops it)."""

@@ -17,8 +17,9 @@ into place and only then removed.
   ``input/``.
 - A FAILED entry (unfinished past the grace period, a zip that never became whole) is claimed
   the same way with ``<slot>/.failed`` (the error, as JSON) written first, recorded and ended
-  failed at once: ``error.txt`` names the file in ``input/``, the problem and the fix. It is
-  never run and never retried.
+  failed at once: ``error.txt`` names the file in ``input/``, the problem and the fix (the job
+  parser's own words when it finds a specific problem, e.g. "no face photo"; else what
+  readiness waited for). It is never run and never retried.
 
 ``recover`` resumes whatever a kill interrupted, before the worker may take anything: it
 finishes half-done cross-filesystem claims, redoes an unpack that did not finish (unless the
@@ -66,6 +67,11 @@ FAILED_MARK = ".failed"  # <slot>/.failed: this slot's job ends failed, never ru
 UNZIP_PREFIX = ".unzip-"  # unpack_job_zip's staging folder
 
 
+# The job parser's verdict on a claimed folder that never became ready: its specific error, or
+# None (the readiness error stands). Wired by the daemon; never runs the pipeline.
+Explain = Callable[[Path], FacedropError | None]
+
+
 def new_slot_name() -> str:
     """A unique work-area slot: hex digits only (no '.', so claimed names parse)."""
     return f"{time.time_ns():x}{os.getpid():x}"
@@ -87,6 +93,7 @@ class Intake:
         crash: CrashHook = no_crash,
         stopping: Callable[[], bool] = lambda: False,
         zip_limits: ZipLimits | None = None,
+        explain: Explain = lambda folder: None,
     ) -> None:
         self.inbox = inbox
         self.work_dir = work_dir
@@ -98,6 +105,7 @@ class Intake:
         self._crash = crash
         self._stopping = stopping
         self._zip_limits = zip_limits or ZipLimits()
+        self._explain = explain
         self.verdicts: list[InboxEntry] = []
         self._logged: dict[str, tuple[Verdict, str]] = {}
         self.needs_recovery = True
@@ -193,8 +201,24 @@ class Intake:
             failed = entry.error or FacedropError(entry.reason or "the zip cannot be read")
             self._unzip(slot, failed if entry.verdict is Verdict.FAILED else None)
         else:
+            if entry.verdict is Verdict.FAILED:
+                self._sharpen(slot, taken)
             self._record(taken)
             self._end_failed(slot)
+
+    def _sharpen(self, slot: Path, folder: Path) -> None:
+        """Prefer the job parser's own words (e.g. "no face photo") to "still unfinished"."""
+        try:
+            err = self._explain(folder)
+        except Exception:  # the readiness error already written stands
+            log.exception("could not check %s", folder.name)
+            return
+        if err is None:
+            return
+        rel = ""
+        if err.file and Path(err.file).is_relative_to(folder):
+            rel = str(Path(err.file).relative_to(folder)).removeprefix(".")
+        _mark_failed(slot, err, rel)
 
     def _take(self, src: Path, slot: Path, dest: Path) -> Path | None:
         """Rename ``src`` to ``dest`` (marking it claimed first across filesystems).
