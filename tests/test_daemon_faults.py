@@ -214,7 +214,7 @@ def test_inbox_link_target_vanishes_or_inbox_becomes_a_file(tmp_path, astronaut_
         entries = wait_for(lambda: status_json(config, home)["inbox"], TIMEOUT, "verdicts")
         assert entries == [{"name": "notes.txt", "verdict": "ignored",
                             "reason": entries[0]["reason"]}]
-        assert "not a folder" in entries[0]["reason"]
+        assert "not a job folder or .zip" in entries[0]["reason"]
         assert "inbox entry 'notes.txt': ignored" in facedrop(config, home, "status").stdout
 
         target.rename(tmp_path / "unplugged")  # the synced folder goes away

@@ -18,6 +18,7 @@ from tests.helpers.daemon_harness import make_job, read_status, speech_clip, wai
 from tests.helpers.daemon_pipeline import TestPipeline
 from watcher.config import Config, load_config
 from watcher.daemon import Daemon, pipeline_factory
+from watcher.inbox_scan import InboxEntry, Kind, Verdict
 from watcher.jobqueue import JobState, TransitionError
 from watcher.outbox import move
 from watcher.state import SqliteQueue
@@ -104,7 +105,8 @@ def test_job_that_kept_crashing_the_daemon_is_failed_on_restart(config, astronau
     daemon = Daemon(config, lambda c: TestPipeline(c.pipeline))
     daemon._wire()
     assert daemon.intake is not None and daemon.queue is not None
-    daemon.intake.claim(config.paths.inbox / "crasher")
+    crasher = config.paths.inbox / "crasher"
+    daemon.intake.claim(InboxEntry("crasher", crasher, Kind.FOLDER, Verdict.READY))
     for _ in range(config.daemon.max_attempts):
         job = daemon.queue.take(now=time.time())
         assert job is not None
@@ -228,3 +230,33 @@ def test_a_version_1_database_is_migrated_to_relative_locations(tmp_path):
         "old", "abc-1/old", "old (2)", JobState.QUEUED, 1, 1
     )
     queue.close()
+
+
+def test_zip_and_long_name_claims_across_volumes(config, astronaut_path, clip):
+    """EXDEV on every rename: a zipped job and a 250-byte job name (its claim marker fitted)."""
+    import zipfile
+
+    staged = make_job(config.paths.state.parent / "staging", "zipped", astronaut_path, clip)
+    config.paths.inbox.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(config.paths.inbox / "zipped.zip", "w") as zf:
+        for path in sorted(staged.iterdir()):
+            zf.write(path, f"zipped/{path.name}")
+    long_name = "é" * 125  # 250 bytes
+    make_job(config.paths.inbox, long_name, astronaut_path, clip)
+
+    def cross_device_rename(src: Path, dest: Path) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    daemon = Daemon(config, lambda c: TestPipeline(c.pipeline), rename=cross_device_rename)
+    assert daemon.run(burst=True, install_signals=False) == 0
+    outs = sorted(config.paths.outbox.iterdir())
+    assert len(outs) == 2
+    for out in outs:
+        assert read_status(out)["state"] == "done", out.name
+        assert sorted(p.name for p in (out / "input").iterdir()) == [
+            "face.png", "job.yaml", "voice.wav"]
+        assert len(list(out.glob("*.mp4"))) == 1
+    assert "zipped" in [p.name for p in outs]
+    assert [p.name for p in outs if p.name != "zipped"][0].startswith("é" * 100)
+    assert list(config.paths.inbox.iterdir()) == []
+    assert list((config.paths.state / "work").iterdir()) == []

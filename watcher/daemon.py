@@ -22,11 +22,13 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, InputError
 from pipeline.spec import Pipeline
 from watcher.config import Config
 from watcher.faults import FaultBoard, FaultKind, Places, classify, write_probe
-from watcher.intake import Classifier, Intake, default_classify
+from watcher.inbox_scan import InboxScanner
+from watcher.intake import Intake
+from watcher.jobfolder import parse_job_folder
 from watcher.killpoints import CrashHook, no_crash
 from watcher.outbox import Outbox, Rename
 from watcher.readiness import ReadinessTracker
@@ -125,9 +127,9 @@ class Daemon:
     """The wiring. Construct with a config and a pipeline factory, then call ``run()``.
 
     ``rename`` (the claim/move primitive), ``clock`` (readiness), ``wall`` (retry times),
-    ``notifier``, ``crash`` (kill points, tests only) and ``classify_entry`` (the verdict on each
-    inbox entry) are injectable so tests can simulate EXDEV, time, notification centres and
-    kills.
+    ``notifier`` and ``crash`` (kill points, tests only) are injectable so tests can simulate
+    EXDEV, time, notification centres and kills. ``InboxScanner`` is the one classifier of
+    inbox entries.
     """
 
     def __init__(
@@ -140,7 +142,6 @@ class Daemon:
         wall: Callable[[], float] = time.time,
         notifier: Notifier | None = None,
         crash: CrashHook = no_crash,
-        classify_entry: Classifier = default_classify,
     ) -> None:
         self.config = config
         self.paths = config.paths
@@ -151,7 +152,6 @@ class Daemon:
         self._wall = wall
         self._notifier = notifier if config.daemon.notify else None
         self._crash = crash
-        self._classify_entry = classify_entry
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._stop_at: float | None = None
@@ -234,15 +234,26 @@ class Daemon:
         d = self.config.daemon
         self.intake = Intake(
             self.paths.inbox, self.work_dir, self.outbox, lifecycle,
-            ReadinessTracker(d.settle_seconds, d.settle_checks,
-                             grace_seconds=d.incomplete_grace_seconds, clock=self._clock),
+            InboxScanner(
+                ReadinessTracker(d.settle_seconds, d.settle_checks,
+                                 grace_seconds=d.incomplete_grace_seconds, clock=self._clock),
+                clock=self._clock,
+            ),
             self.faults,
-            rename=self._rename, crash=self._crash, classify=self._classify_entry,
+            rename=self._rename, crash=self._crash, explain=self._input_problem,
             stopping=self._stop.is_set,
         )
         self.worker = Worker(lifecycle, self.config, self._factory, self.faults, self.places,
                              clock=self._wall, crash=self._crash)
         self.worker.on_idle = self._wake.set
+
+    def _input_problem(self, folder: Path) -> InputError | None:
+        """The parser's specific error for a folder that never became ready (None: none)."""
+        try:
+            parse_job_folder(folder, self.config, folder.name)
+        except InputError as err:
+            return err
+        return None
 
     def _reconcile(self) -> None:
         """Once per start, before anything is claimed or run (repeated if a fault stops it)."""

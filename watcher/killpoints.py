@@ -22,9 +22,11 @@ POINTS = (
     "claim.marked",  # cross-fs: source renamed to its claimed name on its own filesystem
     "claim.copied",  # cross-fs: copy staged and fsynced in the work area, not yet renamed
     "claim.renamed",  # cross-fs: copy renamed into place, claimed source still there
-    "claim.moved",  # folder in the work area, nothing recorded
+    "claim.moved",  # folder (or zip) in the work area, nothing recorded
+    "claim.unzipped",  # a claimed zip unpacked in its slot, not recorded
     "claim.reserved",  # outbox folder made, job not recorded
     "claim.enqueued",  # job recorded, status.json not yet written
+    "claim.failing",  # a never-ready entry recorded, not yet ended failed
     "run.started",  # attempt counted, status.json not yet written
     "run.video",  # the verified video and timing in the outbox, result not recorded
     "finish.recorded",  # result recorded, outbox not yet completed

@@ -11,6 +11,7 @@ and "Café" from Linux are the same job name.
 
 from __future__ import annotations
 
+import errno
 import os
 import unicodedata
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from pathlib import Path
 
 NAME_MAX_FALLBACK = 255  # bytes; POSIX systems without pathconf, and Windows-ish mounts
 MAX_NUMBER = 10_000
+_TAKEN = (errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR, errno.ENOTDIR)
 
 
 def name_max(folder: Path) -> int:
@@ -141,7 +143,9 @@ def rename_unique(
             continue
         try:
             rename(src, parent / candidate)
-        except OSError:
-            continue
+        except OSError as err:
+            if err.errno in _TAKEN:  # someone made that name meanwhile: try the next
+                continue
+            raise
         return parent / candidate
     raise FileExistsError(f"no free name for {name!r} in {parent}")

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import shutil
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +31,9 @@ from pipeline.atomic import TEMP_SUFFIX, fsync_dir, write_text_atomic
 from pipeline.spec import TimingRecord
 from watcher.jobqueue import Job, JobState
 from watcher.killpoints import CrashHook, no_crash
+from watcher.names import fit, name_max, reserve_dir
+
+log = logging.getLogger("facedrop.outbox")
 
 Rename = Callable[[Path, Path], None]
 STATUS = "status.json"
@@ -40,38 +45,70 @@ COPYING = ".copying-"
 
 
 def fsync_tree(root: Path) -> None:
-    """fsync every file and folder under ``root`` (best effort on folders)."""
+    """fsync every regular file and folder under ``root`` (best effort on folders).
+
+    Only regular files are opened, non-blocking and without following links: a FIFO or device
+    in a submitted job folder is never opened (opening a FIFO would block the daemon).
+    """
+    if not root.is_dir() or root.is_symlink():
+        _fsync_file(root)
+        return
     for dirpath, _dirs, files in os.walk(root):
         for name in files:
-            path = os.path.join(dirpath, name)
-            if os.path.islink(path):
-                continue
-            with open(path, "rb") as fh:
-                os.fsync(fh.fileno())
+            _fsync_file(Path(dirpath) / name)
         fsync_dir(Path(dirpath))
 
 
-def copy_tree(src: Path, dest: Path) -> None:
+def copy_tree(src: Path, dest: Path, *, exist_ok: bool = False) -> list[str]:
     """Copy a folder tree (links as links, metadata kept), stopping at the first error.
 
     Unlike ``shutil.copytree``, which gathers errors into one ``shutil.Error`` without an errno,
     a full or read-only disk surfaces as the ``OSError`` it is (``watcher.faults`` needs it).
+    FIFOs, sockets and devices are never opened: they are left out (they hold no file content)
+    and their paths, relative to ``src``, are returned so the caller can say so.
     """
-    dest.mkdir()
+    dest.mkdir(exist_ok=exist_ok)
+    skipped: list[str] = []
     for entry in os.scandir(src):
         target = dest / entry.name
         if entry.is_symlink():
             os.symlink(os.readlink(entry.path), target)
-        elif entry.is_dir():
-            copy_tree(Path(entry.path), target)
-        else:
-            shutil.copy2(entry.path, target)
+        elif entry.is_dir(follow_symlinks=False):
+            inner = copy_tree(Path(entry.path), target, exist_ok=exist_ok)
+            skipped += [f"{entry.name}/{rel}" for rel in inner]
+        elif not copy_regular(Path(entry.path), target):
+            skipped.append(entry.name)
     shutil.copystat(src, dest)
+    return skipped
+
+
+def copy_regular(src: Path, dest: Path) -> bool:
+    """Copy ``src`` if it is a regular file (opened non-blocking, links not followed).
+
+    False, with nothing written, for a FIFO, socket or device.
+    """
+    try:
+        fd = os.open(src, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as err:
+        if err.errno in (errno.ENXIO, errno.ELOOP):  # a socket, or a link swapped in
+            return False
+        raise
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        os.set_blocking(fd, True)
+        with open(dest, "wb") as out:
+            shutil.copyfileobj(fh, out, 1 << 20)
+    shutil.copystat(src, dest)
+    return True
 
 
 def staging_path(dest: Path) -> Path:
-    """Where a cross-filesystem copy to ``dest`` is staged (swept by reconciliation)."""
-    return dest.parent / f".{dest.name}{COPYING}{os.getpid()}"
+    """Where a cross-filesystem copy to ``dest`` is staged (swept by reconciliation).
+
+    Fitted to the file system's name limit: a 250-byte job name still gets a staging folder.
+    """
+    return dest.parent / fit(f".{dest.name}", name_max(dest.parent), f"{COPYING}{os.getpid()}")
 
 
 def move(
@@ -91,12 +128,12 @@ def move(
     staging = staging_path(dest)
     remove_tree(staging)
     try:
-        if src.is_dir():
-            copy_tree(src, staging)
-            fsync_tree(staging)
-        else:
-            shutil.copy2(src, staging)
-            _fsync_file(staging)
+        if src.is_dir() and not src.is_symlink():
+            for rel in copy_tree(src, staging):
+                log.warning("not copied (a pipe, socket or device, not a file): %s", src / rel)
+        elif not copy_regular(src, staging):
+            raise OSError(errno.EINVAL, "not a regular file", str(src))
+        fsync_tree(staging)
     except BaseException:
         remove_tree(staging)  # a full or read-only disk: leave no half copy behind
         raise
@@ -118,13 +155,18 @@ def remove_tree(path: Path) -> None:
 
 
 def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
-
-
-def free_name(name: str, n: int) -> str:
-    """``name`` for n = 1, else ``name (n)``: the one rule for same-named folders."""
-    return name if n == 1 else f"{name} ({n})"
+    """fsync ``path`` if it is a regular file; never opens a FIFO, device or link."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as err:
+        if err.errno in (errno.ENXIO, errno.ELOOP):
+            return
+        raise
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def is_litter(name: str) -> bool:
@@ -179,17 +221,14 @@ class Outbox:
         return self.root / name
 
     def reserve(self, name: str) -> str:
-        """Create ``name``, or ``name (2)``, ``name (3)``...: never reuse an existing folder."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        for n in range(1, 10_000):
-            candidate = free_name(name, n)
-            try:
-                (self.root / candidate).mkdir()
-            except FileExistsError:
-                continue
-            fsync_dir(self.root)
-            return candidate
-        raise FileExistsError(f"no free folder name for {name} in {self.root}")
+        """Create ``name``, or ``name (2)``, ``name (3)``...: never reuse an existing folder.
+
+        Names are fitted to the outbox file system's limit in bytes (``watcher.names``), so a
+        250-byte job name gets a folder instead of ENAMETOOLONG.
+        """
+        folder = reserve_dir(self.root, name)
+        fsync_dir(self.root)
+        return folder.name
 
     # ---- status.json ---------------------------------------------------------------------
     def write_status(self, folder: Path, state: str, **fields: Any) -> None:
@@ -242,8 +281,12 @@ class Outbox:
         _remove_empty(source.parent)
 
     def copy_inputs(self, folder: Path, source: Path) -> None:
-        """``facedrop run``: copy (never move) the job folder into ``input/``."""
-        shutil.copytree(source, folder / INPUT, symlinks=True, dirs_exist_ok=True)
+        """``facedrop run``: copy (never move) the job folder into ``input/``.
+
+        FIFOs and devices are left out, never opened.
+        """
+        for rel in copy_tree(source, folder / INPUT, exist_ok=True):
+            log.warning("not copied (a pipe, socket or device, not a file): %s", source / rel)
 
     def sweep(self, folder: Path) -> list[Path]:
         """Remove temp files and staging folders an interrupted write left; return them."""
@@ -281,7 +324,10 @@ def partial_path(folder: Path, output_name: str) -> Path:
     The real extension stays last so muxers can infer the container from the name.
     """
     stem, dot, ext = output_name.rpartition(".")
-    return folder / f"{stem}.partial.{ext}" if dot else folder / f"{output_name}.partial"
+    limit = name_max(folder)
+    if dot:
+        return folder / fit(stem, limit, f".partial.{ext}")
+    return folder / fit(output_name, limit, ".partial")
 
 
 def remove_partials(folder: Path) -> None:

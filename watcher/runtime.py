@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from watcher.faults import Fault
-from watcher.intake import EntryVerdict
+from watcher.inbox_scan import InboxEntry
 
 RUNTIME_NAME = "daemon.json"
 SIZE = 256 * 1024
@@ -42,7 +41,7 @@ class RuntimeFile:
             pass  # no room or no fallocate: writes below may still fit
         self._fd = fd
 
-    def write(self, faults: list[Fault], verdicts: list[EntryVerdict]) -> None:
+    def write(self, faults: list[Fault], verdicts: list[InboxEntry]) -> None:
         """Record the current paused reasons and inbox verdicts (only when they changed)."""
         if self._fd is None:
             self.open()
@@ -67,13 +66,14 @@ class RuntimeFile:
             self.path.unlink(missing_ok=True)
 
 
-def render(pid: int, faults: list[Fault], verdicts: list[EntryVerdict], now: float) -> bytes:
+def render(pid: int, faults: list[Fault], verdicts: list[InboxEntry], now: float) -> bytes:
     data = {
         "pid": pid,
         "updated": now,
         "paused": [{"kind": f.kind.value, "reason": f.reason, "fix": f.fix} for f in faults],
         "inbox": [
-            {**asdict(v), "verdict": v.verdict.value} for v in verdicts[:MAX_ENTRIES]
+            {"name": v.name, "verdict": v.verdict.value, "reason": v.reason}
+            for v in verdicts[:MAX_ENTRIES]
         ],
         "inbox_more": max(0, len(verdicts) - MAX_ENTRIES),
     }

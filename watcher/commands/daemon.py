@@ -39,7 +39,8 @@ from watcher.killpoints import crash_hook_from_env
 from watcher.logs import FORMAT as LOG_FORMAT
 from watcher.logs import setup_logging, teardown_logging
 from watcher.macos.notify import make_notifier
-from watcher.outbox import Outbox, ProgressThrottle, first_line, free_name, remove_partials
+from watcher.names import fit, name_max, rename_unique
+from watcher.outbox import Outbox, ProgressThrottle, first_line, remove_partials
 from watcher.runtime import read_runtime
 from watcher.state import DB_NAME, SqliteQueue
 
@@ -385,7 +386,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
         raise InputError(f"--name {name!r} is not a usable folder name")
     inbox = config.paths.inbox
     inbox.mkdir(parents=True, exist_ok=True)
-    partial = inbox / f".partial-{name}-{os.getpid()}-{time.time_ns():x}"
+    # Fitted to the inbox's name limit in bytes: a 250-byte --name still gets a staging folder.
+    partial = inbox / fit(f".partial-{name}", name_max(inbox), f"-{os.getpid()}-{time.time_ns():x}")
     partial.mkdir()
     try:
         for src in (face, audio, driving):
@@ -401,14 +403,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def _rename_unique(partial: Path, inbox: Path, name: str) -> Path:
-    """Rename the finished job folder into the inbox under a name no other folder has."""
-    for n in range(1, 1000):
-        dest = inbox / free_name(name, n)
-        if dest.exists():
-            continue
-        try:
-            os.rename(partial, dest)  # fails if dest appeared meanwhile (non-empty folder)
-        except OSError:
-            continue
-        return dest
-    raise InputError(f"no free job name for {name} in the inbox", file=inbox)
+    """Rename the finished job folder into the inbox under a free name fitted to the disk."""
+    try:
+        return rename_unique(partial, inbox, name)
+    except FileExistsError:
+        raise InputError(f"no free job name for {name} in the inbox", file=inbox) from None
