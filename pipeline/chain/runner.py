@@ -157,6 +157,8 @@ class Runner:
         render.cache = anim.render_cache
         render.note = (f"{anim.rendered} rendered, {anim.reused} reused"
                        f" of {anim.n_distinct} distinct")
+        if anim.rendered:  # what batch_size (auto: the free memory) gave
+            render.note += f", {anim.render_batch} per W+G call"
         return anim
 
     def bases(self, anim: AnimationResult, prepared: Prepared, lipsync: bool,
