@@ -3,6 +3,7 @@ process, on random official-format LivePortrait checkpoints; one table row per b
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -52,3 +53,23 @@ def test_batch_needs_the_animate_stage(tmp_path: Path) -> None:
         timeout=120, check=False,
     )
     assert bad.returncode == 2 and "'0' is not auto or a positive integer" in bad.stderr
+
+
+def test_lipsync_stage_figures_come_from_the_pipeline(model_weights_dir: Path, tmp_path: Path,
+                                                      monkeypatch, capsys) -> None:
+    """``--stage lipsync`` runs in this process: the real Wav2Lip stage on the example job."""
+    from watcher.cli import main
+
+    for var in ("FACEDROP_CONFIG", "XDG_CONFIG_HOME"):  # only this test's config file
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    config = write_config(tmp_path / "cfg", pipeline={"device": "cpu"})
+    code = main(["--config", str(config), "bench", "--stage", "lipsync", "--json",
+                 "--weights", str(model_weights_dir)])
+    assert code == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert figures["title"].startswith("Lip sync on cpu")
+    parts = ("landmarks (per distinct crop)", "mel", "generator", "blend", "total")
+    assert all(figures[p] > 0 for p in parts)
+    assert figures["total"] >= figures["generator"]
+    assert figures["peak memory (MiB)"] > 100

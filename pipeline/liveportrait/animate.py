@@ -104,7 +104,7 @@ class AnimationResult:
     render_cache: CacheState
     timings: dict[str, float] = field(default_factory=dict)
     entry: RenderEntry | None = None
-    render_batch: int = 0  # frames per W + G call (0: nothing was rendered)
+    render_batch: int = 0  # most frames in one W + G call (0: nothing was rendered)
 
     @property
     def n_frames(self) -> int:
@@ -160,7 +160,7 @@ class LivePortraitStage:
         self.render_cache.evict(keep=key, incoming_bytes=len(todo) * FRAME_BYTES)
         batch = 0
         if len(todo):
-            batch = self.render_batch()
+            batch = min(self.render_batch(), len(todo))
             self._render(entry, todo, source, clip, options, batch, progress, cancel)
         progress(STAGE, 1.0)
         timings = {"driving_motion": extract_s, **self.nets.timings}
