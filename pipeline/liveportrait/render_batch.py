@@ -20,10 +20,10 @@ from pipeline.memory import MemoryFigures
 from pipeline.settings import AUTO_BATCH, BatchSize
 
 MIB = 1024 * 1024
-# Peak resident growth per frame of a W + G batch in fp32, measured on the CPU (cold render on
-# random official-format checkpoints: peak RSS at batch 8 minus batch 4, divided by 4); half of
-# it in fp16.
-FRAME_BYTES = 450 * MIB
+# Peak resident growth per frame of a W + G batch in fp32, measured on the CPU: cold renders of
+# 8 frames on random official-format checkpoints peaked at 1601, 2129, 3146 and 4862 MiB at
+# batch 1, 2, 4 and 8, so (4862 - 1601) / 7 per frame. Half of it in fp16.
+FRAME_BYTES = 466 * MIB
 SHARE = 0.5  # the rest stays for the OS, the encoder, the other stages and the user's apps
 DEVICE_CAP = {"cpu": 2, "mps": 2, "cuda": 16}
 
