@@ -29,6 +29,8 @@ Sysconf = Callable[[str], int]
 CudaMemInfo = Callable[[int], tuple[int, int]]  # device index -> (free, total) bytes
 
 MEMINFO = Path("/proc/meminfo")
+# absolute: a LaunchAgent's PATH may lack /usr/sbin
+SYSCTL, VM_STAT = "/usr/sbin/sysctl", "/usr/bin/vm_stat"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +74,8 @@ def linux_memory(read: ReadText = read_text, sysconf: Sysconf = os.sysconf) -> M
 def macos_memory(run: RunCommand = run_command) -> MemoryFigures | None:
     """``hw.memsize`` and ``vm_stat``'s free + inactive pages (what psutil calls available)."""
     try:
-        total = int(run(["sysctl", "-n", "hw.memsize"]).strip())
-        stat = run(["vm_stat"])
+        total = int(run([SYSCTL, "-n", "hw.memsize"]).strip())
+        stat = run([VM_STAT])
     except (OSError, ValueError, subprocess.SubprocessError):
         return None
     page_match = re.search(r"page size of (\d+) bytes", stat)

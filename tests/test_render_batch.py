@@ -111,9 +111,10 @@ Pages wired down:                         90000.
 
 def _macos(outputs: dict[str, str]):  # noqa: ANN202 - a RunCommand
     def run(argv: Sequence[str]) -> str:
-        if argv[0] not in outputs:
+        name = Path(argv[0]).name
+        if name not in outputs:
             raise subprocess.CalledProcessError(1, list(argv))
-        return outputs[argv[0]]
+        return outputs[name]
 
     return run
 

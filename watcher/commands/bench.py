@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="with --stage animate: a cold render at each batch size, each in its "
                         "own process: ms per rendered frame and peak memory")
     p.add_argument("--frames", type=int, default=None,
-                   help=f"frames each --batch render draws (default: {DEFAULT_RENDER_FRAMES}, or "
+                   help=f"frames each --batch case renders (default: {DEFAULT_RENDER_FRAMES}, or "
                         "the largest batch)")
     p.add_argument("--weights", type=Path, help="weights folder (default: the config's)")
     p.add_argument("--device", default=None, help="auto | mps | cuda | cpu")
