@@ -6,9 +6,10 @@ warped 3D feature volume and the generator's full-resolution activations. ``batc
 already loaded) and the device:
 
 - never more than ``SHARE`` of the free memory, at ``FRAME_BYTES`` per frame (measured);
-- at most ``DEVICE_CAP`` frames: on the CPU (and Apple's GPU, which shares the CPU's memory) a
-  larger batch barely changes the time per frame, so a small batch costs nothing there; CUDA
-  gains from larger batches;
+- at most ``DEVICE_CAP`` frames: on the CPU a larger batch barely changes the time per frame
+  (measured on 2 cores: batch 8 took about 5% less CPU time per frame than batch 2, batch 1
+  about 10% more), so 2 costs little there; Apple's GPU shares the CPU's memory, so it gets the
+  same small cap (not measured); CUDA gains from larger batches;
 - at least 1; and 1 when the memory cannot be read.
 
 An integer ``batch_size`` in the config is used as it is.
