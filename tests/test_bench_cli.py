@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers.daemon_harness import cli_env, write_config
 
 
@@ -21,6 +23,9 @@ def _rows(out: str) -> dict[str, list[str]]:
     return rows
 
 
+# two fresh processes, each loading torch and the five networks and rendering one 512 frame
+# (~6 s on an idle 2-core CPU; minutes when the machine is shared)
+@pytest.mark.timeout(900)
 def test_bench_prints_one_row_per_batch_size(model_weights_dir: Path, tmp_path: Path) -> None:
     config = write_config(tmp_path / "cfg", pipeline={"device": "cpu"})
     done = subprocess.run(
