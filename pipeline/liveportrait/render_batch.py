@@ -7,9 +7,10 @@ already loaded) and the device:
 
 - never more than ``SHARE`` of the free memory, at ``FRAME_BYTES`` per frame (measured);
 - at most ``DEVICE_CAP`` frames: on the CPU a larger batch barely changes the time per frame
-  (measured on 2 cores: batch 8 took about 5% less CPU time per frame than batch 2, batch 1
-  about 10% more), so 2 costs little there; Apple's GPU shares the CPU's memory, so it gets the
-  same small cap (not measured); CUDA gains from larger batches;
+  (measured on 2 shared cores, interleaved in one process: batch 2 took 0.99-1.05x the CPU
+  time per frame of batch 8, batch 1 1.08-1.12x), so 2 costs little there; Apple's GPU shares
+  the CPU's memory, so it gets the same small cap (not measured); CUDA gains from larger
+  batches;
 - at least 1; and 1 when the memory cannot be read.
 
 An integer ``batch_size`` in the config is used as it is.
