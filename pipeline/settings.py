@@ -9,6 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Final, Literal
+
+AUTO_BATCH: Final = "auto"
+# frames per chunk through the networks: a positive int, or "auto" (the render batch chosen from
+# the memory free at render time, see pipeline.liveportrait.render_batch)
+BatchSize = int | Literal["auto"]
+# under "auto", the chunk of the stages whose frames cost little memory (motion extraction at
+# 256, Wav2Lip at 96, compositing): 8 frames of them hold tens of MiB, not the render's GiBs
+LIGHT_CHUNK = 8
 
 LIPSYNC_MODELS = ("wav2lip", "wav2lip_gan")  # the one list: config choices and checkpoint names
 
@@ -35,10 +44,15 @@ class PipelineSettings:
     device: str  # auto | mps | cuda | cpu
     dtype: str  # auto | fp32 | fp16
     max_size: int  # long side of the output video, as the official LivePortrait caps it
-    batch_size: int  # frames per chunk through the networks
+    batch_size: BatchSize  # frames per chunk through the networks, or "auto"
     loop_mode: LoopMode
     lipsync_model: str  # wav2lip | wav2lip_gan
     enhance_strength: float  # GFPGAN blend weight, 0..1
     render_cache_mb: int  # size bound of the rendered-crop cache
     max_image_pixels: int
     max_audio_seconds: float
+
+    @property
+    def chunk_size(self) -> int:
+        """Frames per chunk for the light stages: the set batch size, or ``LIGHT_CHUNK``."""
+        return LIGHT_CHUNK if self.batch_size == AUTO_BATCH else max(1, int(self.batch_size))

@@ -94,6 +94,13 @@ def test_layers_user_then_env_then_explicit(tmp_path, monkeypatch):
         ({"pipeline": {"enhance_strength": 1.5}}, "out of range"),
         ({"paths": {"inbox": 3}}, "'paths.inbox' must be a string"),
         ({"limits": ["x"]}, "'limits' must be a mapping"),
+        ({"pipeline": {"batch_size": 0}}, "'pipeline.batch_size' must be auto or a positive"),
+        ({"pipeline": {"batch_size": -2}}, "'pipeline.batch_size' must be auto or a positive"),
+        ({"pipeline": {"batch_size": "big"}}, "'pipeline.batch_size' must be auto or a positive"),
+        ({"pipeline": {"batch_size": "Auto"}}, "'pipeline.batch_size' must be auto or a positive"),
+        ({"pipeline": {"batch_size": 2.5}}, "'pipeline.batch_size' must be auto or a positive"),
+        ({"pipeline": {"batch_size": True}}, "'pipeline.batch_size' must be auto or a positive"),
+        ({"pipeline": {"batch_size": None}}, "'pipeline.batch_size' must be auto or a positive"),
     ],
 )
 def test_invalid_config_names_key_and_file(tmp_path, data, message):
@@ -115,6 +122,15 @@ def test_malformed_device_names_are_refused(tmp_path, device):
     path = _write(tmp_path / "dev.yaml", {"pipeline": {"device": device}})
     with pytest.raises(ConfigError, match="auto, mps, cuda, cuda:N, cpu"):
         load_config(path, home=tmp_path)
+
+
+def test_batch_size_is_auto_by_default_or_a_positive_integer(tmp_path):
+    assert load_config(home=tmp_path, platform="linux").pipeline.batch_size == "auto"
+    for value in ("auto", 1, 12):
+        path = _write(tmp_path / f"batch-{value}.yaml", {"pipeline": {"batch_size": value}})
+        settings = load_config(path, home=tmp_path).pipeline
+        assert settings.batch_size == value
+        assert settings.chunk_size == (8 if value == "auto" else value)  # the light stages'
 
 
 def test_yaml_syntax_error_names_file(tmp_path):

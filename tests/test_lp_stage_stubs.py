@@ -4,6 +4,7 @@ alive during extraction, however long the clip."""
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import weakref
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from pipeline.liveportrait import driving
 from pipeline.liveportrait.animate import LivePortraitStage
 from pipeline.liveportrait.nets import LivePortraitNets, NetRunner
 from pipeline.media.video import iter_frames
+from pipeline.memory import MemoryFigures
 from pipeline.models.liveportrait.config import StitchingConfig
 from pipeline.models.liveportrait.motion import MotionOutput
 from pipeline.models.liveportrait.stitching import StitchingRetargetingNetwork
@@ -146,3 +148,47 @@ def test_keypoint_info_is_one_typed_batch(stub_runner) -> None:
     both = type(kp).concat([kp, kp])
     assert both.R.shape == (4, 3, 3)
     np.testing.assert_array_equal(both.kp[2:], kp.kp)
+
+
+def _recording_runner(stub_runner: NetRunner, sizes: list[int]) -> NetRunner:
+    """The stub networks, with the generator recording each call's batch size."""
+
+    class Recording(_Generator):
+        def forward(self, warped: torch.Tensor) -> torch.Tensor:
+            sizes.append(warped.shape[0])
+            return super().forward(warped)
+
+    nets = dataclasses.replace(stub_runner.nets, generator=Recording())
+    return dataclasses.replace(stub_runner, nets=nets, timings={})
+
+
+@pytest.mark.parametrize(("setting", "free_gib", "chunks", "probed"), [
+    ("auto", 0.3, [1, 1, 1, 1, 1], 1),  # less than one frame's share free: one at a time
+    ("auto", 64.0, [2, 2, 1], 1),  # plenty free: the CPU's cap
+    (3, 0.1, [3, 2], 0),  # a set number is used as it is; the memory is not even read
+])
+def test_render_batch_follows_the_setting_and_the_free_memory(
+    setting, free_gib, chunks, probed, stub_runner, landmarker, astronaut_path, tmp_path,
+) -> None:
+    sizes: list[int] = []
+    reads: list[MemoryFigures] = []
+
+    def memory() -> MemoryFigures:
+        reads.append(MemoryFigures(int(free_gib * 2**30), 64 * 2**30, "test"))
+        return reads[-1]
+
+    settings = pipeline_settings(tmp_path, weights_dir=tmp_path, batch_size=setting)
+    stage = LivePortraitStage(_recording_runner(stub_runner, sizes), landmarker, settings,
+                              memory=memory)
+    clip = make_clip(tmp_path / "five.mp4", astronaut_path, 5, Fraction(25))
+    image = np.asarray(Image.open(astronaut_path).convert("RGB"))
+    lmk = landmarker.landmarks(image, landmarker.detect(image))
+    out = stage.run(image, lmk, clip, 0.2, 25.0)
+    assert (out.rendered, out.render_batch) == (5, chunks[0]) and sizes == chunks
+    assert len(reads) == probed
+    again = stage.run(image, lmk, clip, 0.2, 25.0)  # all cached: no render, no memory read
+    assert (again.rendered, again.render_batch) == (0, 0) and len(reads) == probed
+
+
+def test_default_settings_choose_the_render_batch_automatically(tmp_path) -> None:
+    assert pipeline_settings(tmp_path).batch_size == "auto"

@@ -21,7 +21,7 @@ import yaml
 from pipeline.atomic import write_text_atomic
 from pipeline.device import is_device_name
 from pipeline.errors import ConfigError
-from pipeline.settings import LIPSYNC_MODELS, LoopMode, PipelineSettings
+from pipeline.settings import AUTO_BATCH, LIPSYNC_MODELS, LoopMode, PipelineSettings
 
 ENV_CONFIG = "FACEDROP_CONFIG"
 PATH_KEYS = ("inbox", "outbox", "state", "cache", "weights", "drivers", "logs")
@@ -43,7 +43,7 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
         "device": (str,),
         "dtype": (str,),
         "max_size": (int,),
-        "batch_size": (int,),
+        "batch_size": (int, str),  # a positive integer or "auto": _validate_batch_size
         "loop_mode": (str,),
         "default_driver": (str,),
         "lipsync_model": (str,),
@@ -198,6 +198,9 @@ def _validate_key(section: str, key: str, value: Any, path: Path) -> None:
         raise ConfigError(
             f"unknown key '{name}'", fix=f"keys in '{section}': {', '.join(schema)}", file=path
         )
+    if (section, key) == ("pipeline", "batch_size"):
+        _validate_batch_size(name, value, path)
+        return
     types = schema[key]
     if isinstance(value, bool) and bool not in types or not isinstance(value, types):
         raise ConfigError(
@@ -216,6 +219,18 @@ def _validate_key(section: str, key: str, value: Any, path: Path) -> None:
         low = 0 if key in ("enhance_strength", "settle_seconds", "retry_backoff_seconds") else 1e-9
         if value < low or (key == "enhance_strength" and value > 1):
             raise ConfigError(f"'{name}' is out of range ({value!r})", file=path)
+
+
+def _validate_batch_size(name: str, value: Any, path: Path) -> None:
+    """``auto`` (chosen from free memory when a render starts) or a positive integer."""
+    if value == AUTO_BATCH or (isinstance(value, int) and not isinstance(value, bool)
+                               and value >= 1):
+        return
+    raise ConfigError(
+        f"'{name}' must be {AUTO_BATCH} or a positive integer, not {value!r}",
+        fix=f"set {name} to {AUTO_BATCH} (picked from the free memory) or a number such as 2",
+        file=path,
+    )
 
 
 def _merge(layers: list[tuple[Path, dict[str, Any]]]) -> dict[str, dict[str, tuple[Any, Path]]]:

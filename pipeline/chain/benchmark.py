@@ -1,29 +1,43 @@
 """Benchmark inputs and runs for ``facedrop bench``: figures, not assertions.
 
-A bench job is the example photo, the example speech looped to the requested length, and a
-driving clip (the library's default, or a short synthetic head sway made from the photo). The
-chain runs twice in one process: a 1-second warm-up job renders the clip's frames (cold caches:
-its animate row is the rendering cost), then the job of the requested length runs as a
-repeat-avatar job (same face and clip: motion and rendered frames come from the caches), which
-is what a returning user's job costs.
+One function per bench mode, each loading what it needs from the settings, so the command line
+only parses arguments and prints:
+
+- ``bench_chain``: the whole chain. A bench job is the example photo, the example speech looped
+  to the requested length, and a driving clip (the library's default, or a short synthetic head
+  sway made from the photo). The chain runs twice in one process: a 1-second warm-up job renders
+  the clip's frames (cold caches: its animate row is the rendering cost), then the job of the
+  requested length runs as a repeat-avatar job (same face and clip: motion and rendered frames
+  come from the caches), which is what a returning user's job costs.
+- ``bench_render``: a cold LivePortrait render at one batch size (time per rendered frame and
+  the process's peak memory: run each batch size in its own process).
+- ``bench_networks`` / ``bench_lipsync``: one stage's networks, part by part.
 """
 
 from __future__ import annotations
 
 import math
 import tempfile
+import time
 import wave
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from pipeline.chain.bank import ModelBank
 from pipeline.chain.runner import Runner, fit_photo
+from pipeline.example import AUDIO, FACE, example_dir
+from pipeline.face.landmarks import FaceLandmarker
+from pipeline.liveportrait.loader import build_stage
+from pipeline.liveportrait.render_batch import render_batch_size
 from pipeline.media.audio import load_audio
 from pipeline.media.image import load_image
 from pipeline.media.video import VideoWriter
+from pipeline.memory import MemoryFigures
 from pipeline.rss import peak_rss_mb
-from pipeline.settings import PipelineSettings
+from pipeline.settings import AUTO_BATCH, BatchSize, PipelineSettings
 from pipeline.spec import CancelToken, JobSpec, TimingRecord, no_progress
 
 
@@ -76,3 +90,99 @@ def bench_chain(settings: PipelineSettings, photo: Path, speech: Path, seconds: 
             records.append(runner.run(job, work / f"{run}.mp4", no_progress, CancelToken()))
     return {"seconds": seconds, "cold": records[0].to_json(), "repeat": records[1].to_json(),
             "peak_rss_mb": round(peak_rss_mb(), 1)}
+
+
+@dataclass(frozen=True, slots=True)
+class StageFigures:
+    """One stage's figures under a title (ms per call or per frame, and peak memory)."""
+
+    title: str
+    figures: dict[str, float]
+
+
+def bench_networks(settings: PipelineSettings) -> StageFigures:
+    """Median ms per batch-1 call of each LivePortrait network on the settings' device."""
+    from pipeline.liveportrait.bench import benchmark_networks
+    from pipeline.liveportrait.loader import load_liveportrait
+
+    bank = ModelBank(settings)
+    dtype = bank.dtype(bank.device.type == "cuda")
+    nets = load_liveportrait(settings.weights_dir, bank.device, dtype)
+    figures = benchmark_networks(nets, bank.device, dtype)
+    figures["peak memory (MiB)"] = peak_rss_mb()
+    return StageFigures(f"LivePortrait on {bank.device} ({dtype}), ms per batch-1 call", figures)
+
+
+def bench_lipsync(settings: PipelineSettings) -> StageFigures:
+    """The lip-sync stage on crops of the example photo and its speech, ms per output frame."""
+    from pipeline.lipsync.bench import benchmark_lipsync
+    from pipeline.lipsync.load import load_wav2lip, wav2lip_path
+
+    bank = ModelBank(settings)
+    dtype = bank.dtype(False)
+    net = load_wav2lip(wav2lip_path(settings.weights_dir, settings.lipsync_model), bank.device,
+                       dtype)
+    result = benchmark_lipsync(net, FaceLandmarker(settings.weights_dir),
+                               load_image(example_dir() / FACE),
+                               load_audio(example_dir() / AUDIO).samples, bank.device, dtype,
+                               batch_size=settings.chunk_size)
+    figures = {"landmarks (per distinct crop)": result.landmarks_ms, "mel": result.mel_ms,
+               "generator": result.generator_ms, "blend": result.blend_ms,
+               "total": result.total_ms, "peak memory (MiB)": peak_rss_mb()}
+    return StageFigures(f"Lip sync on {bank.device} ({dtype}), ms per output frame", figures)
+
+
+@dataclass(frozen=True, slots=True)
+class RenderBench:
+    """A cold render of ``frames`` distinct frames at one batch setting, in a fresh process.
+
+    ``batch``: the setting asked for ("auto" or a number); ``used``: the frames per W + G call
+    it gave; ``auto_pick``: what ``auto`` picks here with the models loaded; ``ms_per_frame``:
+    the animate stage's time without motion extraction, per rendered frame; ``peak_rss_mb``:
+    the process's peak (models, motion extraction and render).
+    """
+
+    batch: str
+    used: int
+    auto_pick: int
+    frames: int
+    ms_per_frame: float
+    peak_rss_mb: float
+    available_mb: float | None
+    total_mb: float | None
+    memory_source: str
+    device: str
+    dtype: str
+
+    def to_json(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+def bench_render(settings: PipelineSettings, batch: BatchSize, frames: int = 8,
+                 fps: float = 25.0) -> RenderBench:
+    """Render ``frames`` frames of the example photo swaying, from empty caches, at ``batch``."""
+    with tempfile.TemporaryDirectory(prefix="facedrop-bench-") as tmp:
+        work = Path(tmp)
+        settings = replace(settings, batch_size=batch, cache_dir=work / "cache")
+        photo = fit_photo(load_image(example_dir() / FACE), settings.max_size)
+        clip = sway_clip(fit_photo(photo, 512), work / "sway.mp4", frames / fps, int(fps))
+        landmarker = FaceLandmarker(settings.weights_dir)
+        landmarks = landmarker.landmarks(photo, landmarker.detect(photo))
+        stage = build_stage(settings, landmarker)
+        memory = stage.memory()  # what a job's render would see now: models loaded
+        auto = render_batch_size(AUTO_BATCH, memory, stage.nets.device.type,
+                                 stage.nets.dtype.itemsize)
+        start = time.perf_counter()
+        result = stage.run(photo, landmarks, clip, frames / fps, fps)
+        seconds = time.perf_counter() - start - result.timings.get("driving_motion", 0.0)
+    return RenderBench(
+        batch=str(batch), used=result.render_batch, auto_pick=auto, frames=result.rendered,
+        ms_per_frame=1000.0 * seconds / max(1, result.rendered),
+        peak_rss_mb=round(peak_rss_mb(), 1), available_mb=_mib(memory, "available"),
+        total_mb=_mib(memory, "total"), memory_source=memory.source if memory else "unreadable",
+        device=str(stage.nets.device), dtype=str(stage.nets.dtype).removeprefix("torch."),
+    )
+
+
+def _mib(memory: MemoryFigures | None, name: str) -> float | None:
+    return None if memory is None else round(getattr(memory, name) / 2**20, 1)

@@ -97,7 +97,7 @@ class Runner:
             dtype = self.bank.dtype(False)
             net = load_wav2lip(wav2lip_path(self.settings.weights_dir, model), self.bank.device,
                                dtype)
-            return LipSyncer(net, self.bank.device, dtype, self.settings.batch_size,
+            return LipSyncer(net, self.bank.device, dtype, self.settings.chunk_size,
                              landmarker=self.landmarker())
 
         return self.bank.get(f"lipsync:{model}", load)
@@ -108,7 +108,7 @@ class Runner:
             net = load_gfpgan(self.settings.weights_dir / GFPGAN_FILE, self.bank.device, dtype)
             # one 512 face holds ~0.5 GB of activations in fp32 and batching gains nothing off
             # the GPU: batch only on CUDA
-            batch = self.settings.batch_size if self.bank.device.type == "cuda" else 1
+            batch = self.settings.chunk_size if self.bank.device.type == "cuda" else 1
             return Enhancer(net, self.bank.device, dtype, self.settings.enhance_strength, batch)
 
         return self.bank.get("enhance", load)
@@ -165,6 +165,8 @@ class Runner:
         render.cache = anim.render_cache
         render.note = (f"{anim.rendered} rendered, {anim.reused} reused"
                        f" of {anim.n_distinct} distinct")
+        if anim.rendered:  # what batch_size (auto: the free memory) gave
+            render.note += f", {anim.render_batch} per W+G call"
         return anim
 
     def bases(self, anim: AnimationResult, prepared: Prepared, lipsync: bool,
@@ -205,7 +207,7 @@ class Runner:
             syncer=self.syncer() if job.lipsync else None,
             enhancer=self.enhancer() if job.enhance else None,
             paste=PasteBack(anim.affine, (512, 512), (w, h)), clock=clock,
-            batch_size=max(1, self.settings.batch_size),
+            batch_size=self.settings.chunk_size,
         )
         with VideoWriter(output, w, h, job.fps, audio_path=job.audio) as writer:
             composer.run(prepared.photo, anim, bases, mels, writer, progress, cancel)

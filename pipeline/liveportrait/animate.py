@@ -5,7 +5,8 @@
 3. Retiming: output frame -> driving frame at the exact rates (``retime``); the distinct driving
    frames used are the only ones rendered.
 4. Render cache: the crops of (source crop, clip, options, models) are kept on disk; only frames
-   not yet there are rendered (none on a repeat job), in chunks of ``batch_size``.
+   not yet there are rendered (none on a repeat job), in chunks of the render batch
+   (``render_batch``: the set ``batch_size``, or under ``auto`` one chosen from free memory).
 5. Per chunk: relative keypoints (``motion``), stitching or eye retargeting, W + G -> 512 crops,
    written straight to the cache's memmap (never all in RAM).
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,13 +38,16 @@ from pipeline.liveportrait.motion import (
 )
 from pipeline.liveportrait.motion_cache import MotionCache
 from pipeline.liveportrait.nets import NetRunner
+from pipeline.liveportrait.render_batch import render_batch_size
 from pipeline.liveportrait.render_cache import FRAME_BYTES, RenderCache, RenderEntry, render_key
 from pipeline.liveportrait.retime import retime
 from pipeline.media.frame_count import output_frame_count
-from pipeline.settings import PipelineSettings
+from pipeline.memory import MemoryFigures, device_memory
+from pipeline.settings import AUTO_BATCH, PipelineSettings
 from pipeline.spec import CacheState, CancelToken, ProgressFn, no_progress
 
 STAGE = "animate"
+MemoryProbe = Callable[[], MemoryFigures | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +106,7 @@ class AnimationResult:
     render_cache: CacheState
     timings: dict[str, float] = field(default_factory=dict)
     entry: RenderEntry | None = None
+    render_batch: int = 0  # most frames in one W + G call (0: nothing was rendered)
 
     @property
     def n_frames(self) -> int:
@@ -123,10 +129,13 @@ class AnimationResult:
 class LivePortraitStage:
     """Built once per daemon (models stay loaded); ``run`` once per job."""
 
-    def __init__(self, nets: NetRunner, landmarker: Landmarker, settings: PipelineSettings):
+    def __init__(self, nets: NetRunner, landmarker: Landmarker, settings: PipelineSettings,
+                 memory: MemoryProbe | None = None):
         self.nets = nets
         self.landmarker = landmarker
         self.settings = settings
+        # what the render device can allocate now (read when a render starts)
+        self.memory = memory or (lambda: device_memory(nets.device.type, nets.device.index))
         self.motion_cache = MotionCache(settings.cache_dir)
         self.render_cache = RenderCache(settings.cache_dir, settings.render_cache_mb * 1024 * 1024)
 
@@ -142,7 +151,7 @@ class LivePortraitStage:
         source = prepare_source(image, landmarks)
         start = time.perf_counter()
         clip = clip_motion(driving, self.nets, self.landmarker, self.motion_cache,
-                           self.settings.batch_size, progress, cancel)
+                           self.settings.chunk_size, progress, cancel)
         extract_s = time.perf_counter() - start
         plan = retime(output_frame_count(audio_seconds, fps), fps, clip.motion.n_frames,
                       clip.motion.fps, self.settings.loop_mode)
@@ -151,8 +160,10 @@ class LivePortraitStage:
         entry = self.render_cache.open(key, clip.motion.n_frames)
         todo = entry.missing(plan.distinct)
         self.render_cache.evict(keep=key, incoming_bytes=len(todo) * FRAME_BYTES)
+        batch = 0
         if len(todo):
-            self._render(entry, todo, source, clip, options, progress, cancel)
+            batch = min(self.render_batch(), len(todo))
+            self._render(entry, todo, source, clip, options, batch, progress, cancel)
         progress(STAGE, 1.0)
         timings = {"driving_motion": extract_s, **self.nets.timings}
         return AnimationResult(
@@ -160,12 +171,21 @@ class LivePortraitStage:
             rendered=len(todo), reused=plan.distinct.shape[0] - len(todo),
             motion_cache=clip.cache,
             render_cache=CacheState.MISS if len(todo) else CacheState.HIT,
-            timings=timings, entry=entry,
+            timings=timings, entry=entry, render_batch=batch,
         )
 
+    def render_batch(self) -> int:
+        """Frames per W + G call now: the set ``batch_size``, or under ``auto`` the policy's
+        choice for the memory free at this moment (models loaded) on the stage's device."""
+        setting = self.settings.batch_size
+        memory = self.memory() if setting == AUTO_BATCH else None
+        return render_batch_size(setting, memory, self.nets.device.type,
+                                 self.nets.dtype.itemsize)
+
     def _render(self, entry: RenderEntry, todo: np.ndarray, source: SourceFace, clip: ClipMotion,
-                options: AnimateOptions, progress: ProgressFn, cancel: CancelToken) -> None:
-        """Render driving frames ``todo`` in chunks, each chunk stored before the next."""
+                options: AnimateOptions, size: int, progress: ProgressFn,
+                cancel: CancelToken) -> None:
+        """Render driving frames ``todo`` in chunks of ``size``, each stored before the next."""
         cancel.raise_if_cancelled()
         nets = self.nets
         src = nets.keypoint_info(source.input256[None]).source()
@@ -173,7 +193,6 @@ class LivePortraitStage:
         multiplier = None
         if options.driving_option is DrivingOption.EXPRESSION_FRIENDLY:
             multiplier = expression_multiplier(src, clip.motion)
-        size = max(1, self.settings.batch_size)
         for n, start in enumerate(range(0, len(todo), size)):
             cancel.raise_if_cancelled()
             chunk = todo[start:start + size]

@@ -163,7 +163,7 @@ def extract_library_motion(
     landmarker = landmarker or FaceLandmarker(settings.weights_dir)
     cache = MotionCache(settings.cache_dir)
     return [
-        clip_motion(clip, runner, landmarker, cache, settings.batch_size, progress,
+        clip_motion(clip, runner, landmarker, cache, settings.chunk_size, progress,
                     CancelToken()).cache
         for clip in clips
     ]

@@ -1,7 +1,8 @@
-"""``facedrop bench``: speed and memory figures for the whole chain on this machine.
+"""``facedrop bench``: speed and memory figures for the whole chain or one stage on this machine.
 
-Each audio length runs in its own child process, so each peak-memory figure is that length's
-own (a process's peak resident size never goes down).
+The figures come from ``pipeline.chain.benchmark`` (one function per mode); this module parses
+the arguments, runs each measured case in its own child process where the peak memory matters
+(a process's peak resident size never goes down), and prints.
 """
 
 from __future__ import annotations
@@ -12,21 +13,30 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.example import AUDIO, FACE, example_dir
+from pipeline.settings import AUTO_BATCH, BatchSize, PipelineSettings
 from watcher.config import load_config
 
+DEFAULT_RENDER_FRAMES = 8
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``bench``."""
     p = sub.add_parser("bench", help="measure speed (realtime factor, stage shares) and memory")
     p.add_argument("--stage", choices=("chain", "animate", "lipsync"), default="chain",
                    help="the whole chain (default), or one stage's networks")
     p.add_argument("--seconds", type=float, nargs="+", default=[10.0],
                    help="audio lengths to run, each in its own process (default 10)")
+    p.add_argument("--batch", type=_batch, nargs="+", metavar="N|auto",
+                   help="with --stage animate: a cold render at each batch size, each in its "
+                        "own process: ms per rendered frame and peak memory")
+    p.add_argument("--frames", type=int, default=None,
+                   help=f"frames each --batch case renders (default: {DEFAULT_RENDER_FRAMES}, or "
+                        "the largest batch)")
     p.add_argument("--weights", type=Path, help="weights folder (default: the config's)")
     p.add_argument("--device", default=None, help="auto | mps | cuda | cpu")
     p.add_argument("--driving", default=None, help="driving clip (default: a synthetic sway)")
@@ -37,35 +47,67 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=cmd_bench)
 
 
+def _batch(text: str) -> BatchSize:
+    if text == AUTO_BATCH:
+        return AUTO_BATCH
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"{text!r} is not {AUTO_BATCH} or a positive integer")
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.stage != "chain":
-        return _stage(args)
     if args.child:
         return _child(args)
-    rows = []
-    for seconds in args.seconds:
-        cmd = [sys.executable, "-m", "watcher.cli"]
-        if args.config:
-            cmd += ["--config", str(args.config)]
-        cmd += ["bench", "--child", "--seconds", str(seconds)]
-        for flag in ("weights", "device", "driving"):
-            if getattr(args, flag):
-                cmd += [f"--{flag}", str(getattr(args, flag))]
-        cmd += ["--enhance"] * args.enhance + ["--no-lipsync"] * args.no_lipsync
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if done.returncode:
-            sys.stderr.write(done.stderr)
-            return done.returncode
-        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    if args.batch and args.stage != "animate":
+        print("--batch measures the LivePortrait render: use it with --stage animate",
+              file=sys.stderr)
+        return 2
+    if args.stage == "chain":
+        rows = [_in_child(args, ["--seconds", str(seconds)]) for seconds in args.seconds]
+        printer = _print_chain
+    elif args.batch:
+        frames = args.frames or max([DEFAULT_RENDER_FRAMES]
+                                    + [b for b in args.batch if isinstance(b, int)])
+        rows = [_in_child(args, ["--stage", "animate", "--batch", str(b), "--frames", str(frames)])
+                for b in args.batch]
+        printer = _print_render
+    else:
+        from pipeline.chain.benchmark import bench_lipsync, bench_networks
+
+        bench = bench_networks if args.stage == "animate" else bench_lipsync
+        result = bench(_settings(args))
+        rows = [{"title": result.title, **result.figures}]
+        printer = _print_stage
+    done = [row for row in rows if row is not None]
+    if len(done) < len(rows):
+        return 1
     if args.json:
-        for row in rows:
+        for row in done:
             print(json.dumps(row))
     else:
-        _print(rows)
+        printer(done)
     return 0
 
 
-def _settings(args: argparse.Namespace):  # noqa: ANN202 - PipelineSettings, imported lazily
+def _in_child(args: argparse.Namespace, case: list[str]) -> dict[str, Any] | None:
+    """Run one case as ``facedrop bench --child``; its last stdout line is the JSON figures."""
+    cmd = [sys.executable, "-m", "watcher.cli"]
+    if args.config:
+        cmd += ["--config", str(args.config)]
+    cmd += ["bench", "--child", *case]
+    for flag in ("weights", "device", "driving"):
+        if getattr(args, flag):
+            cmd += [f"--{flag}", str(getattr(args, flag))]
+    cmd += ["--enhance"] * args.enhance + ["--no-lipsync"] * args.no_lipsync
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode:
+        sys.stderr.write(done.stderr)
+        return None
+    row: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return row
+
+
+def _settings(args: argparse.Namespace) -> PipelineSettings:
     settings = load_config(args.config).pipeline
     if args.weights:
         settings = replace(settings, weights_dir=args.weights.resolve())
@@ -74,63 +116,52 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202 - PipelineSettings, imp
     return settings
 
 
-def _stage(args: argparse.Namespace) -> int:
-    """One stage's figures: ms per network call (animate) or per lip-sync part (lipsync)."""
-    from pipeline.chain.bank import ModelBank
-    from pipeline.rss import peak_rss_mb
+def _child(args: argparse.Namespace) -> int:
+    """One measured case in this fresh process (torch loads only here)."""
+    from pipeline.chain.benchmark import bench_chain, bench_render
+    from pipeline.example import AUDIO, FACE, example_dir
 
-    settings = _settings(args)
-    bank = ModelBank(settings)
-    if args.stage == "animate":
-        from pipeline.liveportrait.bench import benchmark_networks
-        from pipeline.liveportrait.loader import load_liveportrait
-
-        dtype = bank.dtype(bank.device.type == "cuda")
-        nets = load_liveportrait(settings.weights_dir, bank.device, dtype)
-        figures = benchmark_networks(nets, bank.device, dtype)
-        title = f"LivePortrait on {bank.device} ({dtype}), ms per batch-1 call"
+    if args.batch:
+        result = bench_render(_settings(args), args.batch[0],
+                              args.frames or DEFAULT_RENDER_FRAMES).to_json()
     else:
-        from pipeline.face.landmarks import FaceLandmarker
-        from pipeline.lipsync.bench import benchmark_lipsync
-        from pipeline.lipsync.load import load_wav2lip, wav2lip_path
-        from pipeline.media.audio import load_audio
-        from pipeline.media.image import load_image
+        result = bench_chain(_settings(args), example_dir() / FACE, example_dir() / AUDIO,
+                             args.seconds[0], args.driving, lipsync=not args.no_lipsync,
+                             enhance=args.enhance)
+    print(json.dumps(result))
+    return 0
 
-        dtype = bank.dtype(False)
-        net = load_wav2lip(wav2lip_path(settings.weights_dir, settings.lipsync_model),
-                           bank.device, dtype)
-        result = benchmark_lipsync(net, FaceLandmarker(settings.weights_dir),
-                                   load_image(example_dir() / FACE),
-                                   load_audio(example_dir() / AUDIO).samples, bank.device, dtype,
-                                   batch_size=settings.batch_size)
-        figures = {"landmarks (per distinct crop)": result.landmarks_ms, "mel": result.mel_ms,
-                   "generator": result.generator_ms, "blend": result.blend_ms,
-                   "total": result.total_ms}
-        title = f"Lip sync on {bank.device} ({dtype}), ms per output frame"
-    figures["peak memory (MiB)"] = peak_rss_mb()
-    if args.json:
-        print(json.dumps(figures))
-        return 0
-    table = Table(title=title)
+
+def _print_stage(rows: list[dict[str, Any]]) -> None:
+    figures = dict(rows[0])
+    table = Table(title=figures.pop("title"))
     table.add_column("part")
     table.add_column("figure", justify="right")
     for name, value in figures.items():
         table.add_row(name, f"{value:.1f}")
     Console().print(table)
-    return 0
 
 
-def _child(args: argparse.Namespace) -> int:
-    from pipeline.chain.benchmark import bench_chain  # torch loads only in the child
+def _print_render(rows: list[dict[str, Any]]) -> None:
+    last = rows[-1]
+    table = Table(title=f"Cold LivePortrait render of {last['frames']} frames on "
+                        f"{last['device']} ({last['dtype']}), each batch size in its own process")
+    for col in ("batch", "frames/call", "ms/rendered frame", "peak RSS (MiB)"):
+        table.add_column(col, justify="right")
+    for row in rows:
+        table.add_row(row["batch"], str(row["used"]), f"{row['ms_per_frame']:.0f}",
+                      f"{row['peak_rss_mb']:.0f}")
+    console = Console()
+    console.print(table)
+    if last["available_mb"] is None:
+        console.print(f"auto picks {last['auto_pick']} here: the free memory could not be read")
+    else:
+        console.print(f"auto picks {last['auto_pick']} here: {last['available_mb']:.0f} MiB free "
+                      f"of {last['total_mb']:.0f} MiB with the models loaded "
+                      f"({last['memory_source']})", highlight=False)
 
-    result = bench_chain(_settings(args), example_dir() / FACE, example_dir() / AUDIO,
-                         args.seconds[0], args.driving, lipsync=not args.no_lipsync,
-                         enhance=args.enhance)
-    print(json.dumps(result))
-    return 0
 
-
-def _print(rows: list[dict]) -> None:  # type: ignore[type-arg]
+def _print_chain(rows: list[dict[str, Any]]) -> None:
     console = Console()
     for row in rows:
         for run in ("cold", "repeat"):
