@@ -14,6 +14,7 @@ from pipeline.models.syncnet import SyncNet
 from pipeline.quality.model import load_syncnet
 from pipeline.quality.syncscore import score_crops
 from tests.helpers.deterministic_weights import fill_state_dict
+from tests.helpers.tolerance import assert_close
 
 pytestmark = pytest.mark.parity
 
@@ -81,10 +82,16 @@ def test_whole_scoring_matches_official(net: SyncNet, fixture: dict[str, np.ndar
     score = score_crops(net, frames(fixture), fixture["audio"].astype(np.float64),
                         vshift=int(fixture["vshift"]))
     assert score.dists.shape == fixture["dists"].shape == (19, 31)
-    np.testing.assert_allclose(score.dists, fixture["dists"], rtol=1e-6, atol=0)
-    np.testing.assert_allclose(score.mdist, fixture["mdist"], rtol=1e-6, atol=0)
+    # Distances are float32 sums over 1024-wide embeddings: they agree to a few tens of ulps of
+    # their magnitude on every CPU kernel set (28 ulps measured under ATEN_CPU_CAPABILITY=default).
+    assert_close(score.dists, fixture["dists"], what="distances", ulps=64, dtype=np.float32)
+    assert_close(score.mdist, fixture["mdist"], what="mean distances", ulps=64, dtype=np.float32)
     assert score.offset == int(fixture["offset"])
-    assert score.confidence == pytest.approx(float(fixture["conf"]), abs=2e-3)
-    assert score.min_dist == pytest.approx(float(fixture["min_dist"]), rel=1e-6)
-    np.testing.assert_allclose(score.framewise_conf, fixture["fconfm"], atol=2e-3)
+    # confidence and its per-frame form are differences of such distances: the same bound
+    slack = 2 * 64 * float(np.finfo(np.float32).eps) * float(np.abs(fixture["dists"]).max())
+    assert score.confidence == pytest.approx(float(fixture["conf"]), abs=max(2e-3, slack))
+    assert_close(score.min_dist, fixture["min_dist"], what="min distance", ulps=64,
+                 dtype=np.float32)
+    assert_close(score.framewise_conf, fixture["fconfm"], what="frame confidence",
+                 atol=max(2e-3, slack))
     assert list(score.window_starts) == list(range(19))

@@ -18,9 +18,12 @@ from pipeline.atomic import copy_file_atomic
 from pipeline.digest import sha256_file
 from pipeline.errors import InputError
 from pipeline.liveportrait.template import load_template
+from pipeline.media import formats
 from pipeline.media.video import probe_video
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm")
+# A library clip may be any container PyAV reads well; a job folder's video keeps the
+# documented job-folder types (pipeline.media.formats), which readiness can check for wholeness.
+VIDEO_SUFFIXES = (*formats.VIDEO_EXT, ".m4v", ".mkv", ".webm")
 TEMPLATE_SUFFIX = ".pkl"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 CLIP_SUFFIXES = (*VIDEO_SUFFIXES, TEMPLATE_SUFFIX)
