@@ -78,3 +78,18 @@ def test_lipsync_stage_figures_come_from_the_pipeline(model_weights_dir: Path, t
     assert all(figures[p] > 0 for p in parts)
     assert figures["total"] >= figures["generator"]
     assert figures["peak memory (MiB)"] > 100
+
+
+def test_a_setup_problem_is_reported_once_not_per_batch_size(tmp_path: Path) -> None:
+    """Without weights the first child fails: its message is printed once, the rest not run."""
+    config = write_config(tmp_path / "cfg", pipeline={"device": "cpu"})
+    empty = tmp_path / "no-weights"
+    empty.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "watcher.cli", "bench", "--stage", "animate", "--batch", "1", "2",
+         "auto", "--weights", str(empty)],
+        cwd=tmp_path, env=cli_env(config, tmp_path / "home", COLUMNS="100"),
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.count("Fix:") == 1, done.stderr

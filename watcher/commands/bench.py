@@ -62,14 +62,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print("--batch measures the LivePortrait render: use it with --stage animate",
               file=sys.stderr)
         return 2
+    rows: list[dict[str, Any]] | None
     if args.stage == "chain":
-        rows = [_in_child(args, ["--seconds", str(seconds)]) for seconds in args.seconds]
+        rows = _in_children(args, [["--seconds", str(seconds)] for seconds in args.seconds])
         printer = _print_chain
     elif args.batch:
         frames = args.frames or max([DEFAULT_RENDER_FRAMES]
                                     + [b for b in args.batch if isinstance(b, int)])
-        rows = [_in_child(args, ["--stage", "animate", "--batch", str(b), "--frames", str(frames)])
-                for b in args.batch]
+        rows = _in_children(args, [["--stage", "animate", "--batch", str(b), "--frames",
+                                    str(frames)] for b in args.batch])
         printer = _print_render
     else:
         from pipeline.chain.benchmark import bench_lipsync, bench_networks
@@ -78,15 +79,27 @@ def cmd_bench(args: argparse.Namespace) -> int:
         result = bench(_settings(args))
         rows = [{"title": result.title, **result.figures}]
         printer = _print_stage
-    done = [row for row in rows if row is not None]
-    if len(done) < len(rows):
+    if rows is None:
         return 1
     if args.json:
-        for row in done:
+        for row in rows:
             print(json.dumps(row))
     else:
-        printer(done)
+        printer(rows)
     return 0
+
+
+def _in_children(args: argparse.Namespace, cases: list[list[str]]
+                 ) -> list[dict[str, Any]] | None:
+    """Each case in its own process; None after the first failure (its message printed once:
+    the next cases would only repeat it)."""
+    rows = []
+    for case in cases:
+        row = _in_child(args, case)
+        if row is None:
+            return None
+        rows.append(row)
+    return rows
 
 
 def _in_child(args: argparse.Namespace, case: list[str]) -> dict[str, Any] | None:
