@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.crash_invariants import check_invariants
 from tests.helpers.daemon_harness import (
     DaemonProcess,
     facedrop,
@@ -36,7 +37,6 @@ from tests.helpers.daemon_harness import (
     wait_for,
     write_config,
 )
-from tests.test_daemon_crash import check_invariants
 from watcher.names import utf8_len
 from watcher.outbox import copy_tree, fsync_tree
 
