@@ -57,6 +57,7 @@ LANDMARK_MEMBERS = (
     "face_detection_short_range.tflite",
     "face_detection_full_range_sparse.tflite",
     "face_landmark.tflite",
+    "iris_landmark.tflite",
 )
 
 

@@ -1,4 +1,4 @@
-"""What the stages ask of a face landmarker: detect, landmark, track.
+"""What the stages ask of a face landmarker: detect, landmark, track, refine the eyelids.
 
 ``pipeline.face.landmarks.FaceLandmarker`` (MediaPipe's BlazeFace and FaceMesh) is the one
 implementation; the stages take this Protocol so tests can pass another real one.
@@ -25,4 +25,8 @@ class Landmarker(Protocol):
 
     def track(self, rgb: np.ndarray, prev_landmarks: np.ndarray) -> np.ndarray:
         """The next frame's landmarks from the previous frame's (detecting afresh if lost)."""
+        ...
+
+    def eyelids(self, rgb: np.ndarray, lmk468: np.ndarray) -> np.ndarray:
+        """(2, 16, 2) refined eyelid outlines (image-left eye first) for the eye ratios."""
         ...

@@ -1,4 +1,4 @@
-"""Face detection (BlazeFace) and 468-point landmarks (FaceMesh) on LiteRT.
+"""Face detection (BlazeFace), 468-point landmarks (FaceMesh) and eyelids (iris model) on LiteRT.
 
 The models are MediaPipe's Apache-2.0 ``.tflite`` files under ``<weights_dir>/landmarks/``. The
 graph logic MediaPipe wraps around them is re-done here in numpy: letterboxed detector input,
@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from pipeline.errors import NoFaceError, WeightsError
-from pipeline.face import blazeface
+from pipeline.face import blazeface, iris
 from pipeline.face.affine import Affine, warp
 from pipeline.native_stderr import filtered_stderr
 
@@ -196,6 +196,22 @@ class FaceLandmarker:
         if presence >= FACE_FLAG_MIN:
             return pts
         return self.landmarks(rgb, self.detect(rgb))
+
+    def eyelids(self, rgb: np.ndarray, lmk468: np.ndarray) -> np.ndarray:
+        """(2, 16, 2) float32 refined eyelid outlines (image-left eye first), image pixels.
+
+        MediaPipe's iris model on each eye's ROI (``iris.py``); what the eye ratios use.
+        """
+        rgb = np.ascontiguousarray(rgb)
+        out = []
+        for eye in (0, 1):
+            roi = iris.eye_roi(lmk468, eye)
+            crop = warp(rgb, roi, iris.IRIS_SIZE, border=cv2.BORDER_REPLICATE)
+            outs = self._run(iris.IRIS_FILE, crop.astype(np.float32) / 255.0)  # range [0, 1]
+            # outputs: contour (1, 213) and iris (1, 15); pick by size, not export order
+            contour = next(o for o in outs if o.size == iris.N_CONTOUR * 3)
+            out.append(iris.decode_lids(contour, roi))
+        return np.stack(out).astype(np.float32)
 
 
 def _check_usable(face: FaceBox, width: int, height: int) -> None:

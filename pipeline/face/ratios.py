@@ -1,40 +1,80 @@
-"""Eye and lip opening ratios (LivePortrait's c_eyes / c_lip) from FaceMesh points.
+"""Eye and lip opening ratios (LivePortrait's c_eyes / c_lip), on the official 203-point scale.
 
 Official ``src/utils/retargeting_utils.py`` on the 203-point landmarks:
 ``calc_eye_close_ratio``: left = |p6 - p18| / |p0 - p12|, right = |p30 - p42| / |p24 - p36|
 (eye opening: mid upper lid to mid lower lid, over eye width: corner to corner), and
 ``calc_lip_close_ratio``: |p90 - p102| / |p48 - p66| (inner lip opening at the centre over
-mouth width, corner to corner), each with +1e-6 in the denominator.
+mouth width, corner to corner), each with +1e-6 in the denominator. The first eye is the one on
+the image's left, the order the 203-point eyes come in.
 
-FaceMesh counterparts (meshidx): eye (image left) lids 159/145, corners 33/133; eye (image right)
-lids 386/374, corners 263/362; inner lip midpoints 13/14; mouth corners 61/291. The first eye is
-the one on the image's left, the order the 203-point eyes come in. Source and driving ratios must
-both come from this function so the retargeting MLPs see consistent values.
+Our points and the transform onto the official scale (issue 15, ``pipeline.liveportrait.
+calibration``): the same ratios are taken on
+- eyes: the refined eyelid outline of MediaPipe's iris model (``iris.py``; upper mid lid 12,
+  lower mid lid 4, corners 0 and 8 of the 16-point outline). FaceMesh's own lids (159/145) barely
+  follow a closing eye: on the official clip d1 an eye the official template reads at 0.12 read
+  0.29;
+- lips: FaceMesh inner-lip midpoints 13/14 over mouth corners 61/291;
+then mapped linearly, ``official = max(0, A * ours + B)``, with A, B fitted by least squares on
+the official driving templates d1, d2, d5, d7 of KwaiVGI/LivePortrait (per-frame ``c_d_eyes_lst``
+/ ``c_d_lip_lst``, 358 frames: 16, 16, 148, 178; each clip weighted equally, both eyes pooled)
+against our points measured on the matching clips. The measured points are the fixtures
+``tests/fixtures/calibration/d*.npz``; ``tests/test_calibration.py`` re-fits them and checks
+these constants. Every consumer (source ratios, driving ratios, exported templates, eye
+retargeting) uses these functions, so all of them are on the official scale, like an imported
+official template.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from pipeline.face import meshidx
+from pipeline.face import iris, meshidx
 
 EPS = 1e-6  # as in calculate_distance_ratio
 
+# official = max(0, A * ours + B); fitted as described above (raw means before -> after:
+# d1 0.191, 0.231 -> 0.127, 0.180 vs official 0.123, 0.216; d7 0.326, 0.328 -> 0.309, 0.311 vs
+# 0.296, 0.318). The offset is negative because the iris model's outline still shows a slit
+# (raw ~0.1) where the 203-point model reads the eye shut.
+EYE_A, EYE_B = 1.3511, -0.1313
+# lips: a closed mouth reads 0.03-0.05 raw (FaceMesh keeps the inner lips apart), the official
+# model 0.00-0.01; mapped, d7's closed-mouth frames read 0.022 (median), below the official
+# lip_normalize_threshold 0.03.
+LIP_A, LIP_B = 1.1335, -0.0304
 
-def _ratio(lmk: np.ndarray, a: int, b: int, c: int, d: int) -> float:
-    return float(np.linalg.norm(lmk[a] - lmk[b]) / (np.linalg.norm(lmk[c] - lmk[d]) + EPS))
+
+def _ratio(pts: np.ndarray, a: int, b: int, c: int, d: int) -> float:
+    return float(np.linalg.norm(pts[a] - pts[b]) / (np.linalg.norm(pts[c] - pts[d]) + EPS))
 
 
-def eye_ratio(lmk468: np.ndarray) -> np.ndarray:
-    """(2,) float32: opening/width of the image-left and image-right eye."""
+def raw_eye_ratio(lids: np.ndarray) -> np.ndarray:
+    """(2,) float64: mid-lid opening over corner-to-corner width of each refined eyelid outline
+    (``FaceLandmarker.eyelids``: (2, 16, 2), image-left eye first), before the mapping."""
+    pts = np.asarray(lids, dtype=np.float64)
+    return np.array([_ratio(p, iris.UPPER_MID, iris.LOWER_MID, iris.OUTER, iris.INNER)
+                     for p in pts])
+
+
+def raw_lip_ratio(lmk468: np.ndarray) -> np.ndarray:
+    """(1,) float64: FaceMesh inner-lip opening over mouth width, before the mapping."""
     pts = np.asarray(lmk468, dtype=np.float64)
-    left = _ratio(pts, 159, 145, 33, 133)
-    right = _ratio(pts, 386, 374, 263, 362)
-    return np.array([left, right], dtype=np.float32)
+    return np.array([_ratio(pts, meshidx.LIP_INNER_TOP, meshidx.LIP_INNER_BOTTOM,
+                            meshidx.MOUTH_L, meshidx.MOUTH_R)])
+
+
+def eye_ratio(lids: np.ndarray) -> np.ndarray:
+    """(2,) float32: the image-left and image-right eye's opening on the official scale."""
+    return np.maximum(EYE_A * raw_eye_ratio(lids) + EYE_B, 0.0).astype(np.float32)
 
 
 def lip_ratio(lmk468: np.ndarray) -> np.ndarray:
-    """(1,) float32: inner-lip opening over mouth width."""
+    """(1,) float32: the inner-lip opening on the official scale."""
+    return np.maximum(LIP_A * raw_lip_ratio(lmk468) + LIP_B, 0.0).astype(np.float32)
+
+
+def eye_ratio_mesh(lmk468: np.ndarray) -> np.ndarray:
+    """(2,) float32: the old scheme (FaceMesh lids 159/145 over corners 33/133, 386/374 over
+    263/362, unmapped); kept only so the calibration harness can show the before state."""
     pts = np.asarray(lmk468, dtype=np.float64)
-    return np.array([_ratio(pts, meshidx.LIP_INNER_TOP, meshidx.LIP_INNER_BOTTOM,
-                            meshidx.MOUTH_L, meshidx.MOUTH_R)], dtype=np.float32)
+    return np.array([_ratio(pts, 159, 145, 33, 133), _ratio(pts, 386, 374, 263, 362)],
+                    dtype=np.float32)

