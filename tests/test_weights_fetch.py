@@ -250,7 +250,7 @@ def test_manifest_covers_the_layout() -> None:
             "liveportrait/base_models/spade_generator.pth",
             "liveportrait/retargeting_models/stitching_retargeting_module.pth",
             "landmarks/face_landmark.tflite"} <= rel
-    assert len(rel) == 12
+    assert len(rel) == 13  # 12 + the iris (eyelid) model, issue 15
     # every file is pinned except syncnet_v2.model, whose size and hash no public manifest gives
     assert all(w.sha256 and len(w.sha256) == 64 and w.size for w in MANIFEST
                if w.relpath != "syncnet/syncnet_v2.model")
