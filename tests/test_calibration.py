@@ -39,7 +39,7 @@ def test_fixtures_hold_numbers_only() -> None:
     for name in CLIPS:
         with np.load(FIXTURES / f"{name}.npz", allow_pickle=False) as z:
             assert set(z.files) == {"name", "size", "mesh_idx", "mesh", "lids",
-                                    "official_eyes", "official_lip"}
+                                    "official_eyes", "official_lip", "official_scale"}
             assert z["mesh"].ndim == 3 and z["mesh"].shape[2] == 2  # points, not pixels
             assert z["lids"].shape[1:] == (2, 16, 2)
 
@@ -82,6 +82,18 @@ def test_the_mapping_constants_are_the_fit_on_these_clips(clips) -> None:
     assert (la, lb) == pytest.approx((ratios.LIP_A, ratios.LIP_B), abs=5e-4)
 
 
+def test_our_face_extent_matches_the_official_networks_face_scale(clips) -> None:
+    """The crop's size rule (face extent x scale) against a real official measure: the motion
+    extractor's face scale in the official templates, made on these clips as they are. Their
+    ratio is the same on every clip (within 2 %), although the clips' framings differ by 12 %
+    (the official scale runs 1.49 to 1.68): our extent sizes faces as the official network does.
+    (The clips themselves are hand-framed, so they fix no crop constant: see geometry.py.)"""
+    ratio = np.array([crop_stats(c).net_scale for c in clips.values()])
+    assert np.abs(ratio / ratio.mean() - 1).max() < 0.02, ratio
+    scales = np.array([c.official_scale.mean() for c in clips.values()])
+    assert scales.max() / scales.min() > 1.1  # the framings really do differ between clips
+
+
 def test_crop_stats_read_a_framing_made_by_our_own_crop_as_exact(clips) -> None:
     """The harness's crop measure: re-frame d2's points by our own averaged driving box, and
     the clip's framing must read as zoom 1, centre 0."""
@@ -93,7 +105,7 @@ def test_crop_stats_read_a_framing_made_by_our_own_crop_as_exact(clips) -> None:
     mesh = np.stack([to_crop.apply(m) for m in clip.mesh])
     lids = np.stack([to_crop.apply(lid.reshape(-1, 2)).reshape(2, 16, 2) for lid in clip.lids])
     framed = ClipPoints("d2-framed", (512, 512), mesh, lids, clip.official_eyes,
-                        clip.official_lip)
+                        clip.official_lip, clip.official_scale)
     stats = crop_stats(framed)
     assert stats.zoom == pytest.approx(1.0, abs=1e-6)
     assert np.abs(stats.centre).max() < 1e-6
@@ -106,7 +118,8 @@ def test_measure_save_load_round_trip(astronaut, landmark_weights_dir, tmp_path)
     landmarker = FaceLandmarker(landmark_weights_dir)
     official_eyes = np.full((3, 2), 0.3)
     official_lip = np.full((3, 1), 0.05)
-    points = measure("still", [astronaut] * 3, landmarker, official_eyes, official_lip)
+    points = measure("still", [astronaut] * 3, landmarker, official_eyes, official_lip,
+                     np.full(3, 1.6))
     assert points.mesh.shape == (3, 468, 2) and points.lids.shape == (3, 2, 16, 2)
     # eyelids sit inside the eye region FaceMesh found: corners near FaceMesh's corners
     mesh_corners = points.mesh[0][[33, 133]]

@@ -47,6 +47,7 @@ from pipeline.face.ratios import (
 # Every FaceMesh point the geometry reads: the crop's extent points, the eye/mouth centres, the
 # lip and eye ratio points. Fixtures keep only these (NaN elsewhere when rebuilt), so a change
 # that reads another point fails loudly instead of silently using zeros.
+SOURCE_SCALE = 2.3  # liveportrait_rect's default scale (the official source crop's)
 MESH_POINTS = np.unique(np.concatenate([
     meshidx.INSIGHTFACE_LIKE, meshidx.EYE_L_CENTRE, meshidx.EYE_R_CENTRE,
     [meshidx.MOUTH_L, meshidx.MOUTH_R, meshidx.LIP_INNER_TOP, meshidx.LIP_INNER_BOTTOM],
@@ -59,7 +60,8 @@ class ClipPoints:
 
     ``mesh`` (N, 468, 2) float64 with NaN for points not kept; ``lids`` (N, 2, 16, 2) refined
     eyelids; ``size`` (width, height) of the clip; ``official_eyes`` (N, 2), ``official_lip``
-    (N, 1) from the official template.
+    (N, 1) from the official template; ``official_scale`` (N,) the official motion extractor's
+    face scale on the clip's frames (the template's ``scale``, made on the clip as it is).
     """
 
     name: str
@@ -68,13 +70,15 @@ class ClipPoints:
     lids: np.ndarray
     official_eyes: np.ndarray
     official_lip: np.ndarray
+    official_scale: np.ndarray
 
     def save(self, path: Path) -> None:
         kept = self.mesh[:, MESH_POINTS].astype(np.float32)
         np.savez_compressed(path, name=self.name, size=np.array(self.size), mesh_idx=MESH_POINTS,
                             mesh=kept, lids=self.lids.astype(np.float32),
                             official_eyes=self.official_eyes.astype(np.float32),
-                            official_lip=self.official_lip.astype(np.float32))
+                            official_lip=self.official_lip.astype(np.float32),
+                            official_scale=self.official_scale.astype(np.float32))
 
     @classmethod
     def load(cls, path: Path) -> ClipPoints:
@@ -84,11 +88,13 @@ class ClipPoints:
             mesh[:, idx] = z["mesh"]
             return cls(str(z["name"]), (int(z["size"][0]), int(z["size"][1])), mesh,
                        z["lids"].astype(np.float64), z["official_eyes"].astype(np.float64),
-                       z["official_lip"].astype(np.float64))
+                       z["official_lip"].astype(np.float64),
+                       z["official_scale"].astype(np.float64))
 
 
 def measure(name: str, frames: Iterable[np.ndarray], landmarker: FaceLandmarker,
-            official_eyes: np.ndarray, official_lip: np.ndarray) -> ClipPoints:
+            official_eyes: np.ndarray, official_lip: np.ndarray,
+            official_scale: np.ndarray) -> ClipPoints:
     """Track the face through ``frames`` (RGB) as the driving path does and keep its points."""
     mesh, lids = [], []
     prev: np.ndarray | None = None
@@ -104,7 +110,8 @@ def measure(name: str, frames: Iterable[np.ndarray], landmarker: FaceLandmarker,
     n = min(len(mesh), len(official_eyes))
     return ClipPoints(name, size, np.stack(mesh)[:n], np.stack(lids)[:n],
                       np.asarray(official_eyes, np.float64).reshape(-1, 2)[:n],
-                      np.asarray(official_lip, np.float64).reshape(-1, 1)[:n])
+                      np.asarray(official_lip, np.float64).reshape(-1, 1)[:n],
+                      np.asarray(official_scale, np.float64).reshape(-1)[:n])
 
 
 @dataclass(frozen=True)
@@ -138,13 +145,17 @@ class CropStats:
 
     ``zoom``: clip width / our box side (1.0: same framing; < 1: ours shows more around the
     face); ``centre``: (our box centre - clip centre) / clip width; ``roll``: mean face roll in
-    degrees (the framing itself is unrotated); ``source_zoom``: clip width / our SOURCE crop side.
+    degrees (the framing itself is unrotated); ``source_zoom``: clip width / our SOURCE crop side;
+    ``net_scale``: the official motion extractor's mean face scale on the clip over our mean
+    extent (crop side / scale, as a share of the clip width): constant across clips when our
+    extent measures face size the way the official network sees it.
     """
 
     zoom: float
     centre: np.ndarray
     roll: float
     source_zoom: float
+    net_scale: float
 
 
 def crop_stats(points: ClipPoints) -> CropStats:
@@ -156,7 +167,9 @@ def crop_stats(points: ClipPoints) -> CropStats:
     rects = [liveportrait_rect(m) for m in points.mesh]
     source_side = float(np.mean([r[1] for r in rects]))
     roll = float(np.degrees(np.mean([r[2] for r in rects])))
-    return CropStats(w / side, centre, roll, w / source_side)
+    extent = float(np.mean([r[1] for r in rects])) / SOURCE_SCALE / w
+    return CropStats(w / side, centre, roll, w / source_side,
+                     float(points.official_scale.mean()) / extent)
 
 
 @dataclass(frozen=True)
@@ -211,8 +224,8 @@ def table(reports: Iterable[ClipReport]) -> str:
     """A markdown table of the reports."""
     head = ("| clip | official eye (L, R) | ours (L, R) | corr (L, R) | MAE eye (L, R) "
             "| official lip | ours lip | lip corr | MAE lip | closed-mouth lip | zoom "
-            "| centre (x, y) | roll | source zoom |")
-    rows = [head, "|" + "---|" * 14]
+            "| centre (x, y) | roll | source zoom | net scale / extent |")
+    rows = [head, "|" + "---|" * 15]
     for r in reports:
         e, p, c = r.eyes, r.lip, r.crop
         rows.append(
@@ -220,7 +233,7 @@ def table(reports: Iterable[ClipReport]) -> str:
             f"{e.ours[1]:.3f} | {e.corr[0]:.2f}, {e.corr[1]:.2f} | {e.mae[0]:.3f}, "
             f"{e.mae[1]:.3f} | {p.official[0]:.3f} | {p.ours[0]:.3f} | {p.corr[0]:.2f} "
             f"| {p.mae[0]:.3f} | {r.lip_closed:.3f} | {c.zoom:.3f} | {c.centre[0]:+.3f}, "
-            f"{c.centre[1]:+.3f} | {c.roll:+.1f} | {c.source_zoom:.3f} |")
+            f"{c.centre[1]:+.3f} | {c.roll:+.1f} | {c.source_zoom:.3f} | {c.net_scale:.3f} |")
     return "\n".join(rows)
 
 
@@ -231,7 +244,8 @@ def _measure_files(clip: Path, landmarker: FaceLandmarker) -> ClipPoints:
     template = load_template(clip.with_suffix(".pkl"))
     if template.c_eyes is None or template.c_lip is None:
         raise SystemExit(f"{clip.with_suffix('.pkl')} carries no eye/lip ratios")
-    return measure(clip.stem, iter_frames(clip), landmarker, template.c_eyes, template.c_lip)
+    return measure(clip.stem, iter_frames(clip), landmarker, template.c_eyes, template.c_lip,
+                   template.scale)
 
 
 def main(argv: list[str] | None = None) -> None:
