@@ -18,6 +18,8 @@ from pipeline.face.affine import Affine
 from pipeline.face.landmarks import FaceLandmarker
 from pipeline.liveportrait.calibration import (
     ClipPoints,
+    CropReference,
+    crop_agreement,
     crop_stats,
     evaluate,
     fit_ratio_maps,
@@ -80,6 +82,18 @@ def test_the_mapping_constants_are_the_fit_on_these_clips(clips) -> None:
     (ea, eb), (la, lb) = fit_ratio_maps(clips.values())
     assert (ea, eb) == pytest.approx((ratios.EYE_A, ratios.EYE_B), abs=5e-4)
     assert (la, lb) == pytest.approx((ratios.LIP_A, ratios.LIP_B), abs=5e-4)
+
+
+@pytest.mark.parametrize("name", ["s6", "s42"])
+def test_our_source_crop_reproduces_the_official_crop_of_the_same_image(name) -> None:
+    """Official crops of the official example images s6 (inference.gif, launch code: scale 2.3,
+    vy -0.15) and s42 (Gradio screenshot, scale 2.5, vy -0.125), registered on the images.
+    Uncalibrated they read zoom 0.949 / 0.991 and centre y +1.7% / +1.4% (geometry.py)."""
+    ref = CropReference.load(FIXTURES / f"{name}.npz")
+    agreement = crop_agreement(ref)
+    assert abs(agreement.zoom - 1) <= 0.03, agreement
+    assert np.abs(agreement.centre).max() <= 0.02, agreement
+    assert abs(agreement.rotation) <= 1.0, agreement
 
 
 def test_our_face_extent_matches_the_official_networks_face_scale(clips) -> None:

@@ -66,11 +66,13 @@ def test_liveportrait_crop_is_level_and_face_sized(lmk) -> None:
     assert abs((eye_l + eye_r)[0] / 2 - lip[0]) < 1e-6
     roll = math.degrees(math.atan2(eye_r[1] - eye_l[1], eye_r[0] - eye_l[0]))
     assert abs(roll) < 3.0  # eyes level (the face's own asymmetry remains)
-    # the no-forehead extent is 512/2.3 px on its long side, shifted up by 0.125*size
+    # the no-forehead extent, calibrated to the official 106-point one (issue 15: EXTENT_SCALE,
+    # EXTENT_SHIFT), is 512/2.3 px on its long side, shifted up by (0.125 - shift) * size
     sub = c[meshidx.INSIGHTFACE_LIKE]
     ext = sub.max(0) - sub.min(0)
-    assert max(ext) == pytest.approx(512 / 2.3, abs=1e-3)
-    assert (sub.min(0) + sub.max(0))[1] / 2 == pytest.approx(256 + 0.125 * 512, abs=1e-3)
+    assert max(ext) * G.EXTENT_SCALE == pytest.approx(512 / 2.3, abs=1e-3)
+    assert (sub.min(0) + sub.max(0))[1] / 2 == pytest.approx(
+        256 + (0.125 - G.EXTENT_SHIFT) * 512, abs=1e-3)
     # plausible framing: whole head inside, eyes a bit above the middle, mouth centred
     assert c.min() > 0 and c.max() < 512
     assert 200 < eye_l[1] < 290 and abs(lip[0] - 256) < 15

@@ -26,6 +26,24 @@ FFHQ_TEMPLATE_512 = np.array([[192.98138, 239.94708], [318.90277, 240.1936],
                               [256.63416, 314.01935], [201.26117, 371.41043],
                               [313.08905, 371.15118]])
 
+# FaceMesh extent -> the official InsightFace-106 extent (issue 15). Fitted on the only official
+# crops of known settings whose uncropped source is public (``pipeline.liveportrait.calibration``
+# registers the official crop on the source image; fixtures tests/fixtures/calibration/s6.npz,
+# s42.npz):
+# - s6.jpg in the official ``assets/docs/inference.gif`` (launch code: crop_single_image, scale
+#   2.3, vy -0.15): uncalibrated, the official crop was 0.949x our zoom, its centre (+1.4%, +1.7%)
+#   of the crop width from ours, rotation -0.8 deg;
+# - s42.jpg in ``assets/docs/editing-portrait-2024-08-06.jpg`` (Gradio retargeting, scale 2.5,
+#   vy -0.125): 0.991x, (-0.4%, +1.4%), -0.2 deg.
+# So our extent is ~3% small and its centre ~1.5% of the crop high; both are corrected here. The
+# official example DRIVING clips (d1, d2, d5, d7) fix nothing: they predate the official driving
+# auto-crop (in the repository from 2024-07-04, ``crop_driving_video`` added 2024-07-10; the
+# README then asked for clips cropped by hand "1:1, focused on the head"), and the official
+# motion extractor's face scale in their templates differs by 12% between them (1.49-1.68) in
+# step with our extent (ratio constant within 2%): they are framed differently, by hand.
+EXTENT_SCALE = 1.03
+EXTENT_SHIFT = 0.017  # along the eye->mouth axis, in crop sides (positive: towards the chin)
+
 # Wav2Lip inference.py default --pads [top, bottom, left, right] = [0, 10, 0, 0] (pixels).
 WAV2LIP_PADS = (0.0, 10.0, 0.0, 0.0)
 
@@ -50,7 +68,8 @@ def liveportrait_rect(lmk468: np.ndarray, scale: float = 2.3, vx_ratio: float = 
     The official points are InsightFace's 106 (image) / 203 (video), which stop at the brows. The
     extent is therefore taken over ``meshidx.INSIGHTFACE_LIKE`` (contour from temple to temple
     round the chin, brows, eyes, nose, lips; no forehead or hairline points), so the face fills the
-    crop as it did in training.
+    crop as it did in training. ``EXTENT_SCALE`` and ``EXTENT_SHIFT`` calibrate that extent against
+    official crops of the same faces (see their comment).
     """
     pts = np.asarray(lmk468, dtype=np.float64)
     eye, lip = _eye_and_lip_centres(pts)
@@ -62,10 +81,10 @@ def liveportrait_rect(lmk468: np.ndarray, scale: float = 2.3, vx_ratio: float = 
 
     rpts = pts[meshidx.INSIGHTFACE_LIKE] @ np.stack([ux, uy]).T  # coordinates along ux, uy
     lo, hi = rpts.min(0), rpts.max(0)
-    size = float(max(hi - lo)) * scale
+    size = float(max(hi - lo)) * EXTENT_SCALE * scale
     mid = (lo + hi) / 2
     centre = ux * mid[0] + uy * mid[1]
-    centre = centre + ux * (vx_ratio * size) + uy * (vy_ratio * size)
+    centre = centre + ux * (vx_ratio * size) + uy * ((vy_ratio + EXTENT_SHIFT) * size)
     return centre, size, angle
 
 
