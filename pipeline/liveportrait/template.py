@@ -55,8 +55,10 @@ class DrivingMotion:
 
     ``scale`` (N,1), ``R`` (N,3,3), ``exp`` (N,21,3), ``t`` (N,3); ``kp`` and ``x_s`` (N,21,3)
     when known (legacy templates lack them); ``c_eyes`` (N,2) [left, right] and ``c_lip`` (N,1)
-    eye/lip opening ratios when known (animal templates lack them). ``fps`` is the clip's exact
-    frame rate as a float (e.g. 30000/1001).
+    eye/lip opening ratios when known (animal templates lack them), on the official 203-point
+    scale both in official templates and in ours (``pipeline.face.ratios`` maps our points onto
+    it), so either kind drives eye retargeting alike. ``fps`` is the clip's exact frame rate as a
+    float (e.g. 30000/1001).
     """
 
     fps: float
