@@ -18,14 +18,13 @@ from pipeline.face.affine import Affine
 from pipeline.face.landmarks import FaceLandmarker
 from pipeline.liveportrait.calibration import (
     ClipPoints,
-    CropReference,
-    crop_agreement,
     crop_stats,
     evaluate,
     fit_ratio_maps,
     measure,
     table,
 )
+from pipeline.liveportrait.crop_reference import CropReference, crop_agreement
 
 FIXTURES = Path(__file__).parent / "fixtures" / "calibration"
 CLIPS = ("d1", "d2", "d5", "d7")

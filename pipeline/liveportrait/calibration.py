@@ -14,6 +14,9 @@ the videos by templates to protect the people in them):
 2. ``evaluate``: compute our ratios and crop from those points and compare them with the official
    ratios and the clip's framing (``ClipReport``); ``table`` prints them.
 
+Our source crop is compared with official crops of official example images in
+``crop_reference`` (``--crops``).
+
 Usage (clips and templates in a scratch folder, never in the repository)::
 
     python -m pipeline.liveportrait.calibration --weights ~/.local/share/facedrop/weights \\
@@ -34,8 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.face import meshidx
-from pipeline.face.affine import Affine
-from pipeline.face.geometry import liveportrait_bbox, liveportrait_crop, liveportrait_rect
+from pipeline.face.geometry import liveportrait_bbox, liveportrait_rect
 from pipeline.face.landmarks import FaceLandmarker
 from pipeline.face.ratios import (
     eye_ratio,
@@ -174,74 +176,6 @@ def crop_stats(points: ClipPoints) -> CropStats:
 
 
 @dataclass(frozen=True)
-class CropReference:
-    """An official source crop of a public official example image: our FaceMesh points on the
-    image (``mesh`` (468, 2), NaN for points not kept) and the official crop as found by
-    ``register_crop`` (``official``: image -> 512 crop), made with ``scale`` and ``vy_ratio``."""
-
-    name: str
-    mesh: np.ndarray
-    official: Affine
-    scale: float
-    vy_ratio: float
-
-    def save(self, path: Path) -> None:
-        np.savez_compressed(path, name=self.name, mesh_idx=MESH_POINTS,
-                            mesh=self.mesh[MESH_POINTS].astype(np.float32),
-                            official=self.official.matrix, scale=self.scale,
-                            vy_ratio=self.vy_ratio)
-
-    @classmethod
-    def load(cls, path: Path) -> CropReference:
-        with np.load(path, allow_pickle=False) as z:
-            mesh = np.full((468, 2), np.nan)
-            mesh[z["mesh_idx"]] = z["mesh"]
-            return cls(str(z["name"]), mesh, Affine(z["official"]), float(z["scale"]),
-                       float(z["vy_ratio"]))
-
-
-@dataclass(frozen=True)
-class CropAgreement:
-    """Our crop against the official one of the same image: ``zoom`` official / our scale (1:
-    same; < 1: the official crop shows more around the face), ``centre`` where the official
-    crop's centre lies in ours, as a share of the crop side, ``rotation`` in degrees."""
-
-    zoom: float
-    centre: np.ndarray
-    rotation: float
-
-
-def crop_agreement(ref: CropReference, dsize: int = 512) -> CropAgreement:
-    ours = liveportrait_crop(ref.mesh, dsize, ref.scale, 0.0, ref.vy_ratio)
-    mid = np.array([dsize / 2, dsize / 2])
-    centre = (ours.apply(ref.official.inverse().apply(mid)) - mid) / dsize
-    a, b = ref.official.matrix, ours.matrix
-    rotation = math.degrees(math.atan2(a[1, 0], a[0, 0]) - math.atan2(b[1, 0], b[0, 0]))
-    return CropAgreement(ref.official.scale / ours.scale, centre, rotation)
-
-
-def register_crop(image: np.ndarray, shown: np.ndarray, guess: Affine,
-                  dsize: int = 512) -> tuple[Affine, float]:
-    """The official crop (image -> ``dsize`` crop) that ``shown`` displays, and the match's
-    correlation: ``shown`` is that crop as published (e.g. a panel cut out of an official GIF
-    or screenshot, square, any size), ``guess`` our crop of the same image. Found by OpenCV's
-    ECC image alignment (affine, so a non-similarity shows up as unequal singular values)."""
-    import cv2  # only the dev harness registers images
-
-    n = shown.shape[0]
-    s = n / dsize
-    to_shown = Affine(np.array([[s, 0.0, 0.5 * s - 0.5], [0.0, s, 0.5 * s - 0.5]]))  # resize
-    warp = to_shown.compose(guess).inverse().matrix.astype(np.float32)  # shown -> image
-    template = cv2.cvtColor(shown, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    source = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 500, 1e-7)
-    everywhere = np.full(source.shape, 255, np.uint8)  # input mask: all of the image counts
-    cc, found = cv2.findTransformECC(template, source, warp, cv2.MOTION_AFFINE, criteria,
-                                     everywhere, 5)
-    return to_shown.inverse().compose(Affine(np.asarray(found)).inverse()), float(cc)
-
-
-@dataclass(frozen=True)
 class ClipReport:
     name: str
     eyes: RatioStats
@@ -317,16 +251,6 @@ def _measure_files(clip: Path, landmarker: FaceLandmarker) -> ClipPoints:
                    template.scale)
 
 
-def crop_table(refs: Iterable[CropReference]) -> str:
-    rows = ["| official crop | settings | zoom (official / ours) | centre (x, y) | rotation |",
-            "|---|---|---|---|---|"]
-    for r in refs:
-        a = crop_agreement(r)
-        rows.append(f"| {r.name} | scale {r.scale:g}, vy {r.vy_ratio:g} | {a.zoom:.3f} "
-                    f"| {a.centre[0]:+.3f}, {a.centre[1]:+.3f} | {a.rotation:+.2f} |")
-    return "\n".join(rows)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("clips", nargs="*", type=Path, help="clip.mp4 (clip.pkl beside it)")
@@ -357,6 +281,8 @@ def main(argv: list[str] | None = None) -> None:
         (ea, eb), (la, lb) = fit_ratio_maps(points)
         print(f"\nfitted maps: eye A={ea:.4f} B={eb:.4f}, lip A={la:.4f} B={lb:.4f}")
     if args.crops:
+        from pipeline.liveportrait.crop_reference import CropReference, crop_table
+
         print()
         print(crop_table(CropReference.load(p) for p in args.crops))
 
