@@ -8,7 +8,7 @@ Thresholds live in ``THRESHOLDS`` (one place; the config keys will map onto it).
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -88,6 +88,25 @@ def judge(name: str, value: float, unit: str,
         f"{PROBLEMS[name]}: {value:.3g} {unit}".rstrip() + f" ({th.bound.value} {th.limit:g})")
     return Measure(name, float(value), unit, th.limit, th.bound,
                    Verdict.OK if good else Verdict.CHECK, reason)
+
+
+# Measures whose verdict uses the value's size (a signed offset or gap).
+ABSOLUTE = frozenset({"duration_gap_s", "av_offset_frames"})
+
+
+def limits_of(limits: Mapping[str, float]) -> dict[str, Threshold]:
+    """``THRESHOLDS`` with the limits a config sets (measure name -> limit; bounds stay)."""
+    unknown = set(limits) - set(THRESHOLDS)
+    if unknown:
+        raise ValueError(f"unknown quality measures: {', '.join(sorted(unknown))}")
+    return {name: Threshold(float(limits.get(name, th.limit)), th.bound)
+            for name, th in THRESHOLDS.items()}
+
+
+def rejudged(measure: Measure, thresholds: dict[str, Threshold]) -> Measure:
+    """The same value judged against other thresholds."""
+    return judge(measure.name, measure.value, measure.unit, thresholds,
+                 absolute=measure.name in ABSOLUTE)
 
 
 # -- tracking ----------------------------------------------------------------------------------

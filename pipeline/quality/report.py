@@ -41,6 +41,7 @@ from pipeline.models.syncnet import SyncNet
 from pipeline.quality import measures
 from pipeline.quality.crop import LazyCrops
 from pipeline.quality.measures import Measure, Threshold, Verdict, judge
+from pipeline.quality.sampling import SamplePlan
 from pipeline.quality.syncscore import FPS, SyncScore, score_crops
 
 FLICKER_PAIRS_PER_SECOND = 5  # frame pairs the flicker measure samples
@@ -115,9 +116,13 @@ def quality_report(frames: Sequence[np.ndarray], landmarks: np.ndarray, tracked:
                    audio: np.ndarray, *, syncnet: SyncNet | None,
                    before: Sequence[np.ndarray] | None = None, video_stride: int = 1,
                    not_scored_reason: str = "the SyncNet weights are not installed",
-                   clock: Callable[[], float] = time.perf_counter) -> QualityReport:
+                   clock: Callable[[], float] = time.perf_counter,
+                   plan: SamplePlan | None = None,
+                   thresholds: dict[str, Threshold] | None = None) -> QualityReport:
     """Score one video (see the module docstring for what each argument is).
 
+    ``plan`` (a job's own scoring): read only its frames (``pipeline.quality.sampling``); the
+    seam then needs ``before`` at ``plan.seam_frames`` only. ``thresholds``: the config's.
     Never raises for a scoring problem of lip sync: a ``FacedropError`` there (a clip too
     short, a crop outside the frame) becomes a note and the other measures still count.
     """
@@ -126,13 +131,15 @@ def quality_report(frames: Sequence[np.ndarray], landmarks: np.ndarray, tracked:
     n = len(frames)
     lmk = np.asarray(landmarks, np.float64)[..., :2]
     video_seconds = n / FPS
+    pairs = plan.flicker_pairs if plan is not None else _spread(
+        n, int(FLICKER_PAIRS_PER_SECOND * video_seconds) + 1, start=1)
     found = [measures.tracked_share(tracked), measures.landmark_jitter(lmk),
-             measures.flicker(frames, lmk, _spread(n, int(FLICKER_PAIRS_PER_SECOND
-                                                          * video_seconds) + 1, start=1)),
+             measures.flicker(frames, lmk, pairs),
              measures.duration_gap(len(audio) / 16000, video_seconds)]
     notes: list[str] = []
     if before is not None:
-        idx = _spread(n, int(SEAM_FRAMES_PER_SECOND * video_seconds) + 1)
+        idx = plan.seam_frames if plan is not None else _spread(
+            n, int(SEAM_FRAMES_PER_SECOND * video_seconds) + 1)
         found.insert(2, measures.seam_step([frames[i] for i in idx], [before[i] for i in idx],
                                            lmk[idx]))
     score = None
@@ -141,8 +148,11 @@ def quality_report(frames: Sequence[np.ndarray], landmarks: np.ndarray, tracked:
     else:
         try:
             crops = LazyCrops(frames, lmk)
-            score = score_crops(syncnet, crops, int16_samples(audio), video_stride=video_stride)
+            score = score_crops(syncnet, crops, int16_samples(audio), video_stride=video_stride,
+                                video_starts=plan.window_starts if plan is not None else None)
             found.extend(sync_measures(score))
         except (FacedropError, ValueError) as exc:
             notes.append(f"lip sync not scored: {getattr(exc, 'problem', exc)}")
+    if thresholds is not None:
+        found = [measures.rejudged(m, thresholds) for m in found]
     return QualityReport(found, score, notes, seconds=tick() - t0, video_seconds=video_seconds)
