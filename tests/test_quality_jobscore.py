@@ -16,7 +16,12 @@ from pipeline.quality import measures
 from pipeline.quality.jobscore import JobScorer, Timeline, headline, switched_off
 from pipeline.quality.model import load_syncnet
 from pipeline.quality.report import QualityReport
-from pipeline.quality.sampling import CLUSTER_WINDOWS, cluster_starts, plan_sample
+from pipeline.quality.sampling import (
+    CLUSTER_WINDOWS,
+    SECONDS_PER_CLUSTER,
+    cluster_starts,
+    plan_sample,
+)
 from pipeline.quality.syncscore import VSHIFT, needed_audio
 from pipeline.settings import QUALITY_LIMITS
 from pipeline.spec import JobQuality
@@ -97,7 +102,8 @@ def test_the_job_sample_gives_the_three_files(crops: tuple, speech_path: Path,
     assert "mouth seam" in result.headline
     # the sample is documented; every sampled window has its full offset search
     sampling = data["sampling"]
-    assert sampling["syncnet_windows"] == CLUSTER_WINDOWS == len(data["syncnet"]["window_start_frames"])
+    windows = data["syncnet"]["window_start_frames"]
+    assert sampling["syncnet_windows"] == CLUSTER_WINDOWS == len(windows)
     assert sampling["syncnet_windows_full"] == 75 - 5 and sampling["offset_search_frames"] == VSHIFT
     assert len(data["measures"]) == 8 and data["video_frames"] == n_out
     # the pictures decode; the preview's times span the video; the poster is a whole frame
@@ -156,7 +162,7 @@ def test_the_sample_is_spread_and_bounded(seconds: float) -> None:
     n_windows = max(0, n - 5)
     starts = cluster_starts(n_windows, seconds)
     assert len(starts) >= min(n_windows, 1)
-    assert len(starts) <= CLUSTER_WINDOWS * max(1, round(seconds / 10))
+    assert len(starts) <= CLUSTER_WINDOWS * max(1, round(seconds / SECONDS_PER_CLUSTER))
     assert np.all((starts >= 0) & (starts < max(n_windows, 1)))
     if len(starts) > CLUSTER_WINDOWS:  # clusters spread over the whole video
         assert starts[0] < n_windows / 4 and starts[-1] > 3 * n_windows / 4

@@ -21,10 +21,10 @@ about what an idle 2-core machine needs in wall time, up to 2x less where both t
 
 Per window: SyncNet's video stream about 65 CPU-ms, its audio stream 10-20 (and each
 sampled video window needs the 31 audio windows around it), a crop about 2, MFCC 5 per second.
-The 125 ms per second target (5% of a repeat-avatar job at 0.4x realtime) is met by the cheap
-measures, not by SyncNet: even one window a second costs about 4x the target, mostly its
-audio windows. Options for the runner: ``video_stride=25`` (about 12-23% of the job's time),
-or score after the job is delivered.
+Even one window a second costs several times the 5% target of a repeat-avatar job, mostly
+its audio windows; a job therefore scores a sample (``pipeline.quality.sampling``: clusters of
+consecutive windows sharing their audio windows, and fewer flicker and seam frames) through
+``pipeline.quality.jobscore``, while ``facedrop score`` scores every window.
 """
 
 from __future__ import annotations
