@@ -31,7 +31,7 @@ from pipeline.quality.pictures import poster_index, sheet_indices
 from pipeline.quality.syncscore import FPS, VSHIFT, window_count
 
 CLUSTER_WINDOWS = 4  # consecutive SyncNet windows per cluster (they share audio windows)
-SECONDS_PER_CLUSTER = 8.0
+SECONDS_PER_CLUSTER = 10.0
 FLICKER_PAIRS_PER_SECOND = 1
 SEAM_FRAMES_PER_SECOND = 1
 
