@@ -134,7 +134,8 @@ def poster_index(landmarks: np.ndarray, tracked: Sequence[bool]) -> int:
     """A good frame: tracked, eyes most open, from the middle 80% of the video."""
     n = len(landmarks)
     lo, hi = int(0.1 * n), max(int(0.9 * n), int(0.1 * n) + 1)
-    candidates = [i for i in range(lo, min(hi, n)) if tracked[i]] or list(range(n))
+    middle = list(range(lo, min(hi, n)))
+    candidates = [i for i in middle if tracked[i]] or middle or list(range(n))
     return max(candidates, key=lambda i: eye_openness(landmarks[i]))
 
 
