@@ -6,7 +6,7 @@ the video stream (one 5-frame window: ~30 ms on 2 cores) and the audio stream: e
 window's offset search compares it with the 31 audio windows 15 frames either side (~2.7 ms
 each), so one isolated window costs ~110 ms, mostly audio. Consecutive windows share their
 audio windows, so the job's scoring takes **clusters** of ``CLUSTER_WINDOWS`` consecutive
-windows (34 audio windows for 4 video windows, ~180 ms), one cluster per
+windows (33 audio windows for 3 video windows, ~150 ms), one cluster per
 ``SECONDS_PER_CLUSTER`` seconds of video at the centres of equal segments, at least one: the
 whole ±15-frame offset search is kept for every sampled window, and the mean distance per
 offset (LSE-C, LSE-D, offset) runs over the sampled windows instead of all of them.
@@ -30,7 +30,7 @@ from pipeline.models.syncnet import WINDOW_FRAMES
 from pipeline.quality.pictures import poster_index, sheet_indices
 from pipeline.quality.syncscore import FPS, VSHIFT, window_count
 
-CLUSTER_WINDOWS = 4  # consecutive SyncNet windows per cluster (they share audio windows)
+CLUSTER_WINDOWS = 3  # consecutive SyncNet windows per cluster (they share audio windows)
 SECONDS_PER_CLUSTER = 10.0
 FLICKER_PAIRS_PER_SECOND = 1
 SEAM_FRAMES_PER_SECOND = 1
