@@ -139,7 +139,7 @@ class Runner:
         if scorer is not None:
             with clock.timed("quality", anim.n_frames) as entry:
                 quality = scorer.finish()
-                entry.note = quality.summary()
+                entry.note = quality.headline  # the whole verdict follows the table
             entry.seconds = scorer.seconds  # the sample kept while composing included
         else:
             clock.skip("quality", "quality: false")
