@@ -193,3 +193,27 @@ def test_headline_words() -> None:
 
 def test_the_config_names_every_measure() -> None:
     assert set(QUALITY_LIMITS) == set(LIMITS) == set(measures.THRESHOLDS)
+
+
+def test_a_long_job_keeps_few_frames(crops: tuple, tmp_path: Path) -> None:
+    """60 s at 25 fps: whole frames only for the preview and the poster, SyncNet crops only
+    for the sampled windows, at most one frame waiting for its flicker pair's second."""
+    images, marks = crops
+    n_out = 1500
+    scorer = JobScorer(LIMITS, lambda: load_syncnet(tmp_path / "none.model"))
+    order = np.array([(i // 3) % len(images) for i in range(n_out)])
+    scorer.begin(order=order, crop_landmarks=marks, tracked=[True] * len(images),
+                 crop_to_frame=Affine.identity(), fps=25.0,
+                 audio=np.zeros(n_out * 640, np.float32))
+    job = scorer._job
+    assert job is not None
+    most_waiting = 0
+    for start in range(0, n_out, CHUNK):
+        chunk = [images[k] for k in order[start:start + CHUNK]]
+        scorer.see(start, chunk, chunk, np.stack(chunk))
+        most_waiting = max(most_waiting, len(job.waiting))
+    assert len(job.frames) <= 9 and most_waiting <= 1
+    assert len(job.crops) == len(job.plan.window_starts) + 4 * 6  # 6 clusters of 3 windows
+    assert len(job.changes) == len(job.plan.flicker_pairs) == 61
+    result = scorer.finish()
+    assert result.verdict in ("ok", "check") and len(result.files) == 3

@@ -26,7 +26,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import overload
 
@@ -36,8 +36,9 @@ from pipeline.errors import FacedropError
 from pipeline.face.affine import Affine
 from pipeline.face.landmarks import FaceLandmarker
 from pipeline.face.steady import SteadyTracker
-from pipeline.models.syncnet import SyncNet
+from pipeline.models.syncnet import WINDOW_FRAMES, SyncNet
 from pipeline.quality import measures
+from pipeline.quality.crop import crop_face, crop_tracks
 from pipeline.quality.measures import Verdict, limits_of
 from pipeline.quality.outputs import POSTER_JPG, PREVIEW_JPG, QUALITY_JSON
 from pipeline.quality.pictures import encode_jpeg, preview_image
@@ -106,14 +107,15 @@ class Timeline:
         return min(self.n_out - 1, math.floor(k25 * self.fps / FPS + 1e-6))
 
 
-class SampledFrames(Sequence[np.ndarray]):
-    """The 25 fps frames of a job, of which only the sampled ones are held."""
+class Held(Sequence[np.ndarray]):
+    """A sequence of ``length`` pictures (frames or face crops by 25 fps frame) of which only
+    the sampled ones are held; reading another one is a bug of the plan."""
 
-    def __init__(self, timeline: Timeline, held: Mapping[int, np.ndarray]) -> None:
-        self.timeline, self.held = timeline, held
+    def __init__(self, length: int, held: Mapping[int, np.ndarray]) -> None:
+        self.length, self.held = length, held
 
     def __len__(self) -> int:
-        return self.timeline.n25
+        return self.length
 
     @overload
     def __getitem__(self, k: int) -> np.ndarray: ...
@@ -124,25 +126,63 @@ class SampledFrames(Sequence[np.ndarray]):
             return [self[i] for i in range(*k.indices(len(self)))]
         if not 0 <= k < len(self):
             raise IndexError(k)
-        i = self.timeline.out_index(k)
-        if i not in self.held:  # a bug: the plan and the reads disagree
-            raise LookupError(f"frame {k} (output frame {i}) is not in the sample")
-        return self.held[i]
+        if k not in self.held:
+            raise LookupError(f"frame {k} is not in the sample")
+        return self.held[k]
+
+
+def _by_output(timeline: Timeline, ks: Iterable[int]) -> dict[int, list[int]]:
+    """Output frame -> the 25 fps frames (among ``ks``) it shows."""
+    out: dict[int, list[int]] = {}
+    for k in sorted(set(ks)):
+        out.setdefault(timeline.out_index(k), []).append(k)
+    return out
 
 
 @dataclass
 class _Job:
-    """What ``begin`` learnt about the job."""
+    """What ``begin`` learnt about the job, and the sample kept while frames stream past.
+
+    Memory stays small for any length: whole frames only for the preview and the poster,
+    SyncNet's 224x224 face crops for the sampled windows, and one frame per flicker pair until
+    its second frame arrives (the pair's change is measured then).
+    """
 
     timeline: Timeline
     plan: SamplePlan
     landmarks: np.ndarray  # (n25, 468, 2) frame pixels
     tracked: list[bool]  # per 25 fps frame
     audio: np.ndarray
-    wanted: set[int]  # output frames whose pixels are kept
+    tracks: np.ndarray  # (n25, 3) SyncNet crop boxes (s, x, y)
+    keep: dict[int, list[int]]  # output frame -> 25 fps frames shown whole (preview, poster)
+    crop: dict[int, list[int]]  # output frame -> 25 fps frames of SyncNet windows
+    pair_first: dict[int, list[int]]  # output frame -> pairs k it starts (frame k - 1)
+    pair_second: dict[int, list[int]]  # output frame -> pairs k it ends (frame k)
     seam_at: dict[int, np.ndarray]  # output frame -> its crop's landmarks (crop pixels)
     frames: dict[int, np.ndarray] = field(default_factory=dict)
+    crops: dict[int, np.ndarray] = field(default_factory=dict)
+    waiting: dict[int, np.ndarray] = field(default_factory=dict)  # pair k -> frame k - 1
+    changes: list[float] = field(default_factory=list)  # flicker per pair
     seam: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+
+    def see(self, i: int, frame: np.ndarray, before: np.ndarray, after: np.ndarray) -> None:
+        """Output frame ``i`` (final) and its crop before and after lip sync."""
+        for k in self.keep.get(i, ()):
+            self.frames[k] = np.array(frame, copy=True)
+        if i in self.crop:
+            bgr = np.ascontiguousarray(frame[..., ::-1])
+            for k in self.crop[i]:
+                self.crops[k] = crop_face(bgr, *self.tracks[k])
+        for k in self.pair_first.get(i, ()):
+            self.waiting[k] = np.array(frame, copy=True)
+        for k in self.pair_second.get(i, ()):
+            prev = self.waiting.pop(k)
+            change = measures.flicker_change(prev, frame, self.landmarks[k - 1],
+                                             self.landmarks[k])
+            if change is not None:
+                self.changes.append(change)
+        if i in self.seam_at and after is not before:
+            self.seam.append((np.asarray(after), np.asarray(before), self.seam_at[i]))
 
 
 class JobScorer:
@@ -182,11 +222,17 @@ class JobScorer:
                                             for c in crops]))
         flags = [bool(tracked[c]) if c < len(tracked) else True for c in crops]
         plan = plan_sample(timeline.n25, len(audio), lmk, flags)
-        return _Job(timeline, plan, lmk, flags, audio,
-                    wanted={timeline.out_index(k) for k in plan.pixel_frames()},
-                    seam_at={timeline.out_index(k): np.asarray(
-                        crop_landmarks[int(order[timeline.out_index(k)])])[:, :2]
-                        for k in plan.seam_frames})
+        windows = {int(i) + j for i in plan.window_starts for j in range(WINDOW_FRAMES)}
+        return _Job(
+            timeline, plan, lmk, flags, audio, tracks=crop_tracks(lmk),
+            keep=_by_output(timeline, [*plan.preview_frames, plan.poster_frame]),
+            crop=_by_output(timeline, windows),
+            pair_first={i: [k + 1 for k in ks] for i, ks in _by_output(
+                timeline, [k - 1 for k in plan.flicker_pairs]).items()},
+            pair_second=_by_output(timeline, plan.flicker_pairs),
+            seam_at={timeline.out_index(k): np.asarray(
+                crop_landmarks[int(order[timeline.out_index(k)])])[:, :2]
+                for k in plan.seam_frames})
 
     def see(self, start: int, before: Sequence[np.ndarray], after: Sequence[np.ndarray],
             frames: np.ndarray) -> None:
@@ -198,12 +244,7 @@ class JobScorer:
         t0 = self._clock()
         try:
             for j, frame in enumerate(frames):
-                i = start + j
-                if i in job.wanted:
-                    job.frames[i] = np.array(frame, copy=True)
-                if i in job.seam_at and after[j] is not before[j]:
-                    job.seam.append((np.asarray(after[j]), np.asarray(before[j]),
-                                     job.seam_at[i]))
+                job.see(start + j, frame, before[j], after[j])
         except Exception as exc:
             self._fail(exc)
         self.seconds += self._clock() - t0
@@ -224,10 +265,12 @@ class JobScorer:
 
     def _score(self, job: _Job, t0: float) -> JobQuality:
         net, why = self._load_syncnet()
-        frames = SampledFrames(job.timeline, job.frames)
+        frames = Held(job.timeline.n25, job.frames)
         thresholds = limits_of(self._limits)
         report = quality_report(frames, job.landmarks, job.tracked, job.audio, syncnet=net,
-                                not_scored_reason=why, plan=job.plan, thresholds=thresholds)
+                                not_scored_reason=why, plan=job.plan, thresholds=thresholds,
+                                crops=Held(job.timeline.n25, job.crops),
+                                flicker_changes=job.changes)
         if job.seam:
             after, before, lmk = zip(*job.seam, strict=True)
             seam = measures.seam_step(after, before, np.stack(lmk))

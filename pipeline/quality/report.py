@@ -42,7 +42,7 @@ from pipeline.quality import measures
 from pipeline.quality.crop import LazyCrops
 from pipeline.quality.measures import Measure, Threshold, Verdict, judge
 from pipeline.quality.sampling import SamplePlan
-from pipeline.quality.syncscore import FPS, SyncScore, score_crops
+from pipeline.quality.syncscore import FPS, Crops, SyncScore, score_crops
 
 FLICKER_PAIRS_PER_SECOND = 5  # frame pairs the flicker measure samples
 SEAM_FRAMES_PER_SECOND = 2
@@ -118,11 +118,16 @@ def quality_report(frames: Sequence[np.ndarray], landmarks: np.ndarray, tracked:
                    not_scored_reason: str = "the SyncNet weights are not installed",
                    clock: Callable[[], float] = time.perf_counter,
                    plan: SamplePlan | None = None,
-                   thresholds: dict[str, Threshold] | None = None) -> QualityReport:
+                   thresholds: dict[str, Threshold] | None = None,
+                   crops: Crops | None = None,
+                   flicker_changes: Sequence[float] | None = None) -> QualityReport:
     """Score one video (see the module docstring for what each argument is).
 
-    ``plan`` (a job's own scoring): read only its frames (``pipeline.quality.sampling``); the
-    seam then needs ``before`` at ``plan.seam_frames`` only. ``thresholds``: the config's.
+    A job's own scoring (``pipeline.quality.jobscore``) passes its ``plan``: SyncNet reads only
+    its windows, from ``crops`` (SyncNet's face crops by frame, cut while the frames streamed
+    past), and the flicker is the mean of the ``flicker_changes`` measured then; ``frames``
+    are read only where ``before`` is given (the seam, at ``plan.seam_frames``).
+    ``thresholds``: the config's.
     Never raises for a scoring problem of lip sync: a ``FacedropError`` there (a clip too
     short, a crop outside the frame) becomes a note and the other measures still count.
     """
@@ -133,8 +138,9 @@ def quality_report(frames: Sequence[np.ndarray], landmarks: np.ndarray, tracked:
     video_seconds = n / FPS
     pairs = plan.flicker_pairs if plan is not None else _spread(
         n, int(FLICKER_PAIRS_PER_SECOND * video_seconds) + 1, start=1)
-    found = [measures.tracked_share(tracked), measures.landmark_jitter(lmk),
-             measures.flicker(frames, lmk, pairs),
+    flicker = (measures.flicker_of(flicker_changes) if flicker_changes is not None
+               else measures.flicker(frames, lmk, pairs))
+    found = [measures.tracked_share(tracked), measures.landmark_jitter(lmk), flicker,
              measures.duration_gap(len(audio) / 16000, video_seconds)]
     notes: list[str] = []
     if before is not None:
@@ -147,8 +153,9 @@ def quality_report(frames: Sequence[np.ndarray], landmarks: np.ndarray, tracked:
         notes.append(f"lip sync not scored: {not_scored_reason}")
     else:
         try:
-            crops = LazyCrops(frames, lmk)
-            score = score_crops(syncnet, crops, int16_samples(audio), video_stride=video_stride,
+            face_crops = LazyCrops(frames, lmk) if crops is None else crops
+            score = score_crops(syncnet, face_crops, int16_samples(audio),
+                                video_stride=video_stride,
                                 video_starts=plan.window_starts if plan is not None else None)
             found.extend(sync_measures(score))
         except (FacedropError, ValueError) as exc:
