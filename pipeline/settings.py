@@ -20,6 +20,9 @@ BatchSize = int | Literal["auto"]
 LIGHT_CHUNK = 8
 
 LIPSYNC_MODELS = ("wav2lip", "wav2lip_gan")  # the one list: config choices and checkpoint names
+# the quality measures with a threshold in the config (pipeline.quality.measures.THRESHOLDS)
+QUALITY_LIMITS = ("tracked_share", "landmark_jitter_px", "seam_step", "flicker", "duration_gap_s",
+                  "lse_c", "lse_d", "av_offset_frames")
 
 
 class LoopMode(StrEnum):
@@ -51,6 +54,7 @@ class PipelineSettings:
     render_cache_mb: int  # size bound of the rendered-crop cache
     max_image_pixels: int
     max_audio_seconds: float
+    quality_limits: tuple[tuple[str, float], ...]  # quality measure -> threshold (config quality:)
 
     @property
     def chunk_size(self) -> int:

@@ -7,8 +7,8 @@ and a cancellation token, and gets a ``TimingRecord`` back. Nothing here does I/
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
@@ -37,6 +37,7 @@ class JobSpec:
     fps: float = 25.0
     lipsync: bool = True
     enhance: bool = False
+    quality: bool = True  # score the video (quality.json, preview.jpg, poster.jpg)
 
 
 # progress(stage, fraction in [0, 1]) -- called from the pipeline's thread, must not block.
@@ -81,6 +82,32 @@ class StageTiming:
         return 1000.0 * self.seconds / self.frames if self.frames else 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class JobQuality:
+    """A job's quality verdict and the files that show it (``pipeline.quality.jobscore``).
+
+    ``verdict`` is ``ok``, ``check`` (``reasons`` say why, in words) or ``not scored`` (``notes``
+    say why: switched off, or a scoring error). ``files`` maps the outbox file names
+    (quality.json, preview.jpg, poster.jpg) to their bytes; empty when nothing was scored.
+    """
+
+    verdict: str
+    reasons: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # parts not scored, and why
+    headline: str = ""  # a few words for a notification: "check lip sync"
+    files: Mapping[str, bytes] = field(default_factory=dict, repr=False)
+
+    def summary(self) -> str:
+        """One line: ``ok``, ``check: reason; reason``, ``not scored (why)``."""
+        text = self.verdict + (": " + "; ".join(self.reasons) if self.reasons else "")
+        return text + (" (" + "; ".join(self.notes) + ")" if self.notes else "")
+
+    def to_json(self) -> dict[str, object]:
+        """The verdict without the files (timing.json, status.json, ``facedrop status``)."""
+        return {"verdict": self.verdict, "reasons": list(self.reasons), "notes": list(self.notes),
+                "headline": self.headline, "summary": self.summary()}
+
+
 @dataclass(slots=True)
 class TimingRecord:
     """The timing log of one job (DESIGN.md, ``timing.json``)."""
@@ -94,6 +121,7 @@ class TimingRecord:
     model_load_seconds: float = 0.0
     stages: list[StageTiming] = field(default_factory=list)
     total_seconds: float = 0.0
+    quality: JobQuality | None = None  # None: this pipeline does not score its videos
 
     @property
     def realtime_factor(self) -> float:
@@ -103,7 +131,8 @@ class TimingRecord:
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict with derived figures included."""
-        data = asdict(self)
+        data = asdict(replace(self, quality=None))  # the picture bytes stay out
+        data["quality"] = self.quality.to_json() if self.quality is not None else None
         data["stages"] = [
             {**asdict(s), "cache": s.cache.value, "ms_per_frame": round(s.ms_per_frame, 3)}
             for s in self.stages
@@ -129,6 +158,8 @@ class TimingRecord:
             f"{1000 * self.total_seconds / max(self.frames, 1):>10.1f}"
             f"  realtime factor {self.realtime_factor:.3f}x"
         )
+        if self.quality is not None:
+            rows.append(f"\nquality: {self.quality.summary()}")
         return head + "\n".join(rows) + "\n"
 
 

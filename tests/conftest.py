@@ -105,9 +105,12 @@ def model_weights_dir(lp_weights_dir: Path, landmark_weights_dir: Path) -> Path:
     """A complete weights folder: every model facedrop loads, random weights in the official
     file formats and paths, plus the real landmark models."""
     from tests.helpers.gfpgan_checkpoints import write_gfpgan_checkpoint
+    from tests.helpers.syncnet_checkpoint import write_syncnet_checkpoint
     from tests.helpers.w2l_checkpoints import write_wav2lip_checkpoint
 
     root = lp_weights_dir
+    if not (root / "syncnet" / "syncnet_v2.model").is_file():
+        write_syncnet_checkpoint(root / "syncnet" / "syncnet_v2.model")
     if not (root / "wav2lip" / "wav2lip.pth").is_file():
         write_wav2lip_checkpoint(root / "wav2lip" / "wav2lip.pth")
     if not (root / "gfpgan" / "GFPGANv1.4.pth").is_file():

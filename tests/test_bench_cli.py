@@ -93,3 +93,15 @@ def test_a_setup_problem_is_reported_once_not_per_batch_size(tmp_path: Path) -> 
     )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.count("Fix:") == 1, done.stderr
+
+
+def test_the_quality_line_gives_ms_per_video_second_and_the_jobs_share() -> None:
+    from watcher.commands.bench import quality_line
+
+    stages = [{"name": "lipsync", "seconds": 4.5, "cache": "n/a"},
+              {"name": "quality", "seconds": 0.2, "cache": "n/a"}]
+    rec = {"frames": 150, "fps": 25.0, "total_seconds": 5.0, "stages": stages}
+    assert quality_line(rec) == ("quality: 33 ms per video-second, 4.0% of the repeat-avatar job "
+                                 "(target: at most 5%)")
+    stages[1]["cache"] = "skipped"  # quality: false
+    assert quality_line(rec) == ""

@@ -14,6 +14,7 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import yaml
@@ -68,6 +69,28 @@ def check_video(video: Path, audio: Path, fps: Fraction) -> None:
     assert abs(info.duration - seconds) <= 1 / float(fps)
 
 
+def check_quality(outdir: Path, seconds: float, size: tuple[int, int] = (384, 336)) -> dict:
+    """quality.json, preview.jpg and poster.jpg beside the video: the pictures decode at their
+    sizes, the preview's frame times cover the video, the verdict is in status.json and
+    timing.log."""
+    data = json.loads((outdir / "quality.json").read_text())
+    assert data["verdict"] in ("ok", "check") and data["sampling"]["syncnet_windows"] >= 1
+    assert {"tracked_share", "flicker", "lse_c", "lse_d", "av_offset_frames"} <= set(
+        data["measures"])
+    w, h = size
+    poster = cv2.imread(str(outdir / "poster.jpg"))
+    preview = cv2.imread(str(outdir / "preview.jpg"))
+    assert poster is not None and poster.shape == (h, w, 3)
+    tile_w = round(w * 200 / h) + 200  # the frame 200 px high, the enlarged mouth beside it
+    assert preview is not None and preview.shape == (4 * 200, 2 * tile_w, 3)
+    times = data["preview_times_s"]
+    assert len(times) == 8 and times[0] == 0.0 and seconds - 3 / 25 <= times[-1] <= seconds
+    status = json.loads((outdir / "status.json").read_text())
+    assert status["quality"]["verdict"] == data["verdict"]
+    assert f"quality: {data['verdict']}" in (outdir / "timing.log").read_text()
+    return data
+
+
 def stages(outdir: Path) -> dict[str, dict]:
     timing = json.loads((outdir / "timing.json").read_text())
     return {s["name"]: s for s in timing["stages"]}
@@ -93,6 +116,7 @@ def test_facedrop_run_makes_the_video_with_every_stage_timed(world: dict, tmp_pa
     assert timing["realtime_factor"] > 0 and "enhance" in (outdir / "timing.log").read_text()
     assert sorted(p.name for p in (outdir / "input").iterdir()) == ["face.jpg", "job.yaml",
                                                                     "voice.wav"]
+    check_quality(outdir, load_audio(world["short"]).duration)
 
 
 def test_daemon_reuses_the_cache_and_skips_switched_off_stages(world: dict) -> None:
@@ -104,7 +128,8 @@ def test_daemon_reuses_the_cache_and_skips_switched_off_stages(world: dict) -> N
     ntsc = Fraction(30000, 1001)
     try:
         jobs = [("talk", "driving: nod\nfps: 29.97\n"), ("talk", "driving: nod\nfps: 29.97\n"),
-                ("quiet", "driving: nod\nfps: 29.97\nlipsync: false\nenhance: false\n")]
+                ("quiet", "driving: nod\nfps: 29.97\nlipsync: false\nenhance: false\n"
+                          "quality: false\n")]
         outdirs = []
         for n, (name, yaml_text) in enumerate(jobs):
             staging = world["root"] / f"staging{n}"
@@ -128,6 +153,59 @@ def test_daemon_reuses_the_cache_and_skips_switched_off_stages(world: dict) -> N
     log = (outdirs[2] / "timing.log").read_text()
     assert "lipsync: false in job.yaml" in log and "enhance: false in job.yaml" in log
     assert first["enhance"]["cache"] == "skipped"  # enhance defaults to off
+    for outdir in outdirs[:2]:  # scored at 29.97 fps on the 25 fps timeline
+        data = check_quality(outdir, load_audio(world["medium"]).duration)
+        assert data["video_fps"] == pytest.approx(30000 / 1001) and data["video_frames"] == 30
+    # quality: false: no quality files, and status.json, timing.log and status say so
+    assert not any((outdirs[2] / name).exists()
+                   for name in ("quality.json", "preview.jpg", "poster.jpg"))
+    quiet_status = json.loads((outdirs[2] / "status.json").read_text())
+    assert quiet_status["quality"]["verdict"] == "not scored"
+    assert "switched off (quality: false)" in quiet_status["quality"]["summary"]
+    assert "quality: not scored (switched off (quality: false))" in log
+    assert quiet["quality"]["cache"] == "skipped"
+    shown = subprocess.run(
+        [sys.executable, "-m", "watcher.cli", "status", "--json"], cwd=REPO,
+        env=cli_env(world["config"], world["root"]), capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    finished_jobs = {j["outbox"]: j for j in json.loads(shown.stdout)["jobs"]["finished"]}
+    assert finished_jobs["quiet"]["quality"]["verdict"] == "not scored"
+    assert finished_jobs["talk"]["quality"]["verdict"] in ("ok", "check")
+    text = subprocess.run(
+        [sys.executable, "-m", "watcher.cli", "status"], cwd=REPO,
+        env={**cli_env(world["config"], world["root"]), "COLUMNS": "200"}, capture_output=True,
+        text=True, timeout=60)
+    assert "done — not scored" in text.stdout
+
+
+def test_corrupt_syncnet_weights_still_finish_the_job(world: dict, tmp_path: Path) -> None:
+    """A scoring failure never fails a job: lip sync is "not scored", with the reason."""
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    for entry in Path(world["data"]["paths"]["weights"]).iterdir():
+        if entry.name != "syncnet":
+            (weights / entry.name).symlink_to(entry)
+    (weights / "syncnet").mkdir()
+    (weights / "syncnet" / "syncnet_v2.model").write_bytes(b"PK\x03\x04 truncated" * 64)
+    data = {**world["data"], "paths": {**world["data"]["paths"], "weights": str(weights)}}
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(data))
+    job = make_job(tmp_path, "hello", world["photo"], world["short"], "driving: nod\n")
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "watcher.cli", "run", str(job), "--out", str(out)],
+        cwd=REPO, env=cli_env(config, world["root"], FACEDROP_PIPELINE=REAL_PIPELINE),
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    (outdir,) = out.iterdir()
+    check_video(outdir / "hello.mp4", world["short"], Fraction(25))
+    quality = json.loads((outdir / "quality.json").read_text())
+    assert any(n.startswith("lip sync not scored") and "SyncNet" in n
+               for n in quality["not_scored"])
+    assert "lse_c" not in quality["measures"] and "tracked_share" in quality["measures"]
+    status = json.loads((outdir / "status.json").read_text())
+    assert status["state"] == "done" and "not scored" in status["quality"]["summary"]
 
 
 def test_output_size_keeps_aspect_and_even_sides() -> None:

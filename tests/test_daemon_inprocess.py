@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.spec import CancelToken, JobSpec, ProgressFn, TimingRecord
+from pipeline.spec import CancelToken, JobQuality, JobSpec, ProgressFn, TimingRecord
 from tests.helpers.daemon_harness import make_job, read_status, speech_clip, wait_for, write_config
 from tests.helpers.daemon_pipeline import TestPipeline
 from watcher.config import Config, load_config
@@ -260,3 +260,47 @@ def test_zip_and_long_name_claims_across_volumes(config, astronaut_path, clip):
     assert [p.name for p in outs if p.name != "zipped"][0].startswith("é" * 100)
     assert list(config.paths.inbox.iterdir()) == []
     assert list((config.paths.state / "work").iterdir()) == []
+
+
+class _CheckedPipeline(TestPipeline):
+    """The test pipeline whose videos come back with a "check lip sync" quality verdict."""
+
+    __test__ = False
+
+    def run(self, job: JobSpec, output: Path, progress: ProgressFn,
+            cancel: CancelToken) -> TimingRecord:
+        record = super().run(job, output, progress, cancel)
+        record.quality = JobQuality(
+            "check", reasons=("lip sync is weak: 1.2 (at least 3)",), headline="check lip sync",
+            files={"quality.json": b'{"verdict": "check"}\n', "preview.jpg": b"\xff\xd8 sheet",
+                   "poster.jpg": b"\xff\xd8 poster"})
+        return record
+
+
+def test_the_quality_verdict_reaches_status_notification_and_outbox(
+        tmp_path, monkeypatch, astronaut_path, clip):
+    monkeypatch.delenv("FACEDROP_CONFIG", raising=False)
+    path = write_config(
+        tmp_path / "q", daemon={"settle_seconds": 0.02, "settle_checks": 2, "notify": True}
+    )
+    config = load_config(path, home=tmp_path / "home")
+    make_job(config.paths.inbox, "talk", astronaut_path, clip)
+    heard: list[tuple[str, str]] = []
+    daemon = Daemon(config, lambda c: _CheckedPipeline(c.pipeline),
+                    notifier=lambda title, body: heard.append((title, body)))
+    daemon.run(burst=True, install_signals=False)
+    folder = config.paths.outbox / "talk"
+    assert heard == [("talk", f"Done — check lip sync: {folder / 'talk.mp4'}")]
+    status = read_status(folder)
+    assert status is not None and status["state"] == "done"
+    assert status["quality"]["verdict"] == "check"
+    assert status["quality"]["summary"] == "check: lip sync is weak: 1.2 (at least 3)"
+    assert (folder / "quality.json").read_bytes() == b'{"verdict": "check"}\n'
+    assert (folder / "poster.jpg").read_bytes() == b"\xff\xd8 poster"
+    assert "quality: check: lip sync is weak" in (folder / "timing.log").read_text()
+    # facedrop status shows it (the same reader as status.json)
+    from watcher.commands.daemon import status_report
+
+    report = status_report(config.paths.state, config.paths.inbox, 5, outbox=config.paths.outbox)
+    (job,) = report["jobs"]["finished"]
+    assert job["quality"]["headline"] == "check lip sync"

@@ -132,3 +132,13 @@ def test_daemon_job_is_done_despite_missing_osascript(tmp_path: Path, astronaut_
     warnings = [r for r in caplog.records
                 if r.levelno >= logging.WARNING and r.name.startswith("facedrop")]
     assert [r.name for r in warnings] == ["facedrop.notify"]
+
+
+def test_the_quality_headline_is_in_the_done_notification() -> None:
+    video = Path("/out/j/j.mp4")
+    assert job_notification("j", video=video, quality="check lip sync") == (
+        "j", f"Done — check lip sync: {video}")
+    assert job_notification("j", video=video, quality="not scored") == (
+        "j", f"Done — not scored: {video}")
+    assert job_notification("j", video=video, quality="ok") == ("j", f"Done: {video}")
+    assert job_notification("j", video=video) == ("j", f"Done: {video}")

@@ -21,7 +21,13 @@ import yaml
 from pipeline.atomic import write_text_atomic
 from pipeline.device import is_device_name
 from pipeline.errors import ConfigError
-from pipeline.settings import AUTO_BATCH, LIPSYNC_MODELS, LoopMode, PipelineSettings
+from pipeline.settings import (
+    AUTO_BATCH,
+    LIPSYNC_MODELS,
+    QUALITY_LIMITS,
+    LoopMode,
+    PipelineSettings,
+)
 
 ENV_CONFIG = "FACEDROP_CONFIG"
 PATH_KEYS = ("inbox", "outbox", "state", "cache", "weights", "drivers", "logs")
@@ -52,6 +58,8 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     },
     "job_defaults": {"fps": (int, float), "lipsync": (bool,), "enhance": (bool,)},
     "limits": {"max_image_pixels": (int,), "max_audio_seconds": (int, float)},
+    # the quality report: on/off (job.yaml quality: overrides it), one threshold per measure
+    "quality": {"enabled": (bool,), **{k: (int, float) for k in QUALITY_LIMITS}},
 }
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("pipeline", "device"): ("auto", "mps", "cuda", "cuda:N", "cpu"),  # for the message
@@ -95,6 +103,7 @@ class JobDefaults:
     fps: float
     lipsync: bool
     enhance: bool
+    quality: bool = True  # quality.enabled
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +225,8 @@ def _validate_key(section: str, key: str, value: Any, path: Path) -> None:
     if choices and not known:
         raise ConfigError(f"'{name}' must be one of {', '.join(choices)}, not {value!r}", file=path)
     if isinstance(value, int | float) and not isinstance(value, bool):
-        low = 0 if key in ("enhance_strength", "settle_seconds", "retry_backoff_seconds") else 1e-9
+        low = 0 if key in ("enhance_strength", "settle_seconds", "retry_backoff_seconds",
+                           *QUALITY_LIMITS) else 1e-9
         if value < low or (key == "enhance_strength" and value > 1):
             raise ConfigError(f"'{name}' is out of range ({value!r})", file=path)
 
@@ -311,6 +321,7 @@ def _build(
         }
     )
     d, p, j, lim = value["daemon"], value["pipeline"], value["job_defaults"], value["limits"]
+    q = value["quality"]
     pipeline = PipelineSettings(
         weights_dir=paths.weights,
         cache_dir=paths.cache,
@@ -326,6 +337,7 @@ def _build(
         render_cache_mb=p["render_cache_mb"],
         max_image_pixels=lim["max_image_pixels"],
         max_audio_seconds=float(lim["max_audio_seconds"]),
+        quality_limits=tuple((k, float(q[k])) for k in QUALITY_LIMITS),
     )
     return Config(
         paths=paths,
@@ -340,7 +352,8 @@ def _build(
             notify=d["notify"],
         ),
         pipeline=pipeline,
-        job_defaults=JobDefaults(fps=float(j["fps"]), lipsync=j["lipsync"], enhance=j["enhance"]),
+        job_defaults=JobDefaults(fps=float(j["fps"]), lipsync=j["lipsync"], enhance=j["enhance"],
+                                 quality=q["enabled"]),
         limits=Limits(lim["max_image_pixels"], float(lim["max_audio_seconds"])),
         source_files=files,
     )

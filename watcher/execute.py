@@ -1,7 +1,8 @@
 """Run one validated job through the pipeline into an outbox folder (daemon and ``facedrop run``).
 
 The video is written as ``<stem>.partial.mp4``, verified (H.264 + AAC, durations match the
-input audio) and only then renamed to its final name; the timing files follow.
+input audio), its quality files (quality.json, preview.jpg, poster.jpg) are written, and only
+then is it renamed to its final name; the timing files follow.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def execute_job(
     cancel.raise_if_cancelled()
     progress("verify", 1.0)
     verify_video(partial, expect_duration=parsed.audio_seconds, fps=parsed.spec.fps)
+    if record.quality is not None:  # before the video's rename: they appear together
+        outbox.write_quality(out_dir, record.quality)
     final = out_dir / parsed.spec.output_name
     os.replace(partial, final)
     outbox.write_timing(out_dir, record)

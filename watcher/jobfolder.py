@@ -57,6 +57,7 @@ JOB_KEYS: dict[str, tuple[tuple[type, ...], str, str]] = {
     "fps": ((int, float), "a number of frames per second", "fps: 25"),
     "lipsync": ((bool,), "true or false", "lipsync: true"),
     "enhance": ((bool,), "true or false", "enhance: false"),
+    "quality": ((bool,), "true or false", "quality: false"),
     "files": (
         (list,),
         "a list of file names (or {name, size, sha256} entries)",
@@ -423,6 +424,7 @@ def parse_job_folder(folder: Path, config: Config, name: str | None = None) -> P
         fps=float(data.get("fps", d.fps)),
         lipsync=data.get("lipsync", d.lipsync),
         enhance=data.get("enhance", d.enhance),
+        quality=data.get("quality", d.quality),
     )
     resolved = {
         "face": face.name,
@@ -434,5 +436,6 @@ def parse_job_folder(folder: Path, config: Config, name: str | None = None) -> P
         "fps": spec.fps,
         "lipsync": spec.lipsync,
         "enhance": spec.enhance,
+        "quality": spec.quality,
     }
     return ParsedJob(spec=spec, resolved=resolved, audio_seconds=seconds, image_size=size)

@@ -27,8 +27,8 @@ from typing import Any
 
 import yaml
 
-from pipeline.atomic import TEMP_SUFFIX, fsync_dir, write_text_atomic
-from pipeline.spec import TimingRecord
+from pipeline.atomic import TEMP_SUFFIX, fsync_dir, write_bytes_atomic, write_text_atomic
+from pipeline.spec import JobQuality, TimingRecord
 from watcher.jobqueue import Job, JobState
 from watcher.killpoints import CrashHook, no_crash
 from watcher.names import fit, name_max, reserve_dir
@@ -40,6 +40,8 @@ STATUS = "status.json"
 ERROR = "error.txt"
 INPUT = "input"
 TIMING = ("timing.json", "timing.log")
+# the quality report's files (pipeline.quality.outputs names them; pipeline never writes here)
+QUALITY_FILES = ("quality.json", "preview.jpg", "poster.jpg")
 RESOLVED = "job.yaml"
 COPYING = ".copying-"
 
@@ -183,8 +185,20 @@ def read_status(folder: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def status_fields(job: Job) -> dict[str, Any]:
-    """The ``status.json`` of a queued job as the queue records it (the single mapping)."""
+def read_quality(folder: Path) -> dict[str, Any] | None:
+    """A done job's quality verdict (``timing.json``'s ``quality``: verdict, reasons, notes,
+    headline, summary), or None (no verdict: an older job, or a pipeline that does not score)."""
+    try:
+        data = json.loads((folder / TIMING[0]).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    quality = data.get("quality") if isinstance(data, dict) else None
+    return quality if isinstance(quality, dict) else None
+
+
+def status_fields(job: Job, quality: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``status.json`` of a queued job as the queue records it (the single mapping), with
+    a done job's quality verdict (``read_quality``)."""
     fields: dict[str, Any] = {"job": job.name, "attempt": job.attempts}
     if job.state is JobState.QUEUED and job.attempts:
         fields["note"] = "will be retried"
@@ -198,6 +212,8 @@ def status_fields(job: Job) -> dict[str, Any]:
             fields["video"] = job.video
             if job.realtime_factor is not None:
                 fields["realtime_factor"] = round(job.realtime_factor, 4)
+            if quality is not None:
+                fields["quality"] = quality
         else:
             fields["error"] = first_line(job.error)
     return fields
@@ -239,7 +255,8 @@ class Outbox:
         """Write the job's ``status.json`` from its queue record."""
         folder = self.folder(job.outbox)
         folder.mkdir(parents=True, exist_ok=True)  # in case someone removed it
-        self.write_status(folder, job.state.value, **status_fields(job))
+        quality = read_quality(folder) if job.state is JobState.DONE else None
+        self.write_status(folder, job.state.value, **status_fields(job, quality))
 
     def agrees(self, job: Job) -> bool:
         """Does ``status.json`` say the state and attempt the queue records?"""
@@ -255,7 +272,7 @@ class Outbox:
         """Clear what an earlier, interrupted attempt left: partial videos, timing, error."""
         folder.mkdir(parents=True, exist_ok=True)
         remove_partials(folder)
-        for name in (*TIMING, ERROR):
+        for name in (*TIMING, ERROR, *QUALITY_FILES):
             (folder / name).unlink(missing_ok=True)
 
     def write_resolved_job(self, folder: Path, resolved: dict[str, Any]) -> None:
@@ -266,6 +283,14 @@ class Outbox:
         """``timing.json`` (machine-readable) and ``timing.log`` (a table for people)."""
         write_text_atomic(folder / TIMING[0], json.dumps(record.to_json(), indent=2) + "\n")
         write_text_atomic(folder / TIMING[1], record.to_table())
+
+    def write_quality(self, folder: Path, quality: JobQuality) -> None:
+        """quality.json, preview.jpg, poster.jpg (whichever the job scored), each atomically;
+        written before the video takes its final name, so they appear with it."""
+        for name, data in quality.files.items():
+            if name not in QUALITY_FILES:
+                raise ValueError(f"not a quality file: {name!r}")
+            write_bytes_atomic(folder / name, data)
 
     def write_error(self, folder: Path, message: str) -> None:
         write_text_atomic(folder / ERROR, message)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import overload
+from typing import Protocol, overload
 
 import numpy as np
 
@@ -49,6 +49,14 @@ class DistinctCrops(Sequence[np.ndarray]):
         return self._anim.crop(k)
 
 
+class FrameObserver(Protocol):
+    """Sees every chunk as it is composed (the job's quality scoring keeps its sample)."""
+
+    def see(self, start: int, before: Sequence[np.ndarray], after: Sequence[np.ndarray],
+            frames: np.ndarray) -> None:
+        """Output frames ``start ..``; their crops before and after lip sync."""
+
+
 @dataclass(slots=True)
 class Composer:
     """Turns the animation into encoded frames. ``syncer`` / ``enhancer`` are None when skipped."""
@@ -58,6 +66,7 @@ class Composer:
     paste: PasteBack
     clock: StageClock
     batch_size: int
+    observer: FrameObserver | None = None
 
     def run(self, photo: np.ndarray, anim: AnimationResult, bases: Sequence[BaseFace],
             mels: np.ndarray | None, writer: VideoWriter, progress: ProgressFn,
@@ -70,11 +79,13 @@ class Composer:
         for start in range(0, n, self.batch_size):
             cancel.raise_if_cancelled()
             ks = [int(k) for k in anim.order[start:start + self.batch_size]]
-            crops = [crop_of(k) for k in ks]
-            crops = self._lipsync(crops, [bases[k] for k in ks] if bases else [], mels, start)
-            crops = self._enhance(crops, [aligned[k] for k in ks] if aligned is not None else [])
+            before = [crop_of(k) for k in ks]
+            synced = self._lipsync(before, [bases[k] for k in ks] if bases else [], mels, start)
+            crops = self._enhance(synced, [aligned[k] for k in ks] if aligned is not None else [])
             with self.clock.timed("paste", len(crops)):
                 frames = np.stack([self.paste.paste(photo, c) for c in crops])
+            if self.observer is not None:
+                self.observer.see(start, before, synced, frames)
             with self.clock.timed("encode", len(crops)):
                 writer.write(frames)  # queued: the encoder thread overlaps the next chunk
             progress(STAGE, min(1.0, (start + len(ks)) / n))

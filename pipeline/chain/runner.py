@@ -22,7 +22,6 @@ from pipeline.enhance.load import load_gfpgan
 from pipeline.enhance.stage import Enhancer
 from pipeline.face.landmarks import FaceLandmarker
 from pipeline.face.paste import PasteBack
-from pipeline.face.steady import SteadyTracker
 from pipeline.lipsync.audio import frame_mels
 from pipeline.lipsync.load import load_wav2lip, wav2lip_path
 from pipeline.lipsync.stage import BaseFace, LipSyncer
@@ -33,8 +32,11 @@ from pipeline.media.audio import Audio, load_audio
 from pipeline.media.frame_count import output_frame_count
 from pipeline.media.image import load_image
 from pipeline.media.video import VideoWriter, exact_fps
+from pipeline.models.syncnet import SyncNet
 from pipeline.prerequisites import JobNeeds, Missing
 from pipeline.prerequisites import missing as missing_prerequisites
+from pipeline.quality.jobscore import FlaggingTracker, JobScorer, switched_off
+from pipeline.quality.model import load_syncnet, syncnet_path
 from pipeline.settings import PipelineSettings
 from pipeline.spec import CancelToken, JobSpec, ProgressFn, TimingRecord
 
@@ -114,9 +116,14 @@ class Runner:
         return self.bank.get("enhance", load)
 
     # -- one job -------------------------------------------------------------------------------
+    def syncnet(self) -> SyncNet:
+        """SyncNet for scoring (optional weights: a missing file leaves lip sync unscored)."""
+        return self.bank.get("syncnet", lambda: load_syncnet(
+            syncnet_path(self.settings.weights_dir), self.bank.device))
+
     def run(self, job: JobSpec, output: Path, progress: ProgressFn,
             cancel: CancelToken) -> TimingRecord:
-        """Make ``output`` (an MP4) from ``job``; return its timing record."""
+        """Make ``output`` (an MP4) from ``job``; return its timing record (and quality)."""
         start = time.perf_counter()
         job = replace(job, fps=float(exact_fps(job.fps)))  # "29.97" means 30000/1001
         clock = StageClock()
@@ -125,12 +132,23 @@ class Runner:
             entry.frames = prepared.n_frames
         cancel.raise_if_cancelled()
         anim = self.animate(job, prepared, clock, progress, cancel)
-        self.compose(job, prepared, anim, output, clock, progress, cancel)
+        scorer = (JobScorer(dict(self.settings.quality_limits), self.syncnet) if job.quality
+                  else None)
+        self.compose(job, prepared, anim, output, clock, progress, cancel, scorer)
+        quality = switched_off()
+        if scorer is not None:
+            with clock.timed("quality", anim.n_frames) as entry:
+                quality = scorer.finish()
+                entry.note = quality.headline  # the whole verdict follows the table
+            entry.seconds = scorer.seconds  # the sample kept while composing included
+        else:
+            clock.skip("quality", "quality: false")
         record = TimingRecord(
             job=job.name, device=str(self.bank.device),
             dtype=str(self.bank.dtype(True)).removeprefix("torch."),
             frames=prepared.n_frames, fps=float(job.fps), audio_seconds=prepared.audio.duration,
             model_load_seconds=self.bank.take_load_seconds(), stages=clock.stages(),
+            quality=quality,
         )
         record.total_seconds = time.perf_counter() - start
         return record
@@ -170,7 +188,7 @@ class Runner:
         return anim
 
     def bases(self, anim: AnimationResult, prepared: Prepared, lipsync: bool,
-              tracker: SteadyTracker) -> list[BaseFace]:
+              tracker: FlaggingTracker) -> list[BaseFace]:
         """Landmarks, Wav2Lip box and mask once per distinct crop, tracked from the photo's."""
         first = anim.affine.apply(prepared.landmarks).astype(np.float32)
         crops = DistinctCrops(anim)
@@ -184,16 +202,22 @@ class Runner:
         return out
 
     def compose(self, job: JobSpec, prepared: Prepared, anim: AnimationResult, output: Path,
-                clock: StageClock, progress: ProgressFn, cancel: CancelToken) -> None:
-        """Lip sync, enhance, paste back and encode every output frame."""
+                clock: StageClock, progress: ProgressFn, cancel: CancelToken,
+                scorer: JobScorer | None = None) -> None:
+        """Lip sync, enhance, paste back and encode every output frame (``scorer`` keeps its
+        sample of them)."""
         bases: list[BaseFace] = []
-        if job.lipsync or job.enhance:
-            tracker = SteadyTracker(self.landmarker())
+        if job.lipsync or job.enhance or scorer is not None:
+            tracker = FlaggingTracker(self.landmarker())
             with clock.timed("landmarks", anim.n_distinct) as entry:
                 bases = self.bases(anim, prepared, job.lipsync, tracker)
             if tracker.lost:
                 entry.note = (f"face not found in {tracker.lost} of {anim.n_distinct} rendered"
                               " crops: kept the previous landmarks")
+            if scorer is not None:
+                scorer.begin(order=anim.order, crop_landmarks=[b.landmarks for b in bases],
+                             tracked=tracker.tracked, crop_to_frame=anim.affine.inverse(),
+                             fps=float(job.fps), audio=prepared.audio.samples)
         mels = None
         if job.lipsync:
             with clock.timed("mel", anim.n_frames):
@@ -207,7 +231,7 @@ class Runner:
             syncer=self.syncer() if job.lipsync else None,
             enhancer=self.enhancer() if job.enhance else None,
             paste=PasteBack(anim.affine, (512, 512), (w, h)), clock=clock,
-            batch_size=self.settings.chunk_size,
+            batch_size=self.settings.chunk_size, observer=scorer,
         )
         with VideoWriter(output, w, h, job.fps, audio_path=job.audio) as writer:
             composer.run(prepared.photo, anim, bases, mels, writer, progress, cancel)

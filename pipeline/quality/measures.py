@@ -8,7 +8,7 @@ Thresholds live in ``THRESHOLDS`` (one place; the config keys will map onto it).
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -88,6 +88,25 @@ def judge(name: str, value: float, unit: str,
         f"{PROBLEMS[name]}: {value:.3g} {unit}".rstrip() + f" ({th.bound.value} {th.limit:g})")
     return Measure(name, float(value), unit, th.limit, th.bound,
                    Verdict.OK if good else Verdict.CHECK, reason)
+
+
+# Measures whose verdict uses the value's size (a signed offset or gap).
+ABSOLUTE = frozenset({"duration_gap_s", "av_offset_frames"})
+
+
+def limits_of(limits: Mapping[str, float]) -> dict[str, Threshold]:
+    """``THRESHOLDS`` with the limits a config sets (measure name -> limit; bounds stay)."""
+    unknown = set(limits) - set(THRESHOLDS)
+    if unknown:
+        raise ValueError(f"unknown quality measures: {', '.join(sorted(unknown))}")
+    return {name: Threshold(float(limits.get(name, th.limit)), th.bound)
+            for name, th in THRESHOLDS.items()}
+
+
+def rejudged(measure: Measure, thresholds: dict[str, Threshold]) -> Measure:
+    """The same value judged against other thresholds."""
+    return judge(measure.name, measure.value, measure.unit, thresholds,
+                 absolute=measure.name in ABSOLUTE)
 
 
 # -- tracking ----------------------------------------------------------------------------------
@@ -182,18 +201,28 @@ def flicker(frames: Sequence[np.ndarray], landmarks: np.ndarray,
     similarity transform fitted to stable landmarks). The mean over frame pairs ``(k-1, k)`` for
     ``k`` in ``pairs`` (default every pair), grey levels.
     """
-    changes = []
-    for k in (range(1, len(frames)) if pairs is None else pairs):
-        prev, cur = np.asarray(landmarks[k - 1], np.float64), np.asarray(landmarks[k], np.float64)
-        h, w = frames[k].shape[:2]
-        motion = similarity_lstsq(prev[ALIGN_POINTS, :2], cur[ALIGN_POINTS, :2])
-        moved = cv2.warpAffine(_grey(frames[k - 1]), motion.matrix, (w, h),
-                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        mask = _upper_face_mask(cur[:, :2], (h, w))
-        if mask.sum() < 16:
-            continue
-        changes.append(float(np.abs(_grey(frames[k]) - moved)[mask > 0].mean()))
-    return judge("flicker", float(np.mean(changes)) if changes else 0.0, "grey levels")
+    changes = [flicker_change(frames[k - 1], frames[k], landmarks[k - 1], landmarks[k])
+               for k in (range(1, len(frames)) if pairs is None else pairs)]
+    return flicker_of([c for c in changes if c is not None])
+
+
+def flicker_change(prev_frame: np.ndarray, frame: np.ndarray, prev_landmarks: np.ndarray,
+                   landmarks: np.ndarray) -> float | None:
+    """One pair's change (see ``flicker``); None when too little of the face is left to see."""
+    prev, cur = np.asarray(prev_landmarks, np.float64), np.asarray(landmarks, np.float64)
+    h, w = frame.shape[:2]
+    motion = similarity_lstsq(prev[ALIGN_POINTS, :2], cur[ALIGN_POINTS, :2])
+    moved = cv2.warpAffine(_grey(prev_frame), motion.matrix, (w, h),
+                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    mask = _upper_face_mask(cur[:, :2], (h, w))
+    if mask.sum() < 16:
+        return None
+    return float(np.abs(_grey(frame) - moved)[mask > 0].mean())
+
+
+def flicker_of(changes: Sequence[float]) -> Measure:
+    """The flicker measure from the pairs' changes (0 when none could be measured)."""
+    return judge("flicker", float(np.mean(changes)) if len(changes) else 0.0, "grey levels")
 
 
 # -- durations ----------------------------------------------------------------------------------

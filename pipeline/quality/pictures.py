@@ -76,11 +76,29 @@ def _write(path: Path, rgb: np.ndarray, quality: int = 90) -> Path:
                            [cv2.IMWRITE_JPEG_QUALITY, quality])
 
 
+def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
+    """An RGB frame as JPEG bytes (for files the outbox writes)."""
+    ok, encoded = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]),
+                               [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise MediaError("a picture could not be encoded", fix="report this as a bug")
+    return bytes(encoded.tobytes())
+
+
 def preview_sheet(path: Path, frames: Sequence[np.ndarray], landmarks: np.ndarray,
                   fps: float = FPS, count: int = SHEET_FRAMES) -> list[float]:
-    """Write the contact sheet; returns the times (s) of the frames shown.
+    """Write the contact sheet; returns the times (s) of the frames shown."""
+    sheet, times = preview_image(frames, landmarks, fps, count)
+    _write(path, sheet)
+    return times
+
+
+def preview_image(frames: Sequence[np.ndarray], landmarks: np.ndarray, fps: float = FPS,
+                  count: int = SHEET_FRAMES) -> tuple[np.ndarray, list[float]]:
+    """The contact sheet (RGB) and the times (s) of the frames shown.
 
     Each tile: the frame (``TILE_H`` high) with its time stamp, and beside it the enlarged mouth.
+    Only the ``sheet_indices`` frames are read.
     """
     idx = sheet_indices(len(frames), count)
     if not idx:
@@ -99,8 +117,7 @@ def preview_sheet(path: Path, frames: Sequence[np.ndarray], landmarks: np.ndarra
     while len(tiles) % SHEET_COLUMNS:
         tiles.append(np.full_like(tiles[0], 32))
     rows = [np.hstack(tiles[r:r + SHEET_COLUMNS]) for r in range(0, len(tiles), SHEET_COLUMNS)]
-    _write(path, np.vstack(rows))
-    return [i / fps for i in idx]
+    return np.vstack(rows), [i / fps for i in idx]
 
 
 def eye_openness(lmk: np.ndarray) -> float:
@@ -117,7 +134,8 @@ def poster_index(landmarks: np.ndarray, tracked: Sequence[bool]) -> int:
     """A good frame: tracked, eyes most open, from the middle 80% of the video."""
     n = len(landmarks)
     lo, hi = int(0.1 * n), max(int(0.9 * n), int(0.1 * n) + 1)
-    candidates = [i for i in range(lo, min(hi, n)) if tracked[i]] or list(range(n))
+    middle = list(range(lo, min(hi, n)))
+    candidates = [i for i in middle if tracked[i]] or middle or list(range(n))
     return max(candidates, key=lambda i: eye_openness(landmarks[i]))
 
 

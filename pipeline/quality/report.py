@@ -21,10 +21,10 @@ about what an idle 2-core machine needs in wall time, up to 2x less where both t
 
 Per window: SyncNet's video stream about 65 CPU-ms, its audio stream 10-20 (and each
 sampled video window needs the 31 audio windows around it), a crop about 2, MFCC 5 per second.
-The 125 ms per second target (5% of a repeat-avatar job at 0.4x realtime) is met by the cheap
-measures, not by SyncNet: even one window a second costs about 4x the target, mostly its
-audio windows. Options for the runner: ``video_stride=25`` (about 12-23% of the job's time),
-or score after the job is delivered.
+Even one window a second costs several times the 5% target of a repeat-avatar job, mostly
+its audio windows; a job therefore scores a sample (``pipeline.quality.sampling``: clusters of
+consecutive windows sharing their audio windows, and fewer flicker and seam frames) through
+``pipeline.quality.jobscore``, while ``facedrop score`` scores every window.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ from pipeline.models.syncnet import SyncNet
 from pipeline.quality import measures
 from pipeline.quality.crop import LazyCrops
 from pipeline.quality.measures import Measure, Threshold, Verdict, judge
-from pipeline.quality.syncscore import FPS, SyncScore, score_crops
+from pipeline.quality.sampling import SamplePlan
+from pipeline.quality.syncscore import FPS, Crops, SyncScore, score_crops
 
 FLICKER_PAIRS_PER_SECOND = 5  # frame pairs the flicker measure samples
 SEAM_FRAMES_PER_SECOND = 2
@@ -115,9 +116,18 @@ def quality_report(frames: Sequence[np.ndarray], landmarks: np.ndarray, tracked:
                    audio: np.ndarray, *, syncnet: SyncNet | None,
                    before: Sequence[np.ndarray] | None = None, video_stride: int = 1,
                    not_scored_reason: str = "the SyncNet weights are not installed",
-                   clock: Callable[[], float] = time.perf_counter) -> QualityReport:
+                   clock: Callable[[], float] = time.perf_counter,
+                   plan: SamplePlan | None = None,
+                   thresholds: dict[str, Threshold] | None = None,
+                   crops: Crops | None = None,
+                   flicker_changes: Sequence[float] | None = None) -> QualityReport:
     """Score one video (see the module docstring for what each argument is).
 
+    A job's own scoring (``pipeline.quality.jobscore``) passes its ``plan``: SyncNet reads only
+    its windows, from ``crops`` (SyncNet's face crops by frame, cut while the frames streamed
+    past), and the flicker is the mean of the ``flicker_changes`` measured then; ``frames``
+    are read only where ``before`` is given (the seam, at ``plan.seam_frames``).
+    ``thresholds``: the config's.
     Never raises for a scoring problem of lip sync: a ``FacedropError`` there (a clip too
     short, a crop outside the frame) becomes a note and the other measures still count.
     """
@@ -126,13 +136,16 @@ def quality_report(frames: Sequence[np.ndarray], landmarks: np.ndarray, tracked:
     n = len(frames)
     lmk = np.asarray(landmarks, np.float64)[..., :2]
     video_seconds = n / FPS
-    found = [measures.tracked_share(tracked), measures.landmark_jitter(lmk),
-             measures.flicker(frames, lmk, _spread(n, int(FLICKER_PAIRS_PER_SECOND
-                                                          * video_seconds) + 1, start=1)),
+    pairs = plan.flicker_pairs if plan is not None else _spread(
+        n, int(FLICKER_PAIRS_PER_SECOND * video_seconds) + 1, start=1)
+    flicker = (measures.flicker_of(flicker_changes) if flicker_changes is not None
+               else measures.flicker(frames, lmk, pairs))
+    found = [measures.tracked_share(tracked), measures.landmark_jitter(lmk), flicker,
              measures.duration_gap(len(audio) / 16000, video_seconds)]
     notes: list[str] = []
     if before is not None:
-        idx = _spread(n, int(SEAM_FRAMES_PER_SECOND * video_seconds) + 1)
+        idx = plan.seam_frames if plan is not None else _spread(
+            n, int(SEAM_FRAMES_PER_SECOND * video_seconds) + 1)
         found.insert(2, measures.seam_step([frames[i] for i in idx], [before[i] for i in idx],
                                            lmk[idx]))
     score = None
@@ -140,9 +153,13 @@ def quality_report(frames: Sequence[np.ndarray], landmarks: np.ndarray, tracked:
         notes.append(f"lip sync not scored: {not_scored_reason}")
     else:
         try:
-            crops = LazyCrops(frames, lmk)
-            score = score_crops(syncnet, crops, int16_samples(audio), video_stride=video_stride)
+            face_crops = LazyCrops(frames, lmk) if crops is None else crops
+            score = score_crops(syncnet, face_crops, int16_samples(audio),
+                                video_stride=video_stride,
+                                video_starts=plan.window_starts if plan is not None else None)
             found.extend(sync_measures(score))
         except (FacedropError, ValueError) as exc:
             notes.append(f"lip sync not scored: {getattr(exc, 'problem', exc)}")
+    if thresholds is not None:
+        found = [measures.rejudged(m, thresholds) for m in found]
     return QualityReport(found, score, notes, seconds=tick() - t0, video_seconds=video_seconds)

@@ -133,12 +133,14 @@ def needed_audio(video_starts: np.ndarray, n: int, vshift: int = VSHIFT) -> np.n
 
 
 def score_crops(net: SyncNet, crops_bgr: Crops, samples_int16: np.ndarray,
-                vshift: int = VSHIFT, video_stride: int = 1) -> SyncScore:
+                vshift: int = VSHIFT, video_stride: int = 1,
+                video_starts: np.ndarray | None = None) -> SyncScore:
     """Score 25 fps face crops (each 224x224x3 BGR uint8) against 16 kHz int16-valued audio.
 
-    With ``video_stride`` > 1 only the sampled windows' crops are read (``crops_bgr`` may be
-    lazy) and only the audio windows their distances use are embedded. Raises ``InputError``
-    when the clip is too short for one window (fewer than 6 frames or 0.24 s of audio).
+    With ``video_stride`` > 1, or an explicit list of ``video_starts`` (window first frames),
+    only those windows' crops are read (``crops_bgr`` may be lazy) and only the audio windows
+    their distances use are embedded. Raises ``InputError`` when the clip is too short for one
+    window (fewer than 6 frames or 0.24 s of audio).
     """
     n = window_count(len(crops_bgr), len(samples_int16))
     if n < 1:
@@ -148,7 +150,10 @@ def score_crops(net: SyncNet, crops_bgr: Crops, samples_int16: np.ndarray,
             fix="score a longer video")
     mfcc = compute_mfcc(samples_int16)
     all_starts = np.arange(n)
-    video_starts = all_starts[:: max(1, video_stride)]
+    if video_starts is None:
+        video_starts = all_starts[:: max(1, video_stride)]
+    else:
+        video_starts = np.unique(np.clip(np.asarray(video_starts, np.int64), 0, n - 1))
     audio_starts = needed_audio(video_starts, n, vshift)
     im_feat, cc_some = embed(net, crops_bgr, mfcc, video_starts, audio_starts)
     cc_feat = torch.zeros((n, cc_some.shape[1]), dtype=cc_some.dtype)  # unused rows stay 0

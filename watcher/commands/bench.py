@@ -194,3 +194,19 @@ def _print_chain(rows: list[dict[str, Any]]) -> None:
             table.add_row("model load", f"{rec['model_load_seconds']:.2f}", "", "", "")
             table.add_row("total", f"{total:.2f}", "100%", "", "")
             console.print(table)
+            if run == "repeat":
+                line = quality_line(rec)
+                if line:
+                    console.print(line, highlight=False)
+
+
+def quality_line(rec: dict[str, Any]) -> str:
+    """The quality scoring's cost in a repeat-avatar job: ms per video-second and its share of
+    the job (the target is at most 5%); empty when the job did not score."""
+    stage = next((s for s in rec["stages"] if s["name"] == "quality"), None)
+    video_seconds = rec["frames"] / rec["fps"] if rec["fps"] else 0.0
+    if stage is None or stage["cache"] == "skipped" or not video_seconds:
+        return ""
+    share = 100 * stage["seconds"] / (rec["total_seconds"] or 1.0)
+    return (f"quality: {1000 * stage['seconds'] / video_seconds:.0f} ms per video-second, "
+            f"{share:.1f}% of the repeat-avatar job (target: at most 5%)")

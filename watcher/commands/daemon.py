@@ -40,7 +40,7 @@ from watcher.logs import FORMAT as LOG_FORMAT
 from watcher.logs import setup_logging, teardown_logging
 from watcher.macos.notify import make_notifier
 from watcher.names import fit, name_max, rename_unique
-from watcher.outbox import Outbox, ProgressThrottle, first_line, remove_partials
+from watcher.outbox import Outbox, ProgressThrottle, first_line, read_quality, remove_partials
 from watcher.runtime import read_runtime
 from watcher.state import DB_NAME, SqliteQueue
 
@@ -200,7 +200,8 @@ def _age(seconds: float) -> str:
 def cmd_status(args: argparse.Namespace) -> int:
     """``facedrop status``: read the daemon's state (read-only) and print it."""
     config = load_config(args.config)
-    report = status_report(config.paths.state, config.paths.inbox, args.recent)
+    report = status_report(config.paths.state, config.paths.inbox, args.recent,
+                           outbox=config.paths.outbox)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -228,8 +229,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def status_report(state: Path, inbox: Path, recent: int) -> dict[str, Any]:
-    """Everything ``status`` shows, as plain data (``status --json`` prints it)."""
+def status_report(state: Path, inbox: Path, recent: int,
+                  outbox: Path | None = None) -> dict[str, Any]:
+    """Everything ``status`` shows, as plain data (``status --json`` prints it); with the
+    ``outbox``, each done job's quality verdict."""
     pid = running_daemon_pid(state)
     runtime = read_runtime(state) if pid else None
     if runtime is not None:
@@ -245,8 +248,19 @@ def status_report(state: Path, inbox: Path, recent: int) -> dict[str, Any]:
         "daemon": {"running": bool(pid), "pid": pid},
         "paused": paused,
         "inbox": inbox_entries,
-        "jobs": _jobs(state, recent),
+        "jobs": _with_quality(_jobs(state, recent), outbox),
     }
+
+
+def _with_quality(jobs: dict[str, list[dict[str, Any]]] | None, outbox: Path | None
+                  ) -> dict[str, list[dict[str, Any]]] | None:
+    """Each finished job gets ``quality``: its verdict from the outbox, or None."""
+    if jobs is None:
+        return None
+    for job in jobs["finished"]:
+        job["quality"] = (read_quality(outbox / job["outbox"])
+                          if outbox is not None and job["state"] == "done" else None)
+    return jobs
 
 
 def _inbox_names(inbox: Path) -> list[str]:
@@ -320,13 +334,20 @@ def _print_jobs(console: Console, jobs: dict[str, list[dict[str, Any]]]) -> None
     for j in jobs["finished"]:
         table.add_row(
             j["name"],
-            j["state"],
+            _result(j),
             f"{j['seconds']:.1f}",
             str(j["attempts"]),
             _age(now - (j["finished_at"] or now)),
             j["error"] if j["state"] == "failed" else j["outbox"],
         )
     console.print(table)
+
+
+def _result(job: dict[str, Any]) -> str:
+    """``done``, ``done — check lip sync``, ``done — not scored``, ``failed``."""
+    quality = job.get("quality") or {}
+    headline = quality.get("headline", "")
+    return f"{job['state']} — {headline}" if headline and headline != "ok" else job["state"]
 
 
 def _parse_settings(pairs: list[str]) -> dict[str, Any]:

@@ -38,12 +38,18 @@ def notification_script(title: str, body: str) -> str:
     return f"display notification {applescript_quote(body)} with title {applescript_quote(title)}"
 
 
-def job_notification(job: str, *, video: Path | None = None, error: str = "") -> tuple[str, str]:
-    """(title, body) for a job: where the video is, or the first line of the error."""
+def job_notification(job: str, *, video: Path | None = None, error: str = "",
+                     quality: str = "") -> tuple[str, str]:
+    """(title, body) for a job: where the video is, or the first line of the error.
+
+    ``quality`` is the quality report's headline: ``check lip sync`` makes the body
+    ``Done — check lip sync: <video>``; ``ok`` or nothing leaves it ``Done: <video>``.
+    """
     if error:
         first = next((line.strip() for line in error.splitlines() if line.strip()), "failed")
         return job, f"Failed: {first}"
-    return job, f"Done: {video}" if video is not None else "Done"
+    done = f"Done — {quality}" if quality and quality != "ok" else "Done"
+    return job, f"{done}: {video}" if video is not None else done
 
 
 class OsascriptNotifier:
