@@ -37,6 +37,8 @@ class JobSpec:
     fps: float = 25.0
     lipsync: bool = True
     enhance: bool = False
+    # the lip-sync engine job.yaml names (``lipsync: musetalk``); None: the configured one
+    lipsync_engine: str | None = None
 
 
 # progress(stage, fraction in [0, 1]) -- called from the pipeline's thread, must not block.
