@@ -21,6 +21,8 @@ from pipeline.weights.verify import FileStatus, State, check_entry
 
 ALWAYS_NEEDED = ("liveportrait", "landmarks")  # weight groups every job uses
 ENHANCE_FILE = "GFPGANv1.4"
+# Lip-sync engines whose files are a whole manifest group (each Wav2Lip model is one file).
+ENGINE_GROUPS = ("musetalk",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +62,14 @@ def needed_weights(settings: PipelineSettings, needs: JobNeeds,
                    manifest: Sequence[WeightFile] = MANIFEST) -> list[WeightFile]:
     """The model files this job loads."""
     names = set()
-    if needs.lipsync:
+    groups = set(ALWAYS_NEEDED)
+    if needs.lipsync and settings.lipsync_model in ENGINE_GROUPS:
+        groups.add(settings.lipsync_model)
+    elif needs.lipsync:
         names.add(settings.lipsync_model)  # the manifest names the file like the model
     if needs.enhance:
         names.add(ENHANCE_FILE)
-    return [e for e in manifest if e.group in ALWAYS_NEEDED or e.name in names]
+    return [e for e in manifest if e.group in groups or e.name in names]
 
 
 def _fetch_args(bad: Sequence[FileStatus], manifest: Sequence[WeightFile]) -> str:
