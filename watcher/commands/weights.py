@@ -76,7 +76,8 @@ def show_licence(console: Console, licence: Licence, files: Sequence[WeightFile]
     """One panel per licence, before anything it covers is downloaded."""
     style = "yellow" if "non-commercial" in licence.name.lower() else "cyan"
     names = ", ".join(f.filename for f in files)
-    body = f"[bold]{licence.name}[/]\n{licence.note}\n{licence.url}\nFiles: {names}"
+    rules = f"\nUse restrictions: {licence.restrictions}" if licence.restrictions else ""
+    body = f"[bold]{licence.name}[/]\n{licence.note}{rules}\n{licence.url}\nFiles: {names}"
     console.print(Panel(body, title="Licence", border_style=style, expand=False),
                   highlight=False)
 
@@ -151,7 +152,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         print_json({"weights_dir": str(root), "mirror": mirror, "files": [
             {"name": s.entry.name, "group": s.entry.group, "file": s.entry.relpath,
              "path": str(s.path), "size": s.entry.size, "sha256": s.entry.sha256,
-             "licence": s.entry.licence.name, "state": s.state.value, "ok": s.ok,
+             "licence": s.entry.licence.name,
+             "restrictions": s.entry.licence.restrictions, "state": s.state.value, "ok": s.ok,
              "source": _source(s.entry, mirror)} for s in statuses]})
         return 0
     table = Table(title=f"Model weights ({root})")
@@ -162,7 +164,11 @@ def cmd_list(args: argparse.Namespace) -> int:
         present = f"[{STATE_STYLE[s.state]}]{'yes' if s.ok else s.state.value}[/]"
         table.add_row(e.name, e.relpath, _size(e.size), e.licence.name, present,
                       _source(e, mirror))
-    make_console().print(table)
+    console = make_console()
+    console.print(table)
+    for licence in dict.fromkeys(s.entry.licence for s in statuses if s.entry.licence.restrictions):
+        console.print(f"[yellow]{licence.name}[/] ({licence.url}) use restrictions: "
+                      f"{licence.restrictions}")
     return 0
 
 
