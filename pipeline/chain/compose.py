@@ -19,7 +19,7 @@ import numpy as np
 from pipeline.chain.stageclock import StageClock
 from pipeline.enhance.stage import Enhancer, smooth_landmarks
 from pipeline.face.paste import PasteBack
-from pipeline.lipsync.engine import LipSyncEngine, PreparedCrop, sync_frames
+from pipeline.lipsync.engine import FrameFeatures, LipSyncEngine, PreparedCrop, sync_frames
 from pipeline.liveportrait.animate import AnimationResult
 from pipeline.media.video import VideoWriter
 from pipeline.spec import CancelToken, ProgressFn
@@ -62,7 +62,7 @@ class Composer:
     batch_size: int
 
     def run(self, photo: np.ndarray, anim: AnimationResult, bases: Sequence[PreparedCrop],
-            features: np.ndarray | None, writer: VideoWriter, progress: ProgressFn,
+            features: FrameFeatures | None, writer: VideoWriter, progress: ProgressFn,
             cancel: CancelToken) -> None:
         """Compose and write every output frame of ``anim``. ``bases``: the engine's preparation
         per distinct crop; ``features``: its audio features per output frame."""
@@ -84,7 +84,7 @@ class Composer:
             progress(STAGE, min(1.0, (start + len(ks)) / n))
 
     def _lipsync(self, crops: list[np.ndarray], bases: list[PreparedCrop],
-                 features: np.ndarray | None, start: int) -> list[np.ndarray]:
+                 features: FrameFeatures | None, start: int) -> list[np.ndarray]:
         if self.syncer is None or features is None:
             return crops
         with self.clock.timed("lipsync", len(crops)):

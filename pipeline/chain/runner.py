@@ -24,7 +24,7 @@ from pipeline.enhance.stage import Enhancer
 from pipeline.face.landmarks import FaceLandmarker
 from pipeline.face.paste import PasteBack
 from pipeline.face.steady import SteadyTracker
-from pipeline.lipsync.engine import EngineContext, LipSyncEngine, PreparedCrop
+from pipeline.lipsync.engine import EngineContext, FrameFeatures, LipSyncEngine, PreparedCrop
 from pipeline.lipsync.registry import engine_entry, load_engine
 from pipeline.lipsync.stage import BaseFace
 from pipeline.liveportrait.animate import AnimateOptions, AnimationResult, LivePortraitStage
@@ -95,6 +95,11 @@ class Runner:
         """The lip-sync engine a job uses: the one its job.yaml names, else the configured one."""
         return job.lipsync_engine or self.settings.lipsync_model
 
+    @staticmethod
+    def engine_key(name: str) -> str:
+        """The model-bank key of the lip-sync engine ``name``."""
+        return f"lipsync:{name}"
+
     def syncer(self, name: str | None = None) -> LipSyncEngine[Any]:
         """The lip-sync engine ``name`` (default: the configured one), loaded once."""
         name = name or self.settings.lipsync_model
@@ -104,10 +109,10 @@ class Runner:
             s = self.settings
             ctx = EngineContext(s.weights_dir, s.cache_dir, self.bank.device,
                                 self.bank.dtype(entry.fp16_checked), s.chunk_size,
-                                self.landmarker())
+                                self.landmarker(), s.render_cache_mb)
             return load_engine(ctx, name)
 
-        return self.bank.get(f"lipsync:{name}", load)
+        return self.bank.get(self.engine_key(name), load)
 
     def enhancer(self) -> Enhancer:
         def load() -> Enhancer:
@@ -204,7 +209,7 @@ class Runner:
             if tracker.lost:
                 entry.note = (f"face not found in {tracker.lost} of {anim.n_distinct} rendered"
                               " crops: kept the previous landmarks")
-        features = None
+        features: FrameFeatures | None = None
         if engine is not None:
             with clock.timed(engine.features_stage, anim.n_frames):
                 features = engine.audio_features(prepared.audio.samples, job.fps, anim.n_frames)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -41,6 +41,15 @@ class PreparedCrop(Protocol):
 P = TypeVar("P", bound=PreparedCrop)
 
 
+class FrameFeatures(Protocol):
+    """A job's audio features: one window per output frame, sliced per batch of frames
+    (an array, or windows cut on demand)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, frames: slice, /) -> Any: ...
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class MouthPatch:
     """One output frame's synced mouth: ``patch`` (h, w, 3) float32 RGB in [0, 255] over ``box``
@@ -57,7 +66,8 @@ class EngineContext:
     """What loading an engine needs from the chain: files, device, dtype, batch, landmarker.
 
     ``cache_dir`` is the chain's cache folder (engines keep per-crop caches beside the render
-    cache); ``dtype`` is already chosen by the ``dtype`` rule for the engine's fp16 status.
+    cache, within ``cache_mb`` = ``render_cache_mb``); ``dtype`` is already chosen by the
+    ``dtype`` rule for the engine's fp16 status.
     """
 
     weights_dir: Path
@@ -66,6 +76,7 @@ class EngineContext:
     dtype: torch.dtype
     batch_size: int
     landmarker: Landmarker
+    cache_mb: int
 
 
 class LipSyncEngine(Protocol[P]):
@@ -93,12 +104,12 @@ class LipSyncEngine(Protocol[P]):
         ...
 
     def audio_features(self, samples16k: np.ndarray, fps: Fraction | float,
-                       n_frames: int) -> np.ndarray:
+                       n_frames: int) -> FrameFeatures:
         """One feature window per output frame (first axis ``n_frames``), 16 kHz mono input."""
         ...
 
     def mouths(self, crops: Sequence[np.ndarray], prepared: Sequence[P],
-               features: np.ndarray) -> list[MouthPatch]:
+               features: Any) -> list[MouthPatch]:
         """The synced mouth of each output frame: ``crops[i]`` with ``prepared[i]`` (its crop's
         preparation) and ``features[i]``, one to one. The crops are not modified."""
         ...
@@ -119,14 +130,14 @@ def apply_mouth(crop: np.ndarray, mouth: MouthPatch) -> np.ndarray:
 
 
 def sync_frames(engine: LipSyncEngine[P], crops: Sequence[np.ndarray], prepared: Sequence[P],
-                features: np.ndarray) -> list[np.ndarray]:
+                features: Any) -> list[np.ndarray]:
     """Output frames: each crop with its mouth re-synced (new arrays)."""
     return [apply_mouth(c, m) for c, m in zip(crops, engine.mouths(crops, prepared, features),
                                                strict=True)]
 
 
 def check_one_to_one(crops: Sequence[object], prepared: Sequence[object],
-                     features: Sequence[object] | np.ndarray) -> None:
+                     features: FrameFeatures) -> None:
     """Raise ``ValueError`` unless the three per-frame sequences have one entry per frame."""
     if not len(crops) == len(prepared) == len(features):
         raise ValueError(f"crops ({len(crops)}), prepared crops ({len(prepared)}) and audio "

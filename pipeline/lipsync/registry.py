@@ -24,6 +24,12 @@ def _wav2lip(ctx: EngineContext, name: str) -> LipSyncEngine[Any]:
     return load_wav2lip_engine(ctx, name)
 
 
+def _musetalk(ctx: EngineContext, name: str) -> LipSyncEngine[Any]:
+    from pipeline.lipsync.musetalk_engine import load_musetalk_engine
+
+    return load_musetalk_engine(ctx, name)
+
+
 @dataclass(frozen=True, slots=True)
 class EngineEntry:
     """One engine: its name, the weight files it loads, whether fp16 was checked against fp32.
@@ -47,6 +53,8 @@ _W2L_SUMMARY = {"wav2lip": "Wav2Lip: closes the mouth better (non-commercial wei
                 "wav2lip_gan": "Wav2Lip GAN: sharper (non-commercial weights)"}
 _ENTRIES: tuple[EngineEntry, ...] = (
     *(EngineEntry(n, _W2L_SUMMARY[n], (n,), (), False, _wav2lip) for n in WAV2LIP_CHECKPOINTS),
+    EngineEntry("musetalk", "MuseTalk 1.5: 256 px mouth, MIT code, OpenRAIL-M weights", (),
+                ("musetalk",), True, _musetalk),
 )
 ENGINES: dict[str, EngineEntry] = {e.name: e for e in _ENTRIES}
 ENGINE_NAMES: tuple[str, ...] = tuple(ENGINES)
