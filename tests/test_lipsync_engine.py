@@ -21,7 +21,7 @@ from watcher.jobneeds import job_needs
 
 
 def test_one_list_of_engine_names() -> None:
-    assert ENGINE_NAMES == tuple(ENGINES) and {"wav2lip", "wav2lip_gan"} <= set(ENGINE_NAMES)
+    assert ENGINE_NAMES == tuple(ENGINES) == ("wav2lip", "wav2lip_gan", "musetalk")
     assert LIPSYNC_MODELS == ENGINE_NAMES == CHOICES[("pipeline", "lipsync_model")]
     with pytest.raises(ConfigError) as err:
         engine_entry("wav2lip_hd")
@@ -45,6 +45,7 @@ def test_config_accepts_every_engine_and_rejects_others(tmp_path: Path,
     ("lipsync: true\n", True, None, "wav2lip"),
     ("lipsync: false\n", False, None, False),
     ("lipsync: wav2lip_gan\n", True, "wav2lip_gan", "wav2lip_gan"),
+    ("lipsync: musetalk\n", True, "musetalk", "musetalk"),
 ])
 def test_job_yaml_lipsync_names_the_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                            astronaut_path: Path, speech_path: Path, line: str,

@@ -52,8 +52,12 @@ class AvatarCache:
         """The arrays stored under ``key`` (marked recently used), or None on a miss."""
         path = self._path(key)
         try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {name: np.array(data[name]) for name in data.files}
+            with path.open("rb") as f:
+                data = np.load(f, allow_pickle=False)
+                if not isinstance(data, np.lib.npyio.NpzFile):
+                    raise ValueError("not an .npz archive")
+                with data:
+                    arrays = {name: np.array(data[name]) for name in data.files}
         except FileNotFoundError:
             return None
         except (OSError, ValueError, zipfile.BadZipFile, EOFError):
