@@ -115,3 +115,19 @@ def test_apply_mouth_keeps_every_pixel_outside_the_mask() -> None:
         ones = mask == 1
         expect = np.clip(np.rint(patch[ones]), 0, 255).astype(np.uint8)
         assert np.array_equal(out[y1:y2, x1:x2][ones], expect)
+
+
+def test_bench_lipsync_musetalk_without_its_weights_says_what_to_fetch(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        landmark_weights_dir: Path) -> None:
+    from watcher.cli import main
+
+    for var in ("FACEDROP_CONFIG", "XDG_CONFIG_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    config = write_config(tmp_path / "cfg", pipeline={"device": "cpu"})
+    code = main(["--config", str(config), "bench", "--lipsync", "musetalk",
+                 "--weights", str(landmark_weights_dir)])
+    err = capsys.readouterr().err
+    assert code == 5 and "Traceback" not in err, err
+    assert "weights are missing" in err and "facedrop weights fetch musetalk" in err

@@ -192,3 +192,20 @@ def test_half_precision_only_on_gpus_and_close_to_fp32(
     a, b = full.decode(code * full.scaling_factor), half.decode(code * half.scaling_factor)
     diff = np.abs(a.astype(np.int16) - b)
     assert diff.max() <= 6 and diff.mean() <= 1.0, (diff.max(), diff.mean())
+
+
+def test_bench_measures_each_part_with_a_cold_avatar_cache(tmp_path: Path, scene: dict,
+                                                           weights: tuple[Path, MuseTalkConfigs],
+                                                           astronaut: np.ndarray,
+                                                           speech_path: Path) -> None:
+    from pipeline.lipsync.musetalk_bench import benchmark_musetalk
+    from pipeline.media.audio import load_audio
+
+    engine = _engine(weights, tmp_path / "cache", scene["landmarker"])
+    r = benchmark_musetalk(engine, scene["landmarker"], astronaut,
+                           load_audio(speech_path).samples, frames=4, distinct=2, batch_size=2)
+    assert (r.device, r.dtype, r.frames, r.distinct) == ("cpu", "float32", 4, 2)
+    parts = (r.prepare_ms, r.audio_ms, r.unet_ms, r.vae_decoder_ms, r.blend_ms)
+    assert all(p > 0 for p in parts)
+    assert r.total_ms >= r.unet_ms + r.vae_decoder_ms + r.blend_ms
+    assert not (tmp_path / "cache").exists()  # the engine's own avatar cache was not touched
