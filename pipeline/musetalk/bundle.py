@@ -126,8 +126,8 @@ class MuseTalk:
         )
 
     @torch.inference_mode()
-    def audio_features(self, samples_16k: np.ndarray, fps: float, n_frames: int) -> torch.Tensor:
-        """Per-frame whisper windows, (n_frames, 50, 384), model dtype, on the device."""
+    def whisper_states(self, samples_16k: np.ndarray) -> torch.Tensor:
+        """The joined encoder states of every 30 s segment, (1, 1500 * segments, 5, 384)."""
         samples = np.asarray(samples_16k, dtype=np.float32).reshape(-1)
         if samples.size == 0:
             raise InputError("the audio is empty, so there is nothing to lip-sync",
@@ -137,7 +137,12 @@ class MuseTalk:
             out = self.whisper(mel.to(device=self.device, dtype=self.dtype),
                                output_hidden_states=True)
             states.append(audio.stack_states(out.hidden_states))
-        return audio.frame_windows(torch.cat(states, dim=1), samples.size, fps, n_frames)
+        return torch.cat(states, dim=1)
+
+    def audio_features(self, samples_16k: np.ndarray, fps: float, n_frames: int) -> torch.Tensor:
+        """Per-frame whisper windows, (n_frames, 50, 384), model dtype, on the device."""
+        samples = np.asarray(samples_16k, dtype=np.float32).reshape(-1)
+        return audio.frame_windows(self.whisper_states(samples), samples.size, fps, n_frames)
 
     @torch.inference_mode()
     def reference_latents(self, faces: np.ndarray) -> torch.Tensor:
@@ -177,10 +182,13 @@ class MuseTalk:
         return self.decode(self.unet(latents, windows))
 
     @torch.inference_mode()
+    def parse_logits(self, region: np.ndarray) -> torch.Tensor:
+        """(H, W, 3) uint8 RGB region -> BiSeNet's main-head logits, (1, 19, 512, 512) float32."""
+        return self.parser(parsing.preprocess(region).to(self.device))[0]
+
     def parse(self, region: np.ndarray,
               mode: parsing.ParsingMode = parsing.ParsingMode.JAW) -> np.ndarray:
         """(H, W, 3) uint8 RGB region -> (H, W) uint8 parsing mask (official ``face_seg``)."""
-        logits = self.parser(parsing.preprocess(region).to(self.device))[0]
-        classes = logits.squeeze(0).cpu().numpy().argmax(0)
+        classes = self.parse_logits(region)[0].argmax(0).cpu().numpy()
         mask = parsing.class_mask(classes, mode)
         return parsing.resize_mask(mask, region.shape[1], region.shape[0])

@@ -117,6 +117,18 @@ def crop_box(face_box: Box, expand: float = EXPAND) -> Box:
     return xc - s, yc - s, xc + s, yc + s
 
 
+def crop_region(image: np.ndarray, box: Box) -> np.ndarray:
+    """``image[y0:y1, x0:x1]`` with the parts outside the image black, as PIL's ``crop`` (the
+    official code crops the expanded face region from the frame with it)."""
+    x0, y0, x1, y1 = box
+    height, width = image.shape[:2]
+    out = np.zeros((y1 - y0, x1 - x0, *image.shape[2:]), dtype=image.dtype)
+    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+    if sx0 < sx1 and sy0 < sy1:
+        out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = image[sy0:sy1, sx0:sx1]
+    return out
+
+
 def blend_mask(
     region_mask: np.ndarray,
     face_box: Box,
