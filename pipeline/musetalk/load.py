@@ -62,6 +62,7 @@ def _load(net: N, path: Path, what: str,
         raise ModelLoadError(f"the {what} checkpoint left {', '.join(leftover[:4])} unset",
                              file=path, fix=FETCH_FIX)
     # nn.Module.to itself: diffusers' override only adds a log line about fp32 modules (none here)
+    net.requires_grad_(False)  # assigned tensors come in as trainable parameters
     return nn.Module.to(net, device=device, dtype=dtype).eval()
 
 

@@ -29,12 +29,12 @@ from pipeline.musetalk.networks import build_unet, build_vae, build_whisper_enco
 from tests.helpers.deterministic_weights import fill_state_dict
 
 REDUCED_UNET = {
-    "block_out_channels": [32, 64, 64, 64],
+    "block_out_channels": [16, 32, 32, 32],
     "layers_per_block": 1,
-    "norm_num_groups": 32,
+    "norm_num_groups": 8,
     "attention_head_dim": 8,
 }
-REDUCED_VAE = {"block_out_channels": [32, 32, 64, 64], "layers_per_block": 1}
+REDUCED_VAE = {"block_out_channels": [16, 16, 32, 32], "layers_per_block": 1, "norm_num_groups": 8}
 _VAE_LEGACY_NAMES = {"to_q": "query", "to_k": "key", "to_v": "value", "to_out.0": "proj_attn"}
 
 
