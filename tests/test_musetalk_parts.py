@@ -15,7 +15,13 @@ from pipeline.models.bisenet import BiSeNet, convert_bisenet_state_dict
 from pipeline.models.keymap import KeyConversionError
 from pipeline.musetalk import audio, parsing
 from pipeline.musetalk.configs import MuseTalkConfigs
-from pipeline.musetalk.networks import convert_vae_state_dict, convert_whisper_state_dict
+from pipeline.musetalk.networks import (
+    build_unet,
+    build_vae,
+    build_whisper_encoder,
+    convert_vae_state_dict,
+    convert_whisper_state_dict,
+)
 from pipeline.musetalk.offline import OFFLINE_ENV, force_offline
 from pipeline.musetalk.positional import positional_table
 
@@ -43,6 +49,23 @@ def test_shipped_configs_are_musetalk_v15() -> None:
     assert "scaling_factor" not in cfg.vae  # diffusers' default 0.18215, as the official code
     cfg.unet["in_channels"] = 99  # each call is a fresh copy
     assert MuseTalkConfigs.shipped().unet["in_channels"] == 8
+
+
+def test_full_size_networks_have_the_published_shapes() -> None:
+    cfg = MuseTalkConfigs.shipped()
+    unet = build_unet(cfg.unet).state_dict()  # meta tensors: shapes only, no memory
+    assert tuple(unet["conv_in.weight"].shape) == (320, 8, 3, 3)
+    assert tuple(unet["conv_out.weight"].shape) == (4, 320, 3, 3)
+    assert tuple(unet["down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight"].shape) \
+        == (320, 384)  # cross-attention over the 384-wide audio tokens
+    assert len(unet) == 686 and sum(t.numel() for t in unet.values()) == 849_947_844
+    vae = build_vae(cfg.vae).state_dict()
+    assert tuple(vae["encoder.conv_in.weight"].shape) == (128, 3, 3, 3)
+    assert tuple(vae["quant_conv.weight"].shape) == (8, 8, 1, 1)
+    whisper = build_whisper_encoder(cfg.whisper).state_dict()
+    assert tuple(whisper["conv1.weight"].shape) == (384, 80, 3)
+    assert tuple(whisper["embed_positions.weight"].shape) == (1500, 384)
+    assert sum(k.startswith("layers.") and k.endswith("fc1.weight") for k in whisper) == 4
 
 
 def test_vae_legacy_attention_names_are_renamed_and_both_spellings_refused() -> None:
@@ -150,6 +173,8 @@ def test_positional_table_is_the_sinusoid() -> None:
 
 def test_crop_box_and_region_follow_pil_semantics() -> None:
     assert parsing.crop_box((60, 60, 220, 260)) == (-10, 10, 290, 310)
+    assert parsing.extend_box((60, 60, 220, 260), 400) == (60, 60, 220, 270)
+    assert parsing.extend_box((60, 60, 220, 260), 265) == (60, 60, 220, 265)
     image = np.arange(5 * 4 * 3, dtype=np.uint8).reshape(5, 4, 3)
     region = parsing.crop_region(image, (-1, 3, 2, 7))
     assert region.shape == (4, 3, 3)

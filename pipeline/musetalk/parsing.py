@@ -37,6 +37,7 @@ CHEEK_WIDTH = 90  # v1.5 --left_cheek_width / --right_cheek_width
 UPPER_BOUNDARY_RATIO = 0.5
 BLUR_FRACTION = 0.1  # realtime (avatar) path
 EXPAND = 1.5  # get_crop_box
+EXTRA_MARGIN = 10  # v1.5 --extra_margin: the face box reaches this many pixels further down
 
 
 class ParsingMode(Enum):
@@ -106,6 +107,13 @@ def resize_mask(mask: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 Box = tuple[int, int, int, int]
+
+
+def extend_box(face_box: Box, frame_height: int, extra_margin: int = EXTRA_MARGIN) -> Box:
+    """The official v1.5 face box: its bottom moved down by ``extra_margin`` pixels (to take in
+    the chin), at most to the frame's bottom edge."""
+    x, y, x1, y1 = face_box
+    return x, y, x1, min(y1 + extra_margin, frame_height)
 
 
 def crop_box(face_box: Box, expand: float = EXPAND) -> Box:
