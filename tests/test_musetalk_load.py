@@ -46,6 +46,8 @@ def test_the_manifest_paths_are_the_loader_paths() -> None:
     files = vars(MuseTalkFiles.under(Path("/w"))).values()
     assert group == {str(p.relative_to("/w")) for p in files}
     assert all(e.group == "musetalk" for e in MANIFEST if e.relpath.startswith("musetalk/"))
+    assert not any(e.group == "musetalk" for e in select([]))  # a plain fetch leaves it out
+    assert len(select([])) == len(MANIFEST) - len(group)
 
 
 def test_musetalk_files_are_needed_only_when_it_is_the_engine(tmp_path: Path) -> None:
