@@ -18,6 +18,11 @@ v1.5 defaults of ``scripts/inference.py`` / ``realtime_inference.py``):
    kernel of ``int(0.1 * width // 2 * 2) + 1`` (the realtime/avatar path; ``get_image`` in
    ``inference.py`` uses 0.05).
 
+6. The official blend (``get_image_blending``, realtime path), for the engine to follow: the
+   256 x 256 output face is resized with ``cv2.resize`` (default bilinear) to the extended face
+   box, pasted into the region at the box, and the region composited over the frame at the crop
+   box through PIL ``Image.paste`` with ``blend_mask`` as its "L" mask.
+
 All arrays here are RGB. Everything is a pure function of its inputs (no I/O).
 """
 
