@@ -18,6 +18,11 @@ nothing is BGR, so no flip is made anywhere):
   at the region's size (BiSeNet at 512, resized back bicubically as the official ``face_seg``);
   ``parsing.blend_mask`` turns it into the blend mask.
 
+Returned tensors stay on the device in the model dtype (move them to the CPU to cache them).
+The official face crop (``scripts/inference.py`` v1.5) is ``parsing.extend_box`` of the face box,
+cropped from the frame and resized to 256 x 256 with ``cv2.INTER_LANCZOS4``; the blend region is
+``parsing.crop_box`` of the (extended) face box, cropped with ``parsing.crop_region``.
+
 One documented difference: the official ``get_latents_for_unet`` takes a random draw from the
 VAE's posterior (``latent_dist.sample()`` on the global RNG) for both latents; here the
 posterior mean is used (``.mode()``, as the official training code's ``get_image_pred``), so a
@@ -125,9 +130,9 @@ class MuseTalk:
             scaling_factor=float(vae.config.scaling_factor),
         )
 
-    @torch.inference_mode()
-    def audio_features(self, samples_16k: np.ndarray, fps: float, n_frames: int) -> torch.Tensor:
-        """Per-frame whisper windows, (n_frames, 50, 384), model dtype, on the device."""
+    @torch.no_grad()
+    def whisper_states(self, samples_16k: np.ndarray) -> torch.Tensor:
+        """The joined encoder states of every 30 s segment, (1, 1500 * segments, 5, 384)."""
         samples = np.asarray(samples_16k, dtype=np.float32).reshape(-1)
         if samples.size == 0:
             raise InputError("the audio is empty, so there is nothing to lip-sync",
@@ -137,9 +142,14 @@ class MuseTalk:
             out = self.whisper(mel.to(device=self.device, dtype=self.dtype),
                                output_hidden_states=True)
             states.append(audio.stack_states(out.hidden_states))
-        return audio.frame_windows(torch.cat(states, dim=1), samples.size, fps, n_frames)
+        return torch.cat(states, dim=1)
 
-    @torch.inference_mode()
+    def audio_features(self, samples_16k: np.ndarray, fps: float, n_frames: int) -> torch.Tensor:
+        """Per-frame whisper windows, (n_frames, 50, 384), model dtype, on the device."""
+        samples = np.asarray(samples_16k, dtype=np.float32).reshape(-1)
+        return audio.frame_windows(self.whisper_states(samples), samples.size, fps, n_frames)
+
+    @torch.no_grad()
     def reference_latents(self, faces: np.ndarray) -> torch.Tensor:
         """(B, 256, 256, 3) uint8 RGB crops -> (B, 8, 32, 32) masked + reference latents."""
         masked = self._encode(face_batch_to_tensor(faces, half_mask=True))
@@ -150,7 +160,7 @@ class MuseTalk:
         dist = self.vae.encode(x.to(device=self.device, dtype=self.dtype)).latent_dist
         return self.scaling_factor * dist.mode()
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def unet(self, latents: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
         """One UNet pass at timestep 0: (B, 8, h, w) latents + (B, T, 384) audio tokens ->
         (B, 4, h, w) predicted latents."""
@@ -164,7 +174,7 @@ class MuseTalk:
                             encoder_hidden_states=tokens)
         return out.sample
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def decode(self, pred: torch.Tensor) -> np.ndarray:
         """(B, 4, h, w) predicted latents -> (B, 8h, 8w, 3) uint8 RGB faces."""
         image = self.vae.decode((1 / self.scaling_factor) * pred.to(self.dtype)).sample
@@ -176,11 +186,14 @@ class MuseTalk:
         """``decode(unet(latents, windows))``: the lip-synced 256 x 256 RGB faces."""
         return self.decode(self.unet(latents, windows))
 
-    @torch.inference_mode()
+    @torch.no_grad()
+    def parse_logits(self, region: np.ndarray) -> torch.Tensor:
+        """(H, W, 3) uint8 RGB region -> BiSeNet's main-head logits, (1, 19, 512, 512) float32."""
+        return self.parser(parsing.preprocess(region).to(self.device))[0]
+
     def parse(self, region: np.ndarray,
               mode: parsing.ParsingMode = parsing.ParsingMode.JAW) -> np.ndarray:
         """(H, W, 3) uint8 RGB region -> (H, W) uint8 parsing mask (official ``face_seg``)."""
-        logits = self.parser(parsing.preprocess(region).to(self.device))[0]
-        classes = logits.squeeze(0).cpu().numpy().argmax(0)
+        classes = self.parse_logits(region)[0].argmax(0).cpu().numpy()
         mask = parsing.class_mask(classes, mode)
         return parsing.resize_mask(mask, region.shape[1], region.shape[0])

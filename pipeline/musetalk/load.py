@@ -30,17 +30,24 @@ from pipeline.musetalk.networks import (
 )
 from pipeline.weights.checkpoint import load_strict, read_checkpoint
 
+# Values the shipped configs leave to the library's default (sd-vae-ft-mse names no scale).
+DEFAULTS: dict[str, Any] = {"scaling_factor": 0.18215}
 FETCH_FIX = "run 'facedrop weights fetch musetalk' (offline: 'facedrop weights import DIR')"
 N = TypeVar("N", bound=nn.Module)
 
-# Config fields that decide the network's shape: a downloaded config must agree on these.
+# Config fields that decide the network's shape or output: a downloaded config must agree.
 UNET_FIELDS = ("in_channels", "out_channels", "block_out_channels", "layers_per_block",
-               "cross_attention_dim", "attention_head_dim", "down_block_types", "up_block_types")
+               "cross_attention_dim", "attention_head_dim", "down_block_types", "up_block_types",
+               "act_fn", "center_input_sample", "downsample_padding", "flip_sin_to_cos",
+               "freq_shift", "mid_block_scale_factor", "norm_eps", "norm_num_groups")
 VAE_FIELDS = ("block_out_channels", "latent_channels", "layers_per_block", "down_block_types",
-              "up_block_types", "in_channels", "out_channels")
+              "up_block_types", "in_channels", "out_channels", "act_fn", "norm_num_groups",
+              "scaling_factor")
 WHISPER_FIELDS = ("d_model", "encoder_layers", "encoder_attention_heads", "encoder_ffn_dim",
-                  "num_mel_bins", "max_source_positions")
-PREPROCESSOR_FIELDS = ("feature_size", "sampling_rate", "hop_length", "n_fft", "chunk_length")
+                  "num_mel_bins", "max_source_positions", "activation_function",
+                  "scale_embedding")
+PREPROCESSOR_FIELDS = ("feature_size", "sampling_rate", "hop_length", "n_fft", "chunk_length",
+                       "n_samples", "nb_max_frames", "padding_value")
 
 
 def _checkpoint(path: Path, what: str) -> Mapping[str, object]:
@@ -62,6 +69,7 @@ def _load(net: N, path: Path, what: str,
         raise ModelLoadError(f"the {what} checkpoint left {', '.join(leftover[:4])} unset",
                              file=path, fix=FETCH_FIX)
     # nn.Module.to itself: diffusers' override only adds a log line about fp32 modules (none here)
+    net.requires_grad_(False)  # assigned tensors come in as trainable parameters
     return nn.Module.to(net, device=device, dtype=dtype).eval()
 
 
@@ -77,7 +85,8 @@ def check_config(path: Path, shipped: Mapping[str, Any], fields: tuple[str, ...]
                            file=path, fix=f"delete it and {FETCH_FIX}") from exc
     if not isinstance(found, dict):
         raise WeightsError(f"the {what} config is not a JSON object", file=path, fix=FETCH_FIX)
-    differ = [f for f in fields if f in found and _norm(found[f]) != _norm(shipped.get(f))]
+    differ = [f for f in fields
+              if f in found and _norm(found[f]) != _norm(shipped.get(f, DEFAULTS.get(f)))]
     if differ:
         shown = "; ".join(f"{f} is {found[f]!r}, MuseTalk 1.5 uses {shipped.get(f)!r}"
                           for f in differ)

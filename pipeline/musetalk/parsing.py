@@ -18,6 +18,11 @@ v1.5 defaults of ``scripts/inference.py`` / ``realtime_inference.py``):
    kernel of ``int(0.1 * width // 2 * 2) + 1`` (the realtime/avatar path; ``get_image`` in
    ``inference.py`` uses 0.05).
 
+6. The official blend (``get_image_blending``, realtime path), for the engine to follow: the
+   256 x 256 output face is resized with ``cv2.resize`` (default bilinear) to the extended face
+   box, pasted into the region at the box, and the region composited over the frame at the crop
+   box through PIL ``Image.paste`` with ``blend_mask`` as its "L" mask.
+
 All arrays here are RGB. Everything is a pure function of its inputs (no I/O).
 """
 
@@ -37,6 +42,7 @@ CHEEK_WIDTH = 90  # v1.5 --left_cheek_width / --right_cheek_width
 UPPER_BOUNDARY_RATIO = 0.5
 BLUR_FRACTION = 0.1  # realtime (avatar) path
 EXPAND = 1.5  # get_crop_box
+EXTRA_MARGIN = 10  # v1.5 --extra_margin: the face box reaches this many pixels further down
 
 
 class ParsingMode(Enum):
@@ -108,6 +114,13 @@ def resize_mask(mask: np.ndarray, width: int, height: int) -> np.ndarray:
 Box = tuple[int, int, int, int]
 
 
+def extend_box(face_box: Box, frame_height: int, extra_margin: int = EXTRA_MARGIN) -> Box:
+    """The official v1.5 face box: its bottom moved down by ``extra_margin`` pixels (to take in
+    the chin), at most to the frame's bottom edge."""
+    x, y, x1, y1 = face_box
+    return x, y, x1, min(y1 + extra_margin, frame_height)
+
+
 def crop_box(face_box: Box, expand: float = EXPAND) -> Box:
     """The official ``get_crop_box``: a square of side ``2 * int(max(w, h) // 2 * expand)``
     around the face box's centre (integer maths as the official)."""
@@ -115,6 +128,18 @@ def crop_box(face_box: Box, expand: float = EXPAND) -> Box:
     xc, yc = (x + x1) // 2, (y + y1) // 2
     s = int(max(x1 - x, y1 - y) // 2 * expand)
     return xc - s, yc - s, xc + s, yc + s
+
+
+def crop_region(image: np.ndarray, box: Box) -> np.ndarray:
+    """``image[y0:y1, x0:x1]`` with the parts outside the image black, as PIL's ``crop`` (the
+    official code crops the expanded face region from the frame with it)."""
+    x0, y0, x1, y1 = box
+    height, width = image.shape[:2]
+    out = np.zeros((y1 - y0, x1 - x0, *image.shape[2:]), dtype=image.dtype)
+    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+    if sx0 < sx1 and sy0 < sy1:
+        out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = image[sy0:sy1, sx0:sx1]
+    return out
 
 
 def blend_mask(

@@ -253,16 +253,20 @@ GROUPS: tuple[str, ...] = ("liveportrait", "wav2lip", "gfpgan", "landmarks", "sy
 # Groups a default job does not need: missing ones are a warning in doctor, not a failure
 # (SyncNet only scores; MuseTalk is needed only when it is the chosen lip-sync engine).
 OPTIONAL_GROUPS = ("syncnet", "musetalk")
+# Groups fetched only when named ('weights fetch musetalk'): MuseTalk is about 4 GB and only one
+# of the lip-sync engines, so a plain 'weights fetch' leaves it out.
+ON_REQUEST_GROUPS = ("musetalk",)
 
 
 def select(names: Iterable[str], manifest: Sequence[WeightFile] = MANIFEST) -> list[WeightFile]:
-    """The entries named by file name, short name or group; all of them when ``names`` is empty.
+    """The entries named by file name, short name or group; when ``names`` is empty, all of
+    them but the ``ON_REQUEST_GROUPS``.
 
     Raises ``WeightsError`` for a name that matches nothing, listing the valid names.
     """
     wanted = list(names)
     if not wanted:
-        return list(manifest)
+        return [w for w in manifest if w.group not in ON_REQUEST_GROUPS]
     chosen: list[WeightFile] = []
     for name in wanted:
         hits = [w for w in manifest if name in (w.name, w.filename, w.group, w.relpath)]

@@ -29,12 +29,12 @@ from pipeline.musetalk.networks import build_unet, build_vae, build_whisper_enco
 from tests.helpers.deterministic_weights import fill_state_dict
 
 REDUCED_UNET = {
-    "block_out_channels": [32, 64, 64, 64],
+    "block_out_channels": [16, 32, 32, 32],
     "layers_per_block": 1,
-    "norm_num_groups": 32,
+    "norm_num_groups": 8,
     "attention_head_dim": 8,
 }
-REDUCED_VAE = {"block_out_channels": [32, 32, 64, 64], "layers_per_block": 1}
+REDUCED_VAE = {"block_out_channels": [16, 16, 32, 32], "layers_per_block": 1, "norm_num_groups": 8}
 _VAE_LEGACY_NAMES = {"to_q": "query", "to_k": "key", "to_v": "value", "to_out.0": "proj_attn"}
 
 
@@ -68,17 +68,18 @@ def vae_state_dict(config: Mapping[str, Any], legacy_names: bool = True,
 
 def whisper_state_dict(config: Mapping[str, Any], decoder: bool = False,
                        gain: float = 1.0) -> dict[str, torch.Tensor]:
-    """``WhisperForConditionalGeneration``-style keys: ``model.encoder.*`` (+ decoder)."""
-    enc = fill_state_dict(build_whisper_encoder(config).state_dict(), gain)
-    out = {f"model.encoder.{k}": v for k, v in enc.items()}
+    """``WhisperForConditionalGeneration``-style keys: ``model.encoder.*`` (+ decoder), each
+    tensor drawn under its file key (so the official ``WhisperModel`` gets the same numbers)."""
+    enc = build_whisper_encoder(config).state_dict()
+    out = fill_state_dict({f"model.encoder.{k}": v for k, v in enc.items()}, gain)
     if decoder:
         from transformers import WhisperConfig
         from transformers.models.whisper.modeling_whisper import WhisperDecoder
 
         with torch.device("meta"):
             dec = WhisperDecoder(WhisperConfig(**config))
-        out.update({f"model.decoder.{k}": v
-                    for k, v in fill_state_dict(dec.state_dict(), gain).items()})
+        out.update(fill_state_dict({f"model.decoder.{k}": v for k, v in dec.state_dict().items()},
+                                   gain))
         out["proj_out.weight"] = out["model.decoder.embed_tokens.weight"]
     return out
 

@@ -40,7 +40,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     actions = parser.add_subparsers(dest="weights_action", metavar="ACTION", required=True)
     fetch = actions.add_parser("fetch", help="download model files (resumable, verified)")
     fetch.add_argument("names", nargs="*", metavar="NAME",
-                       help="file or group (liveportrait, wav2lip, gfpgan, landmarks); default all")
+                       help="file or group (liveportrait, wav2lip, gfpgan, landmarks, syncnet, "
+                            "musetalk); default all but musetalk (about 4 GB, fetched when named)")
     fetch.add_argument("--mirror", default=None, metavar="URL",
                        help="base URL serving the weights layout (wins over "
                             "FACEDROP_WEIGHTS_MIRROR)")
@@ -103,7 +104,7 @@ def print_results(console: Console, results: list[FetchResult]) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    """Download the named (or all) model files into the weights folder."""
+    """Download the named (or all but the on-request groups) model files into the folder."""
     console = make_console()
     root = weights_dir(args)
     entries = select(args.names, MANIFEST)
