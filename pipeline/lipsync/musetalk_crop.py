@@ -30,10 +30,9 @@ import cv2
 import numpy as np
 
 from pipeline.lipsync import box as boxes
-from pipeline.musetalk.parsing import crop_box
+from pipeline.musetalk.parsing import EXTRA_MARGIN, crop_box, crop_region
 
 FACE_SIZE = 256
-EXTRA_MARGIN = 10  # v1.5 --extra_margin, pixels below the chin
 # iBUG-68 order: jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, lips 48-67.
 IBUG68 = np.array([
     127, 234, 93, 132, 58, 136, 150, 176, 152, 400, 379, 365, 288, 361, 323, 454, 356,
@@ -48,7 +47,8 @@ Box = tuple[int, int, int, int]
 
 
 def face_box(landmarks: np.ndarray, height: int) -> np.ndarray:
-    """The official v1.5 box (x1, y1, x2, y2) float64 for (468, 2) crop-pixel landmarks."""
+    """The official v1.5 box (x1, y1, x2, y2) float64 for (468, 2) crop-pixel landmarks (the
+    ``extend_box`` margin included, in float: the box is smoothed before it is rounded)."""
     pts = np.asarray(landmarks, dtype=np.float64)[IBUG68]
     bottom = float(pts[:, 1].max())
     half = float(pts[HALF_FACE, 1])
@@ -76,13 +76,7 @@ def parsing_region(crop: np.ndarray, box: Box) -> tuple[np.ndarray, Box]:
     """The square the official code parses and blends over (``get_crop_box``, 1.5x the box),
     cut from the crop with black outside it (as PIL's ``crop`` pads), and that square."""
     square = crop_box(box)
-    x1, y1, x2, y2 = square
-    h, w = crop.shape[:2]
-    region = np.zeros((y2 - y1, x2 - x1, 3), dtype=np.uint8)
-    sx1, sy1, sx2, sy2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
-    if sx2 > sx1 and sy2 > sy1:
-        region[sy1 - y1:sy2 - y1, sx1 - x1:sx2 - x1] = crop[sy1:sy2, sx1:sx2]
-    return region, square
+    return crop_region(crop, square), square
 
 
 def box_part(region_mask: np.ndarray, square: Box, box: Box) -> np.ndarray:

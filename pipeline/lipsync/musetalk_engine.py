@@ -24,7 +24,6 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-from pipeline.errors import InputError
 from pipeline.face.landmarker import Landmarker
 from pipeline.lipsync import musetalk_crop as mcrop
 from pipeline.lipsync.avatar_cache import AvatarCache, avatar_key
@@ -32,7 +31,6 @@ from pipeline.lipsync.engine import EngineContext, MouthPatch, check_one_to_one
 from pipeline.lipsync.tracking import track_landmarks
 from pipeline.lipsync.whisper_windows import WhisperWindows
 from pipeline.liveportrait.hashing import model_version
-from pipeline.musetalk import audio as mt_audio
 from pipeline.musetalk.bundle import MuseTalk
 from pipeline.musetalk.configs import MuseTalkConfigs
 from pipeline.musetalk.files import MuseTalkFiles
@@ -128,19 +126,11 @@ class MuseTalkEngine:
         return mcrop.box_part(blend_mask(self.model.parse(region), local), square, box)
 
     # -- per job ----------------------------------------------------------------------------------
-    @torch.inference_mode()
     def audio_features(self, samples16k: np.ndarray, fps: Fraction | float,
                        n_frames: int) -> WhisperWindows:
         samples = np.asarray(samples16k, dtype=np.float32).reshape(-1)
-        if samples.size == 0:
-            raise InputError("the audio is empty, so there is nothing to lip-sync",
-                             fix="use an audio file with speech in it")
-        m = self.model
-        states = []
-        for mel in mt_audio.log_mels(m.extractor, samples):  # 30 s segments, as the official
-            out = m.whisper(mel.to(device=m.device, dtype=m.dtype), output_hidden_states=True)
-            states.append(mt_audio.stack_states(out.hidden_states))
-        return WhisperWindows(torch.cat(states, dim=1), samples.size, float(fps), n_frames)
+        states = self.model.whisper_states(samples)  # 30 s segments, as the official
+        return WhisperWindows(states, samples.size, float(fps), n_frames)
 
     # -- per batch of output frames ---------------------------------------------------------------
     def mouths(self, crops: Sequence[np.ndarray], prepared: Sequence[MuseFace],
