@@ -13,6 +13,10 @@ The chain knows only this protocol; which engine runs is a name in the registry
 
 Pixels where an engine's mask is 0 come back bit-exact: ``apply_mouth`` mixes in float and
 rounds once, so ``crop + 0 * (patch - crop)`` is the crop's own integer value.
+
+Caches: an engine's ``version`` keys whatever it caches (MuseTalk's avatar cache). The render
+cache of the animated crops does not depend on the engine: the animation only knows whether
+lip sync follows (``AnimateOptions.hold_lips``), so every engine reuses the same crops.
 """
 
 from __future__ import annotations
