@@ -85,20 +85,23 @@ class MuseTalkEngine:
         h, w = crops[0].shape[:2]
         boxes = mcrop.face_boxes(lmks, w, h)
         found: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        todo: list[tuple[int, str, np.ndarray]] = []
+        pending: list[tuple[int, str, np.ndarray]] = []  # misses, encoded a batch at a time
+        missed = False
         for k, box in enumerate(boxes):
-            crop = crops[k]
+            crop = crops[k]  # read again (lazily): only a batch of crops is held at once
             key = avatar_key(crop, box)
             hit = self.cache.get(key)
             if hit is not None and hit["mask"].shape == (box[3] - box[1], box[2] - box[0]):
                 found[k] = (hit["latents"], hit["mask"])
-            else:
-                todo.append((k, key, crop))
-        for start in range(0, len(todo), self.batch_size):
-            for k, latents, mask in self._prepare_batch(todo[start:start + self.batch_size],
-                                                        boxes):
-                found[k] = (latents, mask)
-        if todo:
+                continue
+            pending.append((k, key, crop))
+            if len(pending) == self.batch_size:
+                found.update(self._prepare_batch(pending, boxes))
+                pending, missed = [], True
+        if pending:
+            found.update(self._prepare_batch(pending, boxes))
+            missed = True
+        if missed:
             self.cache.evict()
         dtype = self.model.dtype
         return [MuseFace(lmk, box, found[k][1].astype(np.float32) / np.float32(255.0),
@@ -107,15 +110,15 @@ class MuseTalkEngine:
 
     def _prepare_batch(self, batch: list[tuple[int, str, np.ndarray]],
                        boxes: list[tuple[int, int, int, int]]
-                       ) -> list[tuple[int, np.ndarray, np.ndarray]]:
-        """VAE latents and blend masks of crops the cache lacks; each one stored."""
+                       ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """VAE latents and blend masks of crops the cache lacks, by crop; each one stored."""
         faces = np.stack([mcrop.face_256(crop, boxes[k]) for k, _, crop in batch])
         latents = self.model.reference_latents(faces).float().cpu().numpy()
-        out = []
+        out = {}
         for (k, key, crop), lat in zip(batch, latents, strict=True):
             mask = self._mask(crop, boxes[k])
             self.cache.put(key, {"latents": lat, "mask": mask})
-            out.append((k, lat, mask))
+            out[k] = (lat, mask)
         return out
 
     def _mask(self, crop: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
