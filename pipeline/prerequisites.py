@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from pipeline.errors import FacedropError, InputError
+from pipeline.lipsync.registry import engine_entry
 from pipeline.liveportrait.drivers import DriverLibrary, resolve_driving
 from pipeline.settings import PipelineSettings
 from pipeline.weights.manifest import MANIFEST, WeightFile
@@ -31,6 +32,7 @@ class JobNeeds:
     enhance: bool = False
     driving: str | Path | None = None  # as in ``JobSpec.driving``; None means the default clip
     job_dir: Path | None = None
+    lipsync_engine: str | None = None  # as in ``JobSpec.lipsync_engine``; None: the configured
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,12 +61,15 @@ class PrerequisitesError(FacedropError):
 def needed_weights(settings: PipelineSettings, needs: JobNeeds,
                    manifest: Sequence[WeightFile] = MANIFEST) -> list[WeightFile]:
     """The model files this job loads."""
-    names = set()
+    names: set[str] = set()
+    groups = set(ALWAYS_NEEDED)
     if needs.lipsync:
-        names.add(settings.lipsync_model)  # the manifest names the file like the model
+        engine = engine_entry(needs.lipsync_engine or settings.lipsync_model)
+        names.update(engine.weight_names)
+        groups.update(engine.weight_groups)
     if needs.enhance:
         names.add(ENHANCE_FILE)
-    return [e for e in manifest if e.group in ALWAYS_NEEDED or e.name in names]
+    return [e for e in manifest if e.group in groups or e.name in names]
 
 
 def _fetch_args(bad: Sequence[FileStatus], manifest: Sequence[WeightFile]) -> str:

@@ -11,6 +11,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Final, Literal
 
+from pipeline.lipsync.registry import ENGINE_NAMES
+
 AUTO_BATCH: Final = "auto"
 # frames per chunk through the networks: a positive int, or "auto" (the render batch chosen from
 # the memory free at render time, see pipeline.liveportrait.render_batch)
@@ -19,7 +21,8 @@ BatchSize = int | Literal["auto"]
 # 256, Wav2Lip at 96, compositing): 8 frames of them hold tens of MiB, not the render's GiBs
 LIGHT_CHUNK = 8
 
-LIPSYNC_MODELS = ("wav2lip", "wav2lip_gan")  # the one list: config choices and checkpoint names
+# the lip-sync engine names (config ``lipsync_model``, job.yaml ``lipsync:``): the registry's
+LIPSYNC_MODELS = ENGINE_NAMES
 # the quality measures with a threshold in the config (pipeline.quality.measures.THRESHOLDS)
 QUALITY_LIMITS = ("tracked_share", "landmark_jitter_px", "seam_step", "flicker", "duration_gap_s",
                   "lse_c", "lse_d", "av_offset_frames")
@@ -49,7 +52,7 @@ class PipelineSettings:
     max_size: int  # long side of the output video, as the official LivePortrait caps it
     batch_size: BatchSize  # frames per chunk through the networks, or "auto"
     loop_mode: LoopMode
-    lipsync_model: str  # wav2lip | wav2lip_gan
+    lipsync_model: str  # a lip-sync engine name (pipeline.lipsync.registry)
     enhance_strength: float  # GFPGAN blend weight, 0..1
     render_cache_mb: int  # size bound of the rendered-crop cache
     max_image_pixels: int

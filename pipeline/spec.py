@@ -39,6 +39,9 @@ class JobSpec:
     enhance: bool = False
     quality: bool = True  # score the video (quality.json, preview.jpg, poster.jpg)
 
+    # the lip-sync engine job.yaml names (``lipsync: musetalk``); None: the configured one
+    lipsync_engine: str | None = None
+
 
 # progress(stage, fraction in [0, 1]) -- called from the pipeline's thread, must not block.
 ProgressFn = Callable[[str, float], None]

@@ -250,10 +250,15 @@ def test_manifest_covers_the_layout() -> None:
             "liveportrait/base_models/spade_generator.pth",
             "liveportrait/retargeting_models/stitching_retargeting_module.pth",
             "landmarks/face_landmark.tflite"} <= rel
-    assert len(rel) == 13  # 12 + the iris (eyelid) model, issue 15
-    # every file is pinned except syncnet_v2.model, whose size and hash no public manifest gives
+    assert len(rel) == 21  # 20 + the iris (eyelid) model, issue 15
+    # every file is pinned except those no public manifest gives a size and hash for:
+    # syncnet_v2.model, MuseTalk's unet.pth and the small config JSONs (plain git files)
+    unpinned = {"syncnet/syncnet_v2.model", "musetalk/musetalkV15/unet.pth",
+                "musetalk/musetalkV15/musetalk.json", "musetalk/sd-vae/config.json",
+                "musetalk/whisper/config.json", "musetalk/whisper/preprocessor_config.json"}
     assert all(w.sha256 and len(w.sha256) == 64 and w.size for w in MANIFEST
-               if w.relpath != "syncnet/syncnet_v2.model")
+               if w.relpath not in unpinned)
+    assert {w.relpath for w in MANIFEST if w.sha256 is None} == unpinned
     assert all("/resolve/" in w.url for w in MANIFEST if w.group in ("liveportrait", "wav2lip"))
     assert [w.name for w in select(["wav2lip"])] == ["wav2lip", "wav2lip_gan"]
     with pytest.raises(WeightsError, match="no model file or group is called 'nope'"):

@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pipeline.errors import InputError
+from pipeline.lipsync.registry import ENGINE_NAMES
 from pipeline.liveportrait.drivers import DriverLibrary, DrivingSource
 from pipeline.liveportrait.drivers import resolve_driving as resolve_clip
 from pipeline.media import formats
@@ -55,7 +56,11 @@ JOB_KEYS: dict[str, tuple[tuple[type, ...], str, str]] = {
     ),
     "output": ((str,), "a file name ending in .mp4", "output: hello.mp4"),
     "fps": ((int, float), "a number of frames per second", "fps: 25"),
-    "lipsync": ((bool,), "true or false", "lipsync: true"),
+    "lipsync": (
+        (bool, str),
+        f"true or false, or a lip-sync engine name ({', '.join(ENGINE_NAMES)})",
+        "lipsync: true",
+    ),
     "enhance": ((bool,), "true or false", "enhance: false"),
     "quality": ((bool,), "true or false", "quality: false"),
     "files": (
@@ -138,12 +143,27 @@ def validate_job_keys(data: dict[str, Any], path: Path | str) -> None:
                 fix=f"write it like this: {example}",
                 file=path,
             )
+    lipsync = data.get("lipsync")
+    if isinstance(lipsync, str) and lipsync not in ENGINE_NAMES:
+        raise InputError(
+            f"'lipsync' in job.yaml must be {JOB_KEYS['lipsync'][1]}, not {clip(lipsync)}",
+            fix=f"write e.g. lipsync: {ENGINE_NAMES[0]} (or lipsync: true for the configured "
+            "engine, lipsync: false for none)",
+            file=path,
+        )
     fps = data.get("fps")
     if fps is not None and not 1 <= fps <= 120:
         raise InputError(
             f"'fps' must be between 1 and 120, not {clip(fps)}", fix="write e.g. fps: 25", file=path
         )
     manifest_entries(data, path)
+
+
+def lipsync_engine(data: dict[str, Any]) -> str | None:
+    """The engine a validated job.yaml names (``lipsync: musetalk``); None for true, false or
+    no key (the configured engine, or none)."""
+    value = data.get("lipsync")
+    return value if isinstance(value, str) else None
 
 
 def manifest_entries(data: dict[str, Any], path: Path | str) -> list[ManifestEntry]:
@@ -422,9 +442,11 @@ def parse_job_folder(folder: Path, config: Config, name: str | None = None) -> P
         driving=driving,
         output_name=output,
         fps=float(data.get("fps", d.fps)),
-        lipsync=data.get("lipsync", d.lipsync),
+        lipsync=bool(data.get("lipsync", d.lipsync)),
         enhance=data.get("enhance", d.enhance),
         quality=data.get("quality", d.quality),
+
+        lipsync_engine=lipsync_engine(data),
     )
     resolved = {
         "face": face.name,
@@ -434,7 +456,9 @@ def parse_job_folder(folder: Path, config: Config, name: str | None = None) -> P
         else (driving or config.pipeline.default_driver or None),
         "output": output,
         "fps": spec.fps,
-        "lipsync": spec.lipsync,
+        # the engine that runs (true means the configured one), or false
+        "lipsync": (spec.lipsync_engine or config.pipeline.lipsync_model) if spec.lipsync
+        else False,
         "enhance": spec.enhance,
         "quality": spec.quality,
     }

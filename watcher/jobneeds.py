@@ -11,7 +11,7 @@ from pathlib import Path
 from pipeline.errors import InputError
 from pipeline.prerequisites import JobNeeds
 from watcher.config import Config
-from watcher.jobfolder import VIDEO_EXT, is_ignored, read_job_yaml
+from watcher.jobfolder import VIDEO_EXT, is_ignored, lipsync_engine, read_job_yaml
 
 
 def job_needs(folder: Path, config: Config) -> JobNeeds:
@@ -26,5 +26,6 @@ def job_needs(folder: Path, config: Config) -> JobNeeds:
         videos = sorted(p for p in folder.iterdir()
                         if p.suffix.lower() in VIDEO_EXT and not is_ignored(p.name))
         driving = videos[0] if videos else None
-    return JobNeeds(lipsync=data.get("lipsync", d.lipsync), enhance=data.get("enhance", d.enhance),
-                    driving=driving, job_dir=folder)
+    return JobNeeds(lipsync=bool(data.get("lipsync", d.lipsync)),
+                    enhance=data.get("enhance", d.enhance), driving=driving, job_dir=folder,
+                    lipsync_engine=lipsync_engine(data))

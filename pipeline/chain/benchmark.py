@@ -113,8 +113,32 @@ def bench_networks(settings: PipelineSettings) -> StageFigures:
     return StageFigures(f"LivePortrait on {bank.device} ({dtype}), ms per batch-1 call", figures)
 
 
-def bench_lipsync(settings: PipelineSettings) -> StageFigures:
-    """The lip-sync stage on crops of the example photo and its speech, ms per output frame."""
+def bench_lipsync(settings: PipelineSettings, engine: str | None = None) -> StageFigures:
+    """The lip-sync stage on crops of the example photo and its speech, ms per output frame.
+
+    ``engine`` (default: the configured one): a Wav2Lip model, or ``musetalk``, whose parts are
+    shown next to Wav2Lip's (the ``wav2lip`` model, when its weights are there).
+    """
+    name = engine or settings.lipsync_model
+    if name != "musetalk":
+        figures = _wav2lip_figures(replace(settings, lipsync_model=name), "")
+        figures["peak memory (MiB)"] = peak_rss_mb()
+        bank = ModelBank(settings)
+        return StageFigures(f"Lip sync on {bank.device} ({bank.dtype(False)}), ms per output "
+                            "frame", figures)
+    figures, title = _musetalk_figures(settings)
+    w2l = replace(settings, lipsync_model="wav2lip")
+    from pipeline.lipsync.load import wav2lip_path
+
+    if wav2lip_path(w2l.weights_dir, "wav2lip").is_file():
+        figures.update(_wav2lip_figures(w2l, "Wav2Lip: "))
+    else:
+        title += " (no Wav2Lip weights: nothing to compare with)"
+    figures["peak memory (MiB)"] = peak_rss_mb()
+    return StageFigures(title, figures)
+
+
+def _wav2lip_figures(settings: PipelineSettings, prefix: str) -> dict[str, float]:
     from pipeline.lipsync.bench import benchmark_lipsync
     from pipeline.lipsync.load import load_wav2lip, wav2lip_path
 
@@ -126,10 +150,32 @@ def bench_lipsync(settings: PipelineSettings) -> StageFigures:
                                load_image(example_dir() / FACE),
                                load_audio(example_dir() / AUDIO).samples, bank.device, dtype,
                                batch_size=settings.chunk_size)
-    figures = {"landmarks (per distinct crop)": result.landmarks_ms, "mel": result.mel_ms,
-               "generator": result.generator_ms, "blend": result.blend_ms,
-               "total": result.total_ms, "peak memory (MiB)": peak_rss_mb()}
-    return StageFigures(f"Lip sync on {bank.device} ({dtype}), ms per output frame", figures)
+    parts = {"landmarks (per distinct crop)": result.landmarks_ms, "mel": result.mel_ms,
+             "generator": result.generator_ms, "blend": result.blend_ms,
+             "total": result.total_ms}
+    return {prefix + k: v for k, v in parts.items()}
+
+
+def _musetalk_figures(settings: PipelineSettings) -> tuple[dict[str, float], str]:
+    from pipeline.lipsync.engine import EngineContext
+    from pipeline.lipsync.musetalk_bench import benchmark_musetalk
+    from pipeline.lipsync.musetalk_engine import load_musetalk_engine
+    from pipeline.lipsync.registry import engine_entry
+
+    bank = ModelBank(settings)
+    dtype = bank.dtype(engine_entry("musetalk").fp16_checked)
+    landmarker = FaceLandmarker(settings.weights_dir)
+    engine = load_musetalk_engine(EngineContext(
+        settings.weights_dir, settings.cache_dir, bank.device, dtype, settings.chunk_size,
+        landmarker, settings.render_cache_mb), "musetalk")
+    r = benchmark_musetalk(engine, landmarker, load_image(example_dir() / FACE),
+                           load_audio(example_dir() / AUDIO).samples,
+                           batch_size=settings.chunk_size)
+    figures = {"MuseTalk: prepare (per distinct crop)": r.prepare_ms,
+               "MuseTalk: audio features (whisper)": r.audio_ms, "MuseTalk: UNet": r.unet_ms,
+               "MuseTalk: VAE decoder": r.vae_decoder_ms, "MuseTalk: blend": r.blend_ms,
+               "MuseTalk: total": r.total_ms}
+    return figures, f"Lip sync on {bank.device} ({r.dtype}), ms per output frame"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -22,9 +23,9 @@ from pipeline.enhance.load import load_gfpgan
 from pipeline.enhance.stage import Enhancer
 from pipeline.face.landmarks import FaceLandmarker
 from pipeline.face.paste import PasteBack
-from pipeline.lipsync.audio import frame_mels
-from pipeline.lipsync.load import load_wav2lip, wav2lip_path
-from pipeline.lipsync.stage import BaseFace, LipSyncer
+from pipeline.lipsync.engine import EngineContext, FrameFeatures, LipSyncEngine, PreparedCrop
+from pipeline.lipsync.registry import engine_entry, load_engine
+from pipeline.lipsync.stage import BaseFace
 from pipeline.liveportrait.animate import AnimateOptions, AnimationResult, LivePortraitStage
 from pipeline.liveportrait.drivers import DriverLibrary, resolve_driving
 from pipeline.liveportrait.loader import build_stage
@@ -92,17 +93,28 @@ class Runner:
         return self.bank.get("liveportrait",
                              lambda: build_stage(self.settings, self.landmarker()))
 
-    def syncer(self) -> LipSyncer:
-        model = self.settings.lipsync_model
+    def engine_name(self, job: JobSpec) -> str:
+        """The lip-sync engine a job uses: the one its job.yaml names, else the configured one."""
+        return job.lipsync_engine or self.settings.lipsync_model
 
-        def load() -> LipSyncer:
-            dtype = self.bank.dtype(False)
-            net = load_wav2lip(wav2lip_path(self.settings.weights_dir, model), self.bank.device,
-                               dtype)
-            return LipSyncer(net, self.bank.device, dtype, self.settings.chunk_size,
-                             landmarker=self.landmarker())
+    @staticmethod
+    def engine_key(name: str) -> str:
+        """The model-bank key of the lip-sync engine ``name``."""
+        return f"lipsync:{name}"
 
-        return self.bank.get(f"lipsync:{model}", load)
+    def syncer(self, name: str | None = None) -> LipSyncEngine[Any]:
+        """The lip-sync engine ``name`` (default: the configured one), loaded once."""
+        name = name or self.settings.lipsync_model
+        entry = engine_entry(name)
+
+        def load() -> LipSyncEngine[Any]:
+            s = self.settings
+            ctx = EngineContext(s.weights_dir, s.cache_dir, self.bank.device,
+                                self.bank.dtype(entry.fp16_checked), s.chunk_size,
+                                self.landmarker(), s.render_cache_mb)
+            return load_engine(ctx, name)
+
+        return self.bank.get(self.engine_key(name), load)
 
     def enhancer(self) -> Enhancer:
         def load() -> Enhancer:
@@ -187,15 +199,17 @@ class Runner:
             render.note += f", {anim.render_batch} per W+G call"
         return anim
 
-    def bases(self, anim: AnimationResult, prepared: Prepared, lipsync: bool,
-              tracker: FlaggingTracker) -> list[BaseFace]:
-        """Landmarks, Wav2Lip box and mask once per distinct crop, tracked from the photo's."""
+    def bases(self, anim: AnimationResult, prepared: Prepared, engine: LipSyncEngine[Any] | None,
+              tracker: FlaggingTracker) -> list[PreparedCrop]:
+        """Landmarks and the engine's per-crop preparation (box, mask, latents) once per
+        distinct crop, tracked from the photo's."""
         first = anim.affine.apply(prepared.landmarks).astype(np.float32)
         crops = DistinctCrops(anim)
-        if lipsync:
-            # this job's tracker (it counts its lost frames); the resident syncer stays as it is
-            return self.syncer().prepare_sequence(crops, first, landmarker=tracker)
-        prev, out = first, []
+        if engine is not None:
+            # this job's tracker (it counts its lost frames); the resident engine stays as it is
+            return engine.prepare(crops, first, landmarker=tracker)
+        prev = first
+        out: list[PreparedCrop] = []
         for crop in crops:  # enhance only: landmarks without the lip-sync box and mask
             prev = tracker.track(crop, prev)
             out.append(BaseFace(prev, (0, 0, 0, 0), np.zeros((0, 0), np.float32)))
@@ -206,11 +220,12 @@ class Runner:
                 scorer: JobScorer | None = None) -> None:
         """Lip sync, enhance, paste back and encode every output frame (``scorer`` keeps its
         sample of them)."""
-        bases: list[BaseFace] = []
+        engine = self.syncer(self.engine_name(job)) if job.lipsync else None
+        bases: list[PreparedCrop] = []
         if job.lipsync or job.enhance or scorer is not None:
             tracker = FlaggingTracker(self.landmarker())
             with clock.timed("landmarks", anim.n_distinct) as entry:
-                bases = self.bases(anim, prepared, job.lipsync, tracker)
+                bases = self.bases(anim, prepared, engine, tracker)
             if tracker.lost:
                 entry.note = (f"face not found in {tracker.lost} of {anim.n_distinct} rendered"
                               " crops: kept the previous landmarks")
@@ -218,22 +233,24 @@ class Runner:
                 scorer.begin(order=anim.order, crop_landmarks=[b.landmarks for b in bases],
                              tracked=tracker.tracked, crop_to_frame=anim.affine.inverse(),
                              fps=float(job.fps), audio=prepared.audio.samples)
-        mels = None
-        if job.lipsync:
-            with clock.timed("mel", anim.n_frames):
-                mels = frame_mels(prepared.audio.samples, job.fps, anim.n_frames)
+        features: FrameFeatures | None = None
+        if engine is not None:
+            with clock.timed(engine.features_stage, anim.n_frames):
+                features = engine.audio_features(prepared.audio.samples, job.fps, anim.n_frames)
         else:
             clock.skip("lipsync", "lipsync: false in job.yaml")
         if not job.enhance:
             clock.skip("enhance", "enhance: false in job.yaml")
         h, w = prepared.photo.shape[:2]
         composer = Composer(
-            syncer=self.syncer() if job.lipsync else None,
+            syncer=engine,
             enhancer=self.enhancer() if job.enhance else None,
             paste=PasteBack(anim.affine, (512, 512), (w, h)), clock=clock,
             batch_size=self.settings.chunk_size, observer=scorer,
         )
         with VideoWriter(output, w, h, job.fps, audio_path=job.audio) as writer:
-            composer.run(prepared.photo, anim, bases, mels, writer, progress, cancel)
+            composer.run(prepared.photo, anim, bases, features, writer, progress, cancel)
+            if engine is not None:
+                clock.stage("lipsync").note = engine.name  # which engine made the mouth
             with clock.timed("encode"):
                 writer.close()  # flush the encoder thread and mux the audio

@@ -1,12 +1,16 @@
-"""Wav2Lip lip sync on the animated LivePortrait crops, with no second face detector.
+"""Lip sync on the animated LivePortrait crops, behind one engine seam, with no second detector.
 
-- ``load``: ``load_wav2lip(path, device, dtype)`` for the official ``wav2lip(_gan).pth``;
-  ``wav2lip_path(weights_dir, model)``.
-- ``audio``: ``frame_mels(samples16k, fps, n)`` (the frame count is
-  ``pipeline.media.frame_count.output_frame_count``).
-- ``stage``: ``LipSyncer`` (``prepare_sequence`` once per distinct crop, ``sync`` per frame).
-- ``box`` / ``blend``: the tight face box (zero-lag smoothing) and the feathered mouth blend.
-- ``bench``: ``benchmark_lipsync`` for ``facedrop bench --stage lipsync``.
+- ``engine``: the ``LipSyncEngine`` protocol (per distinct crop ``prepare``, per job
+  ``audio_features``, per batch ``mouths`` -> ``MouthPatch``) and the shared ``apply_mouth``.
+- ``registry``: the engines by name (``ENGINE_NAMES``: config, job.yaml and the first-run check
+  use it) and ``load_engine``.
+- Wav2Lip: ``wav2lip_engine`` over ``stage.LipSyncer`` (``load``: the official checkpoints;
+  ``audio``: the mel windows; ``box`` / ``blend``: the tight face box and the feathered mask;
+  ``bench``: ``facedrop bench --stage lipsync``).
+- MuseTalk 1.5: ``musetalk_engine`` over ``pipeline.musetalk`` (``musetalk_crop``: the official
+  v1.5 box from our landmarks; ``avatar_cache``: latents and masks per crop; ``whisper_windows``:
+  per-frame audio windows; ``musetalk_bench``: ``facedrop bench --lipsync musetalk``).
+- ``tracking``: landmarks tracked from crop to crop.
 
 Nothing is imported or loaded here: import the submodule you need.
 """

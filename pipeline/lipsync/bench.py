@@ -46,7 +46,7 @@ class LipsyncBench:
     device_peak_mb: float
 
 
-def _animated_crops(photo: np.ndarray, landmarker: Landmarker, n: int
+def animated_crops(photo: np.ndarray, landmarker: Landmarker, n: int
                     ) -> tuple[list[np.ndarray], np.ndarray]:
     """``n`` 512 crops of the photo with a small drift, and the first crop's landmarks."""
     lmk = landmarker.landmarks(photo, landmarker.detect(photo))
@@ -56,7 +56,7 @@ def _animated_crops(photo: np.ndarray, landmarker: Landmarker, n: int
     return crops, to_crop.apply(lmk).astype(np.float32)
 
 
-def _device_peak_mb(device: torch.device) -> float:
+def device_peak_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     if device.type == "mps":
@@ -75,7 +75,7 @@ def benchmark_lipsync(
     ``FaceLandmarker``, ``photo`` RGB uint8 with a face, ``samples16k`` 16 kHz mono float32 audio
     (at least ``frames / fps`` seconds for meaningful windows). One warm-up batch is not timed.
     """
-    crops, first = _animated_crops(photo, landmarker, distinct)
+    crops, first = animated_crops(photo, landmarker, distinct)
     syncer = LipSyncer(net, device, dtype, batch_size, landmarker=landmarker)
     order = [i % distinct for i in range(frames)]
     syncer.generate(np.stack([face_input(crops[0], (0, 0, 512, 512))] * batch_size),
@@ -112,5 +112,5 @@ def benchmark_lipsync(
         landmarks_ms=1e3 * (t1 - t0) / distinct, mel_ms=1e3 * (t2 - t1) / frames,
         generator_ms=1e3 * gen_s / frames, blend_ms=1e3 * blend_s / frames,
         total_ms=1e3 * total / frames, peak_rss_mb=peak_rss_mb(), peak_traced_mb=traced,
-        device_peak_mb=_device_peak_mb(device),
+        device_peak_mb=device_peak_mb(device),
     )

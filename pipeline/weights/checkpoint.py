@@ -90,12 +90,14 @@ def _is_torchscript(path: Path) -> bool:
 
 
 @overload
-def load_strict(module: nn.Module, checkpoint: Mapping[str, torch.Tensor], what: str) -> None: ...
+def load_strict(module: nn.Module, checkpoint: Mapping[str, torch.Tensor], what: str, *,
+                assign: bool = False) -> None: ...
 
 
 @overload
 def load_strict(
-    module: nn.Module, checkpoint: C, what: str, convert: Callable[[C], Mapping[str, torch.Tensor]]
+    module: nn.Module, checkpoint: C, what: str, convert: Callable[[C], Mapping[str, torch.Tensor]],
+    *, assign: bool = False,
 ) -> None: ...
 
 
@@ -104,9 +106,13 @@ def load_strict(
     checkpoint: C,
     what: str,
     convert: Callable[[C], Mapping[str, torch.Tensor]] | None = None,
+    *,
+    assign: bool = False,
 ) -> None:
     """Convert ``checkpoint`` with the network's pure ``convert`` and load it into ``module``
     with every key and shape checked (``convert=None``: it already is our state dict).
+    ``assign=True`` makes the file's tensors the module's (a module built on the meta device,
+    so a large network is never randomly initialised first).
 
     File keys that collide or are lacking (from the conversion's ``KeyConversionError``),
     missing, unexpected and mis-shaped keys are all reported by name in one ``ModelLoadError``.
@@ -141,4 +147,4 @@ def load_strict(
             f"the {what} checkpoint does not match the network: " + "; ".join(problems),
             fix="check that the file is the official one: 'facedrop weights verify'",
         )
-    module.load_state_dict(dict(state_dict), strict=True)
+    module.load_state_dict(dict(state_dict), strict=True, assign=assign)

