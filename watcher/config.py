@@ -52,12 +52,21 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     },
     "job_defaults": {"fps": (int, float), "lipsync": (bool,), "enhance": (bool,)},
     "limits": {"max_image_pixels": (int,), "max_audio_seconds": (int, float)},
+    "queue": {
+        "backend": (str,),
+        "url": (str,),
+        "namespace": (str,),
+        "heartbeat_timeout_seconds": (int, float),
+        "maintenance_chance": (int,),
+        "job_time_limit_seconds": (int, float),
+    },
 }
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("pipeline", "device"): ("auto", "mps", "cuda", "cuda:N", "cpu"),  # for the message
     ("pipeline", "dtype"): ("auto", "fp32", "fp16"),
     ("pipeline", "loop_mode"): tuple(m.value for m in LoopMode),
     ("pipeline", "lipsync_model"): LIPSYNC_MODELS,
+    ("queue", "backend"): ("local", "redis"),
 }
 
 
@@ -106,6 +115,18 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueSettings:
+    """Where jobs run: ``local`` (this process, SQLite) or ``redis`` (a fleet, watcher.fleet)."""
+
+    backend: str = "local"
+    url: str = "redis://127.0.0.1:6379/0"
+    namespace: str = "facedrop"  # prefix of every Redis key, so fleets can share one server
+    heartbeat_timeout_seconds: float = 30.0  # a silent worker's job is redelivered after this
+    maintenance_chance: int = 100_000  # per million broker commands: look for dead workers
+    job_time_limit_seconds: float = 6 * 3600.0  # a job running longer than this is stopped
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole validated configuration."""
 
@@ -115,6 +136,7 @@ class Config:
     job_defaults: JobDefaults
     limits: Limits
     source_files: tuple[Path, ...]
+    queue: QueueSettings = QueueSettings()
 
 
 def user_config_path(*, home: Path | None = None, platform: str | None = None) -> Path:
@@ -343,6 +365,16 @@ def _build(
         job_defaults=JobDefaults(fps=float(j["fps"]), lipsync=j["lipsync"], enhance=j["enhance"]),
         limits=Limits(lim["max_image_pixels"], float(lim["max_audio_seconds"])),
         source_files=files,
+        queue=_queue_settings(value["queue"]),
+    )
+
+
+def _queue_settings(q: dict[str, Any]) -> QueueSettings:
+    return QueueSettings(
+        backend=q["backend"], url=q["url"], namespace=q["namespace"],
+        heartbeat_timeout_seconds=float(q["heartbeat_timeout_seconds"]),
+        maintenance_chance=min(1_000_000, q["maintenance_chance"]),
+        job_time_limit_seconds=float(q["job_time_limit_seconds"]),
     )
 
 
