@@ -27,11 +27,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker
+from dramatiq.errors import ConnectionError as BrokerConnectionError
 from dramatiq.middleware import Middleware
 
 from pipeline.errors import Cancelled, FacedropError, InputError, WeightsError
@@ -53,6 +54,7 @@ log = logging.getLogger("facedrop.fleet.worker")
 
 RECHECK_SECONDS = 10.0  # a worker that cannot run jobs looks again this often
 PipelineFactory = Callable[[Config], Pipeline]
+T = TypeVar("T")
 
 
 class _GiveBack(Exception):
@@ -229,20 +231,20 @@ class FleetWorker:
     def handle(self, payload: dict[str, Any]) -> None:
         """The actor: run the job once, or recognise it as done or owned elsewhere."""
         msg = JobMessage.from_json(payload)
-        key, ledger = msg.key, self._ledger
-        if ledger.finished(key) or self._storage.committed(key) is not None:
+        key, ledger, patient = msg.key, self._ledger, self._patient
+        if patient(lambda: ledger.finished(key)) or self._storage.committed(key) is not None:
             log.info("job %s is already finished; acknowledged without running", msg.name)
             return
         self._crash("fleet.received")
-        if ledger.cancel_requested(key):
-            self._commit(key, ledger.next_attempt(key), self._failed(CANCELLED))
+        if patient(lambda: ledger.cancel_requested(key)):
+            self._commit(key, patient(lambda: ledger.next_attempt(key)), self._failed(CANCELLED))
             return
-        owner = ledger.claim(key, self.ident)
+        owner = patient(lambda: ledger.claim(key, self.ident))
         if owner:  # a live worker runs it (a duplicate send): look again later
             self._send_again(payload, delay=self._config.queue.heartbeat_timeout_seconds)
             return
         self._crash("fleet.claimed")
-        attempt, counted = ledger.begin(key)
+        attempt, counted = patient(lambda: ledger.begin(key))
         self._crash("fleet.started")
         if counted > self._config.daemon.max_attempts:
             self._commit(key, attempt, self._failed(_given_up(counted - 1)))
@@ -252,7 +254,7 @@ class FleetWorker:
         try:
             manifest = self._attempt(msg, current, digests)
         except _GiveBack as back:
-            ledger.give_back(key, self.ident)
+            patient(lambda: ledger.give_back(key, self.ident))
             self._send_again(payload)
             if back.reason:
                 log.warning("job %s given back: %s", msg.name, back.reason)
@@ -264,7 +266,7 @@ class FleetWorker:
             else:
                 log.error("job %s attempt %d failed; it will be retried", msg.name, attempt,
                           exc_info=err)
-                ledger.release(key, self.ident)
+                patient(lambda: ledger.release(key, self.ident))
                 raise  # Dramatiq's Retries sends it again after a backoff
         finally:
             self._current = None
@@ -279,13 +281,29 @@ class FleetWorker:
         if winner != attempt:
             log.info("job %s: attempt %d was committed first; this result is dropped", key,
                      winner)
-        self._ledger.release(key, self.ident)
+        self._patient(lambda: self._ledger.release(key, self.ident))
         self._crash("fleet.released")
 
     def _send_again(self, payload: dict[str, Any], delay: float = 0.0) -> None:
         broker = self._broker
         assert broker is not None
-        broker.enqueue(job_message(payload), delay=int(delay * 1000) if delay else None)
+        self._patient(lambda: broker.enqueue(job_message(payload),
+                                             delay=int(delay * 1000) if delay else None))
+
+    def _patient(self, call: Callable[[], T]) -> T:
+        """``call()``, waiting out a Redis outage (a job is never failed for one)."""
+        delay, told = 0.2, False
+        while True:
+            try:
+                return call()
+            except (redis.ConnectionError, redis.TimeoutError, BrokerConnectionError) as err:
+                if self._stop.is_set():
+                    raise
+                if not told:
+                    log.warning("Redis cannot be reached (%s); waiting for it", err)
+                    told = True
+                self._stop.wait(delay)
+                delay = min(5.0, delay * 2)
 
     def _workdir(self, key: str, attempt: int) -> Path:
         return self._config.paths.cache / "fleet-work" / f"{key}.{attempt}"

