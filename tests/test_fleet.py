@@ -172,3 +172,91 @@ def test_three_workers_run_thirty_jobs_once_each_as_the_local_backend_would(
         got = folder_digest(f.outbox / name)
         want = json.loads(json.dumps(expected).replace("job00", name))
         assert got == want, name
+
+
+# Where a worker is killed (FACEDROP_CRASH_AT), and the attempt the job then ends with: a kill
+# before the run is counted leaves attempt 1 to the next worker; a kill after the run is
+# counted and before its commit makes the next worker's run attempt 2; after the commit the
+# committed attempt 1 stands and is never run again.
+WORKER_KILLS = {
+    "fleet.received": 1,  # message taken, nothing recorded
+    "fleet.claimed": 1,  # the job's owner recorded, the run not counted
+    "fleet.started": 2,  # the run counted, nothing fetched
+    "fleet.fetched": 2,  # the payload fetched from storage, the pipeline not started
+    "fleet.progress": 2,  # the pipeline running (first progress reported)
+    "fleet.rendered": 2,  # the video made and verified, nothing stored
+    "fleet.result_put": 2,  # one result file stored, the others not
+    "fleet.result_written": 2,  # every result file stored, not committed
+    "fleet.committed": 1,  # committed, the owner not released, not acknowledged
+    "fleet.released": 1,  # committed and released, not acknowledged
+    "fleet.acked": 1,  # acknowledged
+}
+
+
+def worker_cards(f: Fleet) -> list[dict[str, str]]:
+    return list(status_json(f.config, f.root).get("fleet", {}).get("workers", []))
+
+
+def test_a_worker_killed_at_any_step_leaves_exactly_one_outbox_entry(
+        fleet, astronaut_path: Path, clip: Path) -> None:
+    f = fleet()
+    doomed = {point: f.start_worker(FACEDROP_CRASH_AT=point) for point in WORKER_KILLS}
+    wait_for(lambda: sum(c["state"] == "idle" for c in worker_cards(f)) == len(doomed), 90,
+             "every doomed worker to take jobs")
+    f.start_intake()
+    names = [f"kill{n:02d}" for n in range(len(WORKER_KILLS))]
+    inputs = f.submit(names, astronaut_path, clip)  # one job per doomed worker (prefetch 1)
+    wait_for(lambda: not any(w.alive() for w in doomed.values()), 60,
+             f"every doomed worker to be killed; {f.logs()}")
+    assert all(w.proc.returncode == -signal.SIGKILL for w in doomed.values())
+    dead_at = time.monotonic()
+    f.start_worker()
+    f.start_worker()
+    f.wait_done(names, 60)
+    # Redelivered within the heartbeat timeout (3 s) plus one job's time, with the start-up
+    # of two fresh workers on busy cores as the margin.
+    assert time.monotonic() - dead_at < 30
+    f.close()
+
+    check_invariants({n: (True, inputs[n]) for n in names}, f.inbox, f.outbox, f.state,
+                     f.runlog)
+    attempts = Counter(read_status(f.outbox / n)["attempt"] for n in names)
+    assert attempts == Counter(WORKER_KILLS.values())
+    runs = f.runs()
+    # Runs reaching the pipeline: one each for the four early kills, the killed one plus the
+    # rerun for progress/rendered/result_put/result_written (no end for progress), and one
+    # for the three kills after the commit (never rerun).
+    assert sum(what == "start" for *_x, what in runs) == 4 + 2 + 3 * 2 + 3
+    assert sum(what == "end" for *_x, what in runs) == 4 + 1 + 3 * 2 + 3
+    with sqlite3.connect(f.state / "facedrop.db") as conn:
+        finals = conn.execute("SELECT count(*) FROM attempts WHERE to_state='done'").fetchone()
+    assert finals == (len(names),)
+
+
+INTAKE_KILLS = ["fleet.sent#3", "fleet.fetched#1", "finish.recorded#1", "fleet.finished#1",
+                "finish.published#1"]
+
+
+def test_the_intake_killed_while_results_arrive_loses_and_doubles_nothing(
+        fleet, astronaut_path: Path, clip: Path) -> None:
+    f = fleet()
+    for _ in range(3):
+        f.start_worker(FACEDROP_TEST_CHUNK_SLEEP="0.4")
+    names = [f"res{n:02d}" for n in range(15)]
+    inputs = f.submit(names, astronaut_path, clip)
+    for point in INTAKE_KILLS:
+        intake = f.start_intake(FACEDROP_CRASH_AT=point)
+        wait_for(lambda i=intake: not i.alive(), 60, f"the intake to be killed at {point}; "
+                 f"{f.logs()}")
+        assert intake.proc.returncode == -signal.SIGKILL, intake.output()
+        intake.stop()
+        assert not all(finished(f.outbox / n) for n in names), "killed too late"
+    f.start_intake()
+    f.wait_done(names, 90)
+    f.close()
+
+    check_invariants({n: (True, inputs[n]) for n in names}, f.inbox, f.outbox, f.state,
+                     f.runlog)
+    runs = f.runs()
+    assert Counter(job for job, _pid, _at, what in runs if what == "start") == Counter(names)
+    assert all(read_status(f.outbox / n)["attempt"] == 1 for n in names)
