@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.helpers.crash_invariants import check_invariants, sha
 from tests.helpers.daemon_harness import (
@@ -260,3 +261,92 @@ def test_the_intake_killed_while_results_arrive_loses_and_doubles_nothing(
     runs = f.runs()
     assert Counter(job for job, _pid, _at, what in runs if what == "start") == Counter(names)
     assert all(read_status(f.outbox / n)["attempt"] == 1 for n in names)
+
+
+def test_redis_restarted_or_away_loses_nothing_and_the_intake_says_it_paused(
+        fleet, redis_server: RedisServer, astronaut_path: Path, clip: Path) -> None:
+    f = fleet()
+    f.start_intake()
+    for _ in range(2):
+        f.start_worker(FACEDROP_TEST_CHUNK_SLEEP="0.3")
+    names = [f"red{n:02d}" for n in range(10)]
+    inputs = f.submit(names, astronaut_path, clip)
+    wait_for(lambda: sum(bool(finished(f.outbox / n)) for n in names) >= 2, 60,
+             "two jobs to finish")
+    redis_server.stop()  # SIGTERM: the AOF (fsync always) holds every queued message
+    status = wait_for(
+        lambda: (s := status_json(f.config, f.root)) and any(
+            p["kind"] == "fleet" for p in s["paused"]) and s, 30, "the intake to pause")
+    (paused,) = [p for p in status["paused"] if p["kind"] == "fleet"]
+    assert "Redis server at 127.0.0.1" in paused["reason"] and "cannot be reached" in \
+        paused["reason"] and "start Redis" in paused["fix"]
+    assert "cannot be reached" in status["fleet"]["error"]
+    text = " ".join(facedrop(f.config, f.root, "status").stdout.split())
+    assert "paused (fleet)" in text and "the Redis server" in text
+    time.sleep(2)
+    assert all(w.alive() for w in f.workers)
+    redis_server.start()  # same port, same folder: the AOF is replayed
+    f.wait_done(names, 90)
+    assert all(w.alive() for w in f.workers)  # the workers reconnected, nobody exited
+    wait_for(lambda: not status_json(f.config, f.root)["paused"], 20, "the pause to clear")
+    f.close()
+    check_invariants({n: (True, inputs[n]) for n in names}, f.inbox, f.outbox, f.state,
+                     f.runlog)
+
+
+def test_a_worker_without_weights_leaves_its_jobs_to_the_others_and_says_why(
+        fleet, tmp_path: Path, astronaut_path: Path, clip: Path) -> None:
+    f = fleet()
+    weights = yaml.safe_load(f.config.read_text())
+    (Path(weights["paths"]["weights"])).mkdir(parents=True)
+    (Path(weights["paths"]["weights"]) / "standin.bin").write_bytes(b"weights")
+    weights["paths"]["weights"] = str(tmp_path / "empty-weights")
+    bare = tmp_path / "bare.yaml"
+    bare.write_text(yaml.safe_dump(weights))
+    lacking = f.start_worker(bare, FACEDROP_TEST_WEIGHTS="standin.bin")
+    wait_for(lambda: any(c["state"] == "idle" for c in worker_cards(f)), 60,
+             "the worker without weights to start")
+    f.start_intake()
+    names = [f"w{n:02d}" for n in range(6)]
+    inputs = f.submit(names, astronaut_path, clip)
+    card = wait_for(lambda: next((c for c in worker_cards(f)
+                                  if c["state"] == "not taking jobs"), None), 60,
+                    f"the worker to stop taking jobs; {f.logs()}")
+    assert str(lacking.pid) in card["id"]
+    assert "the stand-in model's weights are missing" in card["reason"]
+    text = " ".join(facedrop(f.config, f.root, "status").stdout.split())
+    assert f"worker {card['id']}" in text and "not taking jobs (the stand-in model's weights" \
+        in text
+    assert not any(finished(f.outbox / n) for n in names)  # nothing failed meanwhile
+    healthy = f.start_worker(FACEDROP_TEST_WEIGHTS="standin.bin")
+    f.wait_done(names, 90)
+    f.close()
+    check_invariants({n: (True, inputs[n]) for n in names}, f.inbox, f.outbox, f.state,
+                     f.runlog)
+    assert {pid for _job, pid, _at, _what in f.runs()} == {str(healthy.pid)}
+
+
+def test_cancel_stops_a_running_job_and_a_queued_one_on_any_machine(
+        fleet, astronaut_path: Path, speech_path: Path, tmp_path: Path) -> None:
+    f = fleet()
+    f.start_intake()
+    f.start_worker(FACEDROP_TEST_CHUNK_SLEEP="1.0")
+    audio = speech_clip(speech_path, tmp_path / "long.wav", 2.0)
+    f.submit(["running", "waiting"], astronaut_path, audio)
+    wait_for(lambda: (read_status(f.outbox / "running") or {}).get("state") == "running", 60,
+             "the first job to run")
+    wait_for(lambda: (read_status(f.outbox / "waiting") or {}).get("state") == "queued", 60,
+             "the second job to wait")
+    for name in ("running", "waiting"):
+        done = facedrop(f.config, f.root, "cancel", name)
+        assert done.returncode == 0 and f"cancelling {name}" in done.stdout, done.stderr
+    f.wait_done(["running", "waiting"], 60)
+    for name in ("running", "waiting"):
+        folder = f.outbox / name
+        assert read_status(folder)["state"] == "failed"
+        assert "cancelled (facedrop cancel)" in (folder / "error.txt").read_text()
+        assert sorted(p.name for p in (folder / "input").iterdir()) == [
+            "face.png", "job.yaml", "voice.wav"]
+        assert not list(folder.glob("*.mp4"))
+    missing = facedrop(f.config, f.root, "cancel", "nosuchjob")
+    assert missing.returncode != 0 and "no queued or running job" in missing.stderr

@@ -132,4 +132,4 @@ def print_workers(console: Console, fleet: dict[str, Any]) -> None:
         beat = now - float(card.get("heartbeat") or now)
         console.print(f"worker {card['id']}: host {card.get('host', '')}  device "
                       f"{card.get('device', '')}  {state}{job}  heartbeat {beat:.0f} s ago",
-                      highlight=False, markup=False)
+                      highlight=False, markup=False, soft_wrap=True)

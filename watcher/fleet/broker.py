@@ -65,11 +65,12 @@ def redis_client(settings: QueueSettings) -> redis.Redis:
                                 health_check_interval=5)
 
 
-def declare(broker: RedisBroker, handler: Callable[[dict[str, Any]], None]) -> dramatiq.Actor:
+def declare(broker: RedisBroker,
+            handler: Callable[[dict[str, Any]], None]) -> dramatiq.Actor[Any, Any]:
     """Register the job actor on ``broker`` (the worker side)."""
-    return dramatiq.actor(
-        handler, broker=broker, actor_name=ACTOR, queue_name=QUEUE, max_retries=MAX_RETRIES
-    )
+    decorate = dramatiq.actor(broker=broker, actor_name=ACTOR, queue_name=QUEUE,
+                              max_retries=MAX_RETRIES)
+    return decorate(handler)
 
 
 def job_message(payload: dict[str, Any]) -> dramatiq.Message[Any]:

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 import dramatiq
 import redis
+from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.errors import ConnectionError as BrokerConnectionError
 from dramatiq.middleware import Middleware
@@ -81,7 +82,7 @@ class _AfterAck(Middleware):
     def __init__(self, crash: CrashHook) -> None:
         self._crash = crash
 
-    def after_ack(self, broker: dramatiq.Broker, message: dramatiq.Message[Any]) -> None:
+    def after_ack(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         self._crash("fleet.acked")
 
 
