@@ -6,34 +6,72 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
+import socket
 import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pytest
 
-from tests.helpers.storage_backends import Backend, FolderBackend, race_in_processes
+from tests.helpers.s3_server import S3Server
+from tests.helpers.storage_backends import (
+    REGION,
+    Backend,
+    FolderBackend,
+    S3Backend,
+    race_in_processes,
+)
 from tests.helpers.unprivileged import run_unprivileged
 from watcher.storage import RetryPolicy, Storage, StorageError, open_storage
 from watcher.storage.errors import CorruptObjectError
 from watcher.storage.folder import ClaimMethod, open_folder
 from watcher.storage.layout import blob_key, commit_key, result_key
+from watcher.storage.s3 import open_s3
 from watcher.storage.settings import StorageBackend, StorageSettings
 
-BACKENDS = ["folder-link", "folder-excl"]
+BACKENDS = ["folder-link", "folder-excl", "s3"]
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[S3Server]:
+    """One real S3-compatible server (moto) on loopback for this module; each test a bucket."""
+    with S3Server() as server:
+        yield server
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Fake credentials in the environment, and nothing else AWS: no config files, no
+    instance-metadata lookups (traffic stays on 127.0.0.1)."""
+    for var in [v for v in os.environ if v.startswith("AWS_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+def _new_bucket(server: S3Server) -> str:
+    bucket = f"facedrop-{secrets.token_hex(6)}"
+    boto3.client("s3", endpoint_url=server.url, region_name=REGION).create_bucket(Bucket=bucket)
+    return bucket
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     """A fresh, empty store of each kind."""
-    if request.param.startswith("folder"):
-        root = tmp_path / "share"
-        root.mkdir()
-        claim = ClaimMethod.HARD_LINK if request.param == "folder-link" else (
-            ClaimMethod.EXCLUSIVE_CREATE
-        )
-        yield FolderBackend(root, claim)
+    if request.param == "s3":
+        request.getfixturevalue("aws_env")
+        server: S3Server = request.getfixturevalue("s3_server")
+        return S3Backend(server.url, _new_bucket(server))
+    root = tmp_path / "share"
+    root.mkdir()
+    claims = {"folder-link": ClaimMethod.HARD_LINK, "folder-excl": ClaimMethod.EXCLUSIVE_CREATE}
+    return FolderBackend(root, claims[request.param])
 
 
 def _payload(path: Path, size: int, seed: int = 0) -> bytes:
@@ -328,3 +366,51 @@ def test_open_storage_needs_a_path_for_the_folder_backend(tmp_path: Path) -> Non
     _payload(tmp_path / "a.bin", 10)
     assert storage.has_blob(storage.put_blob(tmp_path / "a.bin"))
     assert sorted(os.listdir(tmp_path)) == ["a.bin", "blobs"]  # the probe left nothing
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_missing_bucket_is_a_clear_error(s3_server: S3Server) -> None:
+    with pytest.raises(StorageError, match="the bucket 'no-such-bucket' does not exist") as caught:
+        open_s3("no-such-bucket", url=s3_server.url, region=REGION)
+    message = caught.value.user_message()
+    assert f"Fix: create it (aws s3 mb s3://no-such-bucket --endpoint-url {s3_server.url})" in (
+        message
+    )
+
+
+def test_missing_credentials_are_a_clear_error(
+    aws_env: None, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = _new_bucket(s3_server)
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    with pytest.raises(StorageError, match="no S3 credentials were found") as caught:
+        open_s3(bucket, url=s3_server.url, region=REGION)
+    message = caught.value.user_message()
+    assert "AWS_ACCESS_KEY_ID" in message and "never reads credentials from its config" in message
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_unreachable_store_is_a_clear_error() -> None:
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    with pytest.raises(StorageError, match="cannot reach the S3 store at") as caught:
+        open_s3("bucket", url=url, region=REGION)
+    assert "Fix: check storage.url" in caught.value.user_message()
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_open_storage_opens_the_s3_backend(s3_server: S3Server, tmp_path: Path) -> None:
+    bucket = _new_bucket(s3_server)
+    settings = StorageSettings(
+        StorageBackend.S3, path=None, url=s3_server.url, bucket=bucket, region=REGION
+    )
+    storage = open_storage(settings)
+    _payload(tmp_path / "a.bin", 10)
+    digest = storage.put_blob(tmp_path / "a.bin")
+    assert storage.has_blob(digest)
+    listed = boto3.client("s3", endpoint_url=s3_server.url, region_name=REGION).list_objects_v2(
+        Bucket=bucket
+    )
+    assert [o["Key"] for o in listed["Contents"]] == [blob_key(digest)]  # the probe is gone

@@ -6,6 +6,7 @@ bytes under a key, behind the backend's back, to corrupt objects or check what i
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,7 @@ class S3Backend:
     def open(self, retry: RetryPolicy | None = None) -> Storage:
         from watcher.storage.s3 import open_s3
 
-        return open_s3(self.bucket, url=self.url, region=REGION, retry=retry)
+        return open_s3(self.bucket, url=self.url, region=REGION, retry=retry, session=_session())
 
     def _client(self) -> Any:
         import boto3
@@ -65,6 +66,15 @@ class S3Backend:
 
 
 Backend = FolderBackend | S3Backend
+
+
+@functools.cache
+def _session() -> Any:
+    """One boto3 session per test process: each handle still gets its own client, but the
+    service model is loaded once (a fresh session takes a quarter of a second)."""
+    import boto3
+
+    return boto3.session.Session()
 
 
 def commit_in_process(
