@@ -93,8 +93,11 @@ class Fleet:
         return inputs
 
     def wait_done(self, names: list[str], timeout: float) -> None:
-        wait_for(lambda: all(finished(self.outbox / n) for n in names), timeout,
-                 f"{len(names)} jobs to finish; logs: {self.logs()}")
+        try:
+            wait_for(lambda: all(finished(self.outbox / n) for n in names), timeout,
+                     f"{len(names)} jobs to finish")
+        except AssertionError as err:
+            raise AssertionError(f"{err}; logs:\n{self.logs()}") from None
 
     def runs(self) -> list[list[str]]:
         return [line.split("\t") for line in self.runlog.read_text().splitlines()]
@@ -350,3 +353,40 @@ def test_cancel_stops_a_running_job_and_a_queued_one_on_any_machine(
         assert not list(folder.glob("*.mp4"))
     missing = facedrop(f.config, f.root, "cancel", "nosuchjob")
     assert missing.returncode != 0 and "no queued or running job" in missing.stderr
+
+
+def test_a_worker_runs_the_real_pipeline_on_official_format_weights(
+        fleet, model_weights_dir: Path, astronaut_path: Path, speech_path: Path,
+        tmp_path: Path) -> None:
+    from fractions import Fraction
+
+    from PIL import Image
+
+    from pipeline.media.verify import verify_video
+    from tests.helpers.clips import make_clip
+
+    f = fleet(pipeline={"max_size": 384, "batch_size": 4, "device": "cpu"})
+    data = yaml.safe_load(f.config.read_text())
+    data["paths"]["weights"] = str(model_weights_dir)
+    f.config.write_text(yaml.safe_dump(data))
+    drivers = Path(data["paths"]["drivers"])
+    drivers.mkdir(parents=True)
+    make_clip(drivers / "nod.mp4", astronaut_path, 2, Fraction(25))
+    photo = tmp_path / "portrait.jpg"
+    Image.open(astronaut_path).convert("RGB").crop((0, 0, 512, 448)).save(photo, quality=92)
+    audio = speech_clip(speech_path, tmp_path / "talk.wav", 0.4)
+    f.start_intake()
+    worker = f.start_worker(FACEDROP_PIPELINE="pipeline.chain.runner:Runner")
+    folder = make_job(f.root / "staging", "real", photo, audio, "driving: nod\n")
+    folder.rename(f.inbox / "real")
+    f.wait_done(["real"], 240)
+    out = f.outbox / "real"
+    status = read_status(out)
+    assert status["state"] == "done", (out / "error.txt").read_text() if (
+        out / "error.txt").exists() else f.logs()
+    info = verify_video(out / "real.mp4", fps=Fraction(25))
+    assert (info.video_codec, info.audio_codec, info.width, info.height) == (
+        "h264", "aac", 384, 336)
+    stages = {s["name"]: s for s in json.loads((out / "timing.json").read_text())["stages"]}
+    assert stages["animate"]["frames"] == 2 and stages["lipsync"]["frames"] == 10
+    assert str(worker.pid) in {c["pid"] for c in worker_cards(f)}

@@ -37,7 +37,7 @@ from dramatiq.errors import ConnectionError as BrokerConnectionError
 from dramatiq.middleware import Middleware
 
 from pipeline.errors import Cancelled, FacedropError, InputError, WeightsError
-from pipeline.prerequisites import ChecksPrerequisites, JobNeeds
+from pipeline.prerequisites import ChecksPrerequisites, JobNeeds, weights_gap
 from pipeline.spec import CancelToken, Pipeline
 from watcher.config import Config
 from watcher.execute import execute_job
@@ -132,7 +132,6 @@ class FleetWorker:
             while not self._stop.is_set():
                 reason = self._unready()
                 if reason and consumer is not None:
-                    log.warning("not taking jobs: %s", reason)
                     self._stop_consumer(consumer)
                     consumer = None
                 elif not reason and consumer is None:
@@ -188,18 +187,23 @@ class FleetWorker:
         try:
             if self._pipeline is None:
                 self._pipeline = self._factory(self._config)  # models stay loaded between jobs
-            gaps = (self._pipeline.missing_prerequisites(JobNeeds())
-                    if isinstance(self._pipeline, ChecksPrerequisites) else [])
+            # The models a default job needs: this worker's own prerequisite. A driving clip
+            # is the job's (its name is in job.yaml); enhance's weights are checked when a job
+            # asks for them (a WeightsError gives that job back).
+            gap = (weights_gap(self._config.pipeline, JobNeeds(lipsync=True, enhance=False))
+                   if isinstance(self._pipeline, ChecksPrerequisites) else None)
         except FacedropError as err:
             self._set_fault(err.problem)
             return self._fault
-        if gaps:
-            self._set_fault("; ".join(f"{g.what} (fix: {g.fix})" for g in gaps))
+        if gap is not None:
+            self._set_fault(f"{gap.what} (fix: {gap.fix})")
             return self._fault
         self._fault = ""
         return ""
 
     def _set_fault(self, reason: str) -> None:
+        if reason != self._fault:
+            log.warning("not taking jobs: %s", reason)
         self._fault, self._fault_at = reason, time.monotonic()
 
     def _heartbeat(self) -> None:
