@@ -31,8 +31,9 @@ def free_port() -> int:
 class RedisServer:
     """``start``/``stop``/``restart`` keep the port and the data folder (the AOF)."""
 
-    def __init__(self, root: Path, binary: str) -> None:
+    def __init__(self, root: Path, binary: str, *, appendfsync: str = "always") -> None:
         self.root = root
+        self.appendfsync = appendfsync  # tests: always (nothing lost on a restart)
         self.binary = binary
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -46,7 +47,7 @@ class RedisServer:
         log = (self.root / "redis.log").open("ab")
         self.proc = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
-             str(self.root), "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+             str(self.root), "--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "",
              "--protected-mode", "yes", "--daemonize", "no"],
             stdout=log, stderr=subprocess.STDOUT,
         )
