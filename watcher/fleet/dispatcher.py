@@ -177,7 +177,8 @@ class Dispatcher:
             return
         keys = [job_key(j) for j in jobs]
         if not stopping:
-            for job in (j for j in jobs if job_key(j) in set(ledger.unsent(keys))):
+            unsent = set(ledger.unsent(keys))
+            for job in (j for j in jobs if job_key(j) in unsent):
                 self._send(job, ledger, broker, storage)
         progress = ledger.progress_of(keys)
         cancels = ledger.cancelled(keys)
