@@ -76,10 +76,11 @@ class Fleet:
                                     **env)
         return self.intake
 
-    def start_worker(self, config: Path | None = None, **env: str) -> WorkerProcess:
+    def start_worker(self, config: Path | None = None, *args: str, **env: str
+                     ) -> WorkerProcess:
         self._n += 1
         worker = WorkerProcess(config or self.config, self.root,
-                               self.root / f"worker{self._n}.log",
+                               self.root / f"worker{self._n}.log", *args,
                                FACEDROP_TEST_RUNLOG=str(self.runlog), **env)
         self.workers.append(worker)
         return worker
@@ -161,6 +162,11 @@ def test_three_workers_run_thirty_jobs_once_each_as_the_local_backend_would(
     f.start_intake()
     for _ in range(3):
         f.start_worker()
+    cards = wait_for(lambda: (c := worker_cards(f)) and sum(x["state"] == "idle" for x in c)
+                     == 3 and c, 60, "three idle workers in facedrop status")
+    assert {c["pid"] for c in cards} == {str(w.pid) for w in f.workers}
+    assert all(c["host"] and c["device"] in ("cpu", "cuda", "mps") and
+               time.time() - float(c["heartbeat"]) < 5 for c in cards)
     names = [f"job{n:02d}" for n in range(30)]
     inputs = f.submit(names, astronaut_path, clip)
     f.wait_done(names, 150)
@@ -390,3 +396,15 @@ def test_a_worker_runs_the_real_pipeline_on_official_format_weights(
     stages = {s["name"]: s for s in json.loads((out / "timing.json").read_text())["stages"]}
     assert stages["animate"]["frames"] == 2 and stages["lipsync"]["frames"] == 10
     assert str(worker.pid) in {c["pid"] for c in worker_cards(f)}
+
+
+def test_a_worker_pinned_to_a_device_this_machine_lacks_takes_no_jobs_and_says_why(
+        fleet) -> None:
+    f = fleet()
+    worker = f.start_worker(None, "--device", "cuda:7")
+    card = wait_for(lambda: next((c for c in worker_cards(f)
+                                  if c["state"] == "not taking jobs"), None), 60,
+                    "the worker's card")
+    assert str(worker.pid) in card["id"] and card["device"] == "cuda:7"
+    assert "CUDA device 7 is not available" in card["reason"]
+    assert worker.alive()  # it waits for the device; it does not exit

@@ -11,7 +11,7 @@ Each message is handled by ``FleetWorker.handle``:
    fetched by sha256 (hash checked), the pipeline runs into a private folder, the result files
    are stored under job + attempt and committed; the first commit wins.
 
-A worker that cannot run jobs (missing weights, a lost device, a full disk) gives the job back
+A worker that cannot run jobs (missing weights, a device it lacks, a full disk) gives the job back
 uncounted, stops consuming and says why on its card in ``facedrop status``; it never fails
 them. It tries again every ``RECHECK_SECONDS``.
 """
@@ -36,6 +36,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.errors import ConnectionError as BrokerConnectionError
 from dramatiq.middleware import Middleware
 
+from pipeline.device import DeviceUnavailableError, pick_device
 from pipeline.errors import Cancelled, FacedropError, InputError, WeightsError
 from pipeline.prerequisites import ChecksPrerequisites, JobNeeds, weights_gap
 from pipeline.spec import CancelToken, Pipeline
@@ -119,6 +120,7 @@ class FleetWorker:
         self._fault = ""  # why this worker cannot run jobs now ("" = it can)
         self._fault_at = 0.0
         self._state = "starting"
+        self._device = config.pipeline.device
         self._started = time.time()
         self._stop = threading.Event()
 
@@ -173,7 +175,7 @@ class FleetWorker:
         consumer.delay_prefetch = 1
         self._broker = broker
         consumer.start()
-        log.info("worker %s taking jobs (device %s)", self.ident, self._config.pipeline.device)
+        log.info("worker %s taking jobs (device %s)", self.ident, self._device)
         return consumer
 
     def _stop_consumer(self, consumer: dramatiq.Worker) -> None:
@@ -185,6 +187,9 @@ class FleetWorker:
         if self._fault and time.monotonic() - self._fault_at < self._recheck:
             return self._fault
         try:
+            # The device first: a GPU that is gone (or --device naming one this machine lacks)
+            # is this worker's problem, never the job's.
+            self._device = str(pick_device(self._config.pipeline.device))
             if self._pipeline is None:
                 self._pipeline = self._factory(self._config)  # models stay loaded between jobs
             # The models a default job needs: this worker's own prerequisite. A driving clip
@@ -223,7 +228,7 @@ class FleetWorker:
     def _card(self, current: _Current | None) -> dict[str, Any]:
         return {
             "host": socket.gethostname(), "pid": os.getpid(),
-            "device": self._config.pipeline.device,
+            "device": self._device,
             "state": "running" if current is not None else self._state,
             "reason": self._fault, "job": current.name if current else "",
             "attempt": current.attempt if current else "",
@@ -337,7 +342,7 @@ class FleetWorker:
             return self._failed(_message(err, source))
         except Exception as err:
             fault = classify(err, self._places, FaultKind.STATE)
-            if isinstance(err, WeightsError) or fault is not None:
+            if isinstance(err, WeightsError | DeviceUnavailableError) or fault is not None:
                 raise _GiveBack(fault.reason if fault else str(err)) from err
             raise
         self._crash("fleet.rendered")
