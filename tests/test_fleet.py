@@ -408,3 +408,20 @@ def test_a_worker_pinned_to_a_device_this_machine_lacks_takes_no_jobs_and_says_w
     assert str(worker.pid) in card["id"] and card["device"] == "cuda:7"
     assert "CUDA device 7 is not available" in card["reason"]
     assert worker.alive()  # it waits for the device; it does not exit
+
+
+def test_queue_config_is_validated_and_local_by_default(tmp_path: Path) -> None:
+    from pipeline.errors import ConfigError
+    from watcher.config import load_config
+
+    assert load_config(write_config(tmp_path / "plain")).queue.backend == "local"
+    bad = write_config(tmp_path / "bad", queue={"backend": "rabbitmq"})
+    with pytest.raises(ConfigError, match="'queue.backend' must be one of local, redis"):
+        load_config(bad)
+    slow = write_config(tmp_path / "slow", queue={"heartbeat_timeout_seconds": "soon"})
+    with pytest.raises(ConfigError, match="'queue.heartbeat_timeout_seconds' must be a number"):
+        load_config(slow)
+    local = write_config(tmp_path / "local")
+    done = facedrop(local, tmp_path, "worker")
+    assert done.returncode == 2 and "queue.backend is local" in done.stderr
+    assert "Traceback" not in done.stderr
