@@ -425,3 +425,28 @@ def test_queue_config_is_validated_and_local_by_default(tmp_path: Path) -> None:
     done = facedrop(local, tmp_path, "worker")
     assert done.returncode == 2 and "queue.backend is local" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_worker_stopped_mid_job_gives_it_back_uncounted(
+        fleet, astronaut_path: Path, speech_path: Path, tmp_path: Path) -> None:
+    f = fleet()
+    f.start_intake()
+    slow = f.start_worker(FACEDROP_TEST_CHUNK_SLEEP="1.0")
+    audio = speech_clip(speech_path, tmp_path / "long.wav", 2.0)
+    inputs = f.submit(["handover"], astronaut_path, audio)
+    wait_for(lambda: (read_status(f.outbox / "handover") or {}).get("state") == "running", 60,
+             "the job to run")
+    slow.proc.send_signal(signal.SIGTERM)
+    assert slow.proc.wait(timeout=15) == 0  # within daemon.shutdown_timeout, cleanly
+    status = wait_for(lambda: (s := read_status(f.outbox / "handover")) and
+                      s["state"] == "queued" and s, 30, "the job to be queued again")
+    assert status["attempt"] == 1
+    f.start_worker()
+    f.wait_done(["handover"], 60)
+    f.close()
+    check_invariants({"handover": (True, inputs["handover"])}, f.inbox, f.outbox, f.state,
+                     f.runlog)
+    assert read_status(f.outbox / "handover")["attempt"] == 2
+    with sqlite3.connect(f.state / "facedrop.db") as conn:
+        (counted,) = conn.execute("SELECT counted FROM jobs").fetchone()
+    assert counted == 1  # the stopped run was given back, not counted

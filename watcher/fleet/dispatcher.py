@@ -9,7 +9,7 @@ never runs a job. Each round, for the jobs the local record holds as QUEUED or R
 2. a committed result finishes the job through the ``Lifecycle`` (result files fetched into the
    outbox, timing.json last, then the transition), and the job's Redis keys are retired;
 3. a worker's progress moves the job to RUNNING (with the worker's attempt number) and into
-   ``status.json``;
+   ``status.json``; a job its worker gave back (shutdown, a worker fault) is QUEUED again;
 4. a cancel asked for a job no live worker holds is committed here, as the job's result.
 
 Every step is idempotent, so a kill of the intake at any point is repaired by the next round
@@ -190,6 +190,10 @@ class Dispatcher:
                 continue
             if key in progress:
                 self._mirror(job, progress[key])
+            elif job.state is JobState.RUNNING:  # its worker gave it back: waiting again
+                self._lifecycle.transition(job.id, JobState.QUEUED, Outcome(
+                    detail="given back by its worker", counted=False))
+                self._shown.pop(job.id, None)
             if key in cancels and not ledger.owner_alive(key):
                 commit(storage, key, ledger.next_attempt(key),
                        Manifest(Verdict.FAILED, "intake", error=CANCELLED), {}, self._scratch)

@@ -137,6 +137,7 @@ class Ledger:
     def give_back(self, key: str, worker: str) -> None:
         """The run did not count (shutdown, a worker fault): uncount it and let go."""
         self.client.hincrby(self._k("job", key), "counted", -1)
+        self.client.delete(self._k("progress", key))
         self.release(key, worker)
 
     def release(self, key: str, worker: str) -> None:
