@@ -11,6 +11,8 @@ Every key starts with ``queue.namespace``:
 - ``worker:<id>`` (hash, expires after the heartbeat timeout): the worker's card for
   ``facedrop status``; ``workers`` (set) lists the ids.
 - ``names`` (hash): job key -> JSON name and outbox folder, for ``facedrop cancel NAME``.
+- ``finished:<key>`` (expires after 7 days): the intake has put the job in the outbox; a late
+  redelivery of its message is acknowledged without running.
 """
 
 from __future__ import annotations
