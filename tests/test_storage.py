@@ -26,6 +26,7 @@ from tests.helpers.storage_backends import (
 )
 from tests.helpers.unprivileged import run_unprivileged
 from watcher.storage import RetryPolicy, Storage, StorageError, open_storage
+from watcher.storage.bench import measure_overhead
 from watcher.storage.errors import CorruptObjectError
 from watcher.storage.folder import ClaimMethod, open_folder
 from watcher.storage.layout import blob_key, commit_key, result_key
@@ -414,3 +415,19 @@ def test_open_storage_opens_the_s3_backend(s3_server: S3Server, tmp_path: Path) 
         Bucket=bucket
     )
     assert [o["Key"] for o in listed["Contents"]] == [blob_key(digest)]  # the probe is gone
+
+
+# --- the overhead benchmark the fleet benchmark calls -----------------------------------------
+
+
+def test_overhead_benchmark_runs_every_job_operation(backend: Backend, tmp_path: Path) -> None:
+    ticks, scratch = iter(range(1000)), tmp_path / "scratch"
+    scratch.mkdir()
+    report = measure_overhead(
+        backend.open(), scratch, rounds=3, clock=lambda: next(ticks) / 1000  # 1 ms per op
+    )
+    assert set(report.median_ms) == set(report.counts()) and report.rounds == 3
+    assert all(ms == pytest.approx(1.0) for ms in report.median_ms.values())
+    assert report.per_job_ms() == pytest.approx(sum(report.counts().values()))
+    assert "per job" in report.lines()[-1]
+    assert sorted(os.listdir(scratch)) == ["payload.bin", "result.txt"]  # fetched copies gone
