@@ -27,7 +27,7 @@ from tests.helpers.storage_backends import (
 from tests.helpers.unprivileged import run_unprivileged
 from watcher.storage import RetryPolicy, Storage, StorageError, open_storage
 from watcher.storage.bench import measure_overhead
-from watcher.storage.errors import CorruptObjectError
+from watcher.storage.errors import CorruptObjectError, ResultsDiscardedError
 from watcher.storage.folder import ClaimMethod, open_folder
 from watcher.storage.layout import blob_key, commit_key, result_key
 from watcher.storage.s3 import open_s3
@@ -197,7 +197,7 @@ def test_results_round_trip_and_discard(backend: Backend, tmp_path: Path) -> Non
     intake.discard("job-1")
     assert backend.read(result_key("job-1", 1, "video.mp4")) is None
     assert backend.open().committed("job-1") == (1, manifest)  # the record stays
-    with pytest.raises(StorageError, match="discarded") as caught:
+    with pytest.raises(ResultsDiscardedError, match="discarded") as caught:
         backend.open().get_result("job-1", 1, "video.mp4", tmp_path / "x")
     assert "Fix: the job is finished" in caught.value.user_message()
     # a late redelivery of the job still loses, and leaves nothing staged behind

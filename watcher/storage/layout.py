@@ -13,7 +13,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from watcher.storage.errors import StorageError
+from watcher.storage.errors import ResultsDiscardedError, StorageError
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # Characters SMB shares, Windows servers or S3 tooling reject or treat specially in names.
@@ -149,7 +149,7 @@ def expected_digest(
             file=where,
         )
     if record.discarded:
-        raise StorageError(
+        raise ResultsDiscardedError(
             f"the results of job {job_key!r} were already copied out and discarded",
             fix="the job is finished; look in the outbox",
             file=where,

@@ -32,7 +32,14 @@ from watcher.storage import layout
 from watcher.storage.errors import CorruptObjectError, StorageError
 from watcher.storage.layout import CommitRecord
 from watcher.storage.stats import StorageStats
-from watcher.storage.transfer import CHUNK, Download, RetryPolicy, fetch_verified, write_hashed
+from watcher.storage.transfer import (
+    CHUNK,
+    Download,
+    Landing,
+    RetryPolicy,
+    fetch_verified,
+    write_hashed,
+)
 
 CONFLICT_TRIES = 5  # AWS answers 409 to simultaneous conditional puts; the loser retries
 CONFLICT_WAIT = 0.1
@@ -261,6 +268,7 @@ class S3Storage:
                 self._download(key, missing),
                 expected=digest,
                 dest=dest,
+                landing=Landing.SCRATCH,
                 where=self._where(key),
                 fix="the corrupt copy was removed from storage; submit the job again so the "
                 "intake stores the file afresh",
@@ -359,6 +367,7 @@ class S3Storage:
             self._download(key, missing),
             expected=expected,
             dest=dest,
+            landing=Landing.DURABLE,
             where=self._where(key),
             fix="the store damaged this result; run the job again",
             retry=self.retry,
@@ -367,7 +376,7 @@ class S3Storage:
 
     def discard(self, job_key: str) -> None:
         """Delete the job's results; its commit record stays, marked discarded."""
-        record = self._read_record(job_key)
+        record = self._records.get(job_key) or self._read_record(job_key)
         if record is not None and not record.discarded:
             key = layout.commit_key(job_key)
             tombstone = CommitRecord(job_key, record.attempt, record.manifest, discarded=True)
