@@ -431,3 +431,14 @@ def test_overhead_benchmark_runs_every_job_operation(backend: Backend, tmp_path:
     assert report.per_job_ms() == pytest.approx(sum(report.counts().values()))
     assert "per job" in report.lines()[-1]
     assert sorted(os.listdir(scratch)) == ["payload.bin", "result.txt"]  # fetched copies gone
+
+
+def test_a_damaged_commit_record_is_a_clear_error(backend: Backend, tmp_path: Path) -> None:
+    if isinstance(backend, FolderBackend):
+        (backend.root / "commits").mkdir()
+    backend.overwrite(commit_key("job-5"), b"")  # as left by a crash mid-write
+    storage = backend.open(RetryPolicy(attempts=1, wait_seconds=0.0, sleep=_no_sleep))
+    with pytest.raises(StorageError, match="commit record of job 'job-5' is empty or damaged") as e:
+        storage.committed("job-5")
+    assert "Fix: a machine probably crashed while committing" in e.value.user_message()
+    assert commit_key("job-5") in e.value.user_message()
