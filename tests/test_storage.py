@@ -4,6 +4,7 @@ first commit wins under concurrency, results round-trip, clear errors for a brok
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -12,6 +13,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -22,6 +24,7 @@ from tests.helpers.storage_backends import (
     Backend,
     FolderBackend,
     S3Backend,
+    close_handles,
     race_in_processes,
 )
 from tests.helpers.unprivileged import run_unprivileged
@@ -56,23 +59,32 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
+def _raw_client(server: S3Server) -> Any:
+    return contextlib.closing(boto3.client("s3", endpoint_url=server.url, region_name=REGION))
+
+
 def _new_bucket(server: S3Server) -> str:
     bucket = f"facedrop-{secrets.token_hex(6)}"
-    boto3.client("s3", endpoint_url=server.url, region_name=REGION).create_bucket(Bucket=bucket)
+    with _raw_client(server) as client:
+        client.create_bucket(Bucket=bucket)
     return bucket
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    """A fresh, empty store of each kind."""
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """A fresh, empty store of each kind; the handles a test opens are closed after it."""
+    store: Backend
     if request.param == "s3":
         request.getfixturevalue("aws_env")
         server: S3Server = request.getfixturevalue("s3_server")
-        return S3Backend(server.url, _new_bucket(server))
-    root = tmp_path / "share"
-    root.mkdir()
-    claims = {"folder-link": ClaimMethod.HARD_LINK, "folder-excl": ClaimMethod.EXCLUSIVE_CREATE}
-    return FolderBackend(root, claims[request.param])
+        store = S3Backend(server.url, _new_bucket(server))
+    else:
+        root = tmp_path / "share"
+        root.mkdir()
+        claims = {"folder-link": ClaimMethod.HARD_LINK, "folder-excl": ClaimMethod.EXCLUSIVE_CREATE}
+        store = FolderBackend(root, claims[request.param])
+    yield store
+    close_handles(store)
 
 
 def _payload(path: Path, size: int, seed: int = 0) -> bytes:
@@ -411,9 +423,9 @@ def test_open_storage_opens_the_s3_backend(s3_server: S3Server, tmp_path: Path) 
     _payload(tmp_path / "a.bin", 10)
     digest = storage.put_blob(tmp_path / "a.bin")
     assert storage.has_blob(digest)
-    listed = boto3.client("s3", endpoint_url=s3_server.url, region_name=REGION).list_objects_v2(
-        Bucket=bucket
-    )
+    storage.close()
+    with _raw_client(s3_server) as client:
+        listed = client.list_objects_v2(Bucket=bucket)
     assert [o["Key"] for o in listed["Contents"]] == [blob_key(digest)]  # the probe is gone
 
 
@@ -442,3 +454,16 @@ def test_a_damaged_commit_record_is_a_clear_error(backend: Backend, tmp_path: Pa
         storage.committed("job-5")
     assert "Fix: a machine probably crashed while committing" in e.value.user_message()
     assert commit_key("job-5") in e.value.user_message()
+
+
+def test_a_local_copy_that_cannot_be_written_is_not_blamed_on_the_share(
+    backend: Backend, tmp_path: Path
+) -> None:
+    _payload(tmp_path / "a.bin", 100)
+    storage = backend.open()
+    digest = storage.put_blob(tmp_path / "a.bin")
+    with pytest.raises(StorageError, match="cannot write or read a local copy") as caught:
+        storage.get_blob(digest, tmp_path / "no-such-folder" / "a.bin")
+    message = caught.value.user_message()
+    assert str(tmp_path / "no-such-folder") in message and "this machine's work folder" in message
+    assert storage.has_blob(digest)  # the stored blob is untouched

@@ -134,9 +134,12 @@ def main(argv: list[str] | None = None) -> None:
     storage = open_storage(config)
     print(f"{config.storage.backend.value}: opened and checked in "
           f"{(time.perf_counter() - start) * 1000:.1f} ms (once per process)")
-    with tempfile.TemporaryDirectory() as scratch:
-        for line in measure_overhead(storage, Path(scratch), rounds=args.rounds).lines():
-            print(line)
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            for line in measure_overhead(storage, Path(scratch), rounds=args.rounds).lines():
+                print(line)
+    finally:
+        storage.close()
 
 
 if __name__ == "__main__":

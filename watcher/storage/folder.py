@@ -30,6 +30,7 @@ from watcher.storage.transfer import (
     fetch_verified,
     file_chunks,
     fsync_file,
+    local_file_error,
     write_hashed,
 )
 
@@ -92,15 +93,17 @@ def _probe(root: Path) -> ClaimMethod:
 
 
 @contextlib.contextmanager
-def _os_errors(where: Path) -> Iterator[None]:
-    """Turn OS errors on the share into StorageErrors that say what to do."""
+def _os_errors(where: Path, root: Path | None = None) -> Iterator[None]:
+    """Turn OS errors into StorageErrors that say what to do (local ones: outside ``root``)."""
     try:
         yield
     except OSError as err:
-        raise _translate(err, where) from err
+        raise _translate(err, where, root) from err
 
 
-def _translate(err: OSError, where: Path) -> StorageError:
+def _translate(err: OSError, where: Path, root: Path | None = None) -> StorageError:
+    if root is not None and err.filename and not Path(err.filename).is_relative_to(root):
+        return local_file_error(err)  # this machine's copy failed, not the share
     if isinstance(err, PermissionError) or err.errno == errno.EROFS:
         return StorageError(
             f"cannot write to the shared storage folder ({err.strerror})",
@@ -133,6 +136,9 @@ class FolderStorage:
         self.stats = StorageStats()
         self._records: dict[str, CommitRecord] = {}  # a won commit never changes attempt
 
+    def close(self) -> None:
+        """Nothing to release: every operation opens and closes its own files."""
+
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*key.split("/"))
 
@@ -143,7 +149,7 @@ class FolderStorage:
         digest = sha256_file(src)
         size = src.stat().st_size
         path = self._path(layout.blob_key(digest))
-        with _os_errors(path):
+        with _os_errors(path, self.root):
             try:
                 if path.stat().st_size == size:
                     self.stats.add(uploads_skipped=1)
@@ -169,7 +175,7 @@ class FolderStorage:
                 file=path,
             )
         try:
-            with _os_errors(path):
+            with _os_errors(path, self.root):
                 fetch_verified(
                     lambda tmp: write_hashed(file_chunks(path), tmp),
                     expected=digest,
@@ -190,7 +196,7 @@ class FolderStorage:
     def put_result(self, job_key: str, attempt: int, name: str, src: Path) -> str:
         """Stage one result of this attempt; returns its sha256."""
         path = self._path(layout.result_key(job_key, attempt, name))
-        with _os_errors(path):
+        with _os_errors(path, self.root):
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = temp_name(path)
             try:
@@ -291,7 +297,7 @@ class FolderStorage:
                 fix="the job's results were discarded or lost; run the job again",
                 file=path,
             )
-        with _os_errors(path):
+        with _os_errors(path, self.root):
             fetch_verified(
                 lambda tmp: write_hashed(file_chunks(path), tmp),
                 expected=expected,

@@ -63,6 +63,10 @@ class Storage(Protocol):
         """
         ...
 
+    def close(self) -> None:
+        """Release connections (the handle is not used afterwards)."""
+        ...
+
     def discard(self, job_key: str) -> None:
         """Drop the job's results once the intake copied them to the outbox.
 

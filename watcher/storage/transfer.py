@@ -18,7 +18,7 @@ from enum import Enum
 from pathlib import Path
 
 from pipeline.atomic import fsync_dir, temp_name
-from watcher.storage.errors import CorruptObjectError
+from watcher.storage.errors import CorruptObjectError, StorageError
 from watcher.storage.stats import StorageStats
 
 CHUNK = 1 << 20
@@ -76,6 +76,15 @@ def write_hashed(chunks: Iterable[bytes], dest: Path) -> tuple[str, int]:
             size += len(chunk)
             fh.write(chunk)
     return digest.hexdigest(), size
+
+
+def local_file_error(err: OSError) -> StorageError:
+    """The error for this machine's own file failing (not the shared storage's)."""
+    return StorageError(
+        f"cannot write or read a local copy ({err.strerror or err})",
+        fix="check the free space and permissions of this machine's work folder",
+        file=err.filename,
+    )
 
 
 def corrupt_error(
