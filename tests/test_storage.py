@@ -276,6 +276,7 @@ def test_corrupt_result_is_refused_and_fetched_again(backend: Backend, tmp_path:
         ("a/b", "out.bin", "not usable as a job key"),
         ("job", ".hidden", "not usable as a result name"),
         ("job", "x" * 201, "not usable as a result name"),
+        ("job", "ä" * 101, "not usable as a result name"),  # 202 bytes of UTF-8
         ("job", "c:d", "not usable as a result name"),
     ],
 )
