@@ -405,6 +405,17 @@ def test_missing_credentials_are_a_clear_error(
 
 
 @pytest.mark.usefixtures("aws_env")
+def test_a_store_without_conditional_writes_is_refused() -> None:
+    with S3Server(conditional_writes=False) as server:
+        bucket = _new_bucket(server)
+        with pytest.raises(StorageError, match="does not honour conditional writes") as caught:
+            open_s3(bucket, url=server.url, region=REGION)
+        assert "two machines could both commit the same job" in caught.value.user_message()
+        with _raw_client(server) as client:  # the probe cleaned up after itself
+            assert client.list_objects_v2(Bucket=bucket).get("Contents", []) == []
+
+
+@pytest.mark.usefixtures("aws_env")
 def test_unreachable_store_is_a_clear_error() -> None:
     with socket.socket() as sock:  # a loopback port nobody listens on
         sock.bind(("127.0.0.1", 0))
