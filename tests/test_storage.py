@@ -4,6 +4,7 @@ first commit wins under concurrency, results round-trip, clear errors for a brok
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -12,6 +13,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -22,11 +24,13 @@ from tests.helpers.storage_backends import (
     Backend,
     FolderBackend,
     S3Backend,
+    close_handles,
     race_in_processes,
 )
 from tests.helpers.unprivileged import run_unprivileged
 from watcher.storage import RetryPolicy, Storage, StorageError, open_storage
-from watcher.storage.errors import CorruptObjectError
+from watcher.storage.bench import measure_overhead
+from watcher.storage.errors import CorruptObjectError, ResultsDiscardedError
 from watcher.storage.folder import ClaimMethod, open_folder
 from watcher.storage.layout import blob_key, commit_key, result_key
 from watcher.storage.s3 import open_s3
@@ -55,23 +59,32 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
+def _raw_client(server: S3Server) -> Any:
+    return contextlib.closing(boto3.client("s3", endpoint_url=server.url, region_name=REGION))
+
+
 def _new_bucket(server: S3Server) -> str:
     bucket = f"facedrop-{secrets.token_hex(6)}"
-    boto3.client("s3", endpoint_url=server.url, region_name=REGION).create_bucket(Bucket=bucket)
+    with _raw_client(server) as client:
+        client.create_bucket(Bucket=bucket)
     return bucket
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    """A fresh, empty store of each kind."""
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """A fresh, empty store of each kind; the handles a test opens are closed after it."""
+    store: Backend
     if request.param == "s3":
         request.getfixturevalue("aws_env")
         server: S3Server = request.getfixturevalue("s3_server")
-        return S3Backend(server.url, _new_bucket(server))
-    root = tmp_path / "share"
-    root.mkdir()
-    claims = {"folder-link": ClaimMethod.HARD_LINK, "folder-excl": ClaimMethod.EXCLUSIVE_CREATE}
-    return FolderBackend(root, claims[request.param])
+        store = S3Backend(server.url, _new_bucket(server))
+    else:
+        root = tmp_path / "share"
+        root.mkdir()
+        claims = {"folder-link": ClaimMethod.HARD_LINK, "folder-excl": ClaimMethod.EXCLUSIVE_CREATE}
+        store = FolderBackend(root, claims[request.param])
+    yield store
+    close_handles(store)
 
 
 def _payload(path: Path, size: int, seed: int = 0) -> bytes:
@@ -196,7 +209,7 @@ def test_results_round_trip_and_discard(backend: Backend, tmp_path: Path) -> Non
     intake.discard("job-1")
     assert backend.read(result_key("job-1", 1, "video.mp4")) is None
     assert backend.open().committed("job-1") == (1, manifest)  # the record stays
-    with pytest.raises(StorageError, match="discarded") as caught:
+    with pytest.raises(ResultsDiscardedError, match="discarded") as caught:
         backend.open().get_result("job-1", 1, "video.mp4", tmp_path / "x")
     assert "Fix: the job is finished" in caught.value.user_message()
     # a late redelivery of the job still loses, and leaves nothing staged behind
@@ -263,6 +276,7 @@ def test_corrupt_result_is_refused_and_fetched_again(backend: Backend, tmp_path:
         ("a/b", "out.bin", "not usable as a job key"),
         ("job", ".hidden", "not usable as a result name"),
         ("job", "x" * 201, "not usable as a result name"),
+        ("job", "ä" * 101, "not usable as a result name"),  # 202 bytes of UTF-8
         ("job", "c:d", "not usable as a result name"),
     ],
 )
@@ -391,6 +405,17 @@ def test_missing_credentials_are_a_clear_error(
 
 
 @pytest.mark.usefixtures("aws_env")
+def test_a_store_without_conditional_writes_is_refused() -> None:
+    with S3Server(conditional_writes=False) as server:
+        bucket = _new_bucket(server)
+        with pytest.raises(StorageError, match="does not honour conditional writes") as caught:
+            open_s3(bucket, url=server.url, region=REGION)
+        assert "two machines could both commit the same job" in caught.value.user_message()
+        with _raw_client(server) as client:  # the probe cleaned up after itself
+            assert client.list_objects_v2(Bucket=bucket).get("Contents", []) == []
+
+
+@pytest.mark.usefixtures("aws_env")
 def test_unreachable_store_is_a_clear_error() -> None:
     with socket.socket() as sock:  # a loopback port nobody listens on
         sock.bind(("127.0.0.1", 0))
@@ -410,7 +435,47 @@ def test_open_storage_opens_the_s3_backend(s3_server: S3Server, tmp_path: Path) 
     _payload(tmp_path / "a.bin", 10)
     digest = storage.put_blob(tmp_path / "a.bin")
     assert storage.has_blob(digest)
-    listed = boto3.client("s3", endpoint_url=s3_server.url, region_name=REGION).list_objects_v2(
-        Bucket=bucket
-    )
+    storage.close()
+    with _raw_client(s3_server) as client:
+        listed = client.list_objects_v2(Bucket=bucket)
     assert [o["Key"] for o in listed["Contents"]] == [blob_key(digest)]  # the probe is gone
+
+
+# --- the overhead benchmark the fleet benchmark calls -----------------------------------------
+
+
+def test_overhead_benchmark_runs_every_job_operation(backend: Backend, tmp_path: Path) -> None:
+    ticks, scratch = iter(range(1000)), tmp_path / "scratch"
+    scratch.mkdir()
+    report = measure_overhead(
+        backend.open(), scratch, rounds=3, clock=lambda: next(ticks) / 1000  # 1 ms per op
+    )
+    assert set(report.median_ms) == set(report.counts()) and report.rounds == 3
+    assert all(ms == pytest.approx(1.0) for ms in report.median_ms.values())
+    assert report.per_job_ms() == pytest.approx(sum(report.counts().values()))
+    assert "per job" in report.lines()[-1]
+    assert sorted(os.listdir(scratch)) == ["payload.bin", "result.txt"]  # fetched copies gone
+
+
+def test_a_damaged_commit_record_is_a_clear_error(backend: Backend, tmp_path: Path) -> None:
+    if isinstance(backend, FolderBackend):
+        (backend.root / "commits").mkdir()
+    backend.overwrite(commit_key("job-5"), b"")  # as left by a crash mid-write
+    storage = backend.open(RetryPolicy(attempts=1, wait_seconds=0.0, sleep=_no_sleep))
+    with pytest.raises(StorageError, match="commit record of job 'job-5' is empty or damaged") as e:
+        storage.committed("job-5")
+    assert "Fix: a machine probably crashed while committing" in e.value.user_message()
+    assert commit_key("job-5") in e.value.user_message()
+
+
+def test_a_local_copy_that_cannot_be_written_is_not_blamed_on_the_share(
+    backend: Backend, tmp_path: Path
+) -> None:
+    _payload(tmp_path / "a.bin", 100)
+    storage = backend.open()
+    digest = storage.put_blob(tmp_path / "a.bin")
+    with pytest.raises(StorageError, match="cannot write or read a local copy") as caught:
+        storage.get_blob(digest, tmp_path / "no-such-folder" / "a.bin")
+    message = caught.value.user_message()
+    assert str(tmp_path / "no-such-folder") in message and "this machine's work folder" in message
+    assert storage.has_blob(digest)  # the stored blob is untouched

@@ -16,21 +16,28 @@ import subprocess
 import sys
 import tempfile
 from types import TracebackType
+from typing import Any
 
 START_TIMEOUT = 30.0
+IGNORE_FLAG = "--ignore-conditional-writes"
 
 
 class S3Server:
-    """``with S3Server() as server:`` gives ``server.url`` (http://127.0.0.1:PORT)."""
+    """``with S3Server() as server:`` gives ``server.url`` (http://127.0.0.1:PORT).
 
-    def __init__(self) -> None:
+    ``S3Server(conditional_writes=False)`` drops the If-None-Match header before moto sees it,
+    like a store without conditional writes (which answers every such put with success).
+    """
+
+    def __init__(self, *, conditional_writes: bool = True) -> None:
+        self.conditional_writes = conditional_writes
         self.url = ""
         self._proc: subprocess.Popen[str] | None = None
         self._log = tempfile.TemporaryFile(mode="w+")
 
     def __enter__(self) -> S3Server:
         self._proc = subprocess.Popen(
-            [sys.executable, __file__],
+            [sys.executable, __file__, *([] if self.conditional_writes else [IGNORE_FLAG])],
             stdout=subprocess.PIPE,
             stderr=self._log,
             stdin=subprocess.DEVNULL,
@@ -73,7 +80,13 @@ def main() -> None:
     from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
-    app = DomainDispatcherApplication(create_backend_app)
+    moto = DomainDispatcherApplication(create_backend_app)
+
+    def without_conditions(environ: dict[str, Any], start_response: Any) -> Any:
+        environ.pop("HTTP_IF_NONE_MATCH", None)
+        return moto(environ, start_response)
+
+    app = without_conditions if IGNORE_FLAG in sys.argv[1:] else moto
     server = make_server("127.0.0.1", 0, app, threaded=False)
     print(server.server_port, flush=True)
     server.serve_forever()

@@ -6,9 +6,10 @@ bytes under a key, behind the backend's back, to corrupt objects or check what i
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import multiprocessing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,11 @@ class FolderBackend:
 
     root: Path
     claim: ClaimMethod
+    handles: list[Storage] = field(default_factory=list, compare=False)
 
     def open(self, retry: RetryPolicy | None = None) -> Storage:
-        return open_folder(self.root, claim=self.claim, retry=retry)
+        self.handles.append(open_folder(self.root, claim=self.claim, retry=retry))
+        return self.handles[-1]
 
     def overwrite(self, key: str, data: bytes) -> None:
         self.root.joinpath(*key.split("/")).write_bytes(data)
@@ -43,29 +46,39 @@ class S3Backend:
 
     url: str
     bucket: str
+    handles: list[Storage] = field(default_factory=list, compare=False)
 
     def open(self, retry: RetryPolicy | None = None) -> Storage:
         from watcher.storage.s3 import open_s3
 
-        return open_s3(self.bucket, url=self.url, region=REGION, retry=retry, session=_session())
+        storage = open_s3(self.bucket, url=self.url, region=REGION, retry=retry, session=_session())
+        self.handles.append(storage)
+        return storage
 
     def _client(self) -> Any:
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.url, region_name=REGION)
+        return contextlib.closing(boto3.client("s3", endpoint_url=self.url, region_name=REGION))
 
     def overwrite(self, key: str, data: bytes) -> None:
-        self._client().put_object(Bucket=self.bucket, Key=key, Body=data)
+        with self._client() as client:
+            client.put_object(Bucket=self.bucket, Key=key, Body=data)
 
     def read(self, key: str) -> bytes | None:
-        client = self._client()
-        try:
-            return bytes(client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
-        except client.exceptions.NoSuchKey:
-            return None
+        with self._client() as client:
+            try:
+                return bytes(client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+            except client.exceptions.NoSuchKey:
+                return None
 
 
 Backend = FolderBackend | S3Backend
+
+
+def close_handles(backend: Backend) -> None:
+    """Close every handle the test opened (their connections to the server)."""
+    while backend.handles:
+        backend.handles.pop().close()
 
 
 @functools.cache
@@ -88,6 +101,7 @@ def commit_in_process(
     barrier.wait(timeout=60)
     winner = storage.commit_result(job, attempt, {"out.bin": digest})
     (Path(out) / f"winner-{attempt}.txt").write_text(str(winner))
+    close_handles(backend)
 
 
 def race_in_processes(backend: Backend, job: str, racers: int, out: Path) -> list[int]:

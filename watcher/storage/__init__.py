@@ -4,7 +4,7 @@
 (``folder.py``) or an S3-compatible bucket (``s3.py``).
 """
 
-from watcher.storage.errors import CorruptObjectError, StorageError
+from watcher.storage.errors import CorruptObjectError, ResultsDiscardedError, StorageError
 from watcher.storage.factory import open_storage
 from watcher.storage.protocol import Storage
 from watcher.storage.settings import StorageBackend, StorageSettings
@@ -13,6 +13,7 @@ from watcher.storage.transfer import RetryPolicy
 
 __all__ = [
     "CorruptObjectError",
+    "ResultsDiscardedError",
     "RetryPolicy",
     "Storage",
     "StorageBackend",

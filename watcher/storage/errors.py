@@ -17,3 +17,11 @@ class StorageError(FacedropError):
 
 class CorruptObjectError(StorageError):
     """A stored object's bytes do not hash to the sha256 it is stored under."""
+
+
+class ResultsDiscardedError(StorageError):
+    """The job's results were copied to the outbox and discarded: the job is finished.
+
+    An intake that restarts between discarding and recording the job as done gets this, and
+    can record it as done.
+    """

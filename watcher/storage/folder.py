@@ -1,7 +1,8 @@
 """The folder backend: a directory every machine mounts (SMB, NFS) or a local one.
 
-Every file appears by rename of a fsynced hidden temp file, so no machine ever reads half of
-one. The commit record is claimed with ``link()`` of a complete temp file (fails if the name
+Every file in the share appears by rename of a complete, fsynced hidden temp file, so no
+machine ever reads half of one (only the discard mark skips the fsync: see ``discard``).
+The commit record is claimed with ``link()`` of a complete temp file (fails if the name
 exists: atomic on local filesystems, NFS and SMB servers with hard links), or, where the share
 has no hard links (macOS smbfs), with ``O_CREAT | O_EXCL``; a reader that finds that record
 still empty waits for its writer.
@@ -23,7 +24,15 @@ from watcher.storage import layout
 from watcher.storage.errors import CorruptObjectError, StorageError
 from watcher.storage.layout import CommitRecord
 from watcher.storage.stats import StorageStats
-from watcher.storage.transfer import RetryPolicy, fetch_verified, file_chunks, write_hashed
+from watcher.storage.transfer import (
+    Landing,
+    RetryPolicy,
+    fetch_verified,
+    file_chunks,
+    fsync_file,
+    local_file_error,
+    write_hashed,
+)
 
 NO_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK})
 EMPTY_RECORD_TRIES = 20  # x EMPTY_RECORD_WAIT: how long a reader waits for a record's writer
@@ -84,15 +93,17 @@ def _probe(root: Path) -> ClaimMethod:
 
 
 @contextlib.contextmanager
-def _os_errors(where: Path) -> Iterator[None]:
-    """Turn OS errors on the share into StorageErrors that say what to do."""
+def _os_errors(where: Path, root: Path | None = None) -> Iterator[None]:
+    """Turn OS errors into StorageErrors that say what to do (local ones: outside ``root``)."""
     try:
         yield
     except OSError as err:
-        raise _translate(err, where) from err
+        raise _translate(err, where, root) from err
 
 
-def _translate(err: OSError, where: Path) -> StorageError:
+def _translate(err: OSError, where: Path, root: Path | None = None) -> StorageError:
+    if root is not None and err.filename and not Path(err.filename).is_relative_to(root):
+        return local_file_error(err)  # this machine's copy failed, not the share
     if isinstance(err, PermissionError) or err.errno == errno.EROFS:
         return StorageError(
             f"cannot write to the shared storage folder ({err.strerror})",
@@ -125,6 +136,9 @@ class FolderStorage:
         self.stats = StorageStats()
         self._records: dict[str, CommitRecord] = {}  # a won commit never changes attempt
 
+    def close(self) -> None:
+        """Nothing to release: every operation opens and closes its own files."""
+
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*key.split("/"))
 
@@ -135,7 +149,7 @@ class FolderStorage:
         digest = sha256_file(src)
         size = src.stat().st_size
         path = self._path(layout.blob_key(digest))
-        with _os_errors(path):
+        with _os_errors(path, self.root):
             try:
                 if path.stat().st_size == size:
                     self.stats.add(uploads_skipped=1)
@@ -161,11 +175,12 @@ class FolderStorage:
                 file=path,
             )
         try:
-            with _os_errors(path):
+            with _os_errors(path, self.root):
                 fetch_verified(
                     lambda tmp: write_hashed(file_chunks(path), tmp),
                     expected=digest,
                     dest=dest,
+                    landing=Landing.SCRATCH,
                     where=str(path),
                     fix="the corrupt copy was removed from storage; submit the job again so "
                     "the intake stores the file afresh",
@@ -181,15 +196,15 @@ class FolderStorage:
     def put_result(self, job_key: str, attempt: int, name: str, src: Path) -> str:
         """Stage one result of this attempt; returns its sha256."""
         path = self._path(layout.result_key(job_key, attempt, name))
-        with _os_errors(path):
+        with _os_errors(path, self.root):
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = temp_name(path)
             try:
                 digest, size = write_hashed(file_chunks(src), tmp)
-                os.replace(tmp, path)
+                fsync_file(tmp)
+                os.replace(tmp, path)  # the folder is fsynced once, by commit_result
             finally:
                 tmp.unlink(missing_ok=True)
-            fsync_dir(path.parent)
         self.stats.add(bytes_up=size)
         return digest
 
@@ -199,7 +214,10 @@ class FolderStorage:
         record = CommitRecord(layout.check_name(job_key, "job key"), attempt, manifest)
         self._check_staged(record)
         marker = self._path(layout.commit_key(job_key))
+        staged = self._path(layout.attempt_prefix(job_key, attempt))
         with _os_errors(marker):
+            fsync_dir(staged)  # the staged names are on disk before the commit points at them
+            fsync_dir(staged.parent)
             marker.parent.mkdir(parents=True, exist_ok=True)
             won = self._claim(marker, record.encode())
         winner = record if won else self._read_record(job_key)
@@ -279,11 +297,12 @@ class FolderStorage:
                 fix="the job's results were discarded or lost; run the job again",
                 file=path,
             )
-        with _os_errors(path):
+        with _os_errors(path, self.root):
             fetch_verified(
                 lambda tmp: write_hashed(file_chunks(path), tmp),
                 expected=expected,
                 dest=dest,
+                landing=Landing.DURABLE,
                 where=str(path),
                 fix="the shared folder damaged this result; run the job again",
                 retry=self.retry,
@@ -292,12 +311,16 @@ class FolderStorage:
 
     def discard(self, job_key: str) -> None:
         """Remove the job's results; its commit record stays, marked discarded."""
-        record = self._read_record(job_key)
+        record = self._records.get(job_key) or self._read_record(job_key)
         marker = self._path(layout.commit_key(job_key))
         with _os_errors(marker):
             if record is not None and not record.discarded:
                 tombstone = CommitRecord(job_key, record.attempt, record.manifest, discarded=True)
-                write_bytes_atomic(marker, tombstone.encode())  # replaced, never absent
+                # replaced, never absent; not fsynced: losing the mark in a crash only turns
+                # "discarded" back into "committed", whose results are gone either way
+                tmp = temp_name(marker)
+                tmp.write_bytes(tombstone.encode())
+                os.replace(tmp, marker)
         self._records.pop(job_key, None)
         self._remove_tree(self._path(layout.job_prefix(job_key)))
 

@@ -13,12 +13,12 @@ import json
 import re
 from dataclasses import dataclass
 
-from watcher.storage.errors import StorageError
+from watcher.storage.errors import ResultsDiscardedError, StorageError
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # Characters SMB shares, Windows servers or S3 tooling reject or treat specially in names.
 _FORBIDDEN = frozenset('/\\:*?"<>|')
-MAX_NAME = 200
+MAX_NAME = 200  # bytes of UTF-8: a file name may have 255 ("<job key>.json" must fit too)
 
 
 def check_digest(digest: str) -> str:
@@ -39,7 +39,7 @@ def check_name(value: str, what: str) -> str:
     bad = (
         not isinstance(value, str)
         or not value
-        or len(value) > MAX_NAME
+        or len(value.encode("utf-8", "surrogatepass")) > MAX_NAME
         or value[0] in ". "
         or value[-1] in ". "
         or any(c in _FORBIDDEN or ord(c) < 32 or ord(c) == 127 for c in value)
@@ -47,7 +47,7 @@ def check_name(value: str, what: str) -> str:
     if bad:
         raise StorageError(
             f"{value!r} is not usable as a {what} in shared storage",
-            fix=f"use a {what} of 1-{MAX_NAME} characters without / \\ : * ? \" < > |, control "
+            fix=f"use a {what} of 1-{MAX_NAME} bytes without / \\ : * ? \" < > |, control "
             "characters, or a leading '.', or leading/trailing spaces",
         )
     return value
@@ -149,7 +149,7 @@ def expected_digest(
             file=where,
         )
     if record.discarded:
-        raise StorageError(
+        raise ResultsDiscardedError(
             f"the results of job {job_key!r} were already copied out and discarded",
             fix="the job is finished; look in the outbox",
             file=where,

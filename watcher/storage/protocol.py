@@ -28,7 +28,10 @@ class Storage(Protocol):
         ...
 
     def get_blob(self, digest: str, dest: Path) -> None:
-        """Write the blob to ``dest`` (atomically), verified against its sha256.
+        """Write the blob to ``dest``, verified against its sha256.
+
+        ``dest`` appears by rename, complete, but is not fsynced: it is a worker's scratch
+        input, fetched again after a crash.
 
         A mismatch discards the copy and downloads again; a blob still corrupt after the last
         try is removed from storage (so the next ``put_blob`` stores it afresh) and a
@@ -53,7 +56,15 @@ class Storage(Protocol):
         ...
 
     def get_result(self, job_key: str, attempt: int, name: str, dest: Path) -> None:
-        """Write one committed result to ``dest`` (atomically), verified against the manifest."""
+        """Write one committed result to ``dest``, verified against the manifest.
+
+        ``dest`` appears by rename, fsynced with its folder: it may be the only copy once the
+        job is discarded.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release connections (the handle is not used afterwards)."""
         ...
 
     def discard(self, job_key: str) -> None:

@@ -32,7 +32,15 @@ from watcher.storage import layout
 from watcher.storage.errors import CorruptObjectError, StorageError
 from watcher.storage.layout import CommitRecord
 from watcher.storage.stats import StorageStats
-from watcher.storage.transfer import CHUNK, Download, RetryPolicy, fetch_verified, write_hashed
+from watcher.storage.transfer import (
+    CHUNK,
+    Download,
+    Landing,
+    RetryPolicy,
+    fetch_verified,
+    local_file_error,
+    write_hashed,
+)
 
 CONFLICT_TRIES = 5  # AWS answers 409 to simultaneous conditional puts; the loser retries
 CONFLICT_WAIT = 0.1
@@ -71,7 +79,11 @@ def open_s3(
         ),
     )
     storage = S3Storage(client, bucket, endpoint=url or "AWS S3", retry=retry)
-    storage.check()
+    try:
+        storage.check()
+    except BaseException:
+        storage.close()
+        raise
     return storage
 
 
@@ -92,6 +104,10 @@ class S3Storage:
         self.stats = StorageStats()
         self._records: dict[str, CommitRecord] = {}  # a won commit never changes attempt
 
+    def close(self) -> None:
+        """Close the client's pooled connections."""
+        self.client.close()
+
     def _where(self, key: str = "") -> str:
         return f"s3://{self.bucket}/{key}"
 
@@ -102,6 +118,8 @@ class S3Storage:
             yield
         except (ClientError, BotoCoreError) as err:
             raise self._translate(err, key) from err
+        except OSError as err:  # this machine's file (a download's copy, an upload's source)
+            raise local_file_error(err) from err
 
     def _translate(self, err: Exception, key: str) -> StorageError:  # noqa: C901 - one table
         where = self._where(key)
@@ -244,7 +262,8 @@ class S3Storage:
                     if _code(err) in NOT_FOUND:
                         raise missing from err
                     raise
-                return write_hashed(response["Body"].iter_chunks(CHUNK), tmp)
+                with contextlib.closing(response["Body"]) as body:  # also when writing fails
+                    return write_hashed(body.iter_chunks(CHUNK), tmp)
 
         return download
 
@@ -257,16 +276,18 @@ class S3Storage:
             file=self._where(key),
         )
         try:
-            fetch_verified(
-                self._download(key, missing),
-                expected=digest,
-                dest=dest,
-                where=self._where(key),
-                fix="the corrupt copy was removed from storage; submit the job again so the "
-                "intake stores the file afresh",
-                retry=self.retry,
-                stats=self.stats,
-            )
+            with self._errors(key):
+                fetch_verified(
+                    self._download(key, missing),
+                    expected=digest,
+                    dest=dest,
+                    landing=Landing.SCRATCH,
+                    where=self._where(key),
+                    fix="the corrupt copy was removed from storage; submit the job again so "
+                    "the intake stores the file afresh",
+                    retry=self.retry,
+                    stats=self.stats,
+                )
         except CorruptObjectError:
             with self._errors(key):  # content-addressed: the next put_blob restores it
                 self.client.delete_object(Bucket=self.bucket, Key=key)
@@ -355,19 +376,21 @@ class S3Storage:
             fix="the job's results were discarded or lost; run the job again",
             file=self._where(key),
         )
-        fetch_verified(
-            self._download(key, missing),
-            expected=expected,
-            dest=dest,
-            where=self._where(key),
-            fix="the store damaged this result; run the job again",
-            retry=self.retry,
-            stats=self.stats,
-        )
+        with self._errors(key):
+            fetch_verified(
+                self._download(key, missing),
+                expected=expected,
+                dest=dest,
+                landing=Landing.DURABLE,
+                where=self._where(key),
+                fix="the store damaged this result; run the job again",
+                retry=self.retry,
+                stats=self.stats,
+            )
 
     def discard(self, job_key: str) -> None:
         """Delete the job's results; its commit record stays, marked discarded."""
-        record = self._read_record(job_key)
+        record = self._records.get(job_key) or self._read_record(job_key)
         if record is not None and not record.discarded:
             key = layout.commit_key(job_key)
             tombstone = CommitRecord(job_key, record.attempt, record.manifest, discarded=True)
