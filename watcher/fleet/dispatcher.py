@@ -147,6 +147,9 @@ class Dispatcher:
 
     def shutdown(self, deadline: float) -> None:
         self._close()
+        storage, self._storage = self._storage, None
+        if storage is not None:
+            storage.close()
 
     # ---- one round -------------------------------------------------------------------------
     def _connect(self) -> tuple[Ledger, RedisBroker, Storage]:

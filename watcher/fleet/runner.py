@@ -153,6 +153,7 @@ class FleetWorker:
                 self._ledger.drop_worker(self.ident)
             except redis.RedisError:
                 pass
+            self._storage.close()
         return 0
 
     def stop(self) -> None:
