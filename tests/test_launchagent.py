@@ -200,3 +200,20 @@ def test_piped_dry_run_prints_a_plist_that_parses_and_carries_the_config(
     assert data["ExitTimeOut"] == 30 + la.EXIT_MARGIN  # the env layer was read
     assert data["WorkingDirectory"] == str(home)
     assert _calls(home) == [] and not (home / "Library").exists()
+
+
+def test_worker_agent_runs_facedrop_worker_under_its_own_label(home: Path) -> None:
+    console = Console(record=True, width=400)
+    code = launchagent_main("install", config_path=None, dry_run=False, console=console,
+                            system="darwin", home=home, uid=UID,
+                            worker=("worker", "--device", "cuda:1"))
+    assert code == 0, console.export_text()
+    plist = home / "Library/LaunchAgents" / f"{la.WORKER_LABEL}.plist"
+    data = plistlib.loads(plist.read_bytes())
+    assert data["Label"] == la.WORKER_LABEL
+    assert data["ProgramArguments"][-4:] == ["watcher.cli", "worker", "--device", "cuda:1"]
+    assert Path(data["StandardErrorPath"]).name == f"{la.WORKER_LABEL}.err.log"
+    assert not (home / "Library/LaunchAgents" / f"{la.LABEL}.plist").exists()  # daemon untouched
+    calls = _calls(home)
+    assert any(la.WORKER_LABEL in c for c in calls) and not any(
+        c.endswith(la.LABEL) for c in calls)

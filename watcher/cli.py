@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "watcher.commands.bench",  # bench
     "watcher.commands.example",  # example
     "watcher.commands.score",  # score
+    "watcher.commands.fleet",  # worker, cancel (queue.backend: redis)
 )
 
 

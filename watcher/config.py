@@ -9,6 +9,7 @@ wrong type is a ``ConfigError`` that names the key and the file that set it.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from pipeline.settings import (
     LoopMode,
     PipelineSettings,
 )
+from watcher.storage.settings import StorageBackend, StorageSettings
 
 ENV_CONFIG = "FACEDROP_CONFIG"
 PATH_KEYS = ("inbox", "outbox", "state", "cache", "weights", "drivers", "logs")
@@ -60,12 +62,24 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "limits": {"max_image_pixels": (int,), "max_audio_seconds": (int, float)},
     # the quality report: on/off (job.yaml quality: overrides it), one threshold per measure
     "quality": {"enabled": (bool,), **{k: (int, float) for k in QUALITY_LIMITS}},
+
+    "queue": {
+        "backend": (str,),
+        "url": (str,),
+        "namespace": (str,),
+        "heartbeat_timeout_seconds": (int, float),
+        "maintenance_chance": (int,),
+        "job_time_limit_seconds": (int, float),
+    },
+    "storage": {k: (str,) for k in ("backend", "path", "url", "bucket", "region")},
 }
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("pipeline", "device"): ("auto", "mps", "cuda", "cuda:N", "cpu"),  # for the message
     ("pipeline", "dtype"): ("auto", "fp32", "fp16"),
     ("pipeline", "loop_mode"): tuple(m.value for m in LoopMode),
     ("pipeline", "lipsync_model"): LIPSYNC_MODELS,
+    ("queue", "backend"): ("local", "redis"),
+    ("storage", "backend"): tuple(b.value for b in StorageBackend),
 }
 
 
@@ -115,6 +129,18 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueSettings:
+    """Where jobs run: ``local`` (this process, SQLite) or ``redis`` (a fleet, watcher.fleet)."""
+
+    backend: str = "local"
+    url: str = "redis://127.0.0.1:6379/0"
+    namespace: str = "facedrop"  # prefix of every Redis key, so fleets can share one server
+    heartbeat_timeout_seconds: float = 30.0  # a silent worker's job is redelivered after this
+    maintenance_chance: int = 100_000  # per million broker commands: look for dead workers
+    job_time_limit_seconds: float = 6 * 3600.0  # a job running longer than this is stopped
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole validated configuration."""
 
@@ -124,6 +150,8 @@ class Config:
     job_defaults: JobDefaults
     limits: Limits
     source_files: tuple[Path, ...]
+    storage: StorageSettings
+    queue: QueueSettings = QueueSettings()
 
 
 def user_config_path(*, home: Path | None = None, platform: str | None = None) -> Path:
@@ -203,6 +231,8 @@ def validate_layer(data: Mapping[str, Any], path: Path) -> None:
 def _validate_key(section: str, key: str, value: Any, path: Path) -> None:
     schema = SCHEMA[section]
     name = f"{section}.{key}"
+    if section == "storage" and key not in schema:
+        _refuse_storage_key(name, path)
     if key not in schema:
         raise ConfigError(
             f"unknown key '{name}'", fix=f"keys in '{section}': {', '.join(schema)}", file=path
@@ -356,7 +386,63 @@ def _build(
                                  quality=q["enabled"]),
         limits=Limits(lim["max_image_pixels"], float(lim["max_audio_seconds"])),
         source_files=files,
+        queue=_queue_settings(value["queue"]),
+        storage=_storage_settings(merged["storage"]),
     )
+
+
+def _queue_settings(q: dict[str, Any]) -> QueueSettings:
+    return QueueSettings(
+        backend=q["backend"], url=q["url"], namespace=q["namespace"],
+        heartbeat_timeout_seconds=float(q["heartbeat_timeout_seconds"]),
+        maintenance_chance=min(1_000_000, q["maintenance_chance"]),
+        job_time_limit_seconds=float(q["job_time_limit_seconds"]),
+    )
+
+
+# --- storage: shared payloads and results for several machines ----------------------------
+CREDENTIAL_WORDS = ("key", "secret", "token", "password", "credential", "profile")
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def _refuse_storage_key(name: str, path: Path) -> None:
+    """An unknown storage key that looks like a credential gets the reason, not just 'unknown'."""
+    if any(word in name.lower() for word in CREDENTIAL_WORDS):
+        raise ConfigError(
+            f"'{name}': facedrop never reads S3 credentials from its configuration",
+            fix="remove it; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in "
+            "the environment, or put them in ~/.aws/credentials (aws configure)",
+            file=path,
+        )
+
+
+def _storage_settings(merged: dict[str, tuple[Any, Path]]) -> StorageSettings:
+    """The ``storage`` section, checked as a whole (a bucket for s3, a URL that is one)."""
+    value = {k: v for k, (v, _) in merged.items()}
+    backend = StorageBackend(value["backend"])
+    url, bucket, region = value["url"].strip(), value["bucket"].strip(), value["region"].strip()
+    if url and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+        raise ConfigError(
+            f"'storage.url' must be an http:// or https:// endpoint URL, not {url!r}",
+            fix="for example http://nas.local:9000 (MinIO); leave it empty for AWS S3",
+            file=merged["url"][1],
+        )
+    if bucket and not BUCKET_NAME.fullmatch(bucket):
+        raise ConfigError(
+            f"'storage.bucket' {bucket!r} is not a valid bucket name",
+            fix="3-63 lowercase letters, digits, '.' and '-', starting and ending with a "
+            "letter or digit",
+            file=merged["bucket"][1],
+        )
+    if backend is StorageBackend.S3 and not bucket:
+        raise ConfigError(
+            "'storage.backend' is s3 but 'storage.bucket' is empty",
+            fix="set storage.bucket to an existing bucket (and storage.url for a store that "
+            "is not AWS)",
+            file=merged["backend"][1],
+        )
+    path = _resolve_path(value["path"], merged["path"][1], Path()) if value["path"] else None
+    return StorageSettings(backend=backend, path=path, url=url, bucket=bucket, region=region)
 
 
 def write_user_config(updates: Mapping[str, Mapping[str, Any]], path: Path | None = None) -> Path:

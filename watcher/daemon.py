@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from pipeline.errors import ConfigError, InputError
 from pipeline.spec import Pipeline
@@ -38,6 +39,9 @@ from watcher.state import SqliteQueue
 from watcher.transition import Lifecycle
 from watcher.watch import InboxWatcher
 from watcher.worker import Worker
+
+if TYPE_CHECKING:
+    from watcher.fleet.dispatcher import Dispatcher
 
 log = logging.getLogger("facedrop.daemon")
 
@@ -165,7 +169,7 @@ class Daemon:
         )
         self.outbox = Outbox(self.paths.outbox, rename=rename, crash=crash)
         self.queue: SqliteQueue | None = None
-        self.worker: Worker | None = None
+        self.worker: Worker | Dispatcher | None = None
         self.intake: Intake | None = None
         self.lifecycle: Lifecycle | None = None
         self._reconciled = False
@@ -226,8 +230,13 @@ class Daemon:
         return 0
 
     def _wire(self) -> None:
+        fleet = self.config.queue.backend == "redis"
         if self.queue is None:
-            self.queue = SqliteQueue(self.paths.state, clock=self._wall)
+            if fleet:  # imported only for a fleet: Dramatiq and Redis load nowhere else
+                from watcher.fleet.record import FleetRecord
+                self.queue = FleetRecord(self.paths.state, clock=self._wall)
+            else:
+                self.queue = SqliteQueue(self.paths.state, clock=self._wall)
         self.lifecycle = lifecycle = Lifecycle(
             self.queue, self.outbox, self.work_dir, crash=self._crash, notify=self._notifier
         )
@@ -243,9 +252,23 @@ class Daemon:
             rename=self._rename, crash=self._crash, explain=self._input_problem,
             stopping=self._stop.is_set,
         )
-        self.worker = Worker(lifecycle, self.config, self._factory, self.faults, self.places,
-                             clock=self._wall, crash=self._crash)
+        if fleet:
+            self.worker = self._dispatcher(lifecycle)
+        else:
+            self.worker = Worker(lifecycle, self.config, self._factory, self.faults, self.places,
+                                 clock=self._wall, crash=self._crash)
         self.worker.on_idle = self._wake.set
+
+    def _dispatcher(self, lifecycle: Lifecycle) -> Dispatcher:
+        """queue.backend redis: jobs run on ``facedrop worker``s; this sends and collects."""
+        from watcher.fleet.dispatcher import Dispatcher
+        from watcher.fleet.record import FleetRecord
+
+        assert isinstance(self.queue, FleetRecord)
+        dispatcher = Dispatcher(lifecycle, self.queue, self.config, self.faults, self.places,
+                                clock=self._wall, crash=self._crash)
+        dispatcher.adopt()  # before reconciliation: jobs out in the fleet were not interrupted
+        return dispatcher
 
     def _input_problem(self, folder: Path) -> InputError | None:
         """The parser's specific error for a folder that never became ready (None: none)."""

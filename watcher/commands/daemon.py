@@ -22,6 +22,7 @@ from pipeline.atomic import write_text_atomic
 from pipeline.errors import FacedropError, InputError
 from pipeline.prerequisites import require as require_prerequisites
 from pipeline.spec import CancelToken, ProgressFn
+from watcher.commands.fleet import print_workers, worker_cards
 from watcher.config import load_config
 from watcher.daemon import Daemon, pipeline_factory, running_daemon_pid
 from watcher.execute import execute_job
@@ -202,6 +203,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     report = status_report(config.paths.state, config.paths.inbox, args.recent,
                            outbox=config.paths.outbox)
+    fleet = worker_cards(config)
+    if fleet is not None:
+        report["fleet"] = fleet
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -222,6 +226,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         console.print(f"inbox entry {entry['name']!r}: {entry['verdict']}"
                       + (f", {entry['reason']}" if entry["reason"] else ""), highlight=False,
                       markup=False)
+    if fleet is not None:
+        print_workers(console, fleet)
     if report["jobs"] is None:
         console.print("no jobs yet")
         return 0

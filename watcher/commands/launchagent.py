@@ -28,6 +28,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     agent.add_argument("action", choices=ACTIONS)
     agent.add_argument("--dry-run", action="store_true",
                        help="print the plist and the launchctl commands; change nothing")
+    agent.add_argument("--worker", action="store_true",
+                       help="the agent for 'facedrop worker' (a fleet's GPU machine), not watch")
+    agent.add_argument("--device", default=None,
+                       help="with --worker: the device the worker runs on (e.g. cuda:1)")
     agent.set_defaults(func=cmd_launchagent)
     setup = sub.add_parser("setup", help="one-time set-up (e.g. a shared Dropbox inbox)")
     setup.add_argument("--dropbox", action="store_true", required=True,
@@ -42,7 +46,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def agent_spec(config_path: Path | None, home: Path,
-               environ: Mapping[str, str] | None = None) -> la.AgentSpec:
+               environ: Mapping[str, str] | None = None, *,
+               worker: tuple[str, ...] = ()) -> la.AgentSpec:
     """The spec from the config (shutdown timeout, log folder) and this shell's config layers.
 
     The agent works in the home folder: nothing depends on where facedrop's code lives.
@@ -51,15 +56,19 @@ def agent_spec(config_path: Path | None, home: Path,
 
     cfg = load_config(config_path, home=home, platform="darwin")
     env_config = (os.environ if environ is None else environ).get(ENV_CONFIG)
+    if worker:  # ``facedrop worker [--device D]`` under its own label
+        return la.build_spec(shutdown_timeout=cfg.daemon.shutdown_timeout,
+                             log_dir=cfg.paths.logs, working_dir=home, config_path=config_path,
+                             env_config=env_config, label=la.WORKER_LABEL, command=worker)
     return la.build_spec(shutdown_timeout=cfg.daemon.shutdown_timeout, log_dir=cfg.paths.logs,
                          working_dir=home, config_path=config_path, env_config=env_config)
 
 
-def _steps(action: str, uid: int, plist: Path) -> list[la.Step]:
-    return {"install": lambda: la.install_steps(uid, plist),
-            "uninstall": lambda: la.uninstall_steps(uid),
-            "restart": lambda: la.restart_steps(uid),
-            "status": lambda: la.status_steps(uid)}[action]()
+def _steps(action: str, uid: int, plist: Path, label: str = la.LABEL) -> list[la.Step]:
+    return {"install": lambda: la.install_steps(uid, plist, label),
+            "uninstall": lambda: la.uninstall_steps(uid, label),
+            "restart": lambda: la.restart_steps(uid, label),
+            "status": lambda: la.status_steps(uid, label)}[action]()
 
 
 def _print_plan(console: Console, action: str, spec: la.AgentSpec, plist: Path,
@@ -87,14 +96,15 @@ def _warnings(console: Console, spec: la.AgentSpec, home: Path) -> None:
 
 def launchagent_main(action: str, *, config_path: Path | None, dry_run: bool, console: Console,
                      system: str | None = None, home: Path | None = None,
-                     uid: int | None = None, runner: la.Runner = la.run_launchctl) -> int:
+                     uid: int | None = None, runner: la.Runner = la.run_launchctl,
+                     worker: tuple[str, ...] = ()) -> int:
     """Do (or, with ``dry_run``, print) one LaunchAgent action; returns the exit status."""
     system = system or sys.platform
     home = home or Path.home()
     uid = os.getuid() if uid is None else uid
-    spec = agent_spec(config_path, home)
+    spec = agent_spec(config_path, home, worker=worker)
     plist = la.plist_path(home, spec.label)
-    steps = _steps(action, uid, plist)
+    steps = _steps(action, uid, plist, spec.label)
     if dry_run:
         _print_plan(console, action, spec, plist, steps)
     if system != "darwin":
@@ -134,8 +144,11 @@ def _report(console: Console, action: str, spec: la.AgentSpec, plist: Path,
 
 def cmd_launchagent(args: argparse.Namespace) -> int:
     """``facedrop launchagent ACTION [--dry-run]``."""
+    worker: tuple[str, ...] = ()
+    if args.worker:
+        worker = ("worker", "--device", args.device) if args.device else ("worker",)
     return launchagent_main(args.action, config_path=args.config, dry_run=args.dry_run,
-                            console=make_console())
+                            console=make_console(), worker=worker)
 
 
 def cmd_setup(args: argparse.Namespace) -> int:

@@ -26,6 +26,7 @@ from pipeline.atomic import write_bytes_atomic
 from pipeline.errors import FacedropError
 
 LABEL = "io.facedrop.daemon"
+WORKER_LABEL = "io.facedrop.worker"  # launchagent install --worker: a fleet's facedrop worker
 ENV_CONFIG = "FACEDROP_CONFIG"  # as in watcher.config (not imported: this module stays light)
 THROTTLE_INTERVAL = 10  # launchd's minimum runtime before a respawn (its default, made explicit)
 EXIT_MARGIN = 10  # seconds ExitTimeOut gives beyond the daemon's own shutdown timeout
@@ -70,7 +71,8 @@ def launch_interpreter() -> str:
 
 def build_spec(*, shutdown_timeout: float, log_dir: Path, working_dir: Path,
                config_path: Path | None = None, env_config: str | None = None,
-               python: str | None = None, label: str = LABEL) -> AgentSpec:
+               python: str | None = None, label: str = LABEL,
+               command: tuple[str, ...] = ("watch",)) -> AgentSpec:
     """The agent for ``python -m watcher.cli watch`` with facedrop's environment.
 
     The daemon reads the same config layers as the shell that installs it: ``env_config`` (that
@@ -80,7 +82,7 @@ def build_spec(*, shutdown_timeout: float, log_dir: Path, working_dir: Path,
     env = {"PATH": LAUNCHD_PATH, "PYTORCH_ENABLE_MPS_FALLBACK": "1", "PYTHONUNBUFFERED": "1"}
     if env_config:
         env[ENV_CONFIG] = _absolute(env_config)
-    program: tuple[str, ...] = (python or launch_interpreter(), "-m", "watcher.cli", "watch")
+    program: tuple[str, ...] = (python or launch_interpreter(), "-m", "watcher.cli", *command)
     if config_path is not None:
         program += ("--config", _absolute(config_path))
     return AgentSpec(
@@ -114,9 +116,14 @@ def plist_dict(spec: AgentSpec) -> dict[str, object]:
         "ProcessType": "Interactive",  # unset means throttled CPU, I/O and GPU work
         "EnvironmentVariables": dict(spec.environment),
         "WorkingDirectory": str(spec.working_dir),
-        "StandardOutPath": str(spec.log_dir / "launchd.out.log"),
-        "StandardErrorPath": str(spec.log_dir / "launchd.err.log"),
+        "StandardOutPath": str(spec.log_dir / f"{_log_stem(spec.label)}.out.log"),
+        "StandardErrorPath": str(spec.log_dir / f"{_log_stem(spec.label)}.err.log"),
     }
+
+
+def _log_stem(label: str) -> str:
+    """launchd's log files: ``launchd.*`` for the daemon, ``<label>.*`` for other agents."""
+    return "launchd" if label == LABEL else label
 
 
 def render_plist(spec: AgentSpec) -> bytes:

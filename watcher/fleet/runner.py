@@ -1,0 +1,402 @@
+"""``facedrop worker``: one process per GPU, one job at a time, models resident, no fork.
+
+A ``dramatiq.Worker`` with one worker thread runs in this process (Dramatiq's CLI would fork
+or spawn children; fork is unsafe with MPS and CUDA, and a fresh child reloads every model).
+Each message is handled by ``FleetWorker.handle``:
+
+1. a job already finished (retired by the intake) or already committed is acknowledged without
+   running: that is a redelivery after a worker died past its commit, or a duplicate send;
+2. a job a live worker owns is sent again later (delayed), never run twice at once;
+3. otherwise the run is counted in Redis (``attempt``, ``counted``) before any work, the files are
+   fetched by sha256 (hash checked), the pipeline runs into a private folder, the result files
+   are stored under job + attempt and committed; the first commit wins.
+
+A worker that cannot run jobs (missing weights, a device it lacks, a full disk) gives the job back
+uncounted, stops consuming and says why on its card in ``facedrop status``; it never fails
+them. It tries again every ``RECHECK_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import dramatiq
+import redis
+from dramatiq.broker import MessageProxy
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.errors import ConnectionError as BrokerConnectionError
+from dramatiq.middleware import Middleware
+
+from pipeline.device import DeviceUnavailableError, pick_device
+from pipeline.errors import Cancelled, FacedropError, InputError, WeightsError
+from pipeline.prerequisites import ChecksPrerequisites, JobNeeds, weights_gap
+from pipeline.spec import CancelToken, Pipeline
+from watcher.config import Config
+from watcher.execute import execute_job
+from watcher.faults import FaultKind, Places, classify
+from watcher.fleet.broker import declare, job_message, make_broker
+from watcher.fleet.dispatcher import CANCELLED
+from watcher.fleet.ledger import Ledger
+from watcher.fleet.messages import OUTBOX_MARK, JobMessage, Manifest, Verdict, commit
+from watcher.jobfolder import parse_job_folder
+from watcher.killpoints import CrashHook, no_crash
+from watcher.outbox import INPUT, Outbox, ProgressThrottle, remove_tree
+from watcher.storage import Storage
+
+log = logging.getLogger("facedrop.fleet.worker")
+
+RECHECK_SECONDS = 10.0  # a worker that cannot run jobs looks again this often
+PipelineFactory = Callable[[Config], Pipeline]
+T = TypeVar("T")
+
+
+class _GiveBack(Exception):
+    """The job is not at fault: put it back uncounted (``reason``: this worker cannot work)."""
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class _Current:
+    key: str
+    name: str
+    attempt: int
+    cancel: CancelToken = field(default_factory=CancelToken)
+    stage: str = "starting"
+    progress: float = 0.0
+
+
+class _AfterAck(Middleware):
+    """Reports the acknowledgement to the crash hook (tests kill the worker right after it)."""
+
+    def __init__(self, crash: CrashHook) -> None:
+        self._crash = crash
+
+    def after_ack(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        self._crash("fleet.acked")
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class FleetWorker:
+    """The worker process: a heartbeat card, a Dramatiq consumer when able, ``handle`` per job."""
+
+    def __init__(
+        self,
+        config: Config,
+        factory: PipelineFactory,
+        ledger: Ledger,
+        storage: Storage,
+        *,
+        ident: str | None = None,
+        crash: CrashHook = no_crash,
+        recheck: float = RECHECK_SECONDS,
+    ) -> None:
+        self._config = config
+        self._factory = factory
+        self._ledger = ledger
+        self._storage = storage
+        self.ident = ident or worker_id()
+        self._crash = crash
+        self._recheck = recheck
+        self._places = Places(config.paths.inbox, config.paths.outbox, config.paths.state,
+                              config.paths.weights)
+        self._pipeline: Pipeline | None = None
+        self._broker: RedisBroker | None = None
+        self._current: _Current | None = None
+        self._fault = ""  # why this worker cannot run jobs now ("" = it can)
+        self._fault_at = 0.0
+        self._state = "starting"
+        self._device = config.pipeline.device
+        self._started = time.time()
+        self._stop = threading.Event()
+
+    # ---- the process -----------------------------------------------------------------------
+    def serve(self) -> int:
+        """Consume until ``stop``; returns the exit status."""
+        beat = threading.Thread(target=self._heartbeat, name="card", daemon=True)
+        beat.start()
+        consumer: dramatiq.Worker | None = None
+        try:
+            while not self._stop.is_set():
+                reason = self._unready()
+                if reason and consumer is not None:
+                    self._stop_consumer(consumer)
+                    consumer = None
+                elif not reason and consumer is None:
+                    consumer = self._start_consumer()
+                if consumer is None:
+                    self._state = "not taking jobs" if reason else "waiting for Redis"
+                elif self._current is None:
+                    self._state = "idle"
+                self._stop.wait(0.5 if consumer is None and not reason else 1.0)
+        finally:
+            current = self._current
+            if current is not None:
+                current.cancel.cancel()  # shutdown: the job goes back uncounted
+            if consumer is not None:
+                self._stop_consumer(consumer)
+            try:
+                self._ledger.drop_worker(self.ident)
+            except redis.RedisError:
+                pass
+            self._storage.close()
+        return 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _start_consumer(self) -> dramatiq.Worker | None:
+        try:
+            broker = make_broker(self._config.queue,
+                                 retry_backoff_seconds=self._config.daemon.retry_backoff_seconds,
+                                 extra=(_AfterAck(self._crash),))
+            declare(broker, self.handle)
+            broker.client.ping()
+        except redis.RedisError as err:
+            log.warning("Redis cannot be reached (%s); trying again", err)
+            return None
+        # One thread: one job at a time on this device. Prefetch 1: a worker holds no job it
+        # is not running, so a waiting job goes to the next free worker, not to a busy one.
+        consumer = dramatiq.Worker(broker, worker_threads=1, worker_timeout=1000)
+        consumer.queue_prefetch = 1
+        consumer.delay_prefetch = 1
+        self._broker = broker
+        consumer.start()
+        log.info("worker %s taking jobs (device %s)", self.ident, self._device)
+        return consumer
+
+    def _stop_consumer(self, consumer: dramatiq.Worker) -> None:
+        consumer.stop(timeout=int(self._config.daemon.shutdown_timeout * 1000))
+        consumer.broker.close()
+
+    def _unready(self) -> str:
+        """Why this worker cannot take jobs now ("" = it can)."""
+        if self._fault and time.monotonic() - self._fault_at < self._recheck:
+            return self._fault
+        try:
+            # The device first: a GPU that is gone (or --device naming one this machine lacks)
+            # is this worker's problem, never the job's.
+            self._device = str(pick_device(self._config.pipeline.device))
+            if self._pipeline is None:
+                self._pipeline = self._factory(self._config)  # models stay loaded between jobs
+            # The models a default job needs: this worker's own prerequisite. A driving clip
+            # is the job's (its name is in job.yaml); enhance's weights are checked when a job
+            # asks for them (a WeightsError gives that job back).
+            gap = (weights_gap(self._config.pipeline, JobNeeds(lipsync=True, enhance=False))
+                   if isinstance(self._pipeline, ChecksPrerequisites) else None)
+        except FacedropError as err:
+            self._set_fault(err.problem)
+            return self._fault
+        if gap is not None:
+            self._set_fault(f"{gap.what} (fix: {gap.fix})")
+            return self._fault
+        self._fault = ""
+        return ""
+
+    def _set_fault(self, reason: str) -> None:
+        if reason != self._fault:
+            log.warning("not taking jobs: %s", reason)
+        self._fault, self._fault_at = reason, time.monotonic()
+
+    def _heartbeat(self) -> None:
+        """Publish this worker's card; pass a cancel request to the running job."""
+        period = max(0.2, self._config.queue.heartbeat_timeout_seconds / 5)
+        while not self._stop.is_set():
+            current = self._current
+            try:
+                if current is not None and self._ledger.cancel_requested(current.key):
+                    current.cancel.cancel()
+                self._ledger.publish_worker(self.ident, self._card(current),
+                                            ttl=self._config.queue.heartbeat_timeout_seconds)
+            except redis.RedisError:
+                pass  # the consumer says so; the card is published again when Redis is back
+            self._stop.wait(period)
+
+    def _card(self, current: _Current | None) -> dict[str, Any]:
+        return {
+            "host": socket.gethostname(), "pid": os.getpid(),
+            "device": self._device,
+            "state": "running" if current is not None else self._state,
+            "reason": self._fault, "job": current.name if current else "",
+            "attempt": current.attempt if current else "",
+            "stage": current.stage if current else "",
+            "progress": round(current.progress, 4) if current else "",
+            "heartbeat": f"{time.time():.3f}", "started": f"{self._started:.3f}",
+        }
+
+    # ---- one message -----------------------------------------------------------------------
+    def handle(self, payload: dict[str, Any]) -> None:
+        """The actor: run the job once, or recognise it as done or owned elsewhere."""
+        msg = JobMessage.from_json(payload)
+        key, ledger, patient = msg.key, self._ledger, self._patient
+        if patient(lambda: ledger.finished(key)) or self._storage.committed(key) is not None:
+            log.info("job %s is already finished; acknowledged without running", msg.name)
+            return
+        self._crash("fleet.received")
+        if patient(lambda: ledger.cancel_requested(key)):
+            self._commit(key, patient(lambda: ledger.next_attempt(key)), self._failed(CANCELLED))
+            return
+        owner = patient(lambda: ledger.claim(key, self.ident))
+        if owner:  # a live worker runs it (a duplicate send): look again later
+            self._send_again(payload, delay=self._config.queue.heartbeat_timeout_seconds)
+            return
+        self._crash("fleet.claimed")
+        attempt, counted = patient(lambda: ledger.begin(key))
+        self._crash("fleet.started")
+        if counted > self._config.daemon.max_attempts:
+            self._commit(key, attempt, self._failed(_given_up(counted - 1)))
+            return
+        self._current = current = _Current(key, msg.name, attempt)
+        digests: dict[str, str] = {}
+        try:
+            manifest = self._attempt(msg, current, digests)
+        except _GiveBack as back:
+            patient(lambda: ledger.give_back(key, self.ident))
+            self._send_again(payload)
+            if back.reason:
+                log.warning("job %s given back: %s", msg.name, back.reason)
+                self._set_fault(back.reason)
+            return
+        except Exception as err:
+            if counted >= self._config.daemon.max_attempts:
+                manifest = self._failed(self._bug_message(err))
+            else:
+                log.error("job %s attempt %d failed; it will be retried", msg.name, attempt,
+                          exc_info=err)
+                patient(lambda: ledger.release(key, self.ident))
+                raise  # Dramatiq's Retries sends it again after a backoff
+        finally:
+            self._current = None
+            remove_tree(self._workdir(key, attempt))
+        self._commit(key, attempt, manifest, digests)
+
+    def _commit(self, key: str, attempt: int, manifest: Manifest,
+                digests: dict[str, str] | None = None) -> None:
+        winner = commit(self._storage, key, attempt, manifest, digests or {},
+                        self._config.paths.cache / "fleet-work")
+        self._crash("fleet.committed")
+        if winner != attempt:
+            log.info("job %s: attempt %d was committed first; this result is dropped", key,
+                     winner)
+        self._patient(lambda: self._ledger.release(key, self.ident))
+        self._crash("fleet.released")
+
+    def _send_again(self, payload: dict[str, Any], delay: float = 0.0) -> None:
+        broker = self._broker
+        assert broker is not None
+        self._patient(lambda: broker.enqueue(job_message(payload),
+                                             delay=int(delay * 1000) if delay else None))
+
+    def _patient(self, call: Callable[[], T]) -> T:
+        """``call()``, waiting out a Redis outage (a job is never failed for one)."""
+        delay, told = 0.2, False
+        while True:
+            try:
+                return call()
+            except (redis.ConnectionError, redis.TimeoutError, BrokerConnectionError) as err:
+                if self._stop.is_set():
+                    raise
+                if not told:
+                    log.warning("Redis cannot be reached (%s); waiting for it", err)
+                    told = True
+                self._stop.wait(delay)
+                delay = min(5.0, delay * 2)
+
+    def _workdir(self, key: str, attempt: int) -> Path:
+        return self._config.paths.cache / "fleet-work" / f"{key}.{attempt}"
+
+    def _attempt(self, msg: JobMessage, current: _Current, digests: dict[str, str]) -> Manifest:
+        """Fetch, run, store: the committed manifest of a finished run."""
+        base = self._workdir(msg.key, current.attempt)
+        remove_tree(base)
+        source, out = base / "in" / msg.name, base / "out"
+        out.mkdir(parents=True)
+        try:
+            for rel, digest in msg.files.items():
+                (source / rel).parent.mkdir(parents=True, exist_ok=True)
+                self._storage.get_blob(digest, source / rel)
+            self._crash("fleet.fetched")
+            parsed = parse_job_folder(source, self._config, msg.name)
+            pipeline = self._pipeline or self._factory(self._config)
+            self._pipeline = pipeline
+            result = execute_job(parsed, out, Outbox(base), pipeline,
+                                 self._progress(current), current.cancel)
+        except Cancelled:
+            if self._ledger.cancel_requested(msg.key):
+                return self._failed(CANCELLED)
+            raise _GiveBack() from None
+        except InputError as err:
+            return self._failed(_message(err, source))
+        except Exception as err:
+            fault = classify(err, self._places, FaultKind.STATE)
+            if isinstance(err, WeightsError | DeviceUnavailableError) or fault is not None:
+                raise _GiveBack(fault.reason if fault else str(err)) from err
+            raise
+        self._crash("fleet.rendered")
+        names = sorted(p.name for p in out.iterdir() if p.is_file())
+        for n, name in enumerate(names):
+            digests[name] = self._storage.put_result(msg.key, current.attempt, name, out / name)
+            if n == 0:
+                self._crash("fleet.result_put")
+        self._crash("fleet.result_written")
+        return Manifest(Verdict.DONE, self.ident, files=tuple(names), video=result.video.name,
+                        realtime_factor=result.record.realtime_factor,
+                        total=result.record.total_seconds)
+
+    def _progress(self, current: _Current) -> Callable[[str, float], None]:
+        throttle = ProgressThrottle()
+        seen = [False]
+
+        def report(stage: str, fraction: float) -> None:
+            current.stage, current.progress = stage, fraction
+            if not throttle.due(stage, fraction):
+                return
+            try:
+                self._ledger.report_progress(current.key, current.attempt, stage, fraction,
+                                             self.ident)
+            except redis.RedisError:  # progress is advisory
+                return
+            if not seen[0]:
+                seen[0] = True
+                self._crash("fleet.progress")
+
+        return report
+
+    def _failed(self, error: str) -> Manifest:
+        return Manifest(Verdict.FAILED, self.ident, error=error)
+
+    def _bug_message(self, err: BaseException) -> str:
+        return (
+            f"facedrop failed while making this video ({type(err).__name__}: {err}).\n"
+            f"This is not a problem with your files. The details are in the log of the worker "
+            f"{self.ident}.\n"
+        )
+
+
+def _message(err: FacedropError, source: Path) -> str:
+    """The error's text, naming files where the user will find them: the outbox's input/."""
+    if err.file and Path(err.file).is_relative_to(source):
+        err.file = f"{OUTBOX_MARK}/{INPUT}/{Path(err.file).relative_to(source)}"
+    return err.user_message()
+
+
+def _given_up(attempts: int) -> str:
+    return (
+        f"Error: the job was given up after {attempts} attempts: each attempt was interrupted "
+        f"before it finished (a worker was stopped, killed or crashed while running it).\n"
+        f"Fix: check the workers' logs for what stopped it, then submit the job again.\n"
+    )
