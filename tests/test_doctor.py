@@ -42,6 +42,7 @@ def test_doctor_reports_missing_weights_and_folders(tmp_path: Path, landmark_wei
     assert "FAIL" in lines["wav2lip/wav2lip.pth"]
     assert "facedrop weights fetch wav2lip" in lines["wav2lip/wav2lip.pth"]
     assert "warn" in lines["syncnet/syncnet_v2.model"]  # only 'facedrop score' needs it
+    assert "warn" in lines["musetalk/musetalkV15/unet.pth"]  # not the configured engine
     assert "ok" in lines["inbox"]
     assert "warn" in lines["state"] and "daemon creates it" in lines["state"]  # not there yet
     assert "FAIL" in lines["outbox"] and "blocker" in lines["outbox"]  # cannot be created
@@ -96,3 +97,18 @@ def test_accelerator_fix_fits_the_platform() -> None:
     assert bool(warns) == (not torch.cuda.is_available())  # this machine: CPU only, or CUDA
     for c in warns:
         assert c.fix == linux
+
+
+def test_doctor_fails_missing_musetalk_weights_when_it_is_the_engine(
+        tmp_path: Path, landmark_weights_dir: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "250")
+    cfg = _config(tmp_path, landmark_weights_dir)
+    cfg.write_text(cfg.read_text() + "pipeline:\n  lipsync_model: musetalk\n")
+    assert main(["--config", str(cfg), "doctor", "--no-hash"]) == 1
+    out = capsys.readouterr().out
+    lines = {line.split("│")[2].strip(): line for line in out.splitlines() if line.count("│") > 4}
+    musetalk = [k for k in lines if k.startswith("musetalk/")]
+    assert musetalk and all("FAIL" in lines[k] for k in musetalk)
+    assert "facedrop weights fetch musetalk" in lines["musetalk/musetalkV15/unet.pth"]
+    assert "warn" in lines["syncnet/syncnet_v2.model"]  # still optional

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.device import accelerator_fix
+from pipeline.lipsync.registry import engine_entry
 from pipeline.prerequisites import JobNeeds, driving_gap
 from pipeline.settings import PipelineSettings
 from pipeline.weights.manifest import MANIFEST, OPTIONAL_GROUPS, WeightFile
@@ -107,16 +108,18 @@ def ffmpeg_checks(system: str) -> list[Check]:
     return checks
 
 
-def weight_checks(weights_dir: Path, manifest: Sequence[WeightFile], hash_files: bool
-                  ) -> list[Check]:
+def weight_checks(weights_dir: Path, manifest: Sequence[WeightFile], hash_files: bool,
+                  required: frozenset[str] = frozenset()) -> list[Check]:
     """Every model file: present and verified (or what is wrong and the command to fix it).
 
-    A missing file of an optional group (one no job needs) is a warning, not a failure.
+    A missing file of an optional group (one no job needs) is a warning, not a failure, unless
+    the configuration needs that group (``required``: MuseTalk when it is the lip-sync engine).
     """
     def level(s: FileStatus) -> str:
         if s.ok:
             return OK
-        optional = s.entry.group in OPTIONAL_GROUPS and s.state is State.MISSING
+        optional = (s.entry.group in OPTIONAL_GROUPS and s.entry.group not in required
+                    and s.state is State.MISSING)
         return WARN if optional else FAIL
 
     return [Check("Weights", s.entry.relpath, level(s),
@@ -212,8 +215,11 @@ def collect_checks(*, weights_dir: Path, folders: dict[str, Path],
                    ) -> list[Check]:
     """Every check, in report order (the order a first install fixes them in)."""
     system = system or sys.platform
+    required = (frozenset(engine_entry(settings.lipsync_model).weight_groups)
+                if settings is not None else frozenset[str]())
     return (python_checks(system) + torch_checks(system) + ffmpeg_checks(system)
-            + weight_checks(weights_dir, manifest, hash_files) + driver_checks(settings)
+            + weight_checks(weights_dir, manifest, hash_files, required)
+            + driver_checks(settings)
             + folder_checks(folders, system))
 
 
