@@ -395,6 +395,12 @@ def test_a_worker_runs_the_real_pipeline_on_official_format_weights(
         "h264", "aac", 384, 336)
     stages = {s["name"]: s for s in json.loads((out / "timing.json").read_text())["stages"]}
     assert stages["animate"]["frames"] == 2 and stages["lipsync"]["frames"] == 10
+    # the worker's quality report travels with the video into the intake's outbox
+    report = json.loads((out / "quality.json").read_text())
+    assert status["quality"]["verdict"] == report["verdict"]
+    for name in ("preview.jpg", "poster.jpg"):
+        with Image.open(out / name) as picture:
+            assert min(picture.size) > 0
     assert str(worker.pid) in {c["pid"] for c in worker_cards(f)}
 
 
