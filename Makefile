@@ -12,7 +12,9 @@ UNAME  := $(shell uname -s)
 # - Linux with an NVIDIA driver (nvidia-smi found): PyPI's wheel, the CUDA build.
 # - Linux without one: the CPU build from PyTorch's CPU index (~200 MB instead of ~1.5 GB of
 #   CUDA wheels that could never run).
-# A matching torch wheel already in pip's local wheelhouse (find-links) is used first, offline.
+# A matching torch wheel already in pip's local wheelhouse (find-links) is used first: torch
+# itself offline (--no-deps), then its small pure-Python dependencies from the usual index
+# (torch is then satisfied, so no other build is pulled).
 TORCH_VERSION := 2.13.0
 TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 ifeq ($(UNAME),Darwin)
@@ -28,7 +30,8 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 setup: $(PY)
-	$(PY) -m pip install --quiet --no-index "torch==$(TORCH_VERSION)" 2>/dev/null \
+	($(PY) -m pip install --quiet --no-index --no-deps "torch==$(TORCH_VERSION)" 2>/dev/null \
+	  && $(PY) -m pip install --quiet "torch==$(TORCH_VERSION)") \
 	  || $(PY) -m pip install --quiet "torch==$(TORCH_VERSION)" $(TORCH_SOURCE)
 	$(PY) -m pip install --quiet -e .
 
