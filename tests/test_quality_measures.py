@@ -35,7 +35,7 @@ def test_tracked_share() -> None:
     lost = measures.tracked_share([True] * 80 + [False] * 20)
     assert lost.verdict is Verdict.CHECK
     assert lost.value == pytest.approx(0.8)
-    assert "the face was lost" in lost.reason and "at least 0.95" in lost.reason
+    assert "tracked in too few frames" in lost.reason and "at least 0.95" in lost.reason
 
 
 def test_jitter(clip: tuple[list[np.ndarray], np.ndarray]) -> None:

@@ -74,7 +74,7 @@ def test_quality_report_without_syncnet(clip: tuple[list[np.ndarray], np.ndarray
     assert data["verdict"] == "ok" and data["not_scored"]
     lost = quality_report(frames, marks, [True] * 20 + [False] * 10, audio[:8000], syncnet=None)
     assert lost.verdict is Verdict.CHECK
-    assert any("face was lost" in r for r in lost.reasons)
+    assert any("tracked in too few frames" in r for r in lost.reasons)
     assert any("lengths differ" in r for r in lost.reasons)
 
 

@@ -52,7 +52,7 @@ THRESHOLDS: dict[str, Threshold] = {
 
 # What a failing measure means, in words for the report and the notification.
 PROBLEMS: dict[str, str] = {
-    "tracked_share": "the face was lost in part of the video",
+    "tracked_share": "the face was tracked in too few frames",
     "landmark_jitter_px": "the face landmarks jitter",
     "seam_step": "the edge of the mouth patch is visible",
     "flicker": "the face flickers outside the mouth",
