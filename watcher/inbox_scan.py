@@ -146,6 +146,9 @@ class InboxScanner:
         verdict = self.tracker.check(path)
         if verdict.state is ReadyState.READY:
             return _entry(path, Kind.FOLDER, Verdict.READY, verdict.reason)
+        if verdict.state is ReadyState.INVALID and verdict.invalid is not None:
+            return InboxEntry(path.name, path, Kind.FOLDER, Verdict.FAILED, verdict.reason,
+                              verdict.invalid)
         if verdict.state is ReadyState.EXPIRED:
             error = verdict.error(path, self.tracker.grace_seconds)
             return InboxEntry(path.name, path, Kind.FOLDER, Verdict.FAILED, verdict.reason, error)

@@ -37,6 +37,9 @@ from watcher.saferead import (
 )
 
 JOB_FILE = "job.yaml"
+# Wav2Lip reads 16 mel steps of 12.5 ms around each video frame: 0.2 s is the shortest audio
+# that fills one window (5 frames at 25 fps). Anything shorter is a click, not speech.
+MIN_AUDIO_SECONDS = 0.2
 NAME_BYTES_MAX = 1024  # a path inside the job folder; longer ones cannot exist on any disk
 IMAGE_EXT = frozenset(formats.IMAGE_EXT)
 AUDIO_EXT = frozenset(formats.AUDIO_EXT)
@@ -92,7 +95,7 @@ class ParsedJob:
 
 def is_ignored(name: str) -> bool:
     """Sync and Finder litter that is neither part of a job nor a sign it is incomplete."""
-    return name in IGNORED_NAMES or name.startswith("._")
+    return name in IGNORED_NAMES or name.startswith(("._", ".dropbox"))
 
 
 def read_job_yaml(folder: Path) -> dict[str, Any]:
@@ -127,36 +130,48 @@ def _shape(data: object) -> str:
 
 
 def validate_job_keys(data: dict[str, Any], path: Path | str) -> None:
-    """Reject unknown keys and wrong types, naming the key and the expected kind."""
+    """Reject unknown keys and wrong types, naming *every* bad key with its expected kind.
+
+    One ``InputError`` for the whole file: a submitter who got four settings wrong learns all
+    four at once, not one per resubmission.
+    """
+    problems: list[tuple[str, str]] = []  # (problem, fix)
     for key, value in data.items():
-        if key not in JOB_KEYS:
-            shown = key if isinstance(key, str) and len(key) <= 40 else clip(key, 40)
-            raise InputError(
-                f"unknown key '{shown}' in job.yaml",
-                fix=f"remove it; known keys: {', '.join(JOB_KEYS)}",
-                file=path,
-            )
-        types, what, example = JOB_KEYS[key]
-        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
-            raise InputError(
-                f"'{key}' in job.yaml must be {what}, not {clip(value)}",
-                fix=f"write it like this: {example}",
-                file=path,
-            )
-    lipsync = data.get("lipsync")
-    if isinstance(lipsync, str) and lipsync not in ENGINE_NAMES:
-        raise InputError(
-            f"'lipsync' in job.yaml must be {JOB_KEYS['lipsync'][1]}, not {clip(lipsync)}",
-            fix=f"write e.g. lipsync: {ENGINE_NAMES[0]} (or lipsync: true for the configured "
-            "engine, lipsync: false for none)",
-            file=path,
-        )
-    fps = data.get("fps")
-    if fps is not None and not 1 <= fps <= 120:
-        raise InputError(
-            f"'fps' must be between 1 and 120, not {clip(fps)}", fix="write e.g. fps: 25", file=path
-        )
-    manifest_entries(data, path)
+        problems.extend(_key_problems(key, value, path))
+    if not problems:
+        return
+    if len(problems) == 1:
+        raise InputError(problems[0][0], fix=problems[0][1], file=path)
+    raise InputError(
+        f"job.yaml has {len(problems)} wrong settings: " + "; ".join(p for p, _ in problems),
+        fix="; ".join(dict.fromkeys(f for _, f in problems)),
+        file=path,
+    )
+
+
+def _key_problems(key: object, value: object, path: Path | str) -> list[tuple[str, str]]:
+    """What is wrong with one ``key: value`` of job.yaml ([] when nothing is)."""
+    if key not in JOB_KEYS:
+        shown = key if isinstance(key, str) and len(key) <= 40 else clip(key, 40)
+        return [(f"unknown key '{shown}' in job.yaml",
+                 f"remove it; known keys: {', '.join(JOB_KEYS)}")]
+    assert isinstance(key, str)
+    types, what, example = JOB_KEYS[key]
+    if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+        return [(f"'{key}' in job.yaml must be {what}, not {clip(value)}",
+                 f"write it like this: {example}")]
+    if key == "lipsync" and isinstance(value, str) and value not in ENGINE_NAMES:
+        return [(f"'lipsync' in job.yaml must be {what}, not {clip(value)}",
+                 f"write e.g. lipsync: {ENGINE_NAMES[0]} (or lipsync: true for the configured "
+                 "engine, lipsync: false for none)")]
+    if key == "fps" and isinstance(value, int | float) and not 1 <= value <= 120:
+        return [(f"'fps' must be between 1 and 120, not {clip(value)}", "write e.g. fps: 25")]
+    if key == "files":
+        try:
+            manifest_entries({"files": value}, path)
+        except InputError as err:
+            return [(err.problem, err.fix)]
+    return []
 
 
 def lipsync_engine(data: dict[str, Any]) -> str | None:
@@ -169,7 +184,14 @@ def lipsync_engine(data: dict[str, Any]) -> str | None:
 def manifest_entries(data: dict[str, Any], path: Path | str) -> list[ManifestEntry]:
     """The optional ``files:`` manifest, validated."""
     entries = []
-    for item in data.get("files") or []:
+    listed = data.get("files") or []
+    if not isinstance(listed, list):  # a string would be read letter by letter
+        raise InputError(
+            f"'files' in job.yaml must be {JOB_KEYS['files'][1]}, not {clip(listed)}",
+            fix=f"write it like this: {JOB_KEYS['files'][2]}",
+            file=path,
+        )
+    for item in listed:
         if isinstance(item, str):
             item = {"name": item}
         if (
@@ -347,6 +369,18 @@ def check_complete(path: Path, what: str) -> None:
 
 
 
+def check_min_audio(path: Path, seconds: float) -> None:
+    """``InputError`` for a recording too short to animate (a click, a file cut at once)."""
+    if seconds < MIN_AUDIO_SECONDS:
+        raise InputError(
+            f"the recording '{path.name}' is only {seconds:.3g} s long; facedrop needs at "
+            f"least {MIN_AUDIO_SECONDS:g} s of audio",
+            fix=f"record a longer take (at least {MIN_AUDIO_SECONDS:g} s), or check that the "
+            "file was exported whole",
+            file=path,
+        )
+
+
 def resolve_driving(
     folder: Path, files: list[Path], data: dict[str, Any], drivers_dir: Path
 ) -> str | Path | None:
@@ -428,6 +462,7 @@ def parse_job_folder(folder: Path, config: Config, name: str | None = None) -> P
     # Decode both now: a bad photo or recording fails in milliseconds, before any model loads.
     height, width = load_image(face, config.limits.max_image_pixels).shape[:2]
     seconds = load_audio(audio, config.limits.max_audio_seconds).duration
+    check_min_audio(audio, seconds)
     # The decoders accept the beginning of a file; only a whole one may run (a stalled copy).
     check_complete(face, "face photo")
     check_complete(audio, "recording")

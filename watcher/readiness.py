@@ -3,10 +3,11 @@
 A folder is ready when: ``job.yaml`` exists; no file has a temp or partial name; no file is a
 cloud placeholder (macOS ``SF_DATALESS``) or being copied by Finder (its busy creation date);
 every file the optional ``files:`` manifest lists is present with its size (and hash); the
-sizes and mtimes of everything inside have been unchanged over ``settle_checks`` checks spanning
-``settle_checks - 1`` settle intervals; a face photo and a recording are there; and every media
-file is *whole* (``pipeline.media.wholeness``): a copy that stalls longer than the settle window
-leaves a valid beginning of a file, which the decoders would happily accept.
+sizes, mtimes and sampled content (``watcher.content_sample``) of everything inside have been
+unchanged over ``settle_checks`` checks spanning ``settle_checks - 1`` settle intervals; a
+face photo and a recording are there; and every media file is *whole*
+(``pipeline.media.wholeness``): a copy that stalls longer than the settle window leaves a valid
+beginning of a file, which the decoders would happily accept.
 
 Settling alone cannot tell a stalled copy from a finished one, and Finder's busy date does not
 exist on Linux, so a folder that stays unfinished is not waited for forever either: once nothing
@@ -23,6 +24,7 @@ are injectable for tests.
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,7 +36,14 @@ from typing import Any
 from pipeline.errors import FacedropError, InputError
 from pipeline.media import formats
 from pipeline.media.wholeness import Whole, Wholeness, check_whole
-from watcher.jobfolder import JOB_FILE, ManifestEntry, is_ignored, manifest_entries
+from watcher.content_sample import content_sample
+from watcher.jobfolder import (
+    JOB_FILE,
+    ManifestEntry,
+    is_ignored,
+    manifest_entries,
+    read_job_yaml,
+)
 from watcher.saferead import clip, read_yaml_file, sha256_regular, size_regular
 
 SF_DATALESS = 0x40000000  # macOS st_flags bit of an online-only (not downloaded) file
@@ -45,7 +54,7 @@ TEMP_SUFFIXES = (".partial", ".tmp", ".temp", ".download", ".crdownload", ".part
 GRACE_SECONDS = 120.0
 MEDIA_EXT = formats.IMAGE_EXT + formats.AUDIO_EXT + formats.VIDEO_EXT
 
-Signature = tuple[tuple[str, int, int], ...]
+Signature = tuple[tuple[str, int, int, int], ...]  # (path, size, mtime_ns, content sample)
 
 
 class ReadyState(Enum):
@@ -54,6 +63,7 @@ class ReadyState(Enum):
     WAITING = "waiting"  # look again later; ``reason`` says for what
     READY = "ready"  # complete: claim it
     EXPIRED = "expired"  # unfinished and unchanged past the grace period: claim it to fail it
+    INVALID = "invalid"  # job.yaml has settled and is wrong: claim it to fail it, now
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +72,7 @@ class Readiness:
 
     state: ReadyState
     reason: str = ""
+    invalid: InputError | None = None  # INVALID: what is wrong with job.yaml (every bad key)
 
     @property
     def ready(self) -> bool:
@@ -95,15 +106,27 @@ class _Missing:
     lack: Lack = Lack.STALLED
 
 
+# Hidden names that tools give a file while they write it (rsync ".x.wav.Ab12Cd", Syncthing,
+# LibreOffice locks, proftpd's ".in.x", our own ".partial-" staging). A hidden name with none of
+# these and no input extension is a tool's own file (.gitkeep, .localized, .directory): ignored.
+HIDDEN_TEMP_MARKS = (".~", ".syncthing.", ".in.", ".partial", ".facedrop", ".pureftpd-upload")
+INPUT_EXT = MEDIA_EXT + (".yaml", ".yml", ".zip")
+
+
 def blocking_name(name: str) -> bool:
-    """A name that marks a file still being written (temp, partial, lock, hidden)."""
+    """A name that marks a file still being written (temp, partial, lock, a hidden copy)."""
     if is_ignored(name):
         return False
     lower = name.lower()
-    return (
-        name.startswith((".", "~$"))
-        or lower.endswith(TEMP_SUFFIXES)
-        or ".partial" in lower  # e.g. "x.partial.mp4"
+    if name.startswith("~$") or lower.endswith(TEMP_SUFFIXES) or ".partial" in lower:
+        return True  # "x.partial.mp4" too
+    return name.startswith(".") and _hidden_in_progress(lower)
+
+
+def _hidden_in_progress(lower: str) -> bool:
+    """A hidden name that is an input being written (".voice.wav.Xy12"), not a tool's file."""
+    return lower.startswith(HIDDEN_TEMP_MARKS) or any(
+        lower.endswith(ext) or f"{ext}." in lower for ext in INPUT_EXT
     )
 
 
@@ -127,6 +150,7 @@ class ReadinessTracker:
         clock: Callable[[], float] = time.monotonic,
         stat: Callable[[Path], os.stat_result] = os.lstat,
         whole: Callable[[Path], Wholeness] = check_whole,
+        sample: Callable[[Path], int] = content_sample,
     ) -> None:
         self.settle_seconds = settle_seconds
         self.settle_checks = max(1, settle_checks)
@@ -134,16 +158,22 @@ class ReadinessTracker:
         self._clock = clock
         self._stat = stat
         self._whole = whole
+        self._sample = sample  # writes at full size with the mtime held (see content_sample)
         self._history: dict[Path, _History] = {}
+        # job.yaml's own (size, mtime) per folder, when first seen so, checks, verdict
+        self._yaml: dict[Path, _YamlSeen] = {}
 
     def forget(self, folder: Path) -> None:
         """Drop a folder's history (it was claimed or vanished)."""
         self._history.pop(folder, None)
+        self._yaml.pop(folder, None)
 
     def retain(self, folders: set[Path]) -> None:
         """Forget every folder not in ``folders`` (it left the inbox)."""
         for folder in set(self._history) - folders:
             del self._history[folder]
+        for folder in set(self._yaml) - folders:
+            del self._yaml[folder]
 
     def check(self, folder: Path) -> Readiness:
         """One readiness check of ``folder`` at the current clock time."""
@@ -162,6 +192,9 @@ class ReadinessTracker:
             return Readiness(_WAITING, blocker.reason)
         if JOB_FILE not in names:  # not a job yet: never expires (the inbox scan reports it)
             return Readiness(_WAITING, "waiting for job.yaml")
+        invalid = self._invalid_yaml(folder, signature, now)
+        if invalid is not None:  # waiting cannot mend a settled job.yaml: fail it at once
+            return Readiness(ReadyState.INVALID, invalid.problem, invalid)
         span = self.settle_seconds * (self.settle_checks - 1)
         if hist.checks < self.settle_checks or now - hist.since < span:
             return Readiness(_WAITING, blocker.reason if blocker else _SETTLING)
@@ -174,6 +207,25 @@ class ReadinessTracker:
         if missing.lack is Lack.SUSPECT:
             return Readiness(ReadyState.READY, missing.reason)
         return Readiness(ReadyState.EXPIRED, missing.reason)
+
+    def _invalid_yaml(self, folder: Path, signature: Signature, now: float) -> InputError | None:
+        """job.yaml's error, once job.yaml alone has settled (the rest may still be copying).
+
+        A job.yaml caught half-written can look wrong (``enhance: fa``), so it is judged only
+        when its own size and mtime held over the settle checks; from then on any wrong key
+        fails the job at once instead of after the grace period.
+        """
+        entry = next((e for e in signature if e[0] == JOB_FILE), None)
+        seen = self._yaml.get(folder)
+        if seen is None or seen.entry != entry:
+            seen = self._yaml[folder] = _YamlSeen(entry, now)
+        seen.checks += 1
+        span = self.settle_seconds * (self.settle_checks - 1)
+        if seen.checks < self.settle_checks or now - seen.since < span:
+            return None
+        if not seen.judged:
+            seen.judged, seen.error = True, _yaml_error(folder)
+        return seen.error
 
     def _unfinished(self, folder: Path, names: set[str], hist: _History) -> _Missing | None:
         """What a settled folder still lacks (None when complete)."""
@@ -206,16 +258,19 @@ class ReadinessTracker:
         return suspect
 
     def _snapshot(self, folder: Path) -> tuple[Signature, _Missing | None]:
-        entries: list[tuple[str, int, int]] = []
+        entries: list[tuple[str, int, int, int]] = []
         blocker: _Missing | None = None
         for root, dirs, files in os.walk(folder, onerror=_raise):
+            dirs[:] = [d for d in dirs if not is_ignored(d)]  # e.g. .dropbox.cache: not ours
             for name in dirs + files:
                 path = Path(root) / name
                 if is_ignored(name):
                     continue
                 st = self._stat(path)
                 rel = path.relative_to(folder).as_posix()
-                entries.append((rel, st.st_size, st.st_mtime_ns))
+                sample = (self._sample(path) if name.lower().endswith(MEDIA_EXT)
+                          and stat.S_ISREG(getattr(st, "st_mode", 0)) else 0)
+                entries.append((rel, st.st_size, st.st_mtime_ns, sample))
                 blocker = blocker or _file_blocker(rel, name, st)
         return tuple(sorted(entries)), blocker
 
@@ -236,6 +291,26 @@ class ReadinessTracker:
 
 
 _SETTLING = "waiting for files to stop changing"
+
+
+@dataclass(slots=True)
+class _YamlSeen:
+    entry: tuple[str, int, int, int] | None
+    since: float
+    checks: int = 0
+    judged: bool = False
+    error: InputError | None = None
+
+
+def _yaml_error(folder: Path) -> InputError | None:
+    """What ``read_job_yaml`` refuses in a settled job.yaml (None: it reads, or read it later)."""
+    try:
+        read_job_yaml(folder)
+    except InputError as err:
+        return err
+    except (OSError, FacedropError):  # not the submitter's settings: the parser decides later
+        return None
+    return None
 
 
 def _inputs_missing(names: set[str], data: dict[str, Any]) -> str:

@@ -5,7 +5,9 @@ it and the job ends "done" with half the audio. So each format is checked agains
 about itself:
 
 - WAV / WEBP (RIFF): the RIFF size and the ``data`` chunk fit in the file, and the header is
-  finalised (a streaming recorder writes 0 there until it stops).
+  finalised (a recorder that patches its header writes 0 there until it stops). A streaming
+  WAV (sizes 0xFFFFFFFF, "unknown": FFmpeg to a pipe) is whole when its data is a whole number
+  of sample frames; only the settle checks can say its writer stopped.
 - MP4 / M4A / MOV / HEIC (ISO boxes): every top-level box fits and a movie has its ``moov`` index.
 - MP3: every frame fits, and a Xing/Info header's byte count is reached.
 - OGG: every page fits and the last one is marked end-of-stream.
@@ -36,6 +38,7 @@ from enum import Enum
 from pathlib import Path
 from typing import BinaryIO
 
+STREAMING = 0xFFFFFFFF  # a RIFF or data size a streaming writer leaves for "unknown"
 ZERO_HEAD = 4096  # a preallocated file not yet written starts with at least this many zeros
 MIN_BYTES = 16  # shorter than any header: the start of a copy, or not media at all
 ZERO_TAIL = 64 * 1024  # trailing zeros of a WAV that make it suspect
@@ -129,7 +132,9 @@ def _judge(r: _Reader, seconds: float, clock: Callable[[], float]) -> Wholeness:
 
 def _riff(r: _Reader) -> Wholeness:
     declared = struct.unpack("<I", r.at(4, 4))[0] + 8
-    if declared == 8 or declared == 0xFFFFFFFF + 8:
+    if declared == STREAMING + 8 and r.at(8, 4) == b"WAVE":
+        return _streaming_wav(r)
+    if declared == 8 or declared == STREAMING + 8:
         return Wholeness(Whole.INCOMPLETE, "has an unfinished header (still being recorded)")
     if declared > r.size:
         return _short(r.size, declared)
@@ -154,6 +159,36 @@ def _wav_data(r: _Reader, end: int) -> Wholeness:
                     "(space reserved by a copy that has not finished?)",
                 )
             return WHOLE
+        pos += 8 + size + (size & 1)
+    return Wholeness(Whole.INCOMPLETE, "has no audio data yet (its 'data' chunk is missing)")
+
+
+def _streaming_wav(r: _Reader) -> Wholeness:
+    """A WAV whose sizes say "unknown" (0xFFFFFFFF: FFmpeg writing to a pipe, streaming
+    recorders): its data runs to the end of the file, so the header cannot tell a finished file
+    from a growing one. It is whole when the data is a whole number of sample frames; the
+    settle checks (size and mtime unchanged) are what says the writer has stopped.
+    """
+    pos, align = 12, 0
+    while pos + 8 <= r.size:
+        kind, size = r.at(pos, 4), struct.unpack("<I", r.at(pos + 4, 4))[0]
+        if kind == b"fmt ":
+            fmt = r.at(pos + 8, 16)
+            if len(fmt) < 16:
+                return Wholeness(Whole.INCOMPLETE, "ends in the middle of its format header")
+            align = struct.unpack("<H", fmt[12:14])[0]
+        elif kind == b"data":
+            have = r.size - pos - 8
+            if not align:
+                return Wholeness(Whole.UNKNOWN, "has no usable format header before its data")
+            if have <= 0:
+                return Wholeness(Whole.INCOMPLETE, "has no audio data yet")
+            if have % align:
+                return Wholeness(Whole.INCOMPLETE, "ends in the middle of a sample "
+                                 "(a streaming recording cut off)")
+            return WHOLE
+        if size == STREAMING:
+            break
         pos += 8 + size + (size & 1)
     return Wholeness(Whole.INCOMPLETE, "has no audio data yet (its 'data' chunk is missing)")
 

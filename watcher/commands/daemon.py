@@ -42,7 +42,7 @@ from watcher.logs import setup_logging, teardown_logging
 from watcher.macos.notify import make_notifier
 from watcher.names import fit, name_max, rename_unique
 from watcher.outbox import Outbox, ProgressThrottle, first_line, read_quality, remove_partials
-from watcher.runtime import read_runtime
+from watcher.runtime import MAX_ENTRIES, read_runtime
 from watcher.state import DB_NAME, SqliteQueue
 
 
@@ -226,6 +226,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         console.print(f"inbox entry {entry['name']!r}: {entry['verdict']}"
                       + (f", {entry['reason']}" if entry["reason"] else ""), highlight=False,
                       markup=False)
+    if report["inbox_more"]:
+        console.print(f"... and {report['inbox_more']} more inbox entries (not listed)",
+                      highlight=False)
     if fleet is not None:
         print_workers(console, fleet)
     if report["jobs"] is None:
@@ -243,17 +246,21 @@ def status_report(state: Path, inbox: Path, recent: int,
     runtime = read_runtime(state) if pid else None
     if runtime is not None:
         inbox_entries = runtime.get("inbox", [])
+        more = int(runtime.get("inbox_more", 0) or 0)
         paused = runtime.get("paused", [])
     else:  # no daemon: say what is there, and that nobody is claiming it
+        names = _inbox_names(inbox)
         inbox_entries = [
             {"name": name, "verdict": "waiting", "reason": "the daemon is not running"}
-            for name in _inbox_names(inbox)
+            for name in names[:MAX_ENTRIES]
         ]
+        more = max(0, len(names) - MAX_ENTRIES)
         paused = []
     return {
         "daemon": {"running": bool(pid), "pid": pid},
         "paused": paused,
         "inbox": inbox_entries,
+        "inbox_more": more,  # entries not listed (the list stops at MAX_ENTRIES)
         "jobs": _with_quality(_jobs(state, recent), outbox),
     }
 
