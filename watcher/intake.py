@@ -49,13 +49,13 @@ from watcher.killpoints import CrashHook, no_crash
 from watcher.names import fit, name_max
 from watcher.outbox import (
     INPUT,
+    CopyStopped,
     Outbox,
     Rename,
     copy_tree,
     fsync_tree,
     is_litter,
     remove_tree,
-    staging_path,
 )
 from watcher.transition import Lifecycle, Outcome
 
@@ -65,6 +65,7 @@ CLAIM_PREFIX = ".facedrop-claimed."
 ZIP_HOLD = ".zip"  # <slot>/.zip/<name>.zip: a claimed zip until its job is recorded
 FAILED_MARK = ".failed"  # <slot>/.failed: this slot's job ends failed, never runs
 UNZIP_PREFIX = ".unzip-"  # unpack_job_zip's staging folder
+RESUME_SUFFIX = ".claiming"  # <slot>/.<name>.claiming: a cross-filesystem copy, resumable
 
 
 # The job parser's verdict on a claimed folder that never became ready: its specific error, or
@@ -146,10 +147,16 @@ class Intake:
     # ---- scanning ------------------------------------------------------------------------
     def scan(self) -> int:
         """Classify every inbox entry, claim the ready and failed ones; return how many wait."""
-        if self._faults.blocked(Scope.INTAKE) or not self.inbox_ok():
+        if self._faults.blocked(Scope.INTAKE):
+            self._hold()
+            return 0
+        if not self.inbox_ok():
             return 0
         if self.needs_recovery:
-            self.recover()
+            try:
+                self.recover()
+            except CopyStopped:  # a shutdown while resuming a copy: resumed again next start
+                return 0
         entries = [e for e in self._scanner.scan(self.inbox)
                    if not e.name.startswith(CLAIM_PREFIX)]  # our own half-done claims
         shown: list[InboxEntry] = []
@@ -160,6 +167,11 @@ class Intake:
                     break
                 try:
                     self.claim(entry)
+                except CopyStopped:
+                    self.needs_recovery = True  # a shutdown mid-copy: resumed on the next start
+                    log.info("claim of %s stopped by shutdown; it resumes on the next start",
+                             entry.name)
+                    break
                 except BaseException:
                     self.needs_recovery = True  # a fault mid-claim: finish it when resumed
                     raise
@@ -169,6 +181,18 @@ class Intake:
         self._log_changes(shown)
         self.verdicts = shown
         return pending
+
+    def _hold(self) -> None:
+        """Paused: claim nothing, and say in ``status`` that every entry is held, and why."""
+        faults = self._faults.active()
+        why = "; ".join(f.kind.value for f in faults) or "a fault"
+        try:
+            names = sorted(n for n in os.listdir(self.inbox) if not n.startswith("."))
+        except OSError:
+            names = []
+        self.verdicts = [InboxEntry(n, self.inbox / n, Kind.FILE, Verdict.WAITING,
+                                    f"held in the inbox while facedrop is paused ({why})")
+                         for n in names]
 
     def _log_changes(self, entries: list[InboxEntry]) -> None:
         """One log line per entry whose verdict or reason changed (not one per scan)."""
@@ -249,15 +273,19 @@ class Intake:
 
     def _copy_claimed(self, marker: Path, dest: Path) -> None:
         if not dest.exists():
-            staging = staging_path(dest)
-            remove_tree(staging)
+            # One staging name per claim, kept by a stop: the next start resumes the copy
+            # (``recover``) instead of beginning again. Not litter: reconciliation keeps it.
+            staging = dest.parent / fit(f".{dest.name}", name_max(dest.parent), RESUME_SUFFIX)
             try:
                 if marker.is_dir():
-                    copy_tree(marker, staging)
-                    fsync_tree(staging)
+                    copy_tree(marker, staging, resume=True, stop=self._stopping)
+                    fsync_tree(staging, stop=self._stopping)
                 else:
+                    remove_tree(staging)
                     shutil.copy2(marker, staging)
                     fsync_tree(staging)
+            except CopyStopped:
+                raise
             except BaseException:
                 remove_tree(staging)
                 raise
@@ -353,6 +381,9 @@ class Intake:
 
     def _recover_slot(self, slot: Path, known: set[str]) -> None:
         recorded = any(p.partition("/")[0] == slot.name for p in known)
+        for path in slot.iterdir():  # every claim marker is handled: a staged copy is orphaned
+            if path.name.startswith(".") and path.name.endswith(RESUME_SUFFIX):
+                remove_tree(path)
         folders = [f for f in sorted(self._dirs(slot)) if not f.name.startswith(".")]
         hold = slot / ZIP_HOLD
         if hold.is_dir():
