@@ -268,6 +268,9 @@ class Daemon:
         dispatcher = Dispatcher(lifecycle, self.queue, self.config, self.faults, self.places,
                                 clock=self._wall, crash=self._crash)
         dispatcher.adopt()  # before reconciliation: jobs out in the fleet were not interrupted
+        # While Redis is away the intake holds new jobs in the inbox (not claimed into a work
+        # area that cannot be dispatched); the probe says when it may claim again.
+        self.faults.set_probe(FaultKind.FLEET, dispatcher.reachable)
         return dispatcher
 
     def _input_problem(self, folder: Path) -> InputError | None:

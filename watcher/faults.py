@@ -190,6 +190,11 @@ class FaultBoard:
         self._active: dict[FaultKind, _Active] = {}
         self._lock = threading.Lock()
 
+    def set_probe(self, kind: FaultKind, probe: Probe) -> None:
+        """Give ``kind`` a probe (one known only once wired, e.g. the fleet's Redis ping)."""
+        with self._lock:
+            self._probes[kind] = probe
+
     def report(self, fault: Fault) -> None:
         """A fault was seen: the first time, log and notify; every time, back off further."""
         with self._lock:

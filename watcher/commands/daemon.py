@@ -22,7 +22,7 @@ from pipeline.atomic import write_text_atomic
 from pipeline.errors import FacedropError, InputError
 from pipeline.prerequisites import require as require_prerequisites
 from pipeline.spec import CancelToken, ProgressFn
-from watcher.commands.fleet import print_workers, worker_cards
+from watcher.commands.fleet import fleet_fault, print_workers, worker_cards
 from watcher.config import load_config
 from watcher.daemon import Daemon, pipeline_factory, running_daemon_pid
 from watcher.execute import execute_job
@@ -206,6 +206,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     fleet = worker_cards(config)
     if fleet is not None:
         report["fleet"] = fleet
+        seen = fleet_fault(fleet)
+        if seen is not None and not any(p["kind"] == "fleet" for p in report["paused"]):
+            report["paused"].append(seen)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

@@ -19,6 +19,8 @@ from watcher.logs import FORMAT as LOG_FORMAT
 
 log = logging.getLogger("facedrop.fleet")
 
+REDIS_FIX = ("start Redis (brew services start redis, or systemctl start redis-server) or fix "
+             "queue.url in the config")
 NEEDS_REDIS = "set queue.backend: redis and queue.url in the config (README: Several machines)"
 
 
@@ -45,6 +47,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from watcher.daemon import pipeline_factory
     from watcher.fleet.broker import redis_client
     from watcher.fleet.ledger import Ledger
+    from watcher.fleet.outage import BrokerNoise
     from watcher.fleet.runner import FleetWorker
     from watcher.killpoints import crash_hook_from_env
     from watcher.storage import open_storage
@@ -55,10 +58,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
             raise InputError(f"--device {args.device!r} is not a device",
                              fix="use cpu, mps, cuda or cuda:N")
         config = replace(config, pipeline=replace(config.pipeline, device=args.device))
-    _log_to_stderr()
     ledger = Ledger(redis_client(config.queue), config.queue.namespace)
     worker = FleetWorker(config, pipeline_factory(), ledger, open_storage(config),
                          crash=crash_hook_from_env())
+    _log_to_stderr(BrokerNoise(worker.outage))
 
     def stop(signum: int, frame: FrameType | None) -> None:
         log.info("signal %d: stopping", signum)
@@ -70,9 +73,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return worker.serve()
 
 
-def _log_to_stderr() -> None:
+def _log_to_stderr(noise: logging.Filter) -> None:
     handler = logging.StreamHandler()  # launchd keeps stderr in the worker's log file
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.addFilter(noise)  # Dramatiq's per-retry connection errors: one line per outage
     logging.getLogger("facedrop").addHandler(handler)
     logging.getLogger("facedrop").setLevel(logging.INFO)
     logging.getLogger("dramatiq").addHandler(handler)
@@ -105,11 +109,24 @@ def worker_cards(config: Config) -> dict[str, Any] | None:
     from watcher.fleet.broker import redis_client
     from watcher.fleet.ledger import Ledger
 
+    client = redis_client(config.queue, quick=True)  # status answers within a second
     try:
-        return {"workers": Ledger(redis_client(config.queue), config.queue.namespace).workers(),
-                "error": ""}
+        return {"workers": Ledger(client, config.queue.namespace).workers(), "error": "",
+                "reachable": True}
     except redis.RedisError as err:
-        return {"workers": [], "error": f"the Redis server cannot be reached ({err})"}
+        return {"workers": [], "error": f"the Redis server cannot be reached ({err})",
+                "reachable": False}
+    finally:
+        client.close()
+
+
+def fleet_fault(fleet: dict[str, Any]) -> dict[str, str] | None:
+    """The paused line ``status`` shows at once when it cannot reach Redis itself (the daemon
+    may take seconds to notice); None when Redis answered."""
+    if fleet.get("reachable", True):
+        return None
+    return {"kind": "fleet", "reason": f"{fleet['error']}; new jobs stay in the inbox until "
+            "it is back", "fix": REDIS_FIX}
 
 
 def print_workers(console: Console, fleet: dict[str, Any]) -> None:

@@ -13,7 +13,8 @@ never runs a job. Each round, for the jobs the local record holds as QUEUED or R
 4. a cancel asked for a job no live worker holds is committed here, as the job's result.
 
 Every step is idempotent, so a kill of the intake at any point is repaired by the next round
-after restart. Redis or storage unreachable: a ``FLEET`` fault pauses intake and dispatch.
+after restart. Redis or storage unreachable: a ``FLEET`` fault pauses intake and dispatch; its probe
+(``reachable``) keeps new jobs in the inbox until Redis answers again.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from urllib.parse import urlsplit
 
 import redis
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.errors import ConnectionError as BrokerConnectionError
+from dramatiq.errors import BrokerConnectionError
 
 from watcher.config import Config
 from watcher.faults import Fault, FaultBoard, FaultKind, Places, Scope, classify
@@ -122,7 +123,8 @@ class Dispatcher:
             self._close()
             self._faults.report(Fault(
                 FaultKind.FLEET,
-                f"the Redis server at {where(self._config.queue.url)} cannot be reached ({err})",
+                f"the Redis server at {where(self._config.queue.url)} cannot be reached "
+                f"({err}); new jobs stay in the inbox until it is back",
                 "start Redis (brew services start redis, or systemctl start redis-server) or "
                 "fix queue.url in the config",
             ))
@@ -138,6 +140,17 @@ class Dispatcher:
             return True
         self._faults.resolve(FaultKind.FLEET)
         return self._pending
+
+    def reachable(self) -> bool:
+        """The FLEET fault's probe: does Redis answer now (within a second)? Until it does, the
+        intake leaves new jobs in the inbox: claimed, they could only wait in the work area."""
+        client = redis_client(self._config.queue, quick=True)
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
 
     def waiting(self) -> bool:
         return self._pending or bool(self._record.list(JobState.QUEUED, limit=1))

@@ -4,13 +4,18 @@ Every key starts with ``queue.namespace``:
 
 - ``job:<key>`` (hash): ``attempt`` (runs started: unique per run, names its results),
   ``counted`` (runs that count toward ``max_attempts``: not given back), ``owner`` (the worker
-  running it now).
-- ``sent`` (set): job keys the intake has handed to Dramatiq.
-- ``progress:<key>`` (hash): attempt, stage, progress, worker of the running attempt.
-- ``cancel`` (set): job keys ``facedrop cancel`` asked to stop.
+  running it now). Owner: the intake (``retire``); every write also sets a 7-day expiry, so
+  a worker that resumes after the job was retired (stopped, then continued) cannot leave one
+  behind for ever.
+- ``sent`` (set): job keys the intake has handed to Dramatiq. Owner: the intake (``retire``).
+- ``progress:<key>`` (hash): attempt, stage, progress, worker of the running attempt. Expires
+  after ``progress_ttl`` (a few heartbeats); the running worker's heartbeat renews it.
+- ``cancel`` (set): job keys ``facedrop cancel`` asked to stop. Owner: the intake (``retire``).
 - ``worker:<id>`` (hash, expires after the heartbeat timeout): the worker's card for
-  ``facedrop status``; ``workers`` (set) lists the ids.
+  ``facedrop status``; ``workers`` (set) lists the ids (``drop_worker``, and ``workers`` drops
+  ids whose card expired).
 - ``names`` (hash): job key -> JSON name and outbox folder, for ``facedrop cancel NAME``.
+  Owner: the intake (``retire``).
 - ``finished:<key>`` (expires after 7 days): the intake has put the job in the outbox; a late
   redelivery of its message is acknowledged without running.
 """
@@ -30,9 +35,11 @@ if owner and owner ~= ARGV[1] and redis.call('exists', ARGV[2] .. owner) == 1 th
     return owner
 end
 redis.call('hset', KEYS[1], 'owner', ARGV[1])
+redis.call('expire', KEYS[1], ARGV[3])
 return ''
 """
 RETIRED_SECONDS = 7 * 24 * 3600
+JOB_SECONDS = RETIRED_SECONDS  # a job:<key> nobody touched for this long is an orphan
 RELEASE = """
 if redis.call('hget', KEYS[1], 'owner') == ARGV[1] then redis.call('hdel', KEYS[1], 'owner') end
 return 0
@@ -118,7 +125,12 @@ class Ledger:
     # ---- the worker's side ---------------------------------------------------------------
     def claim(self, key: str, worker: str) -> str:
         """Own the job; returns "" or the id of the live worker that already runs it."""
-        return _s(self._claim(keys=[self._k("job", key)], args=[worker, self._k("worker", "")]))
+        return _s(self._claim(keys=[self._k("job", key)],
+                              args=[worker, self._k("worker", ""), JOB_SECONDS]))
+
+    def counted(self, key: str) -> int:
+        """Runs of the job that counted toward ``max_attempts`` so far."""
+        return int(self.client.hget(self._k("job", key), "counted") or 0)
 
     def owner_alive(self, key: str) -> bool:
         owner = self.client.hget(self._k("job", key), "owner")
@@ -129,27 +141,41 @@ class Ledger:
         pipe = self.client.pipeline(transaction=True)
         pipe.hincrby(self._k("job", key), "attempt", 1)
         pipe.hincrby(self._k("job", key), "counted", 1)
-        attempt, counted = pipe.execute()
+        pipe.expire(self._k("job", key), JOB_SECONDS)
+        attempt, counted, _ = pipe.execute()
         return int(attempt), int(counted)
 
     def next_attempt(self, key: str) -> int:
-        """An attempt number for a result the intake commits itself (a cancel)."""
-        return int(self.client.hincrby(self._k("job", key), "attempt", 1))
+        """An attempt number for a result committed without a counted run (a cancel, a give-up)."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hincrby(self._k("job", key), "attempt", 1)
+        pipe.expire(self._k("job", key), JOB_SECONDS)
+        return int(pipe.execute()[0])
 
     def give_back(self, key: str, worker: str) -> None:
         """The run did not count (shutdown, a worker fault): uncount it and let go."""
-        self.client.hincrby(self._k("job", key), "counted", -1)
-        self.client.delete(self._k("progress", key))
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hincrby(self._k("job", key), "counted", -1)
+        pipe.expire(self._k("job", key), JOB_SECONDS)
+        pipe.delete(self._k("progress", key))
+        pipe.execute()
         self.release(key, worker)
 
     def release(self, key: str, worker: str) -> None:
         self._release(keys=[self._k("job", key)], args=[worker])
 
     def report_progress(self, key: str, attempt: int, stage: str, fraction: float,
-                        worker: str) -> None:
-        self.client.hset(self._k("progress", key), mapping={
+                        worker: str, ttl: float = 60.0) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(self._k("progress", key), mapping={
             "attempt": attempt, "stage": stage, "progress": round(fraction, 4), "worker": worker,
         })
+        pipe.pexpire(self._k("progress", key), max(1, int(ttl * 1000)))
+        pipe.execute()
+
+    def renew_progress(self, key: str, ttl: float) -> None:
+        """The running worker is alive: keep its progress (never creates the key)."""
+        self.client.pexpire(self._k("progress", key), max(1, int(ttl * 1000)))
 
     # ---- worker cards --------------------------------------------------------------------
     def publish_worker(self, worker: str, card: Mapping[str, Any], ttl: float) -> None:

@@ -33,7 +33,7 @@ import dramatiq
 import redis
 from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.errors import ConnectionError as BrokerConnectionError
+from dramatiq.errors import BrokerConnectionError
 from dramatiq.middleware import Middleware
 
 from pipeline.device import DeviceUnavailableError, pick_device
@@ -44,9 +44,11 @@ from watcher.config import Config
 from watcher.execute import execute_job
 from watcher.faults import FaultKind, Places, classify
 from watcher.fleet.broker import declare, job_message, make_broker
-from watcher.fleet.dispatcher import CANCELLED
+from watcher.fleet.dispatcher import CANCELLED, where
 from watcher.fleet.ledger import Ledger
 from watcher.fleet.messages import OUTBOX_MARK, JobMessage, Manifest, Verdict, commit
+from watcher.fleet.outage import Outage
+from watcher.fleet.scratch import Scratch
 from watcher.jobfolder import parse_job_folder
 from watcher.killpoints import CrashHook, no_crash
 from watcher.outbox import INPUT, Outbox, ProgressThrottle, remove_tree
@@ -123,10 +125,15 @@ class FleetWorker:
         self._device = config.pipeline.device
         self._started = time.time()
         self._stop = threading.Event()
+        self.scratch = Scratch(config.paths.cache / "fleet-work", self.ident)
+        self.outage = Outage(where(config.queue.url))
+        # A progress record outlives a silent stage (the heartbeat renews it), not its worker.
+        self._progress_ttl = max(10.0, 3 * config.queue.heartbeat_timeout_seconds)
 
     # ---- the process -----------------------------------------------------------------------
     def serve(self) -> int:
         """Consume until ``stop``; returns the exit status."""
+        self.scratch.open()  # and remove what killed workers left
         beat = threading.Thread(target=self._heartbeat, name="card", daemon=True)
         beat.start()
         consumer: dramatiq.Worker | None = None
@@ -154,6 +161,7 @@ class FleetWorker:
             except redis.RedisError:
                 pass
             self._storage.close()
+            self.scratch.close()
         return 0
 
     def stop(self) -> None:
@@ -167,7 +175,7 @@ class FleetWorker:
             declare(broker, self.handle)
             broker.client.ping()
         except redis.RedisError as err:
-            log.warning("Redis cannot be reached (%s); trying again", err)
+            self.outage.down(err)
             return None
         # One thread: one job at a time on this device. Prefetch 1: a worker holds no job it
         # is not running, so a waiting job goes to the next free worker, not to a busy one.
@@ -220,10 +228,14 @@ class FleetWorker:
             try:
                 if current is not None and self._ledger.cancel_requested(current.key):
                     current.cancel.cancel()
+                if current is not None:
+                    self._ledger.renew_progress(current.key, self._progress_ttl)
                 self._ledger.publish_worker(self.ident, self._card(current),
                                             ttl=self._config.queue.heartbeat_timeout_seconds)
-            except redis.RedisError:
-                pass  # the consumer says so; the card is published again when Redis is back
+            except redis.RedisError as err:
+                self.outage.down(err)  # one line per outage; the card is published when back
+            else:
+                self.outage.up()
             self._stop.wait(period)
 
     def _card(self, current: _Current | None) -> dict[str, Any]:
@@ -255,11 +267,15 @@ class FleetWorker:
             self._send_again(payload, delay=self._config.queue.heartbeat_timeout_seconds)
             return
         self._crash("fleet.claimed")
+        ran = patient(lambda: ledger.counted(key))
+        if ran >= self._config.daemon.max_attempts:
+            # Every counted run was interrupted. Giving up does not count a run itself, so a
+            # kill during this commit cannot inflate the number the message gives.
+            self._commit(key, patient(lambda: ledger.next_attempt(key)),
+                         self._failed(_given_up(ran)))
+            return
         attempt, counted = patient(lambda: ledger.begin(key))
         self._crash("fleet.started")
-        if counted > self._config.daemon.max_attempts:
-            self._commit(key, attempt, self._failed(_given_up(counted - 1)))
-            return
         self._current = current = _Current(key, msg.name, attempt)
         digests: dict[str, str] = {}
         try:
@@ -286,8 +302,7 @@ class FleetWorker:
 
     def _commit(self, key: str, attempt: int, manifest: Manifest,
                 digests: dict[str, str] | None = None) -> None:
-        winner = commit(self._storage, key, attempt, manifest, digests or {},
-                        self._config.paths.cache / "fleet-work")
+        winner = commit(self._storage, key, attempt, manifest, digests or {}, self.scratch.own)
         self._crash("fleet.committed")
         if winner != attempt:
             log.info("job %s: attempt %d was committed first; this result is dropped", key,
@@ -303,26 +318,24 @@ class FleetWorker:
 
     def _patient(self, call: Callable[[], T]) -> T:
         """``call()``, waiting out a Redis outage (a job is never failed for one)."""
-        delay, told = 0.2, False
+        delay = 0.2
         while True:
             try:
                 return call()
             except (redis.ConnectionError, redis.TimeoutError, BrokerConnectionError) as err:
                 if self._stop.is_set():
                     raise
-                if not told:
-                    log.warning("Redis cannot be reached (%s); waiting for it", err)
-                    told = True
+                self.outage.down(err)  # logged once per outage, by whoever meets it first
                 self._stop.wait(delay)
                 delay = min(5.0, delay * 2)
 
     def _workdir(self, key: str, attempt: int) -> Path:
-        return self._config.paths.cache / "fleet-work" / f"{key}.{attempt}"
+        return self.scratch.attempt(key, attempt)
 
     def _attempt(self, msg: JobMessage, current: _Current, digests: dict[str, str]) -> Manifest:
         """Fetch, run, store: the committed manifest of a finished run."""
         base = self._workdir(msg.key, current.attempt)
-        remove_tree(base)
+        self.scratch.empty()  # at most one attempt's files per worker
         source, out = base / "in" / msg.name, base / "out"
         out.mkdir(parents=True)
         try:
@@ -367,7 +380,7 @@ class FleetWorker:
                 return
             try:
                 self._ledger.report_progress(current.key, current.attempt, stage, fraction,
-                                             self.ident)
+                                             self.ident, ttl=self._progress_ttl)
             except redis.RedisError:  # progress is advisory
                 return
             if not seen[0]:
