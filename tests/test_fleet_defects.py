@@ -37,6 +37,7 @@ from watcher.fleet.broker import redis_client
 from watcher.fleet.ledger import Ledger
 from watcher.fleet.messages import JobMessage, read_manifest
 from watcher.fleet.runner import FleetWorker
+from watcher.fleet.scratch import Scratch
 from watcher.storage import open_storage
 
 NS = "facedrop"
@@ -246,3 +247,42 @@ def test_17_while_redis_is_down_new_jobs_stay_in_the_inbox(
     redis_server.start()
     wait_for(lambda: not (root / "inbox" / "held").exists(), 30,
              "the job to be claimed once Redis is back")
+
+
+# ---- hostile cases around the fleet ----------------------------------------------------------
+
+
+def test_two_workers_sharing_a_cache_never_sweep_each_others_scratch(tmp_path):
+    root = tmp_path / "fleet-work"
+    a, b = Scratch(root, "host-1-a"), Scratch(root, "host/2:b")  # odd ids are made safe
+    a.open()
+    (a.attempt("k1", 1) / "in").mkdir(parents=True)
+    b.open()  # a is alive: its attempt stays
+    assert a.attempt("k1", 1).is_dir()
+    (b.attempt("k2", 1)).mkdir()
+    os.close(a._fd)  # a is killed: its lock goes, its folder stays
+    a._fd = None
+    (root / "k9.3").mkdir()  # the layout before per-worker folders
+    c = Scratch(root, "host-1-c")
+    c.open()
+    assert not a.own.exists() and not (root / "k9.3").exists()
+    assert b.attempt("k2", 1).is_dir()
+    b.close()
+    c.close()
+    assert list(root.iterdir()) == []
+
+
+def test_a_cache_that_is_a_file_does_not_crash_the_worker_at_start(tmp_path):
+    (tmp_path / "fleet-work").write_text("not a folder")
+    scratch = Scratch(tmp_path / "fleet-work", "w")
+    scratch.open()  # logs, does not raise
+    scratch.close()
+
+
+def test_status_with_redis_on_an_address_that_never_answers_is_quick(tmp_path):
+    path = fleet_config(tmp_path / "root", "redis://10.255.255.1:6379/0", tmp_path / "shared")
+    config = load_config(path, home=tmp_path)
+    start = time.monotonic()
+    cards = worker_cards(config)
+    assert time.monotonic() - start < 1.0
+    assert cards is not None and cards["reachable"] is False

@@ -158,7 +158,7 @@ class Intake:
             except CopyStopped:  # a shutdown while resuming a copy: resumed again next start
                 return 0
         entries = [e for e in self._scanner.scan(self.inbox)
-                   if not e.name.startswith(CLAIM_PREFIX)]  # our own half-done claims
+                   if not is_claim_marker(e.name)]  # our own half-done claims
         shown: list[InboxEntry] = []
         pending = 0
         for entry in entries:
@@ -410,7 +410,7 @@ class Intake:
 
     def _markers(self) -> list[Path]:
         try:
-            return [p for p in self.inbox.iterdir() if p.name.startswith(CLAIM_PREFIX)]
+            return [p for p in self.inbox.iterdir() if is_claim_marker(p.name)]
         except OSError:
             return []
 
@@ -420,6 +420,17 @@ class Intake:
             return [p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()]
         except OSError:
             return []
+
+
+def is_claim_marker(name: str) -> bool:
+    """``.facedrop-claimed.<slot>.<name>`` with a slot as ``new_slot_name`` makes it (hex).
+
+    A hidden folder a user or tool merely named like a marker is not ours to adopt.
+    """
+    if not name.startswith(CLAIM_PREFIX):
+        return False
+    slot, dot, rest = name[len(CLAIM_PREFIX):].partition(".")
+    return bool(slot and dot and rest) and all(c in "0123456789abcdef" for c in slot)
 
 
 def _claimed_name(marker: Path) -> tuple[str, str]:

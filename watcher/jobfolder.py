@@ -46,6 +46,7 @@ AUDIO_EXT = frozenset(formats.AUDIO_EXT)
 VIDEO_EXT = frozenset(formats.VIDEO_EXT)
 # Finder and sync-client litter: never part of a job, never a reason to wait.
 IGNORED_NAMES = frozenset({".DS_Store", "Icon\r", "desktop.ini", "Thumbs.db", ".dropbox"})
+MAX_LISTED = 12  # wrong settings named in one message (every known key, and a few unknown)
 CONFLICT = re.compile(r"conflicted copy|shared folder conflict|case conflict", re.IGNORECASE)
 
 # key -> (accepted types, description for messages, an example line)
@@ -142,9 +143,11 @@ def validate_job_keys(data: dict[str, Any], path: Path | str) -> None:
         return
     if len(problems) == 1:
         raise InputError(problems[0][0], fix=problems[0][1], file=path)
+    shown = problems[:MAX_LISTED]  # a 16 KiB job.yaml can hold 2,000 keys: not one message
+    more = f"; and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
     raise InputError(
-        f"job.yaml has {len(problems)} wrong settings: " + "; ".join(p for p, _ in problems),
-        fix="; ".join(dict.fromkeys(f for _, f in problems)),
+        f"job.yaml has {len(problems)} wrong settings: " + "; ".join(p for p, _ in shown) + more,
+        fix="; ".join(dict.fromkeys(f for _, f in shown)),
         file=path,
     )
 
@@ -295,7 +298,9 @@ def job_files(folder: Path) -> list[Path]:
     """The job's files at its top level (not job.yaml, not litter), each checked to stay inside."""
     files = []
     for path in sorted(folder.iterdir()):
-        if path.name == JOB_FILE or is_ignored(path.name):
+        # Hidden names are never inputs: a tool's own file (.gitkeep, even a FIFO) or a copy
+        # in progress, which readiness already waited for. job.yaml may still name one.
+        if path.name == JOB_FILE or is_ignored(path.name) or path.name.startswith("."):
             continue
         check_inside(folder, path)
         try:

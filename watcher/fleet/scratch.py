@@ -32,9 +32,17 @@ class Scratch:
         self._fd: int | None = None
 
     def open(self) -> None:
-        """Take this worker's folder and remove what dead workers left."""
-        self.own.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.own / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        """Take this worker's folder and remove what dead workers left.
+
+        A cache that cannot be written is not fatal here: the first attempt meets the same
+        error, and the worker gives its job back and says why (a fault, not a crash).
+        """
+        try:
+            self.own.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.own / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            log.warning("cannot use the scratch folder %s (%s)", self.own, err.strerror)
+            return
         fcntl.flock(fd, fcntl.LOCK_EX)
         self._fd = fd
         self.sweep()
