@@ -205,3 +205,26 @@ def test_a_hidden_folder_named_like_a_claim_marker_is_not_adopted(
     assert daemon.run(burst=True, install_signals=False) == 0
     assert list(config.paths.outbox.iterdir()) == []
     assert os.listdir(config.paths.inbox) == [".facedrop-claimed.zzz.evil"]
+
+
+def test_a_cloud_placeholder_is_never_read_for_its_content_sample(job):
+    """Reading an online-only Dropbox/iCloud file waits for its download: never done."""
+    from types import SimpleNamespace
+
+    from watcher.readiness import SF_DATALESS
+
+    def stat(path: Path) -> SimpleNamespace:
+        st = os.lstat(path)
+        flags = SF_DATALESS if path.name == "voice.wav" else 0
+        return SimpleNamespace(st_mode=st.st_mode, st_size=st.st_size,
+                               st_mtime_ns=st.st_mtime_ns, st_flags=flags)
+
+    sampled: list[str] = []
+    clock = Clock()
+    tracker = ReadinessTracker(0.5, 3, clock=clock, stat=stat,
+                               sample=lambda p: sampled.append(p.name) or 1)
+    for _ in range(4):
+        verdict = tracker.check(job)
+        clock.now += 0.5
+    assert "cloud placeholder" in verdict.reason
+    assert "voice.wav" not in sampled and "face.png" in sampled

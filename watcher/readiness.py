@@ -268,8 +268,10 @@ class ReadinessTracker:
                     continue
                 st = self._stat(path)
                 rel = path.relative_to(folder).as_posix()
+                # Never read a cloud placeholder: the read would wait for its download.
                 sample = (self._sample(path) if name.lower().endswith(MEDIA_EXT)
-                          and stat.S_ISREG(getattr(st, "st_mode", 0)) else 0)
+                          and stat.S_ISREG(getattr(st, "st_mode", 0))
+                          and not getattr(st, "st_flags", 0) & SF_DATALESS else 0)
                 entries.append((rel, st.st_size, st.st_mtime_ns, sample))
                 blocker = blocker or _file_blocker(rel, name, st)
         return tuple(sorted(entries)), blocker
