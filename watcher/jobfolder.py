@@ -8,6 +8,7 @@ is unreadable or over the configured limits, and driving clips that do not exist
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import stat
@@ -378,7 +379,8 @@ def check_min_audio(path: Path, seconds: float) -> None:
     """``InputError`` for a recording too short to animate (a click, a file cut at once)."""
     if seconds < MIN_AUDIO_SECONDS:
         raise InputError(
-            f"the recording '{path.name}' is only {seconds:.3g} s long; facedrop needs at "
+            f"the recording '{path.name}' is only {math.floor(seconds * 1000) / 1000:g} s "
+            f"long; facedrop needs at "
             f"least {MIN_AUDIO_SECONDS:g} s of audio",
             fix=f"record a longer take (at least {MIN_AUDIO_SECONDS:g} s), or check that the "
             "file was exported whole",
@@ -467,10 +469,10 @@ def parse_job_folder(folder: Path, config: Config, name: str | None = None) -> P
     # Decode both now: a bad photo or recording fails in milliseconds, before any model loads.
     height, width = load_image(face, config.limits.max_image_pixels).shape[:2]
     seconds = load_audio(audio, config.limits.max_audio_seconds).duration
-    check_min_audio(audio, seconds)
     # The decoders accept the beginning of a file; only a whole one may run (a stalled copy).
     check_complete(face, "face photo")
     check_complete(audio, "recording")
+    check_min_audio(audio, seconds)  # after: a cut-off file is "incomplete", not "short"
     if isinstance(driving, Path):
         check_complete(driving, "driving video")
     size = (width, height)
