@@ -3,8 +3,11 @@
 Per distinct crop: ``LipSyncer.prepare_sequence`` (tracked landmarks, smoothed box, feathered
 lower-face mask) -> ``BaseFace``. Per job: the official mel windows. Per batch: the official
 96x96 BGR input, one network pass, the bicubic resize to the box and the colour match on the
-mask's feather ring -> ``MouthPatch``. ``apply_mouth`` then does what ``blend.blend`` does, so the
-frames are bit-identical to ``LipSyncer.sync`` (``tests/test_lipsync_engine.py`` proves it).
+mask's feather ring -> ``MouthPatch``. ``apply_mouth`` then does what ``blend.blend`` does.
+
+The network pass is ``FastWav2Lip``'s: BatchNorm folded into the convs, the face encoder once per
+distinct face, the decoder's high-resolution layers only on the rows the mask uses. The frames
+match ``LipSyncer.sync`` to within float rounding (``tests/test_wav2lip_fast.py``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Sequence
 from fractions import Fraction
 
 import numpy as np
+import torch
 
 from pipeline.face.landmarker import Landmarker
 from pipeline.lipsync import blend
@@ -20,9 +24,11 @@ from pipeline.lipsync.audio import frame_mels
 from pipeline.lipsync.engine import EngineContext, MouthPatch, check_one_to_one
 from pipeline.lipsync.load import load_wav2lip, wav2lip_path
 from pipeline.lipsync.stage import BaseFace, LipSyncer, face_input
+from pipeline.lipsync.wav2lip_fast import FastWav2Lip, first_used_row
 from pipeline.liveportrait.hashing import model_version
+from pipeline.models.fold import fold_sequential_pairs
 
-CODE_VERSION = "w2l1"  # bump when this engine's output for the same inputs changes
+CODE_VERSION = "w2l2"  # bump when this engine's output for the same inputs changes
 
 
 class Wav2LipEngine:
@@ -30,8 +36,10 @@ class Wav2LipEngine:
 
     features_stage = "mel"
 
-    def __init__(self, syncer: LipSyncer, name: str, version: str) -> None:
+    def __init__(self, syncer: LipSyncer, name: str, version: str,
+                 fast: FastWav2Lip | None = None) -> None:
         self.syncer = syncer
+        self.fast = fast  # None: the plain per-frame pass (``LipSyncer.generate``)
         self._name = name
         self._version = version
 
@@ -67,7 +75,11 @@ class Wav2LipEngine:
         for start in range(0, len(crops), size):
             idx = range(start, min(start + size, len(crops)))
             faces = np.stack([face_input(crops[i], prepared[i].box) for i in idx])
-            generated = self.syncer.generate(faces, features[start:idx.stop])
+            if self.fast is None:
+                generated = self.syncer.generate(faces, features[start:idx.stop])
+            else:
+                first = min(first_used_row(prepared[i].mask) for i in idx)
+                generated = self.fast.generate(faces, features[start:idx.stop], first)
             out += [self.mouth(crops[i], g, prepared[i]) for i, g in zip(idx, generated,
                                                                          strict=True)]
         return out
@@ -76,6 +88,9 @@ class Wav2LipEngine:
 def load_wav2lip_engine(ctx: EngineContext, name: str) -> Wav2LipEngine:
     """Load ``wav2lip`` or ``wav2lip_gan`` from ``<weights>/wav2lip/<name>.pth``."""
     path = wav2lip_path(ctx.weights_dir, name)
-    net = load_wav2lip(path, ctx.device, ctx.dtype)
+    net = load_wav2lip(path, ctx.device, torch.float32)
+    fold_sequential_pairs(net)  # in fp32, before any cast
+    net = net.to(ctx.dtype)
     syncer = LipSyncer(net, ctx.device, ctx.dtype, ctx.batch_size, landmarker=ctx.landmarker)
-    return Wav2LipEngine(syncer, name, f"{CODE_VERSION}-{model_version(path)}")
+    return Wav2LipEngine(syncer, name, f"{CODE_VERSION}-{model_version(path)}",
+                         FastWav2Lip(net, ctx.device, ctx.dtype))

@@ -143,16 +143,91 @@ class Wav2Lip(nn.Module):
                 f"expected audio (B,1,80,16) and face (B,6,96,96), got {tuple(audio.shape)} "
                 f"and {tuple(face.shape)}"
             )
-        x = self.audio_encoder(audio)  # (B,512,1,1)
+        return self.decode(self.audio_encoder(audio), self.encode_face(face))
+
+    def encode_face(self, face: torch.Tensor) -> list[torch.Tensor]:
+        """The face encoder's outputs, shallowest first: 16@96, 32@48, 64@24, 128@12, 256@6,
+        512@3, 512@1. They depend on the face pair only (not the audio), so a caller may keep
+        them per distinct face and hand them to ``decode`` for every audio window."""
         skips = []
         h = face
-        for block in self.face_encoder_blocks:  # 16@96, 32@48, 64@24, 128@12, 256@6, 512@3, 512@1
+        for block in self.face_encoder_blocks:
             h = block(h)
             skips.append(h)
-        for block in self.face_decoder_blocks:
-            # decoder output concatenated with the deepest unused encoder feature (same H, W)
-            x = torch.cat((block(x), skips.pop()), dim=1)  # ends at (B,80,96,96)
-        return self.output_block(x)  # (B,3,96,96)
+        return skips
+
+    def decode(self, audio_embedding: torch.Tensor, skips: list[torch.Tensor],
+               first_row: int = 0) -> torch.Tensor:
+        """The face decoder and output block: (B,512,1,1) and ``encode_face``'s skips ->
+        (B,3,96,96) BGR [0,1].
+
+        With ``first_row`` > 0 only output rows ``first_row``..95 are computed (the rows above
+        are 0): each layer at 24, 48 and 96 px runs on the rows its receptive field needs and
+        no more. The computed rows are the full pass's (same arithmetic on the same inputs: a
+        3x3 conv's top row is dropped where its zero padding stood in for a real row, and the
+        stride-2 transposed conv's first output row needs only its first input row), up to the
+        rounding of differently shaped kernels.
+        """
+        if not 0 <= first_row < FACE_OUT:
+            raise ValueError(f"first_row must be in 0..{FACE_OUT - 1}, got {first_row}")
+        starts = _band_starts(first_row, self.face_decoder_blocks)
+        x = audio_embedding
+        skips = list(skips)
+        start = 0
+        for block, need in zip(self.face_decoder_blocks, starts, strict=True):
+            x, start = _run_band(block, x, start, need)
+            # decoder output concatenated with the deepest unused encoder feature (same W)
+            x = torch.cat((x, skips.pop()[:, :, start:]), dim=1)  # ends at (B,80,96-start,96)
+        head, *tail = self.output_block
+        x, start = _run_band(nn.Sequential(head), x, start, max(start, first_row - 1))
+        x, start = x[:, :, first_row - start:], first_row  # (no-op unless the band began at 0)
+        for layer in tail:  # 1x1 conv, sigmoid: row-local
+            x = layer(x)
+        if start == 0:
+            return x
+        return torch.cat((x.new_zeros(x.shape[0], x.shape[1], start, x.shape[3]), x), dim=2)
+
+
+FACE_OUT = 96  # the output's rows
+
+
+def _band_starts(first_row: int, decoder: nn.ModuleList) -> list[int]:
+    """The first row each decoder block's input must hold (at its input resolution) so that
+    output rows ``first_row``.. come out exact; 0 for the blocks below 24 px (cheap, tiny)."""
+    need = max(first_row - 1, 0)  # the output block's 3x3 conv
+    starts = [0] * len(decoder)
+    for i in range(len(decoder) - 1, 1, -1):  # the stride-2 stages: 96, 48, 24, 12, 6 px out
+        n_res = sum(isinstance(m, ConvBlock) for m in decoder[i].children())
+        starts[i] = max(need - n_res, 0) // 2
+        need = starts[i]
+    return starts
+
+
+def _run_band(block: nn.Module, x: torch.Tensor, start: int, need: int
+              ) -> tuple[torch.Tensor, int]:
+    """Run a decoder block on a row band of its input that begins at row ``start``.
+
+    Where ``need`` is above ``start`` the band is first cut down to begin at ``need``. Returns
+    the output band and the row it begins at (in the output's resolution).
+    """
+    if need > start:
+        x, start = x[:, :, need - start:], need
+    for layer in block.children():
+        if isinstance(layer, TransposeBlock):  # k3 s2 p1 op1: output row 2a needs input row a
+            x, start = layer(x), 2 * start
+        elif isinstance(layer, ConvBlock):
+            conv = layer.conv_block[0]
+            k = conv.kernel_size[0] if isinstance(conv, nn.Conv2d) else 1
+            out = layer.conv_block(x)
+            if layer.residual:
+                out = out + x
+            out = layer.act(out)
+            if start > 0 and k == 3:  # the top row saw zero padding for a real row: drop it
+                out, start = out[:, :, 1:], start + 1
+            x = out
+        else:
+            x = layer(x)
+    return x, start
 
 
 def convert_wav2lip_state_dict(ckpt: Mapping[str, object]) -> dict[str, torch.Tensor]:
