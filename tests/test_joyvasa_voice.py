@@ -203,3 +203,14 @@ def test_small_config_from_checkpoint_args(tmp_path: Path) -> None:
     motion = JoyVasaMotion(tmp_path, torch.device("cpu")).generate(
         voice(2.0), FPS, 50, seed=0, steps=None)
     assert motion.n_frames == 50
+
+
+def test_voice_group_matches_the_loader_layout() -> None:
+    from pipeline.voice.load import RELPATHS
+    from pipeline.weights.manifest import MANIFEST, ON_REQUEST_GROUPS, select
+
+    voice_files = {w.relpath for w in select(["voice"])}
+    assert voice_files == set(RELPATHS.values())
+    assert "voice" in ON_REQUEST_GROUPS  # a plain 'weights fetch' leaves the 0.8 GB out
+    generator = next(w for w in MANIFEST if w.name == "joyvasa_motion_generator")
+    assert generator.sha256 is not None and generator.size == 414_067_833
