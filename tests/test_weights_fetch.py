@@ -250,12 +250,17 @@ def test_manifest_covers_the_layout() -> None:
             "liveportrait/base_models/spade_generator.pth",
             "liveportrait/retargeting_models/stitching_retargeting_module.pth",
             "landmarks/face_landmark.tflite"} <= rel
-    assert len(rel) == 21  # 20 + the iris (eyelid) model, issue 15
+    assert len(rel) == 26  # 20 + the iris (eyelid) model, issue 15, + 5 JoyVASA files (voice)
     # every file is pinned except those no public manifest gives a size and hash for:
-    # syncnet_v2.model, MuseTalk's unet.pth and the small config JSONs (plain git files)
+    # syncnet_v2.model, MuseTalk's unet.pth, the small config JSONs (plain git files), the
+    # re-uploaded JoyVASA template and the chinese-hubert-base files
     unpinned = {"syncnet/syncnet_v2.model", "musetalk/musetalkV15/unet.pth",
                 "musetalk/musetalkV15/musetalk.json", "musetalk/sd-vae/config.json",
-                "musetalk/whisper/config.json", "musetalk/whisper/preprocessor_config.json"}
+                "musetalk/whisper/config.json", "musetalk/whisper/preprocessor_config.json",
+                "joyvasa/motion_template/motion_template.pkl",
+                "joyvasa/chinese-hubert-base/pytorch_model.bin",
+                "joyvasa/chinese-hubert-base/config.json",
+                "joyvasa/chinese-hubert-base/preprocessor_config.json"}
     assert all(w.sha256 and len(w.sha256) == 64 and w.size for w in MANIFEST
                if w.relpath not in unpinned)
     assert {w.relpath for w in MANIFEST if w.sha256 is None} == unpinned

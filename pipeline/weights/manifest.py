@@ -26,7 +26,20 @@ Sources of the pins (nothing here could be downloaded while writing it):
   shipped copy of those configs (``pipeline/musetalk/data``); the downloaded ones are only
   cross-checked.
 
-Every entry but SyncNet and the MuseTalk UNet and configs carries a sha256, so those files are
+- JoyVASA (group ``voice``, the official ``pretrained_weights/`` names under ``joyvasa/``):
+  ``motion_generator_hubert_chinese.pt`` from the LFS pointer of Hugging Face
+  ``jdh-algo/JoyVASA`` commit b8f13fe (its current upload: sha256 9dd86932...4e80, 414,067,833
+  bytes; the first upload, ad59936, was d7401b53...849c, 414,086,265 bytes), fetched from that
+  commit. ``motion_template.pkl`` was re-uploaded with that generator and no hash of the new
+  upload was found (the ad59936 one was 3afc81db...08c1, 3,141 bytes): UNPINNED, fetched from
+  b8f13fe. chinese-hubert-base (``TencentGameMate/chinese-hubert-base``, MIT, commit e3a1389):
+  no published hash of ``pytorch_model.bin`` (378 MB) was found: UNPINNED; its two config JSONs
+  are plain git files: unpinned. The generator checkpoint carries its own copy of the HuBERT
+  weights (``audio_encoder.*``), which facedrop uses when present, as the official loader ends
+  up doing; the Hugging Face weights file is the fallback.
+
+Every entry but SyncNet, the MuseTalk UNet and configs, the JoyVASA template and the
+chinese-hubert-base files carries a sha256, so those files are
 verified by hash. ``sha256=None`` (a size-only check when the size is known, reported as
 unpinned) marks a file whose hash is not known yet.
 """
@@ -168,10 +181,32 @@ LANDMARK_WHEEL = Archive(
 )
 
 
+JOYVASA_LICENCE = Licence(
+    "MIT",
+    "https://huggingface.co/jdh-algo/JoyVASA",
+    "JoyVASA (JD Health) voice-to-motion generator and motion template; code and weights MIT.",
+)
+HUBERT_LICENCE = Licence(
+    "MIT",
+    "https://huggingface.co/TencentGameMate/chinese-hubert-base",
+    "chinese-hubert-base (Tencent GameMate), JoyVASA's audio encoder.",
+)
+
 _MT = "https://huggingface.co/TMElyralab/MuseTalk/resolve/main"
 _VAE = "https://huggingface.co/stabilityai/sd-vae-ft-mse/resolve/main"
 _WHISPER = "https://huggingface.co/openai/whisper-tiny/resolve/main"
 _PARSING = "https://huggingface.co/ManyOtherFunctions/face-parse-bisent/resolve/main"
+
+
+_JOYVASA = ("https://huggingface.co/jdh-algo/JoyVASA/resolve/"
+            "b8f13fe9c23679c56f21b1baafb92ed00dc087c3")
+_HUBERT = ("https://huggingface.co/TencentGameMate/chinese-hubert-base/resolve/"
+           "e3a13890b4b2eb3ccde77ad27e63f84e4974b931")
+
+
+def _voice(name: str, sub: str, url: str, licence: Licence, size: int | None = None,
+           sha256: str | None = None) -> WeightFile:
+    return WeightFile(name, "voice", f"joyvasa/{sub}", size, sha256, licence, url=url)
 
 
 def _mt(name: str, sub: str, url: str, licence: Licence, size: int | None = None,
@@ -251,16 +286,29 @@ MANIFEST: tuple[WeightFile, ...] = (
     _mt("face_parsing_bisenet", "face-parse-bisent/79999_iter.pth",
         f"{_PARSING}/79999_iter.pth", FACE_PARSING_LICENCE, 53_289_463,
         "468e13ca13a9b43cc0881a9f99083a430e9c0a38abd935431d1c28ee94b26567"),
+    _voice("joyvasa_motion_generator", "motion_generator/motion_generator_hubert_chinese.pt",
+           f"{_JOYVASA}/motion_generator/motion_generator_hubert_chinese.pt", JOYVASA_LICENCE,
+           414_067_833, "9dd869329725caedf5f0c13dd383abec1e385f566d8afe2047b141f604844e80"),
+    # UNPINNED: no hash of the b8f13fe re-upload was found (see the module docstring)
+    _voice("joyvasa_motion_template", "motion_template/motion_template.pkl",
+           f"{_JOYVASA}/motion_template/motion_template.pkl", JOYVASA_LICENCE),
+    # UNPINNED: no published sha256 or exact size for the chinese-hubert-base files
+    _voice("chinese_hubert_base", "chinese-hubert-base/pytorch_model.bin",
+           f"{_HUBERT}/pytorch_model.bin", HUBERT_LICENCE),
+    _voice("chinese_hubert_base_config", "chinese-hubert-base/config.json",
+           f"{_HUBERT}/config.json", HUBERT_LICENCE),
+    _voice("chinese_hubert_base_preprocessor", "chinese-hubert-base/preprocessor_config.json",
+           f"{_HUBERT}/preprocessor_config.json", HUBERT_LICENCE),
 )
 
 GROUPS: tuple[str, ...] = ("liveportrait", "wav2lip", "gfpgan", "landmarks", "syncnet",
-                           "musetalk")
+                           "musetalk", "voice")
 # Groups a default job does not need: missing ones are a warning in doctor, not a failure
 # (SyncNet only scores; MuseTalk is needed only when it is the chosen lip-sync engine).
-OPTIONAL_GROUPS = ("syncnet", "musetalk")
+OPTIONAL_GROUPS = ("syncnet", "musetalk", "voice")
 # Groups fetched only when named ('weights fetch musetalk'): MuseTalk is about 4 GB and only one
 # of the lip-sync engines, so a plain 'weights fetch' leaves it out.
-ON_REQUEST_GROUPS = ("musetalk",)
+ON_REQUEST_GROUPS = ("musetalk", "voice")
 
 
 def select(names: Iterable[str], manifest: Sequence[WeightFile] = MANIFEST) -> list[WeightFile]:

@@ -41,7 +41,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fetch = actions.add_parser("fetch", help="download model files (resumable, verified)")
     fetch.add_argument("names", nargs="*", metavar="NAME",
                        help="file or group (liveportrait, wav2lip, gfpgan, landmarks, syncnet, "
-                            "musetalk); default all but musetalk (about 4 GB, fetched when named)")
+                            "musetalk, voice); default all but musetalk (about 4 GB) and voice "
+                            "(JoyVASA, about 0.8 GB), fetched when named")
     fetch.add_argument("--mirror", default=None, metavar="URL",
                        help="base URL serving the weights layout (wins over "
                             "FACEDROP_WEIGHTS_MIRROR)")

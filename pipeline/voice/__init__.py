@@ -1,0 +1,1 @@
+"""Voice-driven motion: JoyVASA (audio -> LivePortrait motion)."""
