@@ -63,9 +63,8 @@ def clip(tmp_path: Path, speech_path: Path) -> Path:
     return speech_clip(speech_path, tmp_path / "clip.wav", 0.5)
 
 
-def config_for(root: Path, server: RedisServer, **daemon: Any) -> tuple[Path, Config]:
-    path = fleet_config(root, server.url, root / "shared", daemon=daemon) if daemon else \
-        fleet_config(root, server.url, root / "shared")
+def config_for(root: Path, server: RedisServer, **queue: Any) -> tuple[Path, Config]:
+    path = fleet_config(root, server.url, root / "shared", queue=queue)
     return path, load_config(path, home=root)
 
 
@@ -136,6 +135,37 @@ def test_14_a_kill_during_the_give_up_commit_does_not_inflate_the_count(tmp_path
     storage.close()
 
 
+def test_15_a_frozen_redis_timeout_in_dramatiqs_consumer_is_one_line_not_a_traceback(caplog):
+    """A freeze surfaces as a redis TimeoutError that Dramatiq logs as an "unexpected error"
+    with its traceback, once a second: the filter turns each into the outage's one line."""
+    import logging
+    import sys
+
+    import redis
+
+    from watcher.fleet.outage import BrokerNoise, Outage
+
+    outage = Outage("127.0.0.1:6379")
+    noise = BrokerNoise(outage)
+    try:
+        raise redis.TimeoutError("Timeout reading from socket")
+    except redis.TimeoutError:
+        exc = sys.exc_info()
+    records = [logging.LogRecord("dramatiq.worker.ConsumerThread(facedrop)", logging.CRITICAL,
+                                 __file__, 1, "Consumer encountered an unexpected error.", (),
+                                 exc) for _ in range(5)]
+    with caplog.at_level(logging.WARNING, logger="facedrop"):
+        kept = [r for r in records if noise.filter(r)]
+        outage.up()
+    assert kept == []
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and "cannot be reached" in lines[0] and "is back" in lines[1]
+    other = logging.LogRecord("dramatiq.worker", logging.CRITICAL, __file__, 1,
+                              "Consumer encountered an unexpected error.", (),
+                              (ValueError, ValueError("a bug"), None))
+    assert noise.filter(other)  # a real bug still shows
+
+
 # ---- 16: status answers at once ----------------------------------------------------------
 
 
@@ -191,7 +221,7 @@ def test_12_a_killed_workers_scratch_is_removed_by_the_next_worker(
     tmp_path, redis_server, procs, astronaut_path, clip
 ):
     root = tmp_path / "root"
-    path, config = config_for(root, redis_server)
+    path, config = config_for(root, redis_server, heartbeat_timeout_seconds=1.5)
     (root / "inbox").mkdir(parents=True)
     procs.add(DaemonProcess(path, root, root / "intake.log"))
     killed = procs.add(WorkerProcess(path, root, root / "w1.log",
