@@ -15,6 +15,7 @@ from pipeline.media.audio import load_audio
 from pipeline.quality import measures
 from pipeline.quality.jobscore import JobScorer, Timeline, headline, switched_off
 from pipeline.quality.model import load_syncnet
+from pipeline.quality.posestrip import STRIP_H
 from pipeline.quality.report import QualityReport
 from pipeline.quality.sampling import (
     CLUSTER_WINDOWS,
@@ -112,7 +113,12 @@ def test_the_job_sample_gives_the_three_files(crops: tuple, speech_path: Path,
     assert times == sorted(times)
     preview, poster = _decode(result.files["preview.jpg"]), _decode(result.files["poster.jpg"])
     assert poster.shape == (SIZE + 32, SIZE + 64, 3)
-    assert preview.shape[0] == 4 * 200 and preview.shape[1] >= 2 * (200 + 200)
+    # four rows of tiles, then the pose-over-time strip
+    assert preview.shape[0] == 4 * 200 + STRIP_H and preview.shape[1] >= 2 * (200 + 200)
+    motion = data["head_motion"]
+    assert motion["word"] in ("calm", "lively") and set(motion["range_deg"]) == {
+        "yaw", "pitch", "roll"}
+    assert motion["blinks"] is None  # no landmarker given: blinks are not counted
     assert 0 <= data["poster_time_s"] <= 3.0
 
 
