@@ -4,6 +4,8 @@ estimates of a job's duration from this machine's own measured rates, per device
 from __future__ import annotations
 
 import json
+import time
+import wave
 from pathlib import Path
 
 import pytest
@@ -122,11 +124,25 @@ def test_a_queued_job_gets_an_estimate_in_status_and_status_json(tmp_path: Path)
     assert status["estimate"]["seconds"] == pytest.approx(60.0)
     assert status["estimate"]["text"] == "about 1 min 0 s (from 1 job on cpu)"
 
-    # status reads the real header: the folder's audio is not a recording, so it says so
+    # status reads the real header: an empty file is not a recording, so it says so
     report = status_report(state, tmp_path / "inbox", 5)
     queued = report["jobs"]["queued"]
     assert [j["name"] for j in queued] == ["hello"]
     assert queued[0]["estimate"]["text"].startswith("no estimate yet")
+    with wave.open(str(folder / "talk.wav"), "wb") as w:  # 6 s of silence, a real header
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(bytes(2 * 8000 * 6))
+    report = status_report(state, tmp_path / "inbox", 5)
+    assert report["jobs"]["queued"][0]["estimate"]["seconds"] == pytest.approx(60.0)
+    queue = SqliteQueue(state)
+    try:
+        assert queue.take(time.time()) is not None  # it starts: status counts down
+    finally:
+        queue.close()
+    running = status_report(state, tmp_path / "inbox", 5)["jobs"]["running"][0]
+    assert 55.0 <= running["left_seconds"] <= 60.0
 
 
 def test_piped_run_prints_one_start_line_per_stage_and_learns_its_rate(tmp_path, example_job):

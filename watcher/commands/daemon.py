@@ -44,7 +44,7 @@ from watcher.macos.notify import make_notifier
 from watcher.names import fit, name_max, rename_unique
 from watcher.outbox import Outbox, ProgressThrottle, first_line, read_quality, remove_partials
 from watcher.progress_lines import StageLines
-from watcher.rates import NO_ESTIMATE, RateStore
+from watcher.rates import NO_ESTIMATE, RateStore, spoken_duration
 from watcher.runtime import read_runtime
 from watcher.state import DB_NAME, SqliteQueue
 
@@ -329,7 +329,9 @@ def _jobs(state: Path, recent: int) -> dict[str, list[dict[str, Any]]] | None:
     try:
         rates = RateStore(state)
         return {
-            "running": [_job_data(j) for j in queue.list(JobState.RUNNING)],
+            "running": [_with_time_left(_job_data(j), job_estimate(state / WORK / j.payload,
+                                                                    rates))
+                        for j in queue.list(JobState.RUNNING)],
             "queued": [{**_job_data(j), "estimate": job_estimate(state / WORK / j.payload, rates)}
                        for j in queue.list(JobState.QUEUED)],
             "finished": [
@@ -346,13 +348,29 @@ def _jobs(state: Path, recent: int) -> dict[str, list[dict[str, Any]]] | None:
         queue.close()
 
 
+def _with_time_left(job: dict[str, Any], estimate: dict[str, Any]) -> dict[str, Any]:
+    """A running job's estimate and the time left by it (never below zero: an overrun says
+    "any moment now" rather than a negative time)."""
+    job["estimate"] = estimate
+    if "seconds" in estimate:
+        job["left_seconds"] = round(max(0.0, estimate["seconds"] - job["seconds"]), 1)
+    return job
+
+
+def _left(job: dict[str, Any]) -> str:
+    if "left_seconds" not in job:
+        return f"  ({job['estimate']['text']})" if "estimate" in job else ""
+    left = job["left_seconds"]
+    return f"  about {spoken_duration(left)} left" if left > 0 else "  finishing any moment"
+
+
 def _print_jobs(console: Console, jobs: dict[str, list[dict[str, Any]]]) -> None:
     now = time.time()
     for job in jobs["running"]:
         console.print(
             f"running: [bold]{job['name']}[/]  stage {job['stage'] or 'starting'}  "
             f"{100 * job['progress']:.0f}%  attempt {job['attempts']}  "
-            f"started {_age(now - (job['started_at'] or now))}",
+            f"started {_age(now - (job['started_at'] or now))}" + _left(job),
             highlight=False,
         )
     queued = jobs["queued"]
