@@ -22,6 +22,7 @@ from PIL import Image
 
 from pipeline.media.audio import load_audio
 from pipeline.media.verify import verify_video
+from pipeline.quality.posestrip import STRIP_H
 from tests.helpers.clips import make_clip
 from tests.helpers.daemon_harness import (
     REPO,
@@ -82,7 +83,10 @@ def check_quality(outdir: Path, seconds: float, size: tuple[int, int] = (384, 33
     preview = cv2.imread(str(outdir / "preview.jpg"))
     assert poster is not None and poster.shape == (h, w, 3)
     tile_w = round(w * 200 / h) + 200  # the frame 200 px high, the enlarged mouth beside it
-    assert preview is not None and preview.shape == (4 * 200, 2 * tile_w, 3)
+    # four rows of tiles, then the pose-over-time strip
+    assert preview is not None and preview.shape == (4 * 200 + STRIP_H, 2 * tile_w, 3)
+    motion = data["head_motion"]  # blinks from the rendered crops' eyelids
+    assert motion["word"] in ("calm", "lively") and isinstance(motion["blinks"], int)
     times = data["preview_times_s"]
     assert len(times) == 8 and times[0] == 0.0 and seconds - 3 / 25 <= times[-1] <= seconds
     status = json.loads((outdir / "status.json").read_text())

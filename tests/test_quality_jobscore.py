@@ -15,6 +15,7 @@ from pipeline.media.audio import load_audio
 from pipeline.quality import measures
 from pipeline.quality.jobscore import JobScorer, Timeline, headline, switched_off
 from pipeline.quality.model import load_syncnet
+from pipeline.quality.posestrip import STRIP_H
 from pipeline.quality.report import QualityReport
 from pipeline.quality.sampling import (
     CLUSTER_WINDOWS,
@@ -112,7 +113,12 @@ def test_the_job_sample_gives_the_three_files(crops: tuple, speech_path: Path,
     assert times == sorted(times)
     preview, poster = _decode(result.files["preview.jpg"]), _decode(result.files["poster.jpg"])
     assert poster.shape == (SIZE + 32, SIZE + 64, 3)
-    assert preview.shape[0] == 4 * 200 and preview.shape[1] >= 2 * (200 + 200)
+    # four rows of tiles, then the pose-over-time strip
+    assert preview.shape[0] == 4 * 200 + STRIP_H and preview.shape[1] >= 2 * (200 + 200)
+    motion = data["head_motion"]
+    assert motion["word"] in ("calm", "lively") and set(motion["range_deg"]) == {
+        "yaw", "pitch", "roll"}
+    assert motion["blinks"] is None  # no landmarker given: blinks are not counted
     assert 0 <= data["poster_time_s"] <= 3.0
 
 
@@ -217,3 +223,24 @@ def test_a_long_job_keeps_few_frames(crops: tuple, tmp_path: Path) -> None:
     assert len(job.changes) == len(job.plan.flicker_pairs) == 61
     result = scorer.finish()
     assert result.verdict in ("ok", "check") and len(result.files) == 3
+
+
+def test_blinks_come_from_the_distinct_crops_eyelids(crops: tuple, speech_path: Path,
+                                                     landmark_weights_dir: Path,
+                                                     tmp_path: Path) -> None:
+    from pipeline.face.landmarks import FaceLandmarker
+
+    landmarker = FaceLandmarker(landmark_weights_dir)
+    made: list[int] = []
+
+    def lazily() -> FaceLandmarker:  # the runner's bank hands out its resident landmarker
+        made.append(1)
+        return landmarker
+
+    audio = load_audio(speech_path).samples[: 16000 * 2]
+    scorer = JobScorer(LIMITS, lambda: load_syncnet(tmp_path / "none.model"), landmarker=lazily)
+    result = _run_job(scorer, crops, 50, 25.0, audio)
+    motion = json.loads(result.files["quality.json"])["head_motion"]
+    assert motion["blinks"] == 0 and motion["blinks_per_minute"] == 0.0  # eyes open throughout
+    assert len(made) == len(crops[0])  # the iris model ran once per distinct crop
+    assert motion["word"] == "calm"  # the crops turn by half a degree

@@ -76,6 +76,11 @@ def test_score_prints_json_and_plots(talking: Path, weights: Path, tmp_path: Pat
     assert m["tracked_share"]["value"] == 1.0 and m["tracked_share"]["verdict"] == "ok"
     assert abs(m["duration_gap_s"]["value"]) < 0.05
     assert {"lse_c", "lse_d", "av_offset_frames", "landmark_jitter_px", "flicker"} <= set(m)
+    motion = report["head_motion"]  # the video sways by 2 px: a calm head, open eyes
+    assert motion["word"] == "calm" and motion["blinks"] == 0
+    assert motion["blinks_per_minute"] == 0.0
+    for axis in ("yaw", "pitch", "roll"):
+        assert 0 <= motion["range_deg"][axis] < 5 and 0 <= motion["speed_deg_per_s"][axis] < 10
     for name, entry in m.items():
         assert entry["verdict"] in ("ok", "check"), name
         assert (entry["verdict"] == "check") == bool(entry["reason"]), name
@@ -91,6 +96,7 @@ def test_score_text_report(talking: Path, weights: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert "Verdict: " in res.stdout and "LSE-C (confidence)" in res.stdout
     assert "positive: the audio is ahead of the lips" in res.stdout
+    assert "Head motion: calm" in res.stdout and "blinks 0 (0 per minute)" in res.stdout
 
 
 def test_missing_syncnet_weights_name_the_fetch(talking: Path, tmp_path: Path,

@@ -26,12 +26,14 @@ from typing import TYPE_CHECKING
 from pipeline.errors import ConfigError, InputError
 from pipeline.spec import Pipeline
 from watcher.config import Config
+from watcher.estimate import job_estimate
 from watcher.faults import FaultBoard, FaultKind, Places, classify, write_probe
 from watcher.inbox_scan import InboxScanner
 from watcher.intake import Intake
 from watcher.jobfolder import parse_job_folder
 from watcher.killpoints import CrashHook, no_crash
 from watcher.outbox import Outbox, Rename
+from watcher.rates import RateStore
 from watcher.readiness import ReadinessTracker
 from watcher.reconcile import reconcile
 from watcher.runtime import RuntimeFile
@@ -48,6 +50,7 @@ log = logging.getLogger("facedrop.daemon")
 PIPELINE_ENV = "FACEDROP_PIPELINE"  # test hook: "module:Class" of the pipeline to run
 DEFAULT_PIPELINE = "pipeline.chain.runner:Runner"
 LOCK_NAME = "daemon.lock"
+WORK = "work"  # the claimed job folders, under the state folder
 PID_WIDTH = 16
 PipelineFactory = Callable[[Config], Pipeline]
 Notifier = Callable[[str, str], None]  # (title, message)
@@ -149,7 +152,7 @@ class Daemon:
     ) -> None:
         self.config = config
         self.paths = config.paths
-        self.work_dir = config.paths.state / "work"
+        self.work_dir = config.paths.state / WORK
         self._factory = pipeline_factory
         self._rename = rename
         self._clock = clock
@@ -167,7 +170,10 @@ class Daemon:
             # Retry at least as often as the inbox is rescanned, however long a fault lasts.
             cap=max(1.0, 3 * config.daemon.rescan_seconds),
         )
-        self.outbox = Outbox(self.paths.outbox, rename=rename, crash=crash)
+        rates = RateStore(self.paths.state)
+        self.outbox = Outbox(self.paths.outbox, rename=rename, crash=crash,
+                             estimator=lambda job: job_estimate(self.work_dir / job.payload,
+                                                                rates))
         self.queue: SqliteQueue | None = None
         self.worker: Worker | Dispatcher | None = None
         self.intake: Intake | None = None

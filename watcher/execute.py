@@ -7,6 +7,7 @@ then is it renamed to its final name; the timing files follow.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,9 @@ from pipeline.media.verify import verify_video
 from pipeline.spec import CancelToken, Pipeline, ProgressFn, TimingRecord
 from watcher.jobfolder import ParsedJob
 from watcher.outbox import Outbox, partial_path
+from watcher.rates import RateStore
+
+log = logging.getLogger("facedrop.execute")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +37,11 @@ def execute_job(
     pipeline: Pipeline,
     progress: ProgressFn,
     cancel: CancelToken,
+    *,
+    rates: RateStore | None = None,
 ) -> JobResult:
-    """Run the pipeline on a parsed job, verify and publish the video in ``out_dir``."""
+    """Run the pipeline on a parsed job, verify and publish the video in ``out_dir``; the
+    job's figures then join this machine's measured ``rates`` (a failure there is logged)."""
     outbox.write_resolved_job(out_dir, parsed.resolved)
     partial = partial_path(out_dir, parsed.spec.output_name)
     partial.unlink(missing_ok=True)  # left by an earlier, interrupted attempt
@@ -47,4 +54,9 @@ def execute_job(
     final = out_dir / parsed.spec.output_name
     os.replace(partial, final)
     outbox.write_timing(out_dir, record)
+    if rates is not None:
+        try:
+            rates.record(record)
+        except OSError as exc:  # an estimate is never worth failing a finished job
+            log.warning("the job's rate was not recorded: %s", exc)
     return JobResult(final, record, parsed)

@@ -262,11 +262,13 @@ class Outbox:
     """The outbox root and everything written into it."""
 
     def __init__(
-        self, root: Path, *, rename: Rename = os.rename, crash: CrashHook = no_crash
+        self, root: Path, *, rename: Rename = os.rename, crash: CrashHook = no_crash,
+        estimator: Callable[[Job], dict[str, Any]] | None = None,
     ) -> None:
         self.root = root
         self._rename = rename
         self._crash = crash
+        self._estimator = estimator  # a queued job's expected duration (watcher.estimate)
 
     def folder(self, name: str) -> Path:
         return self.root / name
@@ -291,7 +293,13 @@ class Outbox:
         folder = self.folder(job.outbox)
         folder.mkdir(parents=True, exist_ok=True)  # in case someone removed it
         quality = read_quality(folder) if job.state is JobState.DONE else None
-        self.write_status(folder, job.state.value, **status_fields(job, quality))
+        fields = status_fields(job, quality)
+        if job.state is JobState.QUEUED and self._estimator is not None:
+            try:
+                fields["estimate"] = self._estimator(job)
+            except Exception as exc:  # an estimate is never worth a missing status.json
+                log.warning("no estimate for job %s: %s", job.name, exc)
+        self.write_status(folder, job.state.value, **fields)
 
     def agrees(self, job: Job) -> bool:
         """Does ``status.json`` say the state and attempt the queue records?"""

@@ -23,6 +23,7 @@ from watcher.jobfolder import parse_job_folder
 from watcher.jobqueue import Job, JobState
 from watcher.killpoints import CrashHook, no_crash
 from watcher.outbox import INPUT, ProgressThrottle
+from watcher.rates import RateStore
 from watcher.transition import Lifecycle, Outcome
 
 log = logging.getLogger("facedrop.worker")
@@ -147,7 +148,8 @@ class Worker:
             parsed = parse_job_folder(source, self._config, job.name)
             if self._pipeline is None:
                 self._pipeline = self._factory(self._config)  # models stay loaded between jobs
-            result = execute_job(parsed, folder, outbox, self._pipeline, progress, cancel)
+            result = execute_job(parsed, folder, outbox, self._pipeline, progress, cancel,
+                                 rates=RateStore(self._config.paths.state))
         except Cancelled:
             return JobState.QUEUED, Outcome(detail="cancelled", counted=False)
         except Exception as err:

@@ -144,8 +144,8 @@ class Runner:
             entry.frames = prepared.n_frames
         cancel.raise_if_cancelled()
         anim = self.animate(job, prepared, clock, progress, cancel)
-        scorer = (JobScorer(dict(self.settings.quality_limits), self.syncnet) if job.quality
-                  else None)
+        scorer = (JobScorer(dict(self.settings.quality_limits), self.syncnet,
+                            landmarker=self.landmarker) if job.quality else None)
         self.compose(job, prepared, anim, output, clock, progress, cancel, scorer)
         quality = switched_off()
         if scorer is not None:

@@ -39,9 +39,11 @@ from pipeline.face.steady import SteadyTracker
 from pipeline.models.syncnet import WINDOW_FRAMES, SyncNet
 from pipeline.quality import measures
 from pipeline.quality.crop import crop_face, crop_tracks
+from pipeline.quality.eyes import CropEyes
 from pipeline.quality.measures import Verdict, limits_of
 from pipeline.quality.outputs import POSTER_JPG, PREVIEW_JPG, QUALITY_JSON
 from pipeline.quality.pictures import encode_jpeg, preview_image
+from pipeline.quality.posestrip import with_pose_strip
 from pipeline.quality.report import QualityReport, quality_report
 from pipeline.quality.sampling import SamplePlan, plan_sample
 from pipeline.quality.syncscore import FPS
@@ -159,6 +161,9 @@ class _Job:
     pair_first: dict[int, list[int]]  # output frame -> pairs k it starts (frame k - 1)
     pair_second: dict[int, list[int]]  # output frame -> pairs k it ends (frame k)
     seam_at: dict[int, np.ndarray]  # output frame -> its crop's landmarks (crop pixels)
+    crop_ids: list[int]  # per 25 fps frame: its distinct crop
+    eyes: CropEyes | None  # raw eye ratios per distinct crop, for the blink count
+    order: np.ndarray  # output frame -> distinct crop
     frames: dict[int, np.ndarray] = field(default_factory=dict)
     crops: dict[int, np.ndarray] = field(default_factory=dict)
     waiting: dict[int, np.ndarray] = field(default_factory=dict)  # pair k -> frame k - 1
@@ -169,6 +174,8 @@ class _Job:
         """Output frame ``i`` (final) and its crop before and after lip sync."""
         for k in self.keep.get(i, ()):
             self.frames[k] = np.array(frame, copy=True)
+        if self.eyes is not None:
+            self.eyes.see(int(self.order[i]), before)
         if i in self.crop:
             bgr = np.ascontiguousarray(frame[..., ::-1])
             for k in self.crop[i]:
@@ -189,8 +196,10 @@ class JobScorer:
     """Keeps the sample while the chain composes; scores it at the end. Never raises."""
 
     def __init__(self, limits: Mapping[str, float], syncnet: Callable[[], SyncNet],
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter,
+                 landmarker: Callable[[], FaceLandmarker] | None = None) -> None:
         self._limits = dict(limits)
+        self._landmarker = landmarker  # the eyelids of each distinct crop (blinks), if given
         self._syncnet = syncnet
         self._clock = clock
         self._job: _Job | None = None
@@ -223,8 +232,11 @@ class JobScorer:
         flags = [bool(tracked[c]) if c < len(tracked) else True for c in crops]
         plan = plan_sample(timeline.n25, len(audio), lmk, flags)
         windows = {int(i) + j for i in plan.window_starts for j in range(WINDOW_FRAMES)}
+        eyes = (CropEyes(self._landmarker, crop_landmarks) if self._landmarker is not None
+                else None)
         return _Job(
-            timeline, plan, lmk, flags, audio, tracks=crop_tracks(lmk),
+            timeline, plan, lmk, flags, audio, tracks=crop_tracks(lmk), crop_ids=crops,
+            eyes=eyes, order=order,
             keep=_by_output(timeline, [*plan.preview_frames, plan.poster_frame]),
             crop=_by_output(timeline, windows),
             pair_first={i: [k + 1 for k in ks] for i, ks in _by_output(
@@ -270,12 +282,14 @@ class JobScorer:
         report = quality_report(frames, job.landmarks, job.tracked, job.audio, syncnet=net,
                                 not_scored_reason=why, plan=job.plan, thresholds=thresholds,
                                 crops=Held(job.timeline.n25, job.crops),
-                                flicker_changes=job.changes)
+                                flicker_changes=job.changes,
+                                eye_ratios=job.eyes.series(job.crop_ids) if job.eyes else None)
         if job.seam:
             after, before, lmk = zip(*job.seam, strict=True)
             seam = measures.seam_step(after, before, np.stack(lmk))
             report.measures.insert(2, measures.rejudged(seam, thresholds))
         sheet, times = preview_image(frames, job.landmarks, FPS)
+        sheet = with_pose_strip(sheet, report.motion)
         poster = encode_jpeg(frames[job.plan.poster_frame], quality=92)
         preview = encode_jpeg(sheet)
         report.seconds = self.seconds + self._clock() - t0

@@ -40,6 +40,7 @@ from pipeline.media.mfcc import int16_samples
 from pipeline.models.syncnet import SyncNet
 from pipeline.quality import measures
 from pipeline.quality.crop import LazyCrops
+from pipeline.quality.headmotion import HeadMotion, head_motion
 from pipeline.quality.measures import Measure, Threshold, Verdict, judge
 from pipeline.quality.sampling import SamplePlan
 from pipeline.quality.syncscore import FPS, Crops, SyncScore, score_crops
@@ -55,6 +56,7 @@ class QualityReport:
     notes: list[str] = field(default_factory=list)  # parts not scored, and why
     seconds: float = 0.0  # time spent scoring
     video_seconds: float = 0.0
+    motion: HeadMotion | None = None  # head-motion figures (descriptive: no verdict)
 
     @property
     def verdict(self) -> Verdict:
@@ -84,6 +86,7 @@ class QualityReport:
             "measures": {m.name: m.as_dict() for m in self.measures},
             "scoring_seconds": round(self.seconds, 3),
             "video_seconds": round(self.video_seconds, 3),
+            "head_motion": self.motion.as_dict() if self.motion is not None else None,
         }
         if self.sync is not None:
             s = self.sync
@@ -120,14 +123,16 @@ def quality_report(frames: Sequence[np.ndarray], landmarks: np.ndarray, tracked:
                    plan: SamplePlan | None = None,
                    thresholds: dict[str, Threshold] | None = None,
                    crops: Crops | None = None,
-                   flicker_changes: Sequence[float] | None = None) -> QualityReport:
+                   flicker_changes: Sequence[float] | None = None,
+                   eye_ratios: np.ndarray | None = None) -> QualityReport:
     """Score one video (see the module docstring for what each argument is).
 
     A job's own scoring (``pipeline.quality.jobscore``) passes its ``plan``: SyncNet reads only
     its windows, from ``crops`` (SyncNet's face crops by frame, cut while the frames streamed
     past), and the flicker is the mean of the ``flicker_changes`` measured then; ``frames``
     are read only where ``before`` is given (the seam, at ``plan.seam_frames``).
-    ``thresholds``: the config's.
+    ``thresholds``: the config's. ``eye_ratios``: (T, 2) raw eye ratios per frame for the
+    blink count (``pipeline.quality.headmotion``), or None (blinks not counted).
     Never raises for a scoring problem of lip sync: a ``FacedropError`` there (a clip too
     short, a crop outside the frame) becomes a note and the other measures still count.
     """
@@ -162,4 +167,10 @@ def quality_report(frames: Sequence[np.ndarray], landmarks: np.ndarray, tracked:
             notes.append(f"lip sync not scored: {getattr(exc, 'problem', exc)}")
     if thresholds is not None:
         found = [measures.rejudged(m, thresholds) for m in found]
-    return QualityReport(found, score, notes, seconds=tick() - t0, video_seconds=video_seconds)
+    motion = None
+    try:  # landmarks only: a few ms for minutes of video
+        motion = head_motion(lmk, FPS, eye_ratios)  # blinks None without eye ratios
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        notes.append(f"head motion not measured: {exc}")
+    return QualityReport(found, score, notes, seconds=tick() - t0, video_seconds=video_seconds,
+                         motion=motion)

@@ -20,6 +20,7 @@ import numpy as np
 
 from pipeline.errors import InputError, NoFaceError
 from pipeline.face.landmarks import FaceLandmarker
+from pipeline.face.ratios import raw_eye_ratio
 from pipeline.media.audio import load_audio
 from pipeline.media.video import iter_frames_timed, probe_video
 from pipeline.models.syncnet import SyncNet
@@ -102,12 +103,14 @@ class ScoredVideo:
     audio_seconds: float
 
 
-def track_faces(frames: Sequence[np.ndarray], landmarker: FaceLandmarker
-                ) -> tuple[np.ndarray, list[bool]]:
+def track_faces(frames: Sequence[np.ndarray], landmarker: FaceLandmarker,
+                eyes: list[np.ndarray] | None = None) -> tuple[np.ndarray, list[bool]]:
     """(T, 468, 2) landmarks and whether each frame's were found (else carried over).
 
     Frames before the first face found get its landmarks; a lost face keeps the previous ones.
-    Raises ``NoFaceError`` if no frame has a face.
+    With ``eyes`` (a list to fill), each frame's raw eye ratios (2,) are appended too (the iris
+    model's eyelids, for the blink count; NaN where no face was found yet), while the frame is
+    decoded anyway. Raises ``NoFaceError`` if no frame has a face.
     """
     marks: list[np.ndarray | None] = []
     tracked: list[bool] = []
@@ -120,11 +123,23 @@ def track_faces(frames: Sequence[np.ndarray], landmarker: FaceLandmarker
         except NoFaceError:
             tracked.append(False)
         marks.append(prev)
+        if eyes is not None:
+            eyes.append(raw_eye_ratio(landmarker.eyelids(frame, prev)) if prev is not None
+                        else np.full(2, np.nan))
     first = next((m for m in marks if m is not None), None)
     if first is None:
         raise NoFaceError("no face was found in any frame of the video",
                           fix="score a video that shows a face")
     return np.stack([first if m is None else m for m in marks]), tracked
+
+
+def filled(eyes: list[np.ndarray]) -> np.ndarray:
+    """(T, 2) eye ratios, frames before the first face given the first face's."""
+    ratios = np.stack(eyes)
+    found = np.flatnonzero(~np.isnan(ratios[:, 0]))
+    if len(found):
+        ratios[:found[0]] = ratios[found[0]]
+    return ratios
 
 
 def score_video(video: Path, weights_dir: Path, audio: Path | None = None, *,
@@ -142,7 +157,9 @@ def score_video(video: Path, weights_dir: Path, audio: Path | None = None, *,
     frames = JpegFrames()
     for frame in at_25fps(iter_frames_timed(video), max_seconds, video):
         frames.append(bounded(frame))
-    landmarks, tracked = track_faces(frames, FaceLandmarker(weights_dir))
-    report = quality_report(frames, landmarks, tracked, sound.samples, syncnet=net)
+    eyes: list[np.ndarray] = []
+    landmarks, tracked = track_faces(frames, FaceLandmarker(weights_dir), eyes)
+    report = quality_report(frames, landmarks, tracked, sound.samples, syncnet=net,
+                            eye_ratios=filled(eyes))
     return ScoredVideo(report, frames, landmarks, sound.duration)
 

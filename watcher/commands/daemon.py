@@ -24,7 +24,8 @@ from pipeline.prerequisites import require as require_prerequisites
 from pipeline.spec import CancelToken, ProgressFn
 from watcher.commands.fleet import fleet_fault, print_workers, worker_cards
 from watcher.config import load_config
-from watcher.daemon import Daemon, pipeline_factory, running_daemon_pid
+from watcher.daemon import WORK, Daemon, pipeline_factory, running_daemon_pid
+from watcher.estimate import job_estimate
 from watcher.execute import execute_job
 from watcher.jobfolder import (
     AUDIO_EXT,
@@ -42,6 +43,8 @@ from watcher.logs import setup_logging, teardown_logging
 from watcher.macos.notify import make_notifier
 from watcher.names import fit, name_max, rename_unique
 from watcher.outbox import Outbox, ProgressThrottle, first_line, read_quality, remove_partials
+from watcher.progress_lines import StageLines
+from watcher.rates import NO_ESTIMATE, RateStore, spoken_duration
 from watcher.runtime import MAX_ENTRIES, read_runtime
 from watcher.state import DB_NAME, SqliteQueue
 
@@ -127,6 +130,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = outbox.folder(job.outbox)
     outbox.publish(job)
     console = Console()
+    rates = RateStore(config.paths.state)
+    estimate = rates.estimate(parsed.audio_seconds)
+    console.print(f"estimate: {estimate.text() if estimate else NO_ESTIMATE}", highlight=False)
 
     throttle = ProgressThrottle()
 
@@ -134,10 +140,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         if throttle.due(stage, fraction):
             outbox.publish(replace(job, stage=stage, progress=fraction))
 
+    display = _progress_bars if console.is_terminal else _progress_lines
     try:
-        with _progress_bars(console, progress) as progress_fn:
+        with display(console, progress) as progress_fn:
             result = execute_job(
-                parsed, out, outbox, pipeline, progress_fn, CancelToken()
+                parsed, out, outbox, pipeline, progress_fn, CancelToken(), rates=rates
             )
     except Exception as err:
         _run_failed(outbox, job, folder, err)
@@ -187,6 +194,25 @@ class _progress_bars:  # noqa: N801 -- used as a context manager like a function
         if stage not in self._tasks:
             self._tasks[stage] = self._progress.add_task(stage, total=1.0)
         self._progress.update(self._tasks[stage], completed=fraction)
+        self._also(stage, fraction)
+
+
+class _progress_lines:  # noqa: N801 -- the piped counterpart of _progress_bars
+    """One line per stage start and end, and a progress line at most every 10 s."""
+
+    def __init__(self, console: Console, also: ProgressFn) -> None:
+        self._also = also
+        self._lines = StageLines(lambda text: console.print(text, highlight=False,
+                                                            markup=False))
+
+    def __enter__(self):  # noqa: ANN204
+        return self._update
+
+    def __exit__(self, *exc: object) -> None:
+        self._lines.close()
+
+    def _update(self, stage: str, fraction: float) -> None:
+        self._lines(stage, fraction)
         self._also(stage, fraction)
 
 
@@ -311,9 +337,13 @@ def _jobs(state: Path, recent: int) -> dict[str, list[dict[str, Any]]] | None:
     except sqlite3.Error:
         return None
     try:
+        rates = RateStore(state)
         return {
-            "running": [_job_data(j) for j in queue.list(JobState.RUNNING)],
-            "queued": [_job_data(j) for j in queue.list(JobState.QUEUED)],
+            "running": [_with_time_left(_job_data(j), job_estimate(state / WORK / j.payload,
+                                                                    rates))
+                        for j in queue.list(JobState.RUNNING)],
+            "queued": [{**_job_data(j), "estimate": job_estimate(state / WORK / j.payload, rates)}
+                       for j in queue.list(JobState.QUEUED)],
             "finished": [
                 _job_data(j)
                 for j in queue.list(JobState.DONE, JobState.FAILED, limit=recent,
@@ -328,20 +358,35 @@ def _jobs(state: Path, recent: int) -> dict[str, list[dict[str, Any]]] | None:
         queue.close()
 
 
+def _with_time_left(job: dict[str, Any], estimate: dict[str, Any]) -> dict[str, Any]:
+    """A running job's estimate and the time left by it (never below zero: an overrun says
+    "any moment now" rather than a negative time)."""
+    job["estimate"] = estimate
+    if "seconds" in estimate:
+        job["left_seconds"] = round(max(0.0, estimate["seconds"] - job["seconds"]), 1)
+    return job
+
+
+def _left(job: dict[str, Any]) -> str:
+    if "left_seconds" not in job:
+        return f"  ({job['estimate']['text']})" if "estimate" in job else ""
+    left = job["left_seconds"]
+    return f"  about {spoken_duration(left)} left" if left > 0 else "  finishing any moment"
+
+
 def _print_jobs(console: Console, jobs: dict[str, list[dict[str, Any]]]) -> None:
     now = time.time()
     for job in jobs["running"]:
         console.print(
             f"running: [bold]{job['name']}[/]  stage {job['stage'] or 'starting'}  "
             f"{100 * job['progress']:.0f}%  attempt {job['attempts']}  "
-            f"started {_age(now - (job['started_at'] or now))}",
+            f"started {_age(now - (job['started_at'] or now))}" + _left(job),
             highlight=False,
         )
     queued = jobs["queued"]
-    console.print(
-        f"queued ({len(queued)}): " + (", ".join(j["name"] for j in queued) if queued else "none"),
-        highlight=False,
-    )
+    console.print(f"queued ({len(queued)}): " + ("" if queued else "none"), highlight=False)
+    for j in queued:
+        console.print(f"  {j['name']}: {j['estimate']['text']}", highlight=False, markup=False)
     if not jobs["finished"]:
         return
     table = Table(title="recent results", title_justify="left")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from pipeline.errors import MediaError
 
 if TYPE_CHECKING:  # the scoring modules import torch: only when a video is scored
+    from pipeline.quality.headmotion import HeadMotion
     from pipeline.quality.report import QualityReport
 
 LABELS = {
@@ -56,6 +57,8 @@ def render(report: QualityReport, video: Path) -> str:
         mark = "ok" if m.verdict is Verdict.OK else "CHECK"
         lines.append(f"  {LABELS.get(m.name, m.name):<22} {value:<18} {mark:<6} "
                      f"({m.bound.value} {m.threshold:g})")
+    if report.motion is not None:
+        lines.extend(motion_lines(report.motion))
     if report.sync is not None:
         s = report.sync
         lines.append(f"  offset {s.offset:+d} frames = {s.offset_seconds:+.2f} s "
@@ -63,6 +66,18 @@ def render(report: QualityReport, video: Path) -> str:
     rate = report.seconds / max(report.video_seconds, 1e-9)
     lines.append(f"Scoring took {report.seconds:.1f} s ({rate:.2f} s per second of video)")
     return "\n".join(lines)
+
+
+def motion_lines(m: HeadMotion) -> list[str]:
+    """Head motion: the word, range and speed per angle, blinks per minute."""
+    from pipeline.quality.headmotion import AXES
+
+    per_min = m.blinks_per_minute
+    blinks = "not counted" if per_min is None else f"{m.blinks} ({per_min:.0f} per minute)"
+    return [f"Head motion: {m.word} ({m.head_speed:.1f} deg/s)"] + [
+        f"  {axis:<6} range {r:5.1f} deg   speed {v:5.1f} deg/s"
+        for axis, r, v in zip(AXES, m.range_deg, m.speed_deg_s, strict=True)
+    ] + [f"  blinks {blinks}"]
 
 
 def run(args: argparse.Namespace) -> int:
