@@ -198,13 +198,14 @@ class SqliteQueue:
             (not_before, back),
         )
 
-    def list(self, *states: JobState, limit: int = 1000, newest_first: bool = False) -> list[Job]:
+    def list(self, *states: JobState, limit: int = 1000, newest_first: bool = False,
+             offset: int = 0) -> list[Job]:
         where = f"WHERE state IN ({','.join('?' * len(states))})" if states else ""
         order = "DESC" if newest_first else "ASC"
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT * FROM jobs {where} ORDER BY id {order} LIMIT ?",
-                (*[s.value for s in states], limit),
+                f"SELECT * FROM jobs {where} ORDER BY id {order} LIMIT ? OFFSET ?",
+                (*[s.value for s in states], limit, max(0, offset)),
             ).fetchall()
         return [_job(r) for r in rows]
 
