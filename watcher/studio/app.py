@@ -137,12 +137,13 @@ class Studio:
         return self._page("facedrop studio", note, status)
 
     async def index(self, request: Request, note: str = "", status: int = 200) -> Response:
-        engines = [n for n in ENGINE_NAMES]
+        engines = list(ENGINE_NAMES)
         motions = MOTIONS if "motion" in JOB_KEYS else ()
-        body = (f'<h1 class="sr">facedrop studio</h1>{note}'
+        body = (f'<h1 class="sr">facedrop studio</h1>{note}<div class="layout">'
                 f'<div id="live" data-src="/live" aria-live="polite">'
                 f'{await self._live_html(request)}</div>'
-                + render.submit_form(self.guard.csrf(), engines, motions))
+                f'<aside>{render.submit_form(self.guard.csrf(), engines, motions)}</aside>'
+                '</div>')
         return self._page("facedrop studio", body, status)
 
     async def live(self, request: Request) -> Response:

@@ -121,7 +121,8 @@ def _queue(queued: Sequence[dict[str, Any]], running: Sequence[dict[str, Any]],
     for pos, job in enumerate(queued, 1):
         estimate = "—"
         if typical is not None:
-            estimate = "about " + _duration(left + (pos - 1) * typical)
+            wait = left + (pos - 1) * typical
+            estimate = "next" if wait < 5 else "about " + _duration(wait)
         rows.append(
             f'<tr><td>{pos}</td><td>{_result_link(job)}</td>'
             f'<td>{"retry, attempt " + e(job["attempts"] + 1) if job["attempts"] else "new"}</td>'
@@ -294,38 +295,40 @@ def detail(name: str, status: dict[str, Any], files: Sequence[str], quality: dic
     head = (f'<p><a href="/">← All jobs</a></p><h1>{e(status.get("job", name))}</h1>'
             f'<div id="live" data-src="/result/{folder}/live" '
             f'data-final="{1 if final else 0}">{detail_live(name, status, csrf)}</div>')
-    body = [head]
-    video = status.get("video")
-    if video and video in files:
-        src = f"/files/{folder}/{url_part(str(video))}"
-        poster = f' poster="/files/{folder}/poster.jpg"' if "poster.jpg" in files else ""
-        body.append(f'<video id="video" controls preload="metadata" src="{src}"{poster} '
-                    f'aria-label="the video of {e(name)}"></video>')
-    if quality:
-        reasons = quality.get("reasons") or quality.get("notes") or []
-        body.append(f'<h2>Verdict: <span class="verdict v-{e(str(quality.get("verdict", "")))}">'
-                    f'{e(quality.get("verdict", ""))}</span></h2>'
-                    + "".join(f"<p>{e(r)}</p>" for r in reasons))
-    pictures = [("preview.jpg", f"Preview sheet of {name}: frames with the mouth enlarged"),
-                ("syncnet.png", f"SyncNet confidence over time for {name}")]
-    for file, alt in pictures:
-        if file in files:
-            body.append(f'<figure><img src="/files/{folder}/{file}" alt="{e(alt)}">'
-                        f'<figcaption>{e(file)}</figcaption></figure>')
-    for file, title in (("error.txt", "What went wrong"), ("timing.log", "Timing")):
-        if file in texts:
-            body.append(f'<h2>{title}</h2><pre>{e(texts[file])}</pre>')
-    links = "".join(f'<li><a href="/files/{folder}/{"/".join(url_part(p) for p in f.split("/"))}"'
-                    f' download>{e(f)}</a></li>' for f in files)
-    body.append(f'<h2>Downloads</h2><ul class="downloads">{links}</ul>')
+    media: list[str] = []
+    info: list[str] = []
     actions = []
     if state == "failed":
         actions.append(action_button("/results/retry", name, "Retry", csrf, key="retry"))
     if final:
         actions.append(f'<a class="button danger" href="/result/{folder}/delete">Delete…</a>')
     if actions:
-        body.append(f'<h2>Actions</h2><div class="actions">{"".join(actions)}</div>')
-    return "\n".join(body)
+        info.append(f'<div class="actions" aria-label="Actions">{"".join(actions)}</div>')
+    video = status.get("video")
+    if video and video in files:
+        src = f"/files/{folder}/{url_part(str(video))}"
+        poster = f' poster="/files/{folder}/poster.jpg"' if "poster.jpg" in files else ""
+        media.append(f'<video id="video" controls preload="metadata" src="{src}"{poster} '
+                     f'aria-label="the video of {e(name)}"></video>')
+    if quality:
+        reasons = quality.get("reasons") or quality.get("notes") or []
+        info.append(f'<h2>Verdict: <span class="verdict v-{e(str(quality.get("verdict", "")))}">'
+                    f'{e(quality.get("verdict", ""))}</span></h2>'
+                    + "".join(f"<p>{e(r)}</p>" for r in reasons))
+    pictures = [("preview.jpg", f"Preview sheet of {name}: frames with the mouth enlarged"),
+                ("syncnet.png", f"SyncNet confidence over time for {name}")]
+    for file, alt in pictures:
+        if file in files:
+            media.append(f'<figure><img src="/files/{folder}/{file}" alt="{e(alt)}">'
+                        f'<figcaption>{e(file)}</figcaption></figure>')
+    for file, title in (("error.txt", "What went wrong"), ("timing.log", "Timing")):
+        if file in texts:
+            info.append(f'<h2>{title}</h2><pre>{e(texts[file])}</pre>')
+    links = "".join(f'<li><a href="/files/{folder}/{"/".join(url_part(p) for p in f.split("/"))}"'
+                    f' download>{e(f)}</a></li>' for f in files)
+    info.append(f'<h2>Downloads</h2><ul class="downloads">{links}</ul>')
+    return (head + '<div class="detail">' + (f'<div>{"".join(media)}</div>' if media else "")
+            + f'<div>{"".join(info)}</div></div>')
 
 
 def confirm_delete(name: str, csrf: str) -> str:
