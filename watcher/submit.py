@@ -100,7 +100,7 @@ def submit_job(config: Config, name: str, files: Sequence[JobFile],
         for item in files:
             item.write(partial / item.name)
         write_text_atomic(partial / JOB_FILE, yaml.safe_dump(data, sort_keys=False))
-        parse_job_folder(partial, config, name)
+        _parse_staged(partial, config, name)
         return _rename_unique(partial, inbox, name)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
@@ -118,8 +118,12 @@ def submit_zip(config: Config, name: str, write: Writer,
     try:
         held = scratch / f"{name}.zip"
         write(held)
-        folder = unpack_job_zip(held, scratch / "unpacked", limits)
-        parse_job_folder(folder, config, folder.name)
+        try:
+            folder = unpack_job_zip(held, scratch / "unpacked", limits)
+        except InputError as err:
+            err.file = f"{name}.zip"  # the user's zip, not our scratch copy
+            raise
+        _parse_staged(folder, config, folder.name)
         return _link_unique(held, inbox, name, ".zip")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -138,6 +142,16 @@ def resubmit(config: Config, name: str, source: Path) -> Path:
         return _rename_unique(partial, inbox, name)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+
+def _parse_staged(folder: Path, config: Config, name: str) -> None:
+    """The daemon's checks on a staged job; a file is named as the user knows it."""
+    try:
+        parse_job_folder(folder, config, name)
+    except InputError as err:
+        if err.file and Path(err.file).is_relative_to(folder):
+            err.file = str(Path(err.file).relative_to(folder))
         raise
 
 

@@ -101,10 +101,13 @@ class Studio:
                     return self._index_with(request, render.message(err.user_message(),
                                                                     error=True), 413)
             form = await request.form(max_files=4, max_fields=20, max_part_size=64 * 1024)
-            if not self.guard.csrf_ok(_text(form.get("csrf"))):
-                return PlainTextResponse("the form is out of date: reload the page", 403)
-            request.state.form = form
-            return await handler(request)
+            try:
+                if not self.guard.csrf_ok(_text(form.get("csrf"))):
+                    return PlainTextResponse("the form is out of date: reload the page", 403)
+                request.state.form = form
+                return await handler(request)
+            finally:
+                await form.close()  # the spooled uploads: their bytes are in the inbox now
         return guarded
 
     @staticmethod
@@ -241,6 +244,7 @@ class Studio:
                 self.guard.csrf(), f"Too many wrong tokens: wait {wait:.0f} s and try again."),
                 429)
         form = await request.form(max_files=0, max_fields=5, max_part_size=4096)
+        await form.close()
         if not self.guard.csrf_ok(_text(form.get("csrf"))) or not self.guard.lan:
             return PlainTextResponse("the form is out of date: reload the page", 403)
         if not self.guard.check_token(client, _text(form.get("token"))):
