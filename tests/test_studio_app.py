@@ -322,7 +322,11 @@ def test_status_pages_the_history_newest_first(config: Config) -> None:
     first = status_report(config.paths.state, config.paths.inbox, 10)["jobs"]
     assert [j["name"] for j in first["finished"]] == [f"job{i:02d}" for i in range(24, 14, -1)]
     assert first["more"] and [j["name"] for j in first["queued"]] == ["waiting"]
-    last = status_report(config.paths.state, config.paths.inbox, 10, offset=20)["jobs"]
+    second = status_report(config.paths.state, config.paths.inbox, 10,
+                           before=first["more"][0]["before"])["jobs"]
+    assert [j["name"] for j in second["finished"]] == [f"job{i:02d}" for i in range(14, 4, -1)]
+    last = status_report(config.paths.state, config.paths.inbox, 10,
+                         before=second["more"][0]["before"])["jobs"]
     assert [j["name"] for j in last["finished"]] == [f"job{i:02d}" for i in range(4, -1, -1)]
     assert not last["more"]
     (config.paths.inbox / "a").mkdir()

@@ -100,9 +100,9 @@ class JobQueue(Protocol):
         ...
 
     def list(self, *states: JobState, limit: int = 1000, newest_first: bool = False,
-             offset: int = 0) -> list[Job]:
-        """Jobs in any of ``states`` (all if none), oldest first unless told otherwise; the
-        first ``offset`` of them skipped (a page of the history)."""
+             before: int | None = None) -> list[Job]:
+        """Jobs in any of ``states`` (all if none), oldest first unless told otherwise; with
+        ``before``, only ids below it (the next page of the history, without counting it)."""
         ...
 
     def get(self, job_id: int) -> Job:

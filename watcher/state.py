@@ -199,13 +199,22 @@ class SqliteQueue:
         )
 
     def list(self, *states: JobState, limit: int = 1000, newest_first: bool = False,
-             offset: int = 0) -> list[Job]:
-        where = f"WHERE state IN ({','.join('?' * len(states))})" if states else ""
+             before: int | None = None) -> list[Job]:
+        terms: list[str] = []
+        params: list[str | int] = [s.value for s in states]
+        if states:
+            # Newest first walks the ids backwards and stops after ``limit`` rows; the state
+            # index (``+state`` keeps SQLite off it) would sort every matching job first.
+            column = "+state" if newest_first else "state"
+            terms.append(f"{column} IN ({','.join('?' * len(states))})")
+        if before is not None:
+            terms.append("id < ?")
+            params.append(before)
+        where = f"WHERE {' AND '.join(terms)}" if terms else ""
         order = "DESC" if newest_first else "ASC"
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT * FROM jobs {where} ORDER BY id {order} LIMIT ? OFFSET ?",
-                (*[s.value for s in states], limit, max(0, offset)),
+                f"SELECT * FROM jobs {where} ORDER BY id {order} LIMIT ?", (*params, limit),
             ).fetchall()
         return [_job(r) for r in rows]
 

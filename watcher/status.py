@@ -2,7 +2,7 @@
 
 ``facedrop status --json`` prints ``status_report``; the studio page (``watcher.studio``) calls the
 same function with a page of results, so there is no second reader of SQLite or Redis. Every
-list is bounded (``recent``/``offset``, ``inbox_limit``): the cost of a report does not grow with
+list is bounded (``recent``/``before``, ``inbox_limit``): the cost of a report does not grow with
 the number of past jobs.
 """
 
@@ -24,16 +24,20 @@ QUEUE_LIMIT = 1000  # queued jobs listed; more still run, the report says how ma
 
 
 def status_report(state: Path, inbox: Path, recent: int, outbox: Path | None = None, *,
-                  offset: int = 0, inbox_offset: int = 0,
+                  before: int | None = None, inbox_offset: int = 0,
                   inbox_limit: int | None = None) -> dict[str, Any]:
     """Everything ``status`` shows, as plain data; with the ``outbox``, each done job's quality
-    verdict. ``recent``/``offset`` page the finished jobs (newest first); ``inbox_offset`` and
-    ``inbox_limit`` page the inbox entries (``inbox_total`` counts them all)."""
+    verdict. ``recent`` finished jobs, newest first, with ids below ``before`` if given (the
+    ``jobs.more`` entry names the next page's ``before``); ``inbox_offset`` and
+    ``inbox_limit`` page the inbox entries (``inbox_total`` counts them all, ``inbox_unlisted``
+    those the daemon counts without listing them)."""
     pid = running_daemon_pid(state)
     runtime = read_runtime(state) if pid else None
+    unlisted = 0
     if runtime is not None:
         inbox_entries = runtime.get("inbox", [])
         paused = runtime.get("paused", [])
+        unlisted = int(runtime.get("inbox_more", 0))  # the daemon lists the first few hundred
     else:  # no daemon: say what is there, and that nobody is claiming it
         inbox_entries = [
             {"name": name, "verdict": "waiting", "reason": "the daemon is not running"}
@@ -45,12 +49,13 @@ def status_report(state: Path, inbox: Path, recent: int, outbox: Path | None = N
         "daemon": {"running": bool(pid), "pid": pid},
         "paused": paused,
         "inbox": inbox_entries[inbox_offset:end],
-        "inbox_total": len(inbox_entries),
-        "jobs": _with_quality(_jobs(state, recent, offset), outbox),
+        "inbox_total": len(inbox_entries) + unlisted,
+        "inbox_unlisted": unlisted,
+        "jobs": _with_quality(_jobs(state, recent, before), outbox),
     }
 
 
-def config_status(config: Config, recent: int, **page: int) -> dict[str, Any]:
+def config_status(config: Config, recent: int, **page: Any) -> dict[str, Any]:
     """``status_report`` for a config, with the fleet's worker cards in fleet mode."""
     from watcher.commands.fleet import worker_cards
 
@@ -97,7 +102,8 @@ def job_data(job: Job, now: float | None = None) -> dict[str, Any]:
     }
 
 
-def _jobs(state: Path, recent: int, offset: int = 0) -> dict[str, list[dict[str, Any]]] | None:
+def _jobs(state: Path, recent: int, before: int | None = None
+          ) -> dict[str, list[dict[str, Any]]] | None:
     if not (state / DB_NAME).is_file():
         return None
     try:
@@ -108,12 +114,12 @@ def _jobs(state: Path, recent: int, offset: int = 0) -> dict[str, list[dict[str,
         now = time.time()
         # One more than asked: whether a next page exists, without counting the history.
         finished = queue.list(JobState.DONE, JobState.FAILED, limit=recent + 1,
-                              newest_first=True, offset=offset)
+                              newest_first=True, before=before)
         return {
             "running": [job_data(j, now) for j in queue.list(JobState.RUNNING)],
             "queued": [job_data(j, now) for j in queue.list(JobState.QUEUED, limit=QUEUE_LIMIT)],
             "finished": [job_data(j, now) for j in finished[:recent]],
-            "more": [{"offset": offset + recent}] if len(finished) > recent else [],
+            "more": [{"before": finished[recent - 1].id}] if len(finished) > recent > 0 else [],
         }
     except sqlite3.OperationalError as err:
         if "no such table" not in str(err):

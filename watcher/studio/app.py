@@ -121,9 +121,9 @@ class Studio:
     def _page(self, title: str, body: str, status: int = 200) -> HTMLResponse:
         return HTMLResponse(render.page(title, body, lan=self.guard.lan), status)
 
-    async def _report(self, offset: int, inbox_offset: int) -> dict[str, Any]:
+    async def _report(self, before: int | None, inbox_offset: int) -> dict[str, Any]:
         report = await run_in_threadpool(
-            config_status, self.config, render.PAGE_SIZE, offset=offset,
+            config_status, self.config, render.PAGE_SIZE, before=before,
             inbox_offset=inbox_offset, inbox_limit=render.INBOX_PAGE)
         jobs = report.get("jobs") or {}
         outbox = self.config.paths.outbox
@@ -132,9 +132,9 @@ class Studio:
         return report
 
     async def _live_html(self, request: Request) -> str:
-        offset, inbox_offset = _offsets(request)
-        report = await self._report(offset, inbox_offset)
-        return render.live(report, self.guard.csrf(), offset=offset, inbox_offset=inbox_offset)
+        before, inbox_offset = _page(request)
+        report = await self._report(before, inbox_offset)
+        return render.live(report, self.guard.csrf(), before=before, inbox_offset=inbox_offset)
 
     def _index_with(self, request: Request, note: str, status: int = 200) -> Response:
         return self._page("facedrop studio", note, status)
@@ -153,8 +153,7 @@ class Studio:
         return HTMLResponse(await self._live_html(request))
 
     async def api_status(self, request: Request) -> Response:
-        offset, inbox_offset = _offsets(request)
-        return JSONResponse(await self._report(offset, inbox_offset))
+        return JSONResponse(await self._report(*_page(request)))
 
     def _result_folder(self, request: Request) -> Path:
         return folder_inside(self.config.paths.outbox, request.path_params["name"])
@@ -264,11 +263,12 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _offsets(request: Request) -> tuple[int, int]:
-    def number(key: str) -> int:
-        value = request.query_params.get(key, "0")
-        return min(int(value), 10**9) if value.isdigit() else 0
-    return number("page"), number("inbox")
+def _page(request: Request) -> tuple[int | None, int]:
+    """``before`` (the results page: ids below it) and ``inbox`` (the inbox page's offset)."""
+    def number(key: str) -> int | None:
+        value = request.query_params.get(key, "")
+        return min(int(value), 10**12) if value.isdigit() else None
+    return number("before"), number("inbox") or 0
 
 
 def _listing(folder: Path) -> list[str]:

@@ -56,7 +56,7 @@ def message(text: str, *, error: bool) -> str:
 
 
 # ---- the live part of the index -----------------------------------------------------------
-def live(report: dict[str, Any], csrf: str, *, offset: int, inbox_offset: int) -> str:
+def live(report: dict[str, Any], csrf: str, *, before: int | None, inbox_offset: int) -> str:
     jobs = report.get("jobs") or {"running": [], "queued": [], "finished": [], "more": []}
     parts = [
         _daemon(report),
@@ -64,8 +64,8 @@ def live(report: dict[str, Any], csrf: str, *, offset: int, inbox_offset: int) -
         _queue(jobs["queued"], jobs["running"], jobs["finished"], csrf),
         _fleet(report.get("fleet")),
         _inbox(report["inbox"], report.get("inbox_total", len(report["inbox"])),
-               inbox_offset, offset),
-        _results(jobs["finished"], offset, bool(jobs.get("more")), inbox_offset),
+               inbox_offset, before, int(report.get("inbox_unlisted", 0))),
+        _results(jobs["finished"], before, jobs.get("more") or [], inbox_offset),
     ]
     return "\n".join(p for p in parts if p)
 
@@ -158,7 +158,7 @@ def _fleet(fleet: dict[str, Any] | None) -> str:
 
 
 def _inbox(entries: Sequence[dict[str, Any]], total: int, inbox_offset: int,
-           offset: int) -> str:
+           before: int | None, unlisted: int = 0) -> str:
     if not total:
         return ('<section aria-labelledby="h-in"><h2 id="h-in">Inbox</h2>'
                 '<p>No entries waiting.</p></section>')
@@ -166,35 +166,46 @@ def _inbox(entries: Sequence[dict[str, Any]], total: int, inbox_offset: int,
         f'<tr><td>{e(x["name"])}</td><td><span class="verdict v-{e(x["verdict"])}">'
         f'{e(x["verdict"])}</span></td><td>{e(x.get("reason", ""))}</td></tr>'
         for x in entries)
-    nav = _pager(inbox_offset, INBOX_PAGE, inbox_offset + len(entries) < total,
-                 lambda o: {"page": offset, "inbox": o}, "inbox entries")
+    keep = {} if before is None else {"before": before}
+    links = []
+    if inbox_offset > 0:
+        links.append(_link({**keep, "inbox": max(0, inbox_offset - INBOX_PAGE)}, "prev",
+                           "Earlier inbox entries"))
+    if inbox_offset + len(entries) < total - unlisted:
+        links.append(_link({**keep, "inbox": inbox_offset + INBOX_PAGE}, "next",
+                           "Later inbox entries"))
+    nav = _nav(links, "inbox pages")
+    if unlisted:
+        nav += f'<p class="dim">and {unlisted} more entries the daemon counts but does not list</p>'
+
     return (f'<section aria-labelledby="h-in"><h2 id="h-in">Inbox ({total})</h2>'
             '<table><thead><tr><th>Entry</th><th>Verdict</th><th>Why</th></tr></thead>'
             f'<tbody>{rows}</tbody></table>{nav}</section>')
 
 
-def _results(finished: Sequence[dict[str, Any]], offset: int, more: bool,
-             inbox_offset: int) -> str:
-    if not finished and not offset:
+def _results(finished: Sequence[dict[str, Any]], before: int | None,
+             more: Sequence[dict[str, Any]], inbox_offset: int) -> str:
+    if not finished and before is None:
         return ('<section aria-labelledby="h-res"><h2 id="h-res">Results</h2>'
                 '<p>No finished jobs yet.</p></section>')
     cards = "".join(_result_card(j) for j in finished)
-    nav = _pager(offset, PAGE_SIZE, more, lambda o: {"page": o, "inbox": inbox_offset},
-                 "results")
+    keep = {"inbox": inbox_offset} if inbox_offset else {}
+    links = []
+    if before is not None:
+        links.append(_link(keep, "first", "Newest results"))
+    if more:
+        links.append(_link({**keep, "before": more[0]["before"]}, "next", "Older results"))
+    nav = _nav(links, "results pages")
     return (f'<section aria-labelledby="h-res"><h2 id="h-res">Results</h2>'
             f'<div class="results">{cards}</div>{nav}</section>')
 
 
-def _pager(offset: int, size: int, more: bool, query: Any, what: str) -> str:
-    links = []
-    if offset > 0:
-        links.append(f'<a href="/?{urlencode(query(max(0, offset - size)))}" rel="prev">'
-                     f'Newer {e(what)}</a>')
-    if more:
-        links.append(f'<a href="/?{urlencode(query(offset + size))}" rel="next">'
-                     f'Older {e(what)}</a>')
-    return f'<nav class="pager" aria-label="{e(what)} pages">{" ".join(links)}</nav>' \
-        if links else ""
+def _link(query: dict[str, int], rel: str, text: str) -> str:
+    return f'<a href="/?{e(urlencode(query))}" rel="{rel}">{e(text)}</a>'
+
+
+def _nav(links: Sequence[str], label: str) -> str:
+    return f'<nav class="pager" aria-label="{e(label)}">{" ".join(links)}</nav>' if links else ""
 
 
 def verdict_of(job: dict[str, Any]) -> tuple[str, list[str]]:
