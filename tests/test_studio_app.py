@@ -54,7 +54,8 @@ def finished_job(config: Config, name: str, state: str = "done") -> Path:
 
 def client_for(config: Config, guard: Guard | None = None,
                limits: UploadLimits | None = None) -> TestClient:
-    return TestClient(build_app(config, guard or Guard(None), limits), follow_redirects=False)
+    return TestClient(build_app(config, guard or Guard(None), limits),
+                      base_url="http://127.0.0.1:8765", follow_redirects=False)
 
 
 @pytest.fixture
@@ -96,6 +97,16 @@ def test_forms_need_the_csrf_value_and_the_same_origin(config: Config,
     assert unconfirmed.status_code == 400 and folder.is_dir()
     done = client.post("/results/delete", data={**form, "csrf": token})
     assert done.status_code == 303 and not folder.exists()
+    note = client.get(done.headers["location"])
+    assert "deleted the outbox folder one" in note.text
+    forged = client.get("/?did=forged&job=Your+account+is+locked")
+    assert "Your account is locked" not in forged.text
+
+
+def test_loopback_mode_answers_only_loopback_host_names(client: TestClient) -> None:
+    assert client.get("/api/status").status_code == 200
+    rebound = client.get("/api/status", headers={"host": "evil.example:8765"})
+    assert rebound.status_code == 400
 
 
 @pytest.mark.parametrize("path", [

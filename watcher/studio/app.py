@@ -6,15 +6,16 @@ outbox's own files; changes through ``watcher.actions`` and ``watcher.submit`` (
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from importlib.resources import files as package_files
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
@@ -42,6 +43,11 @@ from watcher.studio.uploads import MOTIONS, TooLargeError, UploadLimits, submit_
 
 Handler = Callable[[Request], Awaitable[Response]]
 TEXT_FILES = ("error.txt", "timing.log")
+DONE = {"cancel": "cancelling {} (it stops at its next chunk)",
+        "retry": "submitted {} again: it is in the inbox",
+        "delete": "deleted the outbox folder {}"}
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost")  # a page on loopback answers no other Host:
+# a site that points its own name at 127.0.0.1 (DNS rebinding) cannot read it
 TEXT_LIMIT = 256 * 1024  # a timing log or error text larger than this is cut for the page
 HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -196,28 +202,27 @@ class Studio:
         return FileResponse(path)  # answers Range requests: the video seeks
 
     # ---- actions ---------------------------------------------------------------------------
-    async def _act(self, request: Request, action: Callable[..., Any], back: str) -> Response:
+    async def _act(self, request: Request, action: Callable[..., Any], did: str) -> Response:
         job = _text(request.state.form.get("job"))
         try:
-            acted = await run_in_threadpool(action, self.config, job)
+            await run_in_threadpool(action, self.config, job)
         except FacedropError as err:
             return await self.index(request, render.message(err.user_message(), error=True), 400)
-        messages = acted if isinstance(acted, list) else [acted]
-        target = back.format(quote(job, safe="")) if back else "/"
-        return RedirectResponse(f"{target}?done={quote(messages[0].message)}"
-                                if messages else target, 303)
+        # Post/redirect/get: a reload does not repeat the action. The note is one of DONE's
+        # sentences (never text taken from the address).
+        return RedirectResponse(f"/?{urlencode({'did': did, 'job': job})}", 303)
 
     async def cancel(self, request: Request) -> Response:
-        return await self._act(request, cancel_job, "")
+        return await self._act(request, cancel_job, "cancel")
 
     async def retry(self, request: Request) -> Response:
-        return await self._act(request, retry_job, "")
+        return await self._act(request, retry_job, "retry")
 
     async def delete(self, request: Request) -> Response:
         if _text(request.state.form.get("confirm")) != "yes":
             return self._page("Delete?", render.confirm_delete(
                 _text(request.state.form.get("job")), self.guard.csrf()), 400)
-        return await self._act(request, delete_result, "")
+        return await self._act(request, delete_result, "delete")
 
     async def submit(self, request: Request) -> Response:
         try:
@@ -255,8 +260,10 @@ class Studio:
         return response
 
     async def done_note(self, request: Request) -> Response:
-        done = request.query_params.get("done")
-        return await self.index(request, render.message(done, error=False) if done else "")
+        did = DONE.get(request.query_params.get("did", ""))
+        job = request.query_params.get("job", "")
+        return await self.index(request, render.message(did.format(job), error=False)
+                                if did and job else "")
 
 
 def _text(value: Any) -> str:
@@ -289,7 +296,7 @@ def _head(path: Path) -> str:
 
 
 def build_app(config: Config, guard: Guard, limits: UploadLimits | None = None) -> ASGIApp:
-    """The ASGI app of ``facedrop serve``."""
+    """The ASGI app of ``facedrop serve``; on loopback it answers only loopback Host names."""
     s = Studio(config, guard, limits)
     static = str(package_files("watcher.studio") / "static")
     routes = [
@@ -308,8 +315,7 @@ def build_app(config: Config, guard: Guard, limits: UploadLimits | None = None) 
         Route("/login", s.login, methods=["POST"]),
         Mount("/static", StaticFiles(directory=static), name="static"),
     ]
-    return _SecurityHeaders(Starlette(routes=routes))
+    middleware = [] if guard.lan else [
+        Middleware(TrustedHostMiddleware, allowed_hosts=list(LOOPBACK_HOSTS))]
+    return _SecurityHeaders(Starlette(routes=routes, middleware=middleware))
 
-
-def dumps(report: dict[str, Any]) -> str:
-    return json.dumps(report)
