@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,6 @@ from starlette.testclient import TestClient
 
 from tests.helpers.daemon_harness import facedrop, speech_clip, write_config
 from watcher.config import Config, load_config
-from watcher.jobqueue import JobState
 from watcher.outbox import Outbox
 from watcher.state import SqliteQueue
 from watcher.status import status_report
@@ -353,4 +353,40 @@ def test_the_data_endpoint_is_status_json(config: Config, client: TestClient) ->
     report = json.loads(json.dumps(status_report(config.paths.state, config.paths.inbox, 12,
                                                  outbox=config.paths.outbox, inbox_limit=50)))
     assert data == report  # the same reader, the same data
-    assert JobState.DONE.value == "done"
+    assert data["jobs"] is None and data["inbox_total"] == 0  # no daemon has run here yet
+
+
+def test_the_page_shows_why_it_is_paused_the_fleet_and_the_queue() -> None:
+    from watcher.studio import render
+
+    report = {
+        "daemon": {"running": True, "pid": 42},
+        "paused": [{"kind": "weights", "reason": "the model weights are missing",
+                    "fix": "run 'facedrop weights fetch'"}],
+        "inbox": [{"name": "<b>odd</b>", "verdict": "waiting", "reason": "still copying"}],
+        "inbox_total": 501, "inbox_unlisted": 500,
+        "fleet": {"error": "", "workers": [{"id": "gpu-1", "host": "box", "device": "cuda:0",
+                                           "state": "busy", "job": "take1", "stage": "render",
+                                           "progress": 0.5, "heartbeat": 0}]},
+        "jobs": {"running": [{"id": 1, "name": "take1", "outbox": "take1", "stage": "render",
+                              "progress": 0.5, "attempts": 1, "seconds": 20.0}],
+                 "queued": [{"id": 2, "name": "take2", "outbox": "take2", "attempts": 0,
+                             "seconds": 0.0},
+                            {"id": 3, "name": "take3", "outbox": "take3", "attempts": 1,
+                             "seconds": 0.0}],
+                 "finished": [{"id": 0, "name": "take0", "outbox": "take0", "state": "done",
+                               "seconds": 120.0, "quality": None, "poster": False,
+                               "finished_at": 0}],
+                 "more": []},
+    }
+    html = render.live(report, "c", before=None, inbox_offset=0)
+    assert "the model weights are missing" in html and "run &#x27;facedrop weights fetch&#x27;" \
+        in html
+    assert "gpu-1" in html and "cuda:0" in html and "Workers" in html
+    assert "&lt;b&gt;odd&lt;/b&gt;" in html and "<b>odd</b>" not in html  # escaped
+    assert "500 more entries the daemon counts" in html
+    positions = re.findall(r"<tr><td>(\d)</td><td><a href=\"/result/(take\d)\"", html)
+    assert positions == [("1", "take2"), ("2", "take3")]
+    # take0 took 2 min, take1 has run 20 s: take2 starts in about 100 s, take3 2 min later
+    assert "about 2 min" in html and "about 4 min" in html
+    assert "not scored" in html
