@@ -122,7 +122,8 @@ def _queue(queued: Sequence[dict[str, Any]], running: Sequence[dict[str, Any]],
         estimate = "—"
         if typical is not None:
             wait = left + (pos - 1) * typical
-            estimate = "next" if wait < 5 else "about " + _duration(wait)
+            soon = "next" if pos == 1 else "soon"
+            estimate = soon if wait < 5 else "about " + _duration(wait)
         rows.append(
             f'<tr><td>{pos}</td><td>{_result_link(job)}</td>'
             f'<td>{"retry, attempt " + e(job["attempts"] + 1) if job["attempts"] else "new"}</td>'
@@ -334,12 +335,15 @@ def detail(name: str, status: dict[str, Any], files: Sequence[str], quality: dic
                         f'<figcaption>{e(file)}</figcaption></figure>')
     for file, title in (("error.txt", "What went wrong"), ("timing.log", "Timing")):
         if file in texts:
-            info.append(f'<h2>{title}</h2><pre>{e(texts[file])}</pre>')
+            cls = ' class="wrap"' if file == "error.txt" else ""
+            info.append(f'<h2>{title}</h2><pre{cls}>{e(texts[file])}</pre>')
     links = "".join(f'<li><a href="/files/{folder}/{"/".join(url_part(p) for p in f.split("/"))}"'
                     f' download>{e(f)}</a></li>' for f in files)
     info.append(f'<h2>Downloads</h2><ul class="downloads">{links}</ul>')
-    return (head + '<div class="detail">' + (f'<div>{"".join(media)}</div>' if media else "")
-            + f'<div>{"".join(info)}</div></div>')
+    if not media:  # a failed job: its text gets the whole width
+        return head + f'<div>{"".join(info)}</div>'
+    return (head + f'<div class="detail"><div>{"".join(media)}</div>'
+            f'<div>{"".join(info)}</div></div>')
 
 
 def confirm_delete(name: str, csrf: str) -> str:
