@@ -376,7 +376,10 @@ def test_the_page_shows_why_it_is_paused_the_fleet_and_the_queue() -> None:
                              "seconds": 0.0}],
                  "finished": [{"id": 0, "name": "take0", "outbox": "take0", "state": "done",
                                "seconds": 120.0, "quality": None, "poster": False,
-                               "finished_at": 0}],
+                               "finished_at": 0, "present": True},
+                              {"id": -1, "name": "gone", "outbox": "gone (2)", "state": "done",
+                               "seconds": 1.0, "quality": None, "poster": False,
+                               "finished_at": 0, "present": False}],
                  "more": []},
     }
     html = render.live(report, "c", before=None, inbox_offset=0)
@@ -390,3 +393,5 @@ def test_the_page_shows_why_it_is_paused_the_fleet_and_the_queue() -> None:
     # take0 took 2 min, take1 has run 20 s: take2 starts in about 100 s, take3 2 min later
     assert "about 2 min" in html and "about 4 min" in html
     assert "not scored" in html
+    assert "the outbox folder gone (2) was deleted" in html
+    assert 'href="/result/gone' not in html  # no link to a folder that is not there

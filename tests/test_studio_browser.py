@@ -19,8 +19,10 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from tests.helpers.daemon_harness import (
     REPO,
     DaemonProcess,
+    facedrop,
     finished,
     make_job,
+    read_status,
     speech_clip,
     wait_for,
     write_config,
@@ -196,6 +198,18 @@ def test_cancel_a_queued_job_by_keyboard_then_retry_and_delete_it(site: Site, pa
     expect(page.get_by_role("status")).to_contain_text("deleted the outbox folder waiter")
     assert not (site.outbox / "waiter").exists()
     assert (site.outbox / "waiter (2)").is_dir()
+    expect(page.get_by_text("the outbox folder waiter was deleted")).to_be_visible()
+
+
+def test_cancel_from_the_command_line_stops_a_running_job(site: Site) -> None:
+    make_job(site.inbox, "slow", site.face, site.voice, "fps: 25\n")  # outbox "slow (2)"
+    wait_for(lambda: (read_status(site.outbox / "slow (2)") or {}).get("state") == "running",
+             TIMEOUT, "slow (2) to run")
+    done = facedrop(site.config, site.home, "cancel", "slow")
+    assert done.returncode == 0 and "cancelling slow (outbox folder slow (2))" in done.stdout
+    wait_for(lambda: finished(site.outbox / "slow (2)"), TIMEOUT, "slow (2) to stop")
+    assert finished(site.outbox / "slow (2)")["state"] == "failed"
+    assert "cancelled" in (site.outbox / "slow (2)" / "error.txt").read_text()
 
 
 def test_traversal_and_links_out_are_refused(site: Site, page: Page) -> None:

@@ -133,7 +133,8 @@ class Studio:
             inbox_offset=inbox_offset, inbox_limit=render.INBOX_PAGE)
         jobs = report.get("jobs") or {}
         outbox = self.config.paths.outbox
-        for job in jobs.get("finished", []):  # one stat per shown card, never per past job
+        for job in jobs.get("finished", []):  # two stats per shown card, never per past job
+            job["present"] = (outbox / job["outbox"]).is_dir()  # not deleted since
             job["poster"] = (outbox / job["outbox"] / "poster.jpg").is_file()
         return report
 

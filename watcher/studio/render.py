@@ -220,6 +220,11 @@ def verdict_of(job: dict[str, Any]) -> tuple[str, list[str]]:
 
 
 def _result_card(job: dict[str, Any]) -> str:
+    if not job.get("present", True):
+        return (f'<article class="card result gone"><div class="noposter" role="img" '
+                f'aria-label="deleted">deleted</div><div><h3>{e(job["name"])}</h3>'
+                f'<p class="dim">the outbox folder {e(job["outbox"])} was deleted</p></div>'
+                '</article>')
     verdict, reasons = verdict_of(job)
     folder = url_part(job["outbox"])
     poster = (f'<img src="/files/{folder}/poster.jpg" alt="Poster frame of {e(job["name"])}" '

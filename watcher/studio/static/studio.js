@@ -5,18 +5,24 @@
   const live = document.getElementById("live");
   if (!live || !live.dataset.src) return;
   let last = live.innerHTML;
+  // A control is found again after a swap by its data-key (buttons) or its href (links).
+  function selectorOf(el) {
+    if (el.dataset.key) return `[data-key="${CSS.escape(el.dataset.key)}"]`;
+    const href = el.getAttribute("href");
+    return href ? `a[href="${CSS.escape(href)}"]` : null;
+  }
   async function tick() {
     try {
       const response = await fetch(live.dataset.src + location.search, {credentials: "same-origin"});
       if (response.ok) {
         const html = await response.text();
         if (html !== last) {
-          const focused = live.contains(document.activeElement) ? document.activeElement.dataset.key : null;
+          const focused = live.contains(document.activeElement) ? selectorOf(document.activeElement) : null;
           live.innerHTML = html;
           last = html;
           if (focused) {
-            const again = live.querySelector(`[data-key="${CSS.escape(focused)}"]`);
-            if (again) again.focus();
+            const again = live.querySelector(focused);
+            if (again) again.focus({preventScroll: true});
           }
           if (live.dataset.final === "0" && live.querySelector("[data-final]")) location.reload();
         }
