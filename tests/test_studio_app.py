@@ -395,3 +395,18 @@ def test_the_page_shows_why_it_is_paused_the_fleet_and_the_queue() -> None:
     assert "not scored" in html
     assert "the outbox folder gone (2) was deleted" in html
     assert 'href="/result/gone' not in html  # no link to a folder that is not there
+
+
+def test_serve_says_when_its_port_is_taken(config: Config, tmp_path: Path) -> None:
+    import socket
+
+    home = tmp_path / "home"
+    home.mkdir()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = facedrop(config.source_files[-1], home, "serve", "--port", str(port))
+    assert result.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "--port" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -251,3 +251,17 @@ def test_lan_mode_needs_the_token(site: Site, browser: Browser, tmp_path: Path) 
         context.close()
     finally:
         lan.stop()
+
+
+def test_a_file_dropped_on_a_box_goes_into_its_input(site: Site, page: Page) -> None:
+    page.goto(site.base + "/")
+    drop = page.evaluate_handle("""() => {
+        const dt = new DataTransfer();
+        dt.items.add(new File(['RIFF'], 'hello.wav', {type: 'audio/wav'}));
+        return dt;
+    }""")
+    box = page.locator(".drop", has=page.locator("input[name=voice]"))
+    box.dispatch_event("dragover", {"dataTransfer": drop})
+    box.dispatch_event("drop", {"dataTransfer": drop})
+    names = page.eval_on_selector("input[name=voice]", "i => [...i.files].map(f => f.name)")
+    assert names == ["hello.wav"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import socket
 import sys
 
 from rich.console import Console
@@ -52,6 +53,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     port = config.studio.port if args.port is None else args.port
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port {port} is not a port", fix="use 1024-65535, e.g. 8765")
+    _check_free(host, port)
     console = Console()
     token = None
     if not is_loopback(host):
@@ -67,6 +69,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     uvicorn.run(build_app(config, Guard(token)), host=host, port=port, log_level="warning",
                 access_log=False)
     return 0
+
+
+def _check_free(host: str, port: int) -> None:
+    """A port in use gets a message and a fix, not a server that exits with a log line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise ConfigError(f"cannot listen on {host}:{port} ({err.strerror})",
+                              fix="stop what uses that port, or give --port another one "
+                              "(or studio.port in the config)") from None
 
 
 def cmd_retry(args: argparse.Namespace) -> int:

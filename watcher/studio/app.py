@@ -87,7 +87,7 @@ class Studio:
     def reads(self, handler: Handler) -> Handler:
         async def guarded(request: Request) -> Response:
             if not self._allowed(request):
-                if request.url.path.startswith(("/api/", "/files/")):
+                if request.url.path.startswith(("/api/", "/files/", "/status.json")):
                     return JSONResponse({"error": "the studio token is needed"}, 401)
                 return RedirectResponse("/login", 303)
             return await handler(request)
@@ -304,6 +304,7 @@ def build_app(config: Config, guard: Guard, limits: UploadLimits | None = None) 
         Route("/", s.reads(s.done_note)),
         Route("/live", s.reads(s.live)),
         Route("/api/status", s.reads(s.api_status)),
+        Route("/status.json", s.reads(s.api_status)),
         Route("/result/{name}", s.reads(s.result)),
         Route("/result/{name}/live", s.reads(s.result_live)),
         Route("/result/{name}/delete", s.reads(s.confirm_delete)),

@@ -32,3 +32,18 @@
   }
   setTimeout(tick, 1000);
 })();
+
+// Drag and drop: a file dropped anywhere on a dashed box goes into that box's file input.
+(() => {
+  "use strict";
+  for (const box of document.querySelectorAll(".drop")) {
+    const input = box.querySelector("input[type=file]");
+    box.addEventListener("dragover", (ev) => { ev.preventDefault(); box.classList.add("over"); });
+    box.addEventListener("dragleave", () => box.classList.remove("over"));
+    box.addEventListener("drop", (ev) => {
+      ev.preventDefault();
+      box.classList.remove("over");
+      if (input && ev.dataTransfer.files.length) input.files = ev.dataTransfer.files;
+    });
+  }
+})();
