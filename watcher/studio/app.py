@@ -104,7 +104,7 @@ class Studio:
                 try:
                     self.limits.check_request(request.headers.get("content-length"))
                 except TooLargeError as err:
-                    return self._index_with(request, render.message(err.user_message(),
+                    return await self.index(request, render.message(err.user_message(),
                                                                     error=True), 413)
             form = await request.form(max_files=4, max_fields=20, max_part_size=64 * 1024)
             try:
@@ -142,9 +142,6 @@ class Studio:
         before, inbox_offset = _page(request)
         report = await self._report(before, inbox_offset)
         return render.live(report, self.guard.csrf(), before=before, inbox_offset=inbox_offset)
-
-    def _index_with(self, request: Request, note: str, status: int = 200) -> Response:
-        return self._page("facedrop studio", note, status)
 
     async def index(self, request: Request, note: str = "", status: int = 200) -> Response:
         engines = list(ENGINE_NAMES)
