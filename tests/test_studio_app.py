@@ -181,6 +181,11 @@ def test_upload_limits_hold_per_file_and_per_request(config: Config, astronaut_p
         assert big.status_code == 413 and "per submission" in big.text
     with pytest.raises(TooLargeError, match="did not say how large"):
         limits.check_request(None)
+    with client_for(config) as c:  # a button's form is small: a big one is refused unread
+        folder = finished_job(config, "one", "failed")
+        padded = c.post("/results/retry", data={"csrf": csrf(c), "job": "one"},
+                        files={"pad": ("pad.bin", b"x" * 100_000)})
+        assert padded.status_code == 413 and folder.is_dir()
     assert list(config.paths.inbox.iterdir()) == []
 
 

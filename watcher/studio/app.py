@@ -48,6 +48,7 @@ DONE = {"cancel": "cancelling {} (it stops at its next chunk)",
         "delete": "deleted the outbox folder {}"}
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost")  # a page on loopback answers no other Host:
 # a site that points its own name at 127.0.0.1 (DNS rebinding) cannot read it
+FORM_LIMIT = 64 * 1024  # the body of a button's form (cancel, retry, delete, login)
 TEXT_LIMIT = 256 * 1024  # a timing log or error text larger than this is cut for the page
 HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -100,12 +101,13 @@ class Studio:
                     "This page needs the studio token first.", error=True), 401)
             if not self._same_origin(request):
                 return PlainTextResponse("cross-site request refused", 403)
-            if request.url.path == "/submit":  # the length first: nothing is read if too big
-                try:
-                    self.limits.check_request(request.headers.get("content-length"))
-                except TooLargeError as err:
-                    return await self.index(request, render.message(err.user_message(),
-                                                                    error=True), 413)
+            # The length first: nothing is read if too big (a button's form is a few bytes).
+            limit = self.limits.max_request_bytes if request.url.path == "/submit" else FORM_LIMIT
+            try:
+                self.limits.check_request(request.headers.get("content-length"), limit)
+            except TooLargeError as err:
+                return await self.index(request, render.message(err.user_message(),
+                                                                error=True), 413)
             form = await request.form(max_files=4, max_fields=20, max_part_size=64 * 1024)
             try:
                 if not self.guard.csrf_ok(_text(form.get("csrf"))):
@@ -115,6 +117,10 @@ class Studio:
             finally:
                 await form.close()  # the spooled uploads: their bytes are in the inbox now
         return guarded
+
+    def guard_length(self, request: Request) -> None:
+        """A small form (login) must say its length and keep under ``FORM_LIMIT``."""
+        self.limits.check_request(request.headers.get("content-length"), FORM_LIMIT)
 
     @staticmethod
     def _same_origin(request: Request) -> bool:
@@ -245,6 +251,10 @@ class Studio:
             return self._page("Wait", render.login(
                 self.guard.csrf(), f"Too many wrong tokens: wait {wait:.0f} s and try again."),
                 429)
+        try:
+            self.guard_length(request)
+        except TooLargeError:
+            return PlainTextResponse("the form is too large", 413)
         form = await request.form(max_files=0, max_fields=5, max_part_size=4096)
         await form.close()
         if not self.guard.csrf_ok(_text(form.get("csrf"))) or not self.guard.lan:

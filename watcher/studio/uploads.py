@@ -36,14 +36,16 @@ class UploadLimits:
     max_file_bytes: int = ZipLimits().max_total_bytes
     max_request_bytes: int = ZipLimits().max_total_bytes
 
-    def check_request(self, content_length: str | None) -> None:
+    def check_request(self, content_length: str | None, limit: int | None = None) -> None:
+        """Refuse a request without a length or longer than ``limit`` (default: a submission's)."""
+        limit = self.max_request_bytes if limit is None else limit
         if content_length is None or not content_length.isdigit():
             raise TooLargeError("the upload did not say how large it is",
                                 fix="send it from the page's form")
-        if int(content_length) > self.max_request_bytes:
+        if int(content_length) > limit:
             raise TooLargeError(
                 f"the upload is {_mb(int(content_length))}; the limit is "
-                f"{_mb(self.max_request_bytes)} per submission",
+                f"{_mb(limit)} per submission",
                 fix="send smaller files (a shorter recording, a smaller photo)")
 
 
