@@ -353,12 +353,22 @@ def test_status_pages_the_history_newest_first(config: Config) -> None:
 
 
 def test_the_data_endpoint_is_status_json(config: Config, client: TestClient) -> None:
+    queue = SqliteQueue(config.paths.state)
+    try:
+        for name in ("one", "two"):
+            job = queue.enqueue(name, f"s/{name}", name)
+            queue.take(job.claimed_at + 1)
+            queue.done(job.id, video=f"{name}.mp4", realtime_factor=1.0)
+    finally:
+        queue.close()
     finished_job(config, "one")
     data = client.get("/api/status").json()
     report = json.loads(json.dumps(status_report(config.paths.state, config.paths.inbox, 12,
                                                  outbox=config.paths.outbox, inbox_limit=50)))
+    shown = {j["name"]: (j.pop("poster"), j.pop("present")) for j in data["jobs"]["finished"]}
+    assert shown == {"one": (True, True), "two": (False, False)}  # the page's own two stats
     assert data == report  # the same reader, the same data
-    assert data["jobs"] is None and data["inbox_total"] == 0  # no daemon has run here yet
+    assert [j["name"] for j in data["jobs"]["finished"]] == ["two", "one"]
 
 
 def test_the_page_shows_why_it_is_paused_the_fleet_and_the_queue() -> None:
