@@ -38,9 +38,10 @@ ARTIFACTS = Path(os.environ.get("FACEDROP_ARTIFACTS", REPO / "tmp" / "artifacts"
 
 class Site:
     def __init__(self, root: Path, config: Path, home: Path, serve: ServeProcess,
-                 daemon: DaemonProcess, voice: Path, face: Path) -> None:
+                 daemon: DaemonProcess, voice: Path, face: Path, long_voice: Path) -> None:
         self.root, self.config, self.home = root, config, home
         self.serve, self.daemon, self.voice, self.face = serve, daemon, voice, face
+        self.long_voice = long_voice  # 5.9 s: a "slow" job runs about 19 s unless cancelled
         self.outbox = root / "outbox"
         self.inbox = root / "inbox"
 
@@ -61,7 +62,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, astronaut_path: Path,
                            FACEDROP_TEST_CHUNK_SLEEP="1.0", FACEDROP_TEST_SLOW_JOBS="slow")
     serve = ServeProcess(config, home, top / "serve.log")
     try:
-        yield Site(root, config, home, serve, daemon, voice, astronaut_path)
+        yield Site(root, config, home, serve, daemon, voice, astronaut_path, speech_path)
     finally:
         serve.stop()
         daemon.stop()
@@ -161,7 +162,7 @@ def _tab_to(page: Page, selector: str, limit: int = 80) -> None:
 
 
 def test_cancel_a_queued_job_by_keyboard_then_retry_and_delete_it(site: Site, page: Page) -> None:
-    make_job(site.inbox, "slow", site.face, site.voice, "fps: 25\n")
+    make_job(site.inbox, "slow", site.face, site.long_voice, "fps: 25\n")
     wait_for(lambda: (site.outbox / "slow").is_dir(), TIMEOUT, "slow to be claimed")
     make_job(site.inbox, "waiter", site.face, site.voice, "fps: 10\n")
     page.goto(site.base + "/")
@@ -177,10 +178,17 @@ def test_cancel_a_queued_job_by_keyboard_then_retry_and_delete_it(site: Site, pa
     assert "cancelled" in (site.outbox / "waiter" / "error.txt").read_text()
     assert not (site.outbox / "waiter" / "waiter.mp4").exists()  # it never ran
 
-    page.goto(site.base + "/")  # the running job can be cancelled too
-    page.locator('button[data-key="cancel-slow"]').click()
+    page.goto(site.base + "/result/slow")  # the running job's own page, left open
+    expect(page.locator("#live")).to_contain_text("running")
+    expect(page.locator("#live progress")).to_be_visible()
+    token = page.locator("input[name=csrf]").first.get_attribute("value")
+    assert page.request.post(site.base + "/jobs/cancel",
+                             form={"csrf": token or "", "job": "slow"}).ok
     wait_for(lambda: finished(site.outbox / "slow"), TIMEOUT, "slow to stop")
     assert finished(site.outbox / "slow")["state"] == "failed"
+    # The open page notices by itself and shows why it ended (error.txt).
+    expect(page.locator("pre.wrap")).to_contain_text("cancelled", timeout=5000)
+    expect(page.locator("#live")).to_contain_text("failed")
 
     page.goto(site.base + "/result/waiter")
     expect(page.locator("pre").first).to_contain_text("cancelled")  # error.txt
@@ -202,7 +210,7 @@ def test_cancel_a_queued_job_by_keyboard_then_retry_and_delete_it(site: Site, pa
 
 
 def test_cancel_from_the_command_line_stops_a_running_job(site: Site) -> None:
-    make_job(site.inbox, "slow", site.face, site.voice, "fps: 25\n")  # outbox "slow (2)"
+    make_job(site.inbox, "slow", site.face, site.long_voice, "fps: 25\n")  # outbox "slow (2)"
     wait_for(lambda: (read_status(site.outbox / "slow (2)") or {}).get("state") == "running",
              TIMEOUT, "slow (2) to run")
     done = facedrop(site.config, site.home, "cancel", "slow")
