@@ -218,6 +218,26 @@ def test_a_submission_lands_complete_with_its_settings(config: Config, client: T
     assert "enhance: true" in (job / "job.yaml").read_text()
 
 
+def test_a_driving_clip_goes_with_the_job(config: Config, client: TestClient,
+                                          astronaut_path: Path, speech_path: Path,
+                                          tmp_path: Path) -> None:
+    from tests.helpers.clips import make_clip
+
+    voice = speech_clip(speech_path, tmp_path / "v.wav", 1.0).read_bytes()
+    clip = make_clip(tmp_path / "nod.mp4", astronaut_path, 6).read_bytes()
+    ok = client.post("/submit", data={"csrf": csrf(client), "name": "driven"},
+                     files={**_files(astronaut_path.read_bytes(), voice),
+                            "driving": ("nod.mp4", clip)})
+    assert ok.status_code == 200, ok.text
+    job = config.paths.inbox / "driven"
+    assert (job / "nod.mp4").read_bytes() == clip
+    assert "driving: nod.mp4" in (job / "job.yaml").read_text()
+    bad = client.post("/submit", data={"csrf": csrf(client)},
+                      files={**_files(astronaut_path.read_bytes(), voice),
+                             "driving": ("nod.gif", clip)})
+    assert bad.status_code == 400 and "driving video must be one of" in bad.text
+
+
 def _zip(members: dict[str, bytes]) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as z:
