@@ -445,3 +445,16 @@ def test_serve_says_when_its_port_is_taken(config: Config, tmp_path: Path) -> No
     assert result.returncode != 0
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "--port" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_lan_mode_comes_from_the_host_flag_or_the_config(tmp_path: Path) -> None:
+    from pipeline.errors import ConfigError
+    from watcher.commands.studio import is_loopback
+
+    config = load_config(write_config(tmp_path / "a", studio={"host": "0.0.0.0", "port": 9000}))
+    assert (config.studio.host, config.studio.port) == ("0.0.0.0", 9000)
+    assert load_config(write_config(tmp_path / "b")).studio.host == "127.0.0.1"  # the default
+    assert [is_loopback(h) for h in ("127.0.0.1", "::1", "localhost", "0.0.0.0", "192.168.1.5",
+                                     "studio.local")] == [True, True, True, False, False, False]
+    with pytest.raises(ConfigError, match="studio.port"):
+        load_config(write_config(tmp_path / "c", studio={"port": "high"}))
