@@ -23,7 +23,7 @@ else
 TORCH_SOURCE := $(if $(shell command -v nvidia-smi 2>/dev/null),,--index-url $(TORCH_CPU_INDEX))
 endif
 
-.PHONY: setup setup-test run test test-parity lint wheel-check bench clean
+.PHONY: setup setup-test run test test-parity lint wheel-check bench bench-studio clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -72,3 +72,7 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .cache build dist
+
+# The studio page's data endpoint with 10,000 past jobs and 2,000 inbox entries (target 50 ms).
+bench-studio: setup
+	$(PY) -m watcher.studio.bench

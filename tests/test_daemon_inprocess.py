@@ -299,7 +299,7 @@ def test_the_quality_verdict_reaches_status_notification_and_outbox(
     assert (folder / "poster.jpg").read_bytes() == b"\xff\xd8 poster"
     assert "quality: check: lip sync is weak" in (folder / "timing.log").read_text()
     # facedrop status shows it (the same reader as status.json)
-    from watcher.commands.daemon import status_report
+    from watcher.status import status_report
 
     report = status_report(config.paths.state, config.paths.inbox, 5, outbox=config.paths.outbox)
     (job,) = report["jobs"]["finished"]

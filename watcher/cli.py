@@ -29,7 +29,8 @@ COMMAND_MODULES = (
     "watcher.commands.bench",  # bench
     "watcher.commands.example",  # example
     "watcher.commands.score",  # score
-    "watcher.commands.fleet",  # worker, cancel (queue.backend: redis)
+    "watcher.commands.fleet",  # worker (queue.backend: redis), cancel
+    "watcher.commands.studio",  # serve, retry, delete
 )
 
 

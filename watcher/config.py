@@ -72,6 +72,7 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
         "job_time_limit_seconds": (int, float),
     },
     "storage": {k: (str,) for k in ("backend", "path", "url", "bucket", "region")},
+    "studio": {"host": (str,), "port": (int,)},  # facedrop serve: where the page listens
 }
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("pipeline", "device"): ("auto", "mps", "cuda", "cuda:N", "cpu"),  # for the message
@@ -141,6 +142,14 @@ class QueueSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class StudioSettings:
+    """``facedrop serve``: loopback by default; any other address is LAN mode (token needed)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole validated configuration."""
 
@@ -152,6 +161,7 @@ class Config:
     source_files: tuple[Path, ...]
     storage: StorageSettings
     queue: QueueSettings = QueueSettings()
+    studio: StudioSettings = StudioSettings()
 
 
 def user_config_path(*, home: Path | None = None, platform: str | None = None) -> Path:
@@ -387,6 +397,7 @@ def _build(
         limits=Limits(lim["max_image_pixels"], float(lim["max_audio_seconds"])),
         source_files=files,
         queue=_queue_settings(value["queue"]),
+        studio=StudioSettings(host=value["studio"]["host"], port=value["studio"]["port"]),
         storage=_storage_settings(merged["storage"]),
     )
 

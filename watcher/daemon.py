@@ -25,12 +25,14 @@ from typing import TYPE_CHECKING
 
 from pipeline.errors import ConfigError, InputError
 from pipeline.spec import Pipeline
+from watcher.cancels import CANCELLED_MESSAGE, CancelRequests
 from watcher.config import Config
 from watcher.estimate import job_estimate
 from watcher.faults import FaultBoard, FaultKind, Places, classify, write_probe
 from watcher.inbox_scan import InboxScanner
 from watcher.intake import Intake
 from watcher.jobfolder import parse_job_folder
+from watcher.jobqueue import JobState
 from watcher.killpoints import CrashHook, no_crash
 from watcher.outbox import Outbox, Rename
 from watcher.rates import RateStore
@@ -38,7 +40,7 @@ from watcher.readiness import ReadinessTracker
 from watcher.reconcile import reconcile
 from watcher.runtime import RuntimeFile
 from watcher.state import SqliteQueue
-from watcher.transition import Lifecycle
+from watcher.transition import Lifecycle, Outcome
 from watcher.watch import InboxWatcher
 from watcher.worker import Worker
 
@@ -179,6 +181,7 @@ class Daemon:
         self.intake: Intake | None = None
         self.lifecycle: Lifecycle | None = None
         self._reconciled = False
+        self._cancels = CancelRequests(self.paths.state)
 
     def _probe_outbox(self) -> bool:
         try:
@@ -310,6 +313,7 @@ class Daemon:
                 watcher.ensure()
                 pending = self.intake.scan()
                 busy = self.worker.poll(self._stop.is_set())
+                self._apply_cancels()
             except Exception as err:  # never leave the loop: pause, say why, try again
                 fault = classify(err, self.places, FaultKind.STATE)
                 if fault is not None:
@@ -327,6 +331,26 @@ class Daemon:
                 timeout = min(timeout, max(retry, 0.05))
             self._wake.wait(timeout)
             self._wake.clear()
+
+    def _apply_cancels(self) -> None:
+        """Cancel requests (``watcher.cancels``): a queued job fails now, a running one stops."""
+        if not isinstance(self.worker, Worker) or self.lifecycle is None:
+            return  # a fleet cancels through Redis
+        for job_id in self._cancels.pending():
+            try:
+                job = self.lifecycle.queue.get(job_id)
+            except KeyError:
+                self._cancels.clear(job_id)
+                continue
+            if job.state is JobState.QUEUED:
+                self.lifecycle.transition(job_id, JobState.FAILED,
+                                          Outcome(detail="cancelled by request",
+                                                  error=CANCELLED_MESSAGE))
+                self._cancels.clear(job_id)
+            elif job.state is JobState.RUNNING:
+                self.worker.stop_job(job_id)
+            else:
+                self._cancels.clear(job_id)
 
     def _queued(self) -> bool:
         if self.worker is None:

@@ -99,8 +99,10 @@ class JobQueue(Protocol):
         """running -> queued; ``counted=False`` gives the attempt back (shutdown, fault)."""
         ...
 
-    def list(self, *states: JobState, limit: int = 1000, newest_first: bool = False) -> list[Job]:
-        """Jobs in any of ``states`` (all if none), oldest first unless told otherwise."""
+    def list(self, *states: JobState, limit: int = 1000, newest_first: bool = False,
+             before: int | None = None) -> list[Job]:
+        """Jobs in any of ``states`` (all if none), oldest first unless told otherwise; with
+        ``before``, only ids below it (the next page of the history, without counting it)."""
         ...
 
     def get(self, job_id: int) -> Job:

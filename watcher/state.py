@@ -198,13 +198,23 @@ class SqliteQueue:
             (not_before, back),
         )
 
-    def list(self, *states: JobState, limit: int = 1000, newest_first: bool = False) -> list[Job]:
-        where = f"WHERE state IN ({','.join('?' * len(states))})" if states else ""
+    def list(self, *states: JobState, limit: int = 1000, newest_first: bool = False,
+             before: int | None = None) -> list[Job]:
+        terms: list[str] = []
+        params: list[str | int] = [s.value for s in states]
+        if states:
+            # Newest first walks the ids backwards and stops after ``limit`` rows; the state
+            # index (``+state`` keeps SQLite off it) would sort every matching job first.
+            column = "+state" if newest_first else "state"
+            terms.append(f"{column} IN ({','.join('?' * len(states))})")
+        if before is not None:
+            terms.append("id < ?")
+            params.append(before)
+        where = f"WHERE {' AND '.join(terms)}" if terms else ""
         order = "DESC" if newest_first else "ASC"
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT * FROM jobs {where} ORDER BY id {order} LIMIT ?",
-                (*[s.value for s in states], limit),
+                f"SELECT * FROM jobs {where} ORDER BY id {order} LIMIT ?", (*params, limit),
             ).fetchall()
         return [_job(r) for r in rows]
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pipeline.errors import Cancelled, FacedropError, InputError
 from pipeline.spec import CancelToken, Pipeline
+from watcher.cancels import CANCELLED_MESSAGE
 from watcher.config import Config
 from watcher.execute import execute_job
 from watcher.faults import FaultBoard, FaultKind, Places, Scope, classify
@@ -64,6 +65,7 @@ class Worker:
         self._pending: tuple[int, JobState, Outcome] | None = None
         self._lock = threading.Lock()  # finishing vs. shutdown
         self._abandoned: set[int] = set()
+        self._by_request: set[int] = set()  # jobs a user cancelled: they end failed, not queued
         self.on_idle: Callable[[], None] = lambda: None
 
     # ---- the loop's side -----------------------------------------------------------------
@@ -104,6 +106,13 @@ class Worker:
     def cancel(self) -> None:
         current = self._current
         if current is not None:
+            current[1].cancel()
+
+    def stop_job(self, job_id: int) -> None:
+        """A user's cancel (``watcher.cancels``): stop this job if it runs; it ends failed."""
+        current = self._current
+        if current is not None and current[0] == job_id:
+            self._by_request.add(job_id)
             current[1].cancel()
 
     def shutdown(self, deadline: float) -> None:
@@ -151,6 +160,10 @@ class Worker:
             result = execute_job(parsed, folder, outbox, self._pipeline, progress, cancel,
                                  rates=RateStore(self._config.paths.state))
         except Cancelled:
+            if job.id in self._by_request:
+                self._by_request.discard(job.id)
+                return JobState.FAILED, Outcome(detail="cancelled by request",
+                                                error=CANCELLED_MESSAGE)
             return JobState.QUEUED, Outcome(detail="cancelled", counted=False)
         except Exception as err:
             return self._failure(job, err, source, folder)

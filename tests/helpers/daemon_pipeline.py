@@ -10,12 +10,16 @@ Test hooks (environment variables, read per job so a running daemon picks them u
   FACEDROP_TEST_CHUNK_SLEEP seconds to sleep after each chunk (to kill or stop a daemon mid-job)
   FACEDROP_TEST_SLOW_JOBS   comma-separated job names the sleep applies to (all if unset)
   FACEDROP_TEST_FAIL_JOBS   comma-separated job names whose every run raises RuntimeError
+  FACEDROP_TEST_QUALITY     set: the job gets a quality verdict ("check", one reason) with a
+                            poster, a preview sheet and quality.json made from its own frames
   FACEDROP_TEST_WEIGHTS     a file name the run needs in the configured weights folder (as the
                             real runner needs its checkpoints); missing: ``WeightsError``
 """
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import time
 from pathlib import Path
@@ -28,7 +32,14 @@ from pipeline.media.audio import load_audio
 from pipeline.media.image import load_image
 from pipeline.media.video import VideoWriter
 from pipeline.settings import PipelineSettings
-from pipeline.spec import CancelToken, JobSpec, ProgressFn, StageTiming, TimingRecord
+from pipeline.spec import (
+    CancelToken,
+    JobQuality,
+    JobSpec,
+    ProgressFn,
+    StageTiming,
+    TimingRecord,
+)
 
 CHUNK = 8
 LONG_SIDE = 64
@@ -84,6 +95,7 @@ class TestPipeline:
         photo = _photo(job.face, self.settings.max_image_pixels)
         seconds = load_audio(job.audio, self.settings.max_audio_seconds).duration
         n_frames = max(1, round(seconds * job.fps))
+        shown: list[np.ndarray] = []
         with VideoWriter(output, photo.shape[1], photo.shape[0], job.fps, job.audio) as writer:
             for first in range(0, n_frames, CHUNK):
                 cancel.raise_if_cancelled()  # chunk boundary
@@ -91,6 +103,8 @@ class TestPipeline:
                     img = photo.copy()
                     img[:, i % img.shape[1]] = 255  # a moving bar: every frame differs
                     writer.write(img)
+                    if i % CHUNK == 0 and len(shown) < 4:
+                        shown.append(img)
                 progress("render", min(1.0, (first + CHUNK) / n_frames))
                 if pause:
                     time.sleep(pause)
@@ -105,4 +119,22 @@ class TestPipeline:
             audio_seconds=seconds,
             stages=[StageTiming("render", total, n_frames)],
             total_seconds=total,
+            quality=_quality(shown) if os.environ.get("FACEDROP_TEST_QUALITY") else None,
         )
+
+
+def _jpeg(rgb: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def _quality(frames: list[np.ndarray]) -> JobQuality:
+    """A verdict with its files, made from the job's own frames (the scoring's file contract)."""
+    reasons = ("lip sync is weak (stand-in pipeline)",)
+    report = {"verdict": "check", "reasons": list(reasons)}
+    return JobQuality(
+        verdict="check", reasons=reasons, headline="check lip sync",
+        files={"poster.jpg": _jpeg(frames[0]), "preview.jpg": _jpeg(np.concatenate(frames, 1)),
+               "quality.json": json.dumps(report).encode()},
+    )

@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import shutil
-import sqlite3
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -18,14 +15,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pipeline.atomic import write_text_atomic
 from pipeline.errors import FacedropError, InputError
 from pipeline.prerequisites import require as require_prerequisites
 from pipeline.spec import CancelToken, ProgressFn
-from watcher.commands.fleet import fleet_fault, print_workers, worker_cards
+from watcher.commands.fleet import print_workers
 from watcher.config import load_config
-from watcher.daemon import WORK, Daemon, pipeline_factory, running_daemon_pid
-from watcher.estimate import job_estimate
+from watcher.daemon import Daemon, pipeline_factory
 from watcher.execute import execute_job
 from watcher.jobfolder import (
     AUDIO_EXT,
@@ -41,12 +36,18 @@ from watcher.killpoints import crash_hook_from_env
 from watcher.logs import FORMAT as LOG_FORMAT
 from watcher.logs import setup_logging, teardown_logging
 from watcher.macos.notify import make_notifier
-from watcher.names import fit, name_max, rename_unique
-from watcher.outbox import Outbox, ProgressThrottle, first_line, read_quality, remove_partials
+from watcher.outbox import Outbox, ProgressThrottle, remove_partials
 from watcher.progress_lines import StageLines
 from watcher.rates import NO_ESTIMATE, RateStore, spoken_duration
-from watcher.runtime import MAX_ENTRIES, read_runtime
-from watcher.state import DB_NAME, SqliteQueue
+from watcher.status import config_status
+from watcher.submit import (
+    JobFile,
+    check_job_name,
+    check_local_file,
+    copy_from,
+    job_settings,
+    submit_job,
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -227,14 +228,8 @@ def _age(seconds: float) -> str:
 def cmd_status(args: argparse.Namespace) -> int:
     """``facedrop status``: read the daemon's state (read-only) and print it."""
     config = load_config(args.config)
-    report = status_report(config.paths.state, config.paths.inbox, args.recent,
-                           outbox=config.paths.outbox)
-    fleet = worker_cards(config)
-    if fleet is not None:
-        report["fleet"] = fleet
-        seen = fleet_fault(fleet)
-        if seen is not None and not any(p["kind"] == "fleet" for p in report["paused"]):
-            report["paused"].append(seen)
+    report = config_status(config, args.recent)
+    fleet = report.get("fleet")
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -265,106 +260,6 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     _print_jobs(console, report["jobs"])
     return 0
-
-
-def status_report(state: Path, inbox: Path, recent: int,
-                  outbox: Path | None = None) -> dict[str, Any]:
-    """Everything ``status`` shows, as plain data (``status --json`` prints it); with the
-    ``outbox``, each done job's quality verdict."""
-    pid = running_daemon_pid(state)
-    runtime = read_runtime(state) if pid else None
-    if runtime is not None:
-        inbox_entries = runtime.get("inbox", [])
-        more = int(runtime.get("inbox_more", 0) or 0)
-        paused = runtime.get("paused", [])
-    else:  # no daemon: say what is there, and that nobody is claiming it
-        names = _inbox_names(inbox)
-        inbox_entries = [
-            {"name": name, "verdict": "waiting", "reason": "the daemon is not running"}
-            for name in names[:MAX_ENTRIES]
-        ]
-        more = max(0, len(names) - MAX_ENTRIES)
-        paused = []
-    return {
-        "daemon": {"running": bool(pid), "pid": pid},
-        "paused": paused,
-        "inbox": inbox_entries,
-        "inbox_more": more,  # entries not listed (the list stops at MAX_ENTRIES)
-        "jobs": _with_quality(_jobs(state, recent), outbox),
-    }
-
-
-def _with_quality(jobs: dict[str, list[dict[str, Any]]] | None, outbox: Path | None
-                  ) -> dict[str, list[dict[str, Any]]] | None:
-    """Each finished job gets ``quality``: its verdict from the outbox, or None."""
-    if jobs is None:
-        return None
-    for job in jobs["finished"]:
-        job["quality"] = (read_quality(outbox / job["outbox"])
-                          if outbox is not None and job["state"] == "done" else None)
-    return jobs
-
-
-def _inbox_names(inbox: Path) -> list[str]:
-    try:
-        return sorted(p.name for p in inbox.iterdir() if not p.name.startswith("."))
-    except OSError:
-        return []
-
-
-def _job_data(job: Job) -> dict[str, Any]:
-    now = time.time()
-    return {
-        "id": job.id,
-        "name": job.name,
-        "state": job.state.value,
-        "attempts": job.attempts,
-        "stage": job.stage,
-        "progress": job.progress,
-        "outbox": job.outbox,
-        "error": first_line(job.error),
-        "seconds": round((job.finished_at or now) - (job.started_at or job.claimed_at), 3),
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-    }
-
-
-def _jobs(state: Path, recent: int) -> dict[str, list[dict[str, Any]]] | None:
-    if not (state / DB_NAME).is_file():
-        return None
-    try:
-        queue = SqliteQueue(state, readonly=True)
-    except sqlite3.Error:
-        return None
-    try:
-        rates = RateStore(state)
-        return {
-            "running": [_with_time_left(_job_data(j), job_estimate(state / WORK / j.payload,
-                                                                    rates))
-                        for j in queue.list(JobState.RUNNING)],
-            "queued": [{**_job_data(j), "estimate": job_estimate(state / WORK / j.payload, rates)}
-                       for j in queue.list(JobState.QUEUED)],
-            "finished": [
-                _job_data(j)
-                for j in queue.list(JobState.DONE, JobState.FAILED, limit=recent,
-                                    newest_first=True)
-            ],
-        }
-    except sqlite3.OperationalError as err:
-        if "no such table" not in str(err):
-            raise
-        return None  # the daemon is creating its database right now
-    finally:
-        queue.close()
-
-
-def _with_time_left(job: dict[str, Any], estimate: dict[str, Any]) -> dict[str, Any]:
-    """A running job's estimate and the time left by it (never below zero: an overrun says
-    "any moment now" rather than a negative time)."""
-    job["estimate"] = estimate
-    if "seconds" in estimate:
-        job["left_seconds"] = round(max(0.0, estimate["seconds"] - job["seconds"]), 1)
-    return job
 
 
 def _left(job: dict[str, Any]) -> str:
@@ -437,56 +332,27 @@ def _check_setting(pair: str, key: str, value: Any) -> None:
                          fix=fix) from err
 
 
-def _check_file(path: Path, exts: frozenset[str], what: str) -> Path:
-    if not path.is_file():
-        raise InputError(f"the {what} does not exist", file=path)
-    if path.suffix.lower() not in exts:
-        raise InputError(f"the {what} must be one of {', '.join(sorted(exts))}", file=path)
-    return path
-
-
 def cmd_submit(args: argparse.Namespace) -> int:
     """``facedrop submit``: build the job in a hidden folder in the inbox, then rename it in."""
     config = load_config(args.config)
-    face = _check_file(args.face, IMAGE_EXT, "face photo")
-    audio = _check_file(args.audio, AUDIO_EXT, "audio file")
-    data: dict[str, Any] = {"face": face.name, "audio": audio.name}
+    face = check_local_file(args.face, IMAGE_EXT, "face photo")
+    audio = check_local_file(args.audio, AUDIO_EXT, "audio file")
+    files = [JobFile(face.name, copy_from(face)), JobFile(audio.name, copy_from(audio))]
     driving = None
     if args.driving:
         candidate = Path(args.driving)
         if candidate.suffix.lower() in VIDEO_EXT:
-            driving = _check_file(candidate, VIDEO_EXT, "driving video")
-            data["driving"] = driving.name
+            clip = check_local_file(candidate, VIDEO_EXT, "driving video")
+            files.append(JobFile(clip.name, copy_from(clip)))
+            driving = clip.name
         else:
-            data["driving"] = args.driving
-    data.update(_parse_settings(args.settings))
-    validate_job_keys(data, "--set")
-    if face.name == audio.name or (driving and driving.name in (face.name, audio.name)):
-        raise InputError("the files must have different names")
+            driving = args.driving
+    data = job_settings(face.name, audio.name, driving, _parse_settings(args.settings))
     name = args.name or audio.stem
-    if not name or name.startswith(".") or "/" in name:
-        raise InputError(f"--name {name!r} is not a usable folder name")
-    inbox = config.paths.inbox
-    inbox.mkdir(parents=True, exist_ok=True)
-    # Fitted to the inbox's name limit in bytes: a 250-byte --name still gets a staging folder.
-    partial = inbox / fit(f".partial-{name}", name_max(inbox), f"-{os.getpid()}-{time.time_ns():x}")
-    partial.mkdir()
     try:
-        for src in (face, audio, driving):
-            if src is not None:
-                shutil.copy2(src, partial / src.name)
-        write_text_atomic(partial / JOB_FILE, yaml.safe_dump(data, sort_keys=False))
-        dest = _rename_unique(partial, inbox, name)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    Console().print(f"submitted [bold]{dest.name}[/] to {inbox}", highlight=False)
+        check_job_name(name)
+    except InputError:
+        raise InputError(f"--name {name!r} is not a usable folder name") from None
+    dest = submit_job(config, name, files, data)
+    Console().print(f"submitted [bold]{dest.name}[/] to {config.paths.inbox}", highlight=False)
     return 0
-
-
-def _rename_unique(partial: Path, inbox: Path, name: str) -> Path:
-    """Rename the finished job folder into the inbox under a free name fitted to the disk."""
-    try:
-        return rename_unique(partial, inbox, name)
-    except FileExistsError:
-        raise InputError(f"no free job name for {name} in the inbox", file=inbox) from None

@@ -1,4 +1,4 @@
-"""``facedrop worker`` and ``facedrop cancel``: the commands of a fleet (queue.backend redis)."""
+"""``facedrop worker`` (a fleet's, queue.backend redis) and ``facedrop cancel`` (any queue)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         help="the device to run on: cpu, mps, cuda or cuda:N (default: config)")
     worker.set_defaults(func=cmd_worker)
 
-    cancel = sub.add_parser("cancel", help="cancel a queued or running fleet job, on any machine")
+    cancel = sub.add_parser("cancel",
+                            help="cancel a queued or running job (in a fleet, on any machine)")
     cancel.add_argument("job", metavar="JOB", help="the job's name or outbox folder name")
     cancel.set_defaults(func=cmd_cancel)
 
@@ -84,19 +85,11 @@ def _log_to_stderr(noise: logging.Filter) -> None:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    """``facedrop cancel JOB``: ask whichever machine holds the job to stop it."""
-    from watcher.fleet.broker import redis_client
-    from watcher.fleet.ledger import Ledger
+    """``facedrop cancel JOB``: ask whichever process or machine holds the job to stop it."""
+    from watcher.actions import cancel_job
 
-    config = fleet_config(load_config(args.config))
-    ledger = Ledger(redis_client(config.queue), config.queue.namespace)
-    found = ledger.find(args.job)
-    if not found:
-        raise InputError(f"no queued or running job called {args.job!r}",
-                         fix="see 'facedrop status' for the jobs in the fleet")
-    for key, name, outbox in found:
-        ledger.request_cancel(key)
-        Console().print(f"cancelling [bold]{name}[/] (outbox folder {outbox})", highlight=False)
+    for acted in cancel_job(load_config(args.config), args.job):
+        Console().print(acted.message, highlight=False, markup=False)
     return 0
 
 
