@@ -279,8 +279,8 @@ def test_8_status_counts_the_inbox_entries_it_does_not_list(tmp_path):
 
 
 def test_8_the_running_daemons_count_reaches_status(tmp_path, monkeypatch):
-    from watcher.commands.daemon import status_report
     from watcher.inbox_scan import InboxEntry, Kind
+    from watcher.status import status_report
 
     state = tmp_path / "state"
     state.mkdir()
@@ -288,7 +288,7 @@ def test_8_the_running_daemons_count_reaches_status(tmp_path, monkeypatch):
                for i in range(MAX_ENTRIES + 5)]
     runtime = RuntimeFile(state)
     runtime.write([], entries)
-    monkeypatch.setattr("watcher.commands.daemon.running_daemon_pid", lambda s: os.getpid())
+    monkeypatch.setattr("watcher.status.running_daemon_pid", lambda s: os.getpid())
     report = status_report(state, tmp_path / "inbox", 5)
     runtime.close()
     assert len(report["inbox"]) == MAX_ENTRIES and report["inbox_more"] == 5

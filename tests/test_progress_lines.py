@@ -12,13 +12,13 @@ import pytest
 
 from pipeline.spec import TimingRecord
 from tests.helpers.daemon_harness import facedrop, write_config
-from watcher.commands.daemon import status_report
 from watcher.estimate import job_audio_seconds, job_estimate
 from watcher.jobqueue import JobState
 from watcher.outbox import Outbox
 from watcher.progress_lines import StageLines
 from watcher.rates import RATES_FILE, RateStore, fit
 from watcher.state import SqliteQueue
+from watcher.status import status_report
 
 
 class Clock:
