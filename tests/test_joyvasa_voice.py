@@ -214,3 +214,19 @@ def test_voice_group_matches_the_loader_layout() -> None:
     assert "voice" in ON_REQUEST_GROUPS  # a plain 'weights fetch' leaves the 0.8 GB out
     generator = next(w for w in MANIFEST if w.name == "joyvasa_motion_generator")
     assert generator.sha256 is not None and generator.size == 414_067_833
+
+
+def test_resample_in_time_and_frame_count_formula() -> None:
+    from pipeline.voice.denorm import PoseFrames, resample
+    from pipeline.voice.sampler import official_frame_count, plan_windows
+
+    src = np.arange(4, dtype=np.float32)[:, None]
+    frames = PoseFrames(exp=np.repeat(src, 63, 1), scale=src, t=np.repeat(src, 3, 1),
+                        angles=np.repeat(src, 3, 1))
+    at50 = resample(frames, 25.0, 50.0, 9)  # half-frame steps, the last source frame held
+    np.testing.assert_allclose(at50.scale[:, 0], [0, 0.5, 1, 1.5, 2, 2.5, 3, 3, 3])
+    same = resample(frames, 25.0, 25.0, 6)
+    np.testing.assert_array_equal(same.scale[:, 0], [0, 1, 2, 3, 3, 3])
+    for n in (1, 639, 62080, 62081, 64000, 128000, 144000):
+        plan = plan_windows(torch.zeros(n), 25.0, 100, "zero")
+        assert official_frame_count(n, 25.0, 100) == plan.n_frames

@@ -12,6 +12,8 @@ only parses arguments and prints:
 - ``bench_render``: a cold LivePortrait render at one batch size (time per rendered frame and
   the process's peak memory: run each batch size in its own process).
 - ``bench_networks`` / ``bench_lipsync``: one stage's networks, part by part.
+- ``bench_voice``: JoyVASA's audio features and motion sampling per output second, at several
+  step counts, with full-size random weights, and how far fewer steps move the motion.
 """
 
 from __future__ import annotations
@@ -136,6 +138,30 @@ def bench_lipsync(settings: PipelineSettings, engine: str | None = None) -> Stag
         title += " (no Wav2Lip weights: nothing to compare with)"
     figures["peak memory (MiB)"] = peak_rss_mb()
     return StageFigures(title, figures)
+
+
+def bench_voice(settings: PipelineSettings, steps: list[int],
+                seconds: float | None = None) -> StageFigures:
+    """JoyVASA on the example speech (``pipeline.voice.bench``): ms per output second."""
+    from pipeline.voice.bench import DEFAULT_SECONDS, benchmark_voice
+
+    bank = ModelBank(settings)
+    dtype = bank.dtype(False)
+    r = benchmark_voice(load_audio(example_dir() / AUDIO).samples, bank.device, dtype, steps,
+                        seconds=seconds or DEFAULT_SECONDS)
+    figures = {"audio features (HuBERT)": r.audio_ms_per_second}
+    for count, ms in sorted(r.motion_ms_per_second.items(), reverse=True):
+        figures[f"motion, {count} steps"] = ms
+    full = max(r.motion_ms_per_second)
+    for count, dev in sorted(r.deviation.items(), reverse=True):
+        figures[f"{count} vs {full} steps: RMS change, % of range"] = 100 * dev["rms"]
+        figures[f"{count} vs {full} steps: max change, % of range"] = 100 * dev["max"]
+    figures["peak memory (MiB)"] = r.peak_rss_mb
+    if r.device_peak_mb:
+        figures["device peak (MiB)"] = r.device_peak_mb
+    return StageFigures(f"JoyVASA voice motion on {r.device} ({r.dtype}, width "
+                        f"{r.feature_dim}, random weights, {r.frames} frames), ms per output "
+                        "second", figures)
 
 
 def _wav2lip_figures(settings: PipelineSettings, prefix: str) -> dict[str, float]:

@@ -28,20 +28,24 @@ DEFAULT_RENDER_FRAMES = 8
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``bench``."""
     p = sub.add_parser("bench", help="measure speed (realtime factor, stage shares) and memory")
-    p.add_argument("--stage", choices=("chain", "animate", "lipsync"), default=None,
+    p.add_argument("--stage", choices=("chain", "animate", "lipsync", "voice"), default=None,
                    help="the whole chain (default; lipsync with --lipsync), or one stage's "
-                        "networks")
+                        "networks (voice: JoyVASA audio features and motion sampling)")
     p.add_argument("--lipsync", choices=ENGINE_NAMES, default=None, metavar="ENGINE",
                    help=f"the lip-sync engine to measure ({', '.join(ENGINE_NAMES)}; default: "
                         "the configured one); musetalk is shown next to Wav2Lip")
-    p.add_argument("--seconds", type=float, nargs="+", default=[10.0],
-                   help="audio lengths to run, each in its own process (default 10)")
+    p.add_argument("--seconds", type=float, nargs="+", default=None,
+                   help="audio lengths to run, each in its own process (default 10; with "
+                        "--stage voice: one length, default 3.88 = one 100-frame window)")
     p.add_argument("--batch", type=_batch, nargs="+", metavar="N|auto",
                    help="with --stage animate: a cold render at each batch size, each in its "
                         "own process: ms per rendered frame and peak memory")
     p.add_argument("--frames", type=int, default=None,
                    help=f"frames each --batch case renders (default: {DEFAULT_RENDER_FRAMES}, or "
                         "the largest batch)")
+    p.add_argument("--motion-steps", type=int, nargs="+", default=[500, 100, 50, 25],
+                   metavar="N", help="with --stage voice: sampling step counts to time "
+                                     "(500 is the official DDPM and the reference)")
     p.add_argument("--weights", type=Path, help="weights folder (default: the config's)")
     p.add_argument("--device", default=None, help="auto | mps | cuda | cpu")
     p.add_argument("--driving", default=None, help="driving clip (default: a synthetic sway)")
@@ -63,6 +67,8 @@ def _batch(text: str) -> BatchSize:
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.stage is None:
         args.stage = "lipsync" if args.lipsync else "chain"
+    voice_seconds = args.seconds[0] if args.seconds else None
+    args.seconds = args.seconds or [10.0]
     if args.child:
         return _child(args)
     if args.batch and args.stage != "animate":
@@ -80,10 +86,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                     str(frames)] for b in args.batch])
         printer = _print_render
     else:
-        from pipeline.chain.benchmark import bench_lipsync, bench_networks
+        from pipeline.chain.benchmark import bench_lipsync, bench_networks, bench_voice
 
-        result = (bench_networks(_settings(args)) if args.stage == "animate"
-                  else bench_lipsync(_settings(args), args.lipsync))
+        if args.stage == "voice":
+            result = bench_voice(_settings(args), args.motion_steps, voice_seconds)
+        elif args.stage == "animate":
+            result = bench_networks(_settings(args))
+        else:
+            result = bench_lipsync(_settings(args), args.lipsync)
         rows = [{"title": result.title, **result.figures}]
         printer = _print_stage
     if rows is None:
