@@ -25,6 +25,13 @@ from pipeline.media.image import load_image
 from pipeline.media.wholeness import Whole, check_whole
 from pipeline.spec import JobSpec
 from watcher.config import Config
+from watcher.jobmotion import (
+    MOTION_KEYS,
+    generated,
+    motion_fields,
+    resolved_motion,
+    validate_motion_keys,
+)
 from watcher.names import fit_file, name_max, utf8_len
 from watcher.saferead import (
     UnsafeFileError,
@@ -68,6 +75,7 @@ JOB_KEYS: dict[str, tuple[tuple[type, ...], str, str]] = {
         "a list of file names (or {name, size, sha256} entries)",
         "files: [me.jpg, voice.wav]",
     ),
+    **MOTION_KEYS,
 }
 
 
@@ -156,6 +164,7 @@ def validate_job_keys(data: dict[str, Any], path: Path | str) -> None:
         raise InputError(
             f"'fps' must be between 1 and 120, not {clip(fps)}", fix="write e.g. fps: 25", file=path
         )
+    validate_motion_keys(data, path)
     manifest_entries(data, path)
 
 
@@ -352,6 +361,8 @@ def resolve_driving(
 ) -> str | Path | None:
     """A video in the folder (Path), a library clip name (str), or None for the default clip."""
     name = data.get("driving")
+    if name is None and generated(data):
+        return None  # motion: voice | still: a video in the folder drives nothing
     if name is None:
         return pick(folder, files, data, "driving", VIDEO_EXT, "driving video")
     if Path(name).suffix.lower() in VIDEO_EXT or os.path.lexists(folder / name):
@@ -447,13 +458,14 @@ def parse_job_folder(folder: Path, config: Config, name: str | None = None) -> P
         quality=data.get("quality", d.quality),
 
         lipsync_engine=lipsync_engine(data),
+        **motion_fields(data),
     )
     resolved = {
         "face": face.name,
         "audio": audio.name,
         "driving": driving.name
         if isinstance(driving, Path)
-        else (driving or config.pipeline.default_driver or None),
+        else (driving or (None if generated(data) else config.pipeline.default_driver) or None),
         "output": output,
         "fps": spec.fps,
         # the engine that runs (true means the configured one), or false
@@ -461,5 +473,6 @@ def parse_job_folder(folder: Path, config: Config, name: str | None = None) -> P
         else False,
         "enhance": spec.enhance,
         "quality": spec.quality,
+        **resolved_motion(spec, config.pipeline),
     }
     return ParsedJob(spec=spec, resolved=resolved, audio_seconds=seconds, image_size=size)
