@@ -120,15 +120,18 @@ class JobQuality:
 
 @dataclass(frozen=True, slots=True)
 class MotionUsed:
-    """The motion source a job used, why (in words), and the seed of generated motion."""
+    """The motion source a job used, why (in words), the clip's name or the seed."""
 
-    source: str
+    source: str  # clip | voice | still
     reason: str
-    seed: int | None = None  # None for a clip (nothing random)
+    seed: int | None = None  # of generated motion; None for a clip (nothing random)
+    clip: str | None = None  # the driving clip's name, for a clip
 
     def summary(self) -> str:
+        """``still motion, seed 1: job.yaml says motion: still``."""
+        what = f" '{self.clip}'" if self.clip else ""
         seed = f", seed {self.seed}" if self.seed is not None else ""
-        return f"{self.source} motion{seed}: {self.reason}"
+        return f"{self.source}{what} motion{seed}: {self.reason}"
 
 
 @dataclass(slots=True)

@@ -243,7 +243,8 @@ class Runner:
         """timing.json's ``motion``: the source, why, and the seed of generated motion."""
         seed = (None if choice.source is MotionSource.CLIP
                 else self.motion_job(job, 1).seed)
-        return MotionUsed(choice.source.value, choice.summary(), seed)
+        clip = choice.clip.name if choice.clip is not None else None
+        return MotionUsed(choice.source.value, choice.reason, seed, clip)
 
     def driving_input(self, job: JobSpec, prepared: Prepared,
                       progress: ProgressFn) -> tuple[Path | MotionMaker, AnimateOptions]:
