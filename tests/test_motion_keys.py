@@ -22,6 +22,7 @@ from tests.helpers.daemon_harness import BAD_JOB_LIMITS, make_job, speech_clip, 
 from tests.helpers.media_samples import write_video
 from tests.helpers.settings import pipeline_settings
 from tests.helpers.voice_motion import EnvelopeVoice
+from watcher.commands.doctor import motion_groups
 from watcher.config import Config, load_config
 from watcher.jobfolder import parse_job_folder
 from watcher.jobqueue import Job, JobState
@@ -174,3 +175,9 @@ def test_status_json_names_the_motion_source_of_a_done_job(tmp_path):
                                 "seed": 3, "clip": None}
     assert "motion: still motion, seed 3: job.yaml says motion: still" in (
         folder / "timing.log").read_text()
+
+
+def test_doctor_requires_the_voice_weights_only_when_voice_is_configured(tmp_path):
+    assert motion_groups(pipeline_settings(tmp_path, motion_source="voice")) == {"voice"}
+    for source in ("auto", "still", "clip"):
+        assert not motion_groups(pipeline_settings(tmp_path, motion_source=source))

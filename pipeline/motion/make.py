@@ -58,9 +58,10 @@ def motion_maker(source: MotionSource, job: MotionJob, audio_16k: np.ndarray,
         def spoken(eyes: np.ndarray) -> GeneratedMotion:
             motion = provider.generate(audio_16k, job.fps, job.n_frames, seed=job.seed,
                                        steps=job.steps, progress=progress)
-            if motion.n_frames != job.n_frames:  # the seam promises exactly the job's frames
-                raise ValueError(f"voice motion gave {motion.n_frames} frames for "
-                                 f"{job.n_frames}")
+            # the seam promises exactly the job's frames at the job's rate
+            if motion.n_frames != job.n_frames or abs(motion.fps - job.fps) > 1e-6:
+                raise ValueError(f"voice motion gave {motion.n_frames} frames at {motion.fps} "
+                                 f"fps for {job.n_frames} at {job.fps}")
             return GeneratedMotion(scale_motion(motion, job.amount), KeypointRule.VOICE)
         return spoken
     raise ValueError(f"no motion maker for {source.value}")

@@ -5,10 +5,10 @@ Per frame, in LivePortrait's keypoint space (rendered relative to frame 0 like a
   seeded frequencies and phases, a few degrees at most;
 - breathing: scale and vertical translation follow one slow cycle (about 12-18 breaths a
   minute), a fraction of a percent, as a seated speaker's head rises and sinks;
-- blinks: at irregular intervals (1.2 s plus a gamma-distributed wait, mean about 3.5 s: 17 a
-  minute, inside the 8-30 of people at rest and in conversation), each a fast close and a
-  slower open (about 0.1 s down, 0.05 s shut, 0.18 s up), written as eye-opening ratios
-  ``c_eyes`` for eye retargeting;
+- blinks: at irregular intervals (each blink, then 1.2 s, then a gamma-distributed wait: about
+  3.8 s from one blink to the next on average, about 16 a minute, inside the 8-30 of people at
+  rest and in conversation), each a fast close and a slower open (about 0.1 s down, 0.05 s
+  shut, 0.18 s up), written as eye-opening ratios ``c_eyes`` for eye retargeting;
 - expression: the source's own (the deltas are zero).
 The same seed always gives the same motion; the renderer keys its cache by the motion's hash.
 """
