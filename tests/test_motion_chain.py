@@ -8,10 +8,14 @@ and speech, random-weight checkpoints in the official formats, 0.5 s of audio.
 - ``clip``: the runner's video is byte-identical to the one main's code path makes. The
   reference is built inside the test from the calls main's ``Runner.animate`` made (the clip
   from ``resolve_driving``, ``LivePortraitStage.run`` with that path and
-  ``AnimateOptions(hold_lips=...)``, then the unchanged ``compose``), rendered into a separate
-  cache so nothing is shared. A stored hash would not do: LivePortrait's random networks round
-  differently under other CPU kernels, so a hash taken here fails elsewhere. (Checked once by
-  hand as well: main at 85c6064 and this branch give the same bytes on this machine.)
+  ``AnimateOptions(hold_lips=...)``, then the unchanged ``compose``): it finds every crop the
+  runner rendered under the very render-cache key main computes (so the seam changed neither
+  the routing, nor the options, nor the key) and encodes the same bytes. A stored hash would
+  not do: LivePortrait's random networks round differently under other CPU kernels, so a hash
+  taken here fails elsewhere; and after the merge main's own code is this code. So main itself
+  was checked once by hand, outside the suite: main at 85c6064 and this branch, each running
+  its own ``Runner`` on this job at 10 fps with fresh caches, gave the same bytes on this
+  machine (sha256 7f4fc4f6... with Wav2Lip on, 1afe7db5... with lip sync off).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from PIL import Image
 
 from pipeline.chain.runner import Prepared, Runner
 from pipeline.chain.stageclock import StageClock
-from pipeline.liveportrait.animate import AnimateOptions, LivePortraitStage
+from pipeline.liveportrait.animate import AnimateOptions
 from pipeline.liveportrait.drivers import resolve_driving
 from pipeline.media.frame_count import output_frame_count
 from pipeline.media.verify import verify_video
@@ -116,11 +120,10 @@ def test_clip_job_is_byte_identical_to_mains_code_path(world: dict) -> None:
     assert record.motion.seed is None and record.motion.clip == "nod"
     assert record.motion.reason == "job.yaml names the clip"
 
-    # main's path, through a stage of its own (the same loaded networks) whose render cache
-    # is empty
+    # main's path (the same loaded networks and caches)
     runner: Runner = world["runner"]
-    settings = replace(world["settings"], cache_dir=world["root"] / "cache-main")
-    stage = LivePortraitStage(runner.animator().nets, runner.landmarker(), settings)
+    settings = world["settings"]
+    stage = runner.animator()
     photo_lmk = runner.prepare(spec)
     clip = resolve_driving(spec.driving, runner.drivers, job_dir=spec.face.parent,
                            default=settings.default_driver).path
@@ -129,7 +132,7 @@ def test_clip_job_is_byte_identical_to_mains_code_path(world: dict) -> None:
     anim = stage.run(prepared.photo, prepared.landmarks, clip, prepared.audio.duration,
                      float(spec.fps), AnimateOptions(hold_lips=spec.lipsync), no_progress,
                      CancelToken())
-    assert anim.rendered == 2  # rendered anew, not read from the runner's cache
+    assert (anim.rendered, anim.reused) == (0, 2)  # main's render-cache key: the same crops
     reference = world["root"] / "out" / "main.mp4"
     runner.compose(spec, prepared, anim, reference, StageClock(), no_progress, CancelToken())
     assert out.read_bytes() == reference.read_bytes()
