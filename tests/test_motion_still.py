@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.liveportrait.generated import motion_sha256
+from pipeline.liveportrait.motion import LIP_KEYPOINTS, SourceKeypoints, posed_keypoints
 from pipeline.motion.amount import MotionAmount, rotation_power, scale_motion
 from pipeline.motion.still import HEAD_DEGREES, StillMotion, still_motion
 from tests.helpers.voice_motion import EnvelopeVoice
@@ -80,3 +81,31 @@ def test_motion_amount_scales_head_and_face_but_keeps_the_lips() -> None:
                        atol=1e-7)
     rel = motion.R[5:6].astype(np.float64) @ motion.R[0].T
     assert np.allclose(rotation_power(rel, 1.0), rel, atol=1e-6)  # Rodrigues round trip
+
+
+def test_voice_keypoints_follow_joyvasas_rule() -> None:
+    """JoyVASA (``live_portrait_wmg_pipeline.py`` at 74290f6, relative motion off as its CLI
+    runs): R_new = R_d,i R_d,0^T R_s; exp_new = exp_s + (exp_d,i - exp_d,0), except that the
+    lip keypoints take exp_d,i itself; s_new = s_s s_d,i / s_d,0; t_new = t_s + t_d,i - t_d,0
+    with tz = 0; x = s_new (kp_s R_new + exp_new) + t_new. With lip sync on, the lips keep
+    the photo's expression instead."""
+    rng = np.random.default_rng(5)
+    audio = rng.standard_normal(16000).astype(np.float32)
+    motion = EnvelopeVoice().generate(audio, FPS, 10, seed=1, steps=None)
+    kp, exp_s = rng.normal(0, 0.3, (21, 3)), rng.normal(0, 0.02, (21, 3))
+    rot_s = still_motion(3, FPS, 2, EYES).motion.R[2].astype(np.float64)
+    src = SourceKeypoints(kp=kp, R=rot_s, exp=exp_s, scale=np.array([1.4]),
+                          t=np.array([0.01, -0.02, 0.3]), x_s=np.zeros((21, 3)))
+    frames = np.arange(10)
+    lips = list(LIP_KEYPOINTS)
+    for hold in (False, True):
+        ours = posed_keypoints(src, motion, frames, hold_lips=hold, absolute_lips=True)
+        for i in frames:
+            r_new = motion.R[i] @ motion.R[0].T @ rot_s
+            exp_new = exp_s + (motion.exp[i] - motion.exp[0])
+            exp_new[lips] = exp_s[lips] if hold else motion.exp[i][lips]
+            s_new = 1.4 * motion.scale[i, 0] / motion.scale[0, 0]
+            t_new = src.t + motion.t[i] - motion.t[0]
+            t_new[2] = 0.0
+            official = s_new * (kp @ r_new + exp_new) + t_new
+            assert np.allclose(ours[i], official, atol=1e-5)
