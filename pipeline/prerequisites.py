@@ -33,6 +33,7 @@ class JobNeeds:
     driving: str | Path | None = None  # as in ``JobSpec.driving``; None means the default clip
     job_dir: Path | None = None
     lipsync_engine: str | None = None  # as in ``JobSpec.lipsync_engine``; None: the configured
+    motion: str | None = None  # as in ``JobSpec.motion`` (job.yaml ``motion:``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +116,13 @@ def driving_gap(settings: PipelineSettings, needs: JobNeeds) -> Missing | None:
 
 
 def missing(settings: PipelineSettings, needs: JobNeeds,
-            manifest: Sequence[WeightFile] = MANIFEST) -> list[Missing]:
-    """Every missing prerequisite for a job like ``needs``, weights first."""
-    gaps = (weights_gap(settings, needs, manifest), driving_gap(settings, needs))
+            manifest: Sequence[WeightFile] = MANIFEST, *, clip_needed: bool = True,
+            voice_gap: Missing | None = None) -> list[Missing]:
+    """Every missing prerequisite for a job like ``needs``, weights first (``voice_gap``: the
+    voice weights, when the job must have voice motion; ``clip_needed`` False: the job's motion
+    is generated, so no driving clip is needed)."""
+    gaps = (weights_gap(settings, needs, manifest), voice_gap,
+            driving_gap(settings, needs) if clip_needed else None)
     return [g for g in gaps if g is not None]
 
 

@@ -58,6 +58,12 @@ class PipelineSettings:
     max_image_pixels: int
     max_audio_seconds: float
     quality_limits: tuple[tuple[str, float], ...]  # quality measure -> threshold (config quality:)
+    # motion: (README "Motion sources"); job.yaml may override each
+    motion_source: str  # auto | clip | voice | still (pipeline.motion.source)
+    motion_seed: int  # seed of generated motion (voice, still)
+    motion_steps: int | None  # voice sampler steps; None: the official 500-step DDPM
+    head_motion: float  # factor on the head's motion of generated motion, 0.0-1.5
+    face_motion: float  # factor on the face's expression of generated motion, 0.0-1.5
 
     @property
     def chunk_size(self) -> int:

@@ -42,6 +42,13 @@ class JobSpec:
     # the lip-sync engine job.yaml names (``lipsync: musetalk``); None: the configured one
     lipsync_engine: str | None = None
 
+    # motion (README "Motion sources"); None everywhere: the config's value
+    motion: str | None = None  # job.yaml ``motion:`` clip | voice | still; None: decided per job
+    seed: int | None = None  # the seed of generated motion (voice, still)
+    motion_steps: int | None = None  # voice sampler steps; None: the config's
+    head_motion: float | None = None  # factor on the head's motion, 0.0-1.5
+    face_motion: float | None = None  # factor on the face's expression, 0.0-1.5
+
 
 # progress(stage, fraction in [0, 1]) -- called from the pipeline's thread, must not block.
 ProgressFn = Callable[[str, float], None]
@@ -111,6 +118,22 @@ class JobQuality:
                 "headline": self.headline, "summary": self.summary()}
 
 
+@dataclass(frozen=True, slots=True)
+class MotionUsed:
+    """The motion source a job used, why (in words), the clip's name or the seed."""
+
+    source: str  # clip | voice | still
+    reason: str
+    seed: int | None = None  # of generated motion; None for a clip (nothing random)
+    clip: str | None = None  # the driving clip's name, for a clip
+
+    def summary(self) -> str:
+        """``still motion, seed 1: job.yaml says motion: still``."""
+        what = f" '{self.clip}'" if self.clip else ""
+        seed = f", seed {self.seed}" if self.seed is not None else ""
+        return f"{self.source}{what} motion{seed}: {self.reason}"
+
+
 @dataclass(slots=True)
 class TimingRecord:
     """The timing log of one job (DESIGN.md, ``timing.json``)."""
@@ -125,6 +148,7 @@ class TimingRecord:
     stages: list[StageTiming] = field(default_factory=list)
     total_seconds: float = 0.0
     quality: JobQuality | None = None  # None: this pipeline does not score its videos
+    motion: MotionUsed | None = None  # None: a pipeline that does not say
 
     @property
     def realtime_factor(self) -> float:
@@ -148,7 +172,9 @@ class TimingRecord:
         head = (
             f"job {self.job}  device {self.device}  dtype {self.dtype}  frames {self.frames}"
             f"  fps {self.fps:g}  audio {self.audio_seconds:.2f} s\n"
-            f"model load {self.model_load_seconds:.2f} s\n\n"
+            f"model load {self.model_load_seconds:.2f} s\n"
+            + (f"motion: {self.motion.summary()}\n" if self.motion is not None else "")
+            + "\n"
         )
         rows = [f"{'stage':<12}{'seconds':>10}{'frames':>8}{'ms/frame':>10}  {'cache':<8}note"]
         for s in self.stages:

@@ -34,8 +34,9 @@ def _install(settings: PipelineSettings, names: set[str]) -> None:
 
 
 def test_bare_run_reports_every_gap_in_fixing_order(tmp_path: Path) -> None:
-    """``facedrop run`` of the example job on a fresh install: weights first, then the clip."""
-    config = write_config(tmp_path / "root")
+    """``facedrop run`` of the example job on a fresh install: weights first, then the clip
+    (the config asks for clip motion; under ``auto`` a job without a clip gets still motion)."""
+    config = write_config(tmp_path / "root", motion={"source": "clip"})
     home = tmp_path / "home"
     home.mkdir()
     env = cli_env(config, home)

@@ -22,6 +22,7 @@ import yaml
 from pipeline.atomic import write_text_atomic
 from pipeline.device import is_device_name
 from pipeline.errors import ConfigError
+from pipeline.motion.kinds import AMOUNT_KEYS, AMOUNT_RANGE, AUTO, OFFICIAL_STEPS, MotionSource
 from pipeline.settings import (
     AUTO_BATCH,
     LIPSYNC_MODELS,
@@ -59,6 +60,14 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
         "render_cache_mb": (int,),
     },
     "job_defaults": {"fps": (int, float), "lipsync": (bool,), "enhance": (bool,)},
+    # where a job's motion comes from, and how generated motion is made (job.yaml overrides)
+    "motion": {
+        "source": (str,),
+        "seed": (int,),
+        "steps": (int, str),  # "official" or a positive integer: _validate_steps
+        "head_motion": (int, float),
+        "face_motion": (int, float),
+    },
     "limits": {"max_image_pixels": (int,), "max_audio_seconds": (int, float)},
     # the quality report: on/off (job.yaml quality: overrides it), one threshold per measure
     "quality": {"enabled": (bool,), **{k: (int, float) for k in QUALITY_LIMITS}},
@@ -79,6 +88,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("pipeline", "dtype"): ("auto", "fp32", "fp16"),
     ("pipeline", "loop_mode"): tuple(m.value for m in LoopMode),
     ("pipeline", "lipsync_model"): LIPSYNC_MODELS,
+    ("motion", "source"): (AUTO, *(m.value for m in MotionSource)),
     ("queue", "backend"): ("local", "redis"),
     ("storage", "backend"): tuple(b.value for b in StorageBackend),
 }
@@ -250,6 +260,9 @@ def _validate_key(section: str, key: str, value: Any, path: Path) -> None:
     if (section, key) == ("pipeline", "batch_size"):
         _validate_batch_size(name, value, path)
         return
+    if (section, key) == ("motion", "steps"):
+        _validate_steps(name, value, path)
+        return
     types = schema[key]
     if isinstance(value, bool) and bool not in types or not isinstance(value, types):
         raise ConfigError(
@@ -266,9 +279,26 @@ def _validate_key(section: str, key: str, value: Any, path: Path) -> None:
         raise ConfigError(f"'{name}' must be one of {', '.join(choices)}, not {value!r}", file=path)
     if isinstance(value, int | float) and not isinstance(value, bool):
         low = 0 if key in ("enhance_strength", "settle_seconds", "retry_backoff_seconds",
-                           *QUALITY_LIMITS) else 1e-9
+                           "seed", *AMOUNT_KEYS, *QUALITY_LIMITS) else 1e-9
         if value < low or (key == "enhance_strength" and value > 1):
             raise ConfigError(f"'{name}' is out of range ({value!r})", file=path)
+        if key in AMOUNT_KEYS and value > AMOUNT_RANGE[1]:
+            raise ConfigError(
+                f"'{name}' is out of range ({value!r})",
+                fix=f"use {AMOUNT_RANGE[0]:g} (no motion) to {AMOUNT_RANGE[1]:g}; 1 is the "
+                "motion as generated", file=path)
+
+
+def _validate_steps(name: str, value: Any, path: Path) -> None:
+    """``official`` (JoyVASA's 500-step DDPM) or a positive number of sampler steps."""
+    if value == OFFICIAL_STEPS or (isinstance(value, int) and not isinstance(value, bool)
+                                   and value >= 1):
+        return
+    raise ConfigError(
+        f"'{name}' must be {OFFICIAL_STEPS} or a positive integer, not {value!r}",
+        fix=f"set {name} to {OFFICIAL_STEPS} (the 500-step sampler) or fewer steps, e.g. 50",
+        file=path,
+    )
 
 
 def _validate_batch_size(name: str, value: Any, path: Path) -> None:
@@ -361,7 +391,7 @@ def _build(
         }
     )
     d, p, j, lim = value["daemon"], value["pipeline"], value["job_defaults"], value["limits"]
-    q = value["quality"]
+    q, m = value["quality"], value["motion"]
     pipeline = PipelineSettings(
         weights_dir=paths.weights,
         cache_dir=paths.cache,
@@ -378,6 +408,11 @@ def _build(
         max_image_pixels=lim["max_image_pixels"],
         max_audio_seconds=float(lim["max_audio_seconds"]),
         quality_limits=tuple((k, float(q[k])) for k in QUALITY_LIMITS),
+        motion_source=m["source"],
+        motion_seed=m["seed"],
+        motion_steps=None if m["steps"] == OFFICIAL_STEPS else m["steps"],
+        head_motion=float(m["head_motion"]),
+        face_motion=float(m["face_motion"]),
     )
     return Config(
         paths=paths,

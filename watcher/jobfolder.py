@@ -26,6 +26,13 @@ from pipeline.media.image import load_image
 from pipeline.media.wholeness import Whole, check_whole
 from pipeline.spec import JobSpec
 from watcher.config import Config
+from watcher.jobmotion import (
+    MOTION_KEYS,
+    generated,
+    motion_fields,
+    resolved_motion,
+    validate_motion_keys,
+)
 from watcher.names import fit_file, name_max, utf8_len
 from watcher.saferead import (
     UnsafeFileError,
@@ -73,6 +80,7 @@ JOB_KEYS: dict[str, tuple[tuple[type, ...], str, str]] = {
         "a list of file names (or {name, size, sha256} entries)",
         "files: [me.jpg, voice.wav]",
     ),
+    **MOTION_KEYS,
 }
 
 
@@ -140,6 +148,11 @@ def validate_job_keys(data: dict[str, Any], path: Path | str) -> None:
     problems: list[tuple[str, str]] = []  # (problem, fix)
     for key, value in data.items():
         problems.extend(_key_problems(key, value, path))
+    if not problems:  # the keys that only make sense together (motion with driving)
+        try:
+            validate_motion_keys(data, path)
+        except InputError as err:
+            problems.append((err.problem, err.fix))
     if not problems:
         return
     if len(problems) == 1:
@@ -393,6 +406,8 @@ def resolve_driving(
 ) -> str | Path | None:
     """A video in the folder (Path), a library clip name (str), or None for the default clip."""
     name = data.get("driving")
+    if name is None and generated(data):
+        return None  # motion: voice | still: a video in the folder drives nothing
     if name is None:
         return pick(folder, files, data, "driving", VIDEO_EXT, "driving video")
     if Path(name).suffix.lower() in VIDEO_EXT or os.path.lexists(folder / name):
@@ -489,13 +504,14 @@ def parse_job_folder(folder: Path, config: Config, name: str | None = None) -> P
         quality=data.get("quality", d.quality),
 
         lipsync_engine=lipsync_engine(data),
+        **motion_fields(data),
     )
     resolved = {
         "face": face.name,
         "audio": audio.name,
         "driving": driving.name
         if isinstance(driving, Path)
-        else (driving or config.pipeline.default_driver or None),
+        else (driving or (None if generated(data) else config.pipeline.default_driver) or None),
         "output": output,
         "fps": spec.fps,
         # the engine that runs (true means the configured one), or false
@@ -503,5 +519,6 @@ def parse_job_folder(folder: Path, config: Config, name: str | None = None) -> P
         else False,
         "enhance": spec.enhance,
         "quality": spec.quality,
+        **resolved_motion(spec, config.pipeline),
     }
     return ParsedJob(spec=spec, resolved=resolved, audio_seconds=seconds, image_size=size)

@@ -220,20 +220,31 @@ def read_status(folder: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def read_quality(folder: Path) -> dict[str, Any] | None:
-    """A done job's quality verdict (``timing.json``'s ``quality``: verdict, reasons, notes,
-    headline, summary), or None (no verdict: an older job, or a pipeline that does not score)."""
+def _timing_part(folder: Path, key: str) -> dict[str, Any] | None:
     try:
         data = json.loads((folder / TIMING[0]).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    quality = data.get("quality") if isinstance(data, dict) else None
-    return quality if isinstance(quality, dict) else None
+    part = data.get(key) if isinstance(data, dict) else None
+    return part if isinstance(part, dict) else None
 
 
-def status_fields(job: Job, quality: dict[str, Any] | None = None) -> dict[str, Any]:
+def read_quality(folder: Path) -> dict[str, Any] | None:
+    """A done job's quality verdict (``timing.json``'s ``quality``: verdict, reasons, notes,
+    headline, summary), or None (no verdict: an older job, or a pipeline that does not score)."""
+    return _timing_part(folder, "quality")
+
+
+def read_motion(folder: Path) -> dict[str, Any] | None:
+    """A done job's motion source (``timing.json``'s ``motion``: source, reason, seed), or None
+    (an older job, or a pipeline that does not say)."""
+    return _timing_part(folder, "motion")
+
+
+def status_fields(job: Job, quality: dict[str, Any] | None = None,
+                  motion: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``status.json`` of a queued job as the queue records it (the single mapping), with
-    a done job's quality verdict (``read_quality``)."""
+    a done job's quality verdict (``read_quality``) and motion source (``read_motion``)."""
     fields: dict[str, Any] = {"job": job.name, "attempt": job.attempts}
     if job.state is JobState.QUEUED and job.attempts:
         fields["note"] = "will be retried"
@@ -249,6 +260,8 @@ def status_fields(job: Job, quality: dict[str, Any] | None = None) -> dict[str, 
                 fields["realtime_factor"] = round(job.realtime_factor, 4)
             if quality is not None:
                 fields["quality"] = quality
+            if motion is not None:
+                fields["motion"] = motion
         else:
             fields["error"] = first_line(job.error)
     return fields
@@ -292,8 +305,10 @@ class Outbox:
         """Write the job's ``status.json`` from its queue record."""
         folder = self.folder(job.outbox)
         folder.mkdir(parents=True, exist_ok=True)  # in case someone removed it
-        quality = read_quality(folder) if job.state is JobState.DONE else None
-        fields = status_fields(job, quality)
+        done = job.state is JobState.DONE
+        quality = read_quality(folder) if done else None
+        motion = read_motion(folder) if done else None
+        fields = status_fields(job, quality, motion)
         if job.state is JobState.QUEUED and self._estimator is not None:
             try:
                 fields["estimate"] = self._estimator(job)

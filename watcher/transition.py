@@ -18,7 +18,7 @@ from watcher.jobqueue import FINAL, Job, JobQueue, JobState
 from watcher.killpoints import CrashHook, no_crash
 from watcher.logs import log_job_state
 from watcher.macos.notify import job_notification
-from watcher.outbox import INPUT, Outbox, read_quality, remove_partials
+from watcher.outbox import INPUT, Outbox, read_motion, read_quality, remove_partials
 
 log = logging.getLogger("facedrop.lifecycle")
 
@@ -153,7 +153,10 @@ class Lifecycle:
         error = job.error if job.state is JobState.FAILED else ""
         quality = read_quality(folder) if job.state is JobState.DONE else None
         headline = str(quality.get("headline", "")) if quality else ""
+        motion = read_motion(folder) if job.state is JobState.DONE else None
+        used = str(motion.get("source", "")) if motion else ""
         try:
-            self._notify(*job_notification(job.name, video=video, error=error, quality=headline))
+            self._notify(*job_notification(job.name, video=video, error=error, quality=headline,
+                                           motion=used))
         except Exception:  # a notification is a courtesy; never let it break the daemon
             log.exception("notification failed")

@@ -1,20 +1,24 @@
 """The chain: one job folder's photo and voice in, one talking-head video out.
 
-prepare (decode, detect once) -> motion (cached) -> animate (each distinct driving frame rendered
+prepare (decode, detect once, choose the motion source) -> motion (a clip's, cached; or voice /
+still motion generated for this job) -> animate (each distinct driving frame rendered
 once, cached) -> landmarks (once per distinct crop) -> lip sync -> enhance -> paste back -> encode
 with the original audio. ``Runner`` implements the daemon's ``Pipeline`` seam; the models it
-loads stay resident for the next job.
+loads stay resident for the next job. Voice motion comes from an injected ``VoiceMotion``
+(``voice_factory``; ``pipeline.motion.wiring.built_in_voice`` by default).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+import torch
 
 from pipeline.chain.bank import ModelBank
 from pipeline.chain.compose import Composer, DistinctCrops
@@ -26,33 +30,48 @@ from pipeline.face.paste import PasteBack
 from pipeline.lipsync.engine import EngineContext, FrameFeatures, LipSyncEngine, PreparedCrop
 from pipeline.lipsync.registry import engine_entry, load_engine
 from pipeline.lipsync.stage import BaseFace
-from pipeline.liveportrait.animate import AnimateOptions, AnimationResult, LivePortraitStage
-from pipeline.liveportrait.drivers import DriverLibrary, resolve_driving
+from pipeline.liveportrait.animate import (
+    SOURCE_CROP_SCALE,
+    AnimateOptions,
+    AnimationResult,
+    LivePortraitStage,
+)
+from pipeline.liveportrait.drivers import DriverLibrary
+from pipeline.liveportrait.generated import MotionMaker
 from pipeline.liveportrait.loader import build_stage
 from pipeline.media.audio import Audio, load_audio
 from pipeline.media.frame_count import output_frame_count
 from pipeline.media.image import load_image
 from pipeline.media.video import VideoWriter, exact_fps
 from pipeline.models.syncnet import SyncNet
+from pipeline.motion.amount import MotionAmount
+from pipeline.motion.kinds import AUTO, MotionSource
+from pipeline.motion.make import VOICE_CROP_SCALE, MotionJob, motion_maker
+from pipeline.motion.source import MotionChoice, resolve_motion, voice_missing
+from pipeline.motion.voice import VoiceMotion
+from pipeline.motion.wiring import built_in_voice
 from pipeline.prerequisites import JobNeeds, Missing
 from pipeline.prerequisites import missing as missing_prerequisites
 from pipeline.quality.jobscore import FlaggingTracker, JobScorer, switched_off
 from pipeline.quality.model import load_syncnet, syncnet_path
 from pipeline.settings import PipelineSettings
-from pipeline.spec import CancelToken, JobSpec, ProgressFn, TimingRecord
+from pipeline.spec import CancelToken, JobSpec, MotionUsed, ProgressFn, TimingRecord
 
 GFPGAN_FILE = Path("gfpgan") / "GFPGANv1.4.pth"
+VoiceFactory = Callable[[PipelineSettings, torch.device], VoiceMotion | None]
 
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A job's decoded inputs: the photo at output size, its landmarks, the audio, the clip."""
+    """A job's decoded inputs: the photo at output size, its landmarks, the audio, the motion
+    source (and the clip, when a clip drives the job)."""
 
     photo: np.ndarray  # (H, W, 3) uint8 RGB, even H and W, long side <= max_size
     landmarks: np.ndarray  # (468, 2) in photo pixels
     audio: Audio
     n_frames: int
-    driving: Path
+    driving: Path | None  # the clip's file; None for generated motion (voice, still)
+    motion: MotionChoice
 
 
 def output_size(width: int, height: int, max_size: int) -> tuple[int, int]:
@@ -76,14 +95,36 @@ def fit_photo(photo: np.ndarray, max_size: int) -> np.ndarray:
 class Runner:
     """The real pipeline behind ``facedrop run`` and the daemon."""
 
-    def __init__(self, settings: PipelineSettings, bank: ModelBank | None = None) -> None:
+    def __init__(self, settings: PipelineSettings, bank: ModelBank | None = None,
+                 voice_factory: VoiceFactory = built_in_voice) -> None:
         self.settings = settings
         self.bank = bank or ModelBank(settings)
         self.drivers = DriverLibrary(settings.drivers_dir)
+        # built now (cheap: the provider loads its networks on first use) so that choosing a
+        # job's source can ask whether its weights are there
+        self.voice = voice_factory(settings, self.bank.device)
 
     def missing_prerequisites(self, needs: JobNeeds) -> list[Missing]:
         """Every weight file and driving clip a job like ``needs`` lacks (nothing is loaded)."""
-        return missing_prerequisites(self.settings, needs)
+        source = self.asked_source(needs.motion, needs.driving)
+        gap = None
+        if source is MotionSource.VOICE:
+            absent = voice_missing(self.voice)
+            if absent is not None:
+                gap = Missing(f"voice motion weights: {absent}", "facedrop weights fetch voice")
+        # under auto a job never lacks motion: without voice weights or a default clip it is
+        # still motion (pipeline.motion.source)
+        return missing_prerequisites(self.settings, needs, clip_needed=source is MotionSource.CLIP,
+                                     voice_gap=gap)
+
+    def asked_source(self, motion: str | None, driving: str | Path | None) -> MotionSource | None:
+        """The source a job asks for, or the config sets; None when ``auto`` decides."""
+        if motion:
+            return MotionSource(motion)
+        if driving is not None:
+            return MotionSource.CLIP
+        configured = self.settings.motion_source
+        return None if configured == AUTO else MotionSource(configured)
 
     # -- models, loaded once ------------------------------------------------------------------
     def landmarker(self) -> FaceLandmarker:
@@ -160,7 +201,7 @@ class Runner:
             dtype=str(self.bank.dtype(True)).removeprefix("torch."),
             frames=prepared.n_frames, fps=float(job.fps), audio_seconds=prepared.audio.duration,
             model_load_seconds=self.bank.take_load_seconds(), stages=clock.stages(),
-            quality=quality,
+            quality=quality, motion=self.motion_used(job, prepared.motion),
         )
         record.total_seconds = time.perf_counter() - start
         return record
@@ -172,24 +213,68 @@ class Runner:
         audio = load_audio(job.audio, self.settings.max_audio_seconds)
         landmarker = self.landmarker()
         landmarks = landmarker.landmarks(photo, landmarker.detect(photo))
-        driving = resolve_driving(job.driving, self.drivers, job_dir=job.face.parent,
-                                  default=self.settings.default_driver).path
+        choice = self.motion_choice(job)
+        driving = choice.clip.path if choice.clip is not None else None
         return Prepared(photo, landmarks, audio, output_frame_count(audio.duration, job.fps),
-                        driving)
+                        driving, choice)
+
+    # -- motion --------------------------------------------------------------------------------
+    def motion_choice(self, job: JobSpec) -> MotionChoice:
+        """The job's motion source and why (``pipeline.motion.source``: the one rule)."""
+        s = self.settings
+        configured = None if s.motion_source == AUTO else MotionSource(s.motion_source)
+        return resolve_motion(MotionSource(job.motion) if job.motion else None, job.driving,
+                              configured=configured, voice=self.voice, library=self.drivers,
+                              default_clip=s.default_driver, job_dir=job.face.parent)
+
+    def motion_job(self, job: JobSpec, n_frames: int) -> MotionJob:
+        """What generated motion depends on: job.yaml's values, else the config's."""
+        s = self.settings
+        return MotionJob(
+            n_frames=n_frames, fps=float(job.fps),
+            seed=job.seed if job.seed is not None else s.motion_seed,
+            steps=job.motion_steps if job.motion_steps is not None else s.motion_steps,
+            amount=MotionAmount(
+                head=job.head_motion if job.head_motion is not None else s.head_motion,
+                face=job.face_motion if job.face_motion is not None else s.face_motion),
+        )
+
+    def motion_used(self, job: JobSpec, choice: MotionChoice) -> MotionUsed:
+        """timing.json's ``motion``: the source, why, and the seed of generated motion."""
+        seed = (None if choice.source is MotionSource.CLIP
+                else self.motion_job(job, 1).seed)
+        clip = choice.clip.name if choice.clip is not None else None
+        return MotionUsed(choice.source.value, choice.reason, seed, clip)
+
+    def driving_input(self, job: JobSpec, prepared: Prepared,
+                      progress: ProgressFn) -> tuple[Path | MotionMaker, AnimateOptions]:
+        """What the stage animates with (the clip, or the maker of this job's motion) and how."""
+        if prepared.driving is not None:
+            return prepared.driving, AnimateOptions(hold_lips=job.lipsync)
+        source = prepared.motion.source
+        maker = motion_maker(source, self.motion_job(job, prepared.n_frames),
+                             prepared.audio.samples, self.voice,
+                             progress=lambda f: progress("motion", f))
+        crop = VOICE_CROP_SCALE if source is MotionSource.VOICE else SOURCE_CROP_SCALE
+        return maker, AnimateOptions(hold_lips=job.lipsync, crop_scale=crop)
 
     def animate(self, job: JobSpec, prepared: Prepared, clock: StageClock, progress: ProgressFn,
                 cancel: CancelToken) -> AnimationResult:
         """The LivePortrait stage, with its motion and render cache results in the log."""
         stage = self.animator()
-        options = AnimateOptions(hold_lips=job.lipsync)
+        driving, options = self.driving_input(job, prepared, progress)
         t0 = time.perf_counter()
-        anim = stage.run(prepared.photo, prepared.landmarks, prepared.driving,
+        anim = stage.run(prepared.photo, prepared.landmarks, driving,
                          prepared.audio.duration, float(job.fps), options, progress, cancel)
         seconds = time.perf_counter() - t0
         motion_s = anim.timings.get("driving_motion", 0.0)
         motion = clock.stage("motion")
         motion.seconds, motion.cache = motion_s, anim.motion_cache
-        motion.note = prepared.driving.name
+        if prepared.driving is not None:
+            motion.note = prepared.driving.name
+        else:
+            motion.frames = anim.n_frames
+            motion.note = f"{prepared.motion.source.value}, seed {self.motion_job(job, 1).seed}"
         render = clock.stage("animate")
         render.seconds, render.frames = seconds - motion_s, anim.rendered
         render.cache = anim.render_cache

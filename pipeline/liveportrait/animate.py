@@ -10,6 +10,12 @@
 5. Per chunk: relative keypoints (``motion``), stitching or eye retargeting, W + G -> 512 crops,
    written straight to the cache's memmap (never all in RAM).
 
+Generated motion (``voice``, ``still``: a ``MotionMaker``, see ``generated``) skips 2 and 3: it
+has exactly the job's frames at the job's fps, every output frame is one distinct render, and
+the render cache is keyed by the motion's content hash (a rerun renders nothing). The crops go
+to the cache's memmap chunk by chunk and are read back one frame at a time by the compositor,
+so memory does not grow with the video's length.
+
 The result gives the crop ``Affine`` (image -> crop), the output -> distinct-crop sequence and a
 reader for each distinct crop, so the next stages work in crop space and paste back once.
 """
@@ -30,23 +36,26 @@ from pipeline.face.geometry import liveportrait_crop, network_input_256
 from pipeline.face.landmarker import Landmarker
 from pipeline.face.ratios import eye_ratio
 from pipeline.liveportrait.driving import ClipMotion, clip_motion
+from pipeline.liveportrait.generated import KeypointRule, MotionMaker
 from pipeline.liveportrait.motion import (
     DrivingOption,
     SourceKeypoints,
     expression_multiplier,
+    posed_keypoints,
     relative_keypoints,
 )
 from pipeline.liveportrait.motion_cache import MotionCache
 from pipeline.liveportrait.nets import NetRunner
 from pipeline.liveportrait.render_batch import render_batch_size
 from pipeline.liveportrait.render_cache import FRAME_BYTES, RenderCache, RenderEntry, render_key
-from pipeline.liveportrait.retime import retime
+from pipeline.liveportrait.retime import RetimePlan, retime
 from pipeline.media.frame_count import output_frame_count
 from pipeline.memory import MemoryFigures, device_memory
 from pipeline.settings import AUTO_BATCH, PipelineSettings
 from pipeline.spec import CacheState, CancelToken, ProgressFn, no_progress
 
 STAGE = "animate"
+SOURCE_CROP_SCALE = 2.3  # the official source crop (CropConfig.scale)
 MemoryProbe = Callable[[], MemoryFigures | None]
 
 
@@ -65,11 +74,14 @@ class AnimateOptions:
     eye_retargeting: bool = False
     hold_lips: bool = True
     driving_multiplier: float = 1.0
+    crop_scale: float = SOURCE_CROP_SCALE  # the source crop's scale (voice: see voice_crop)
 
     def tag(self) -> str:
-        return (f"{self.driving_option.value}|stitch={int(self.stitching)}"
-                f"|eyes={int(self.eye_retargeting)}|holdlips={int(self.hold_lips)}"
-                f"|mult={self.driving_multiplier:g}")
+        tag = (f"{self.driving_option.value}|stitch={int(self.stitching)}"
+               f"|eyes={int(self.eye_retargeting)}|holdlips={int(self.hold_lips)}"
+               f"|mult={self.driving_multiplier:g}")
+        # only a changed crop is tagged, so the keys of existing clip renders stay valid
+        return tag if self.crop_scale == SOURCE_CROP_SCALE else f"{tag}|crop={self.crop_scale:g}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +94,12 @@ class SourceFace:
     sha256: str  # of the 256 input's bytes: the face's identity in the render cache
 
 
-def prepare_source(image: np.ndarray, landmarks: np.ndarray, eyelids: np.ndarray) -> SourceFace:
+def prepare_source(image: np.ndarray, landmarks: np.ndarray, eyelids: np.ndarray,
+                   scale: float = SOURCE_CROP_SCALE) -> SourceFace:
     """Official source crop (scale 2.3, vy -0.125, eyes levelled) to 512, then INTER_AREA 256;
     the eye ratios from the refined ``eyelids`` (``Landmarker.eyelids``), on the official scale
     like the driving ratios they are combined with."""
-    affine = liveportrait_crop(landmarks)
+    affine = liveportrait_crop(landmarks, scale=scale)
     crop = warp(image, affine, 512)
     small = np.ascontiguousarray(network_input_256(crop))
     digest = hashlib.sha256(small.tobytes()).hexdigest()
@@ -142,22 +155,36 @@ class LivePortraitStage:
         self.render_cache = RenderCache(settings.cache_dir, settings.render_cache_mb * 1024 * 1024)
 
     def run(
-        self, image: np.ndarray, landmarks: np.ndarray, driving: Path, audio_seconds: float,
-        fps: float, options: AnimateOptions | None = None,
+        self, image: np.ndarray, landmarks: np.ndarray, driving: Path | MotionMaker,
+        audio_seconds: float, fps: float, options: AnimateOptions | None = None,
         progress: ProgressFn = no_progress, cancel: CancelToken | None = None,
     ) -> AnimationResult:
-        """Animate the photo for ``audio_seconds`` at ``fps`` with the clip at ``driving``."""
+        """Animate the photo for ``audio_seconds`` at ``fps`` with the clip at ``driving``, or
+        with the motion a ``MotionMaker`` generates for this photo."""
         options = options or AnimateOptions()
         cancel = cancel or CancelToken()
         self.nets.timings = {}
-        source = prepare_source(image, landmarks, self.landmarker.eyelids(image, landmarks))
+        source = prepare_source(image, landmarks, self.landmarker.eyelids(image, landmarks),
+                                options.crop_scale)
         start = time.perf_counter()
-        clip = clip_motion(driving, self.nets, self.landmarker, self.motion_cache,
-                           self.settings.chunk_size, progress, cancel)
+        n_out = output_frame_count(audio_seconds, fps)
+        rule: KeypointRule | None = None
+        if isinstance(driving, Path):
+            clip = clip_motion(driving, self.nets, self.landmarker, self.motion_cache,
+                               self.settings.chunk_size, progress, cancel)
+            plan = retime(n_out, fps, clip.motion.n_frames, clip.motion.fps,
+                          self.settings.loop_mode)
+        else:
+            made = driving(source.eyes)
+            if made.motion.n_frames != n_out:
+                raise ValueError(f"generated motion has {made.motion.n_frames} frames, the job "
+                                 f"{n_out}")
+            clip, rule = ClipMotion(made.motion, made.sha256, CacheState.NONE), made.rule
+            every = np.arange(n_out, dtype=np.int64)  # one distinct render per output frame
+            plan = RetimePlan(fps=fps, driving_index=every, distinct=every, order=every)
         extract_s = time.perf_counter() - start
-        plan = retime(output_frame_count(audio_seconds, fps), fps, clip.motion.n_frames,
-                      clip.motion.fps, self.settings.loop_mode)
-        key = render_key(source.sha256, clip.sha256, options.tag(), self.nets.render_version,
+        tag = options.tag() if rule is None else f"{options.tag()}|rule={rule.value}"
+        key = render_key(source.sha256, clip.sha256, tag, self.nets.render_version,
                          self.nets.motion_version, str(self.nets.dtype), _eye_tag(source, options))
         entry = self.render_cache.open(key, clip.motion.n_frames)
         todo = entry.missing(plan.distinct)
@@ -165,7 +192,7 @@ class LivePortraitStage:
         batch = 0
         if len(todo):
             batch = min(self.render_batch(), len(todo))
-            self._render(entry, todo, source, clip, options, batch, progress, cancel)
+            self._render(entry, todo, source, clip, options, batch, progress, cancel, rule)
         progress(STAGE, 1.0)
         timings = {"driving_motion": extract_s, **self.nets.timings}
         return AnimationResult(
@@ -186,19 +213,22 @@ class LivePortraitStage:
 
     def _render(self, entry: RenderEntry, todo: np.ndarray, source: SourceFace, clip: ClipMotion,
                 options: AnimateOptions, size: int, progress: ProgressFn,
-                cancel: CancelToken) -> None:
+                cancel: CancelToken, rule: KeypointRule | None = None) -> None:
         """Render driving frames ``todo`` in chunks of ``size``, each stored before the next."""
         cancel.raise_if_cancelled()
         nets = self.nets
         src = nets.keypoint_info(source.input256[None]).source()
         f_s = nets.appearance_features(source.input256[None])
         multiplier = None
-        if options.driving_option is DrivingOption.EXPRESSION_FRIENDLY:
+        if rule is None and options.driving_option is DrivingOption.EXPRESSION_FRIENDLY:
             multiplier = expression_multiplier(src, clip.motion)
         for n, start in enumerate(range(0, len(todo), size)):
             cancel.raise_if_cancelled()
             chunk = todo[start:start + size]
-            x_d = self._driving_keypoints(src, clip, chunk, options, multiplier, source.eyes)
+            if rule is None:
+                x_d = self._driving_keypoints(src, clip, chunk, options, multiplier, source.eyes)
+            else:
+                x_d = self._generated_keypoints(src, clip, chunk, options, rule, source.eyes)
             entry.write(chunk, nets.render(f_s, src.x_s[None], x_d))
             progress(STAGE, min(1.0, (n + 1) * size / len(todo)))
         cancel.raise_if_cancelled()
@@ -220,6 +250,30 @@ class LivePortraitStage:
         else:
             x_d = relative_keypoints(src, clip.motion, chunk, options.driving_option,
                                      options.hold_lips, multiplier)
+        if options.stitching:
+            x_d = self.nets.stitch(x_s, x_d)
+        x_d = x_s + (x_d - x_s) * options.driving_multiplier
+        return np.ascontiguousarray(x_d, dtype=np.float32)
+
+    def _generated_keypoints(self, src: SourceKeypoints, clip: ClipMotion, chunk: np.ndarray,
+                             options: AnimateOptions, rule: KeypointRule,
+                             source_eyes: np.ndarray) -> np.ndarray:
+        """x_d (B,21,3) for generated motion: relative pose, then (still) the blinks' eye
+        retargeting added before stitching, as the official retargeting does (Gradio
+        ``execute_image_retargeting``: pose, + eyes delta, stitching)."""
+        x_s = src.x_s[None]
+        motion = clip.motion
+        x_d = posed_keypoints(src, motion, chunk, options.hold_lips,
+                              absolute_lips=rule is KeypointRule.VOICE)
+        if rule is KeypointRule.BLINKS and motion.c_eyes is not None:
+            # official calc_combined_eye_ratio: [c_s_left, c_s_right, c_d_left] (issue #154)
+            eyes = np.broadcast_to(source_eyes, (len(chunk), 2))
+            ratios = np.concatenate([eyes, motion.c_eyes[chunk, :1]], axis=1)
+            rest = np.concatenate([eyes, eyes[:, :1]], axis=1)
+            # R_eyes at the source's own ratio is not exactly zero: subtracting it keeps the
+            # frames between blinks the pure pose, and a blink only the lids
+            x_d = x_d + (self.nets.eye_delta(x_s, ratios.astype(np.float32))
+                         - self.nets.eye_delta(x_s, rest.astype(np.float32)))
         if options.stitching:
             x_d = self.nets.stitch(x_s, x_d)
         x_d = x_s + (x_d - x_s) * options.driving_multiplier

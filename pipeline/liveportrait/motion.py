@@ -50,12 +50,15 @@ class SourceKeypoints:
 
 
 def posed_keypoints(
-    src: SourceKeypoints, motion: DrivingMotion, frames: np.ndarray, hold_lips: bool
+    src: SourceKeypoints, motion: DrivingMotion, frames: np.ndarray, hold_lips: bool,
+    absolute_lips: bool = False,
 ) -> np.ndarray:
     """``x_d`` (B,21,3) for driving ``frames`` before any multiplier or stitching.
 
     ``hold_lips``: the lip keypoints keep the source's expression (no driving mouth motion), so
-    the mouth stays as in the photo for the lip-sync model to redraw.
+    the mouth stays as in the photo for the lip-sync model to redraw. ``absolute_lips`` (voice
+    motion, unless ``hold_lips``): the lip keypoints take the driving expression as it is, as
+    JoyVASA does (``live_portrait_wmg_pipeline.py``: ``delta_new[:, lip_idx] = x_d_i['exp']``).
     """
     frames = np.asarray(frames, dtype=np.int64)
     r_rel = motion.R[frames] @ motion.R[0].T  # (B,3,3)
@@ -64,6 +67,8 @@ def posed_keypoints(
     if hold_lips:
         delta[:, list(LIP_KEYPOINTS), :] = 0.0
     exp_new = src.exp[None] + delta
+    if absolute_lips and not hold_lips:
+        exp_new[:, list(LIP_KEYPOINTS), :] = motion.exp[frames][:, list(LIP_KEYPOINTS), :]
     scale_new = src.scale[None] * (motion.scale[frames] / motion.scale[0])  # (B,1)
     t_new = src.t[None] + (motion.t[frames] - motion.t[0])  # (B,3)
     t_new[:, 2] = 0.0  # the official pipeline zeroes tz

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from pipeline.device import accelerator_fix
 from pipeline.lipsync.registry import engine_entry
+from pipeline.motion.kinds import VOICE_GROUP, MotionSource
 from pipeline.prerequisites import JobNeeds, driving_gap
 from pipeline.settings import PipelineSettings
 from pipeline.weights.manifest import MANIFEST, OPTIONAL_GROUPS, WeightFile
@@ -209,6 +210,13 @@ def driver_checks(settings: PipelineSettings | None) -> list[Check]:
                   gap.fix)]
 
 
+def motion_groups(settings: PipelineSettings) -> frozenset[str]:
+    """The weight groups the configured motion source needs: ``voice`` only when the config
+    says ``motion.source: voice`` (under ``auto`` a job without them falls back to a clip or
+    to still motion). A manifest without the group simply has no files to check."""
+    return frozenset({VOICE_GROUP}) if settings.motion_source == MotionSource.VOICE else frozenset()
+
+
 def collect_checks(*, weights_dir: Path, folders: dict[str, Path],
                    manifest: Sequence[WeightFile] = MANIFEST, system: str | None = None,
                    hash_files: bool = True, settings: PipelineSettings | None = None
@@ -216,7 +224,7 @@ def collect_checks(*, weights_dir: Path, folders: dict[str, Path],
     """Every check, in report order (the order a first install fixes them in)."""
     system = system or sys.platform
     required = (frozenset(engine_entry(settings.lipsync_model).weight_groups)
-                if settings is not None else frozenset[str]())
+                | motion_groups(settings) if settings is not None else frozenset[str]())
     return (python_checks(system) + torch_checks(system) + ffmpeg_checks(system)
             + weight_checks(weights_dir, manifest, hash_files, required)
             + driver_checks(settings)

@@ -39,16 +39,18 @@ def notification_script(title: str, body: str) -> str:
 
 
 def job_notification(job: str, *, video: Path | None = None, error: str = "",
-                     quality: str = "") -> tuple[str, str]:
+                     quality: str = "", motion: str = "") -> tuple[str, str]:
     """(title, body) for a job: where the video is, or the first line of the error.
 
     ``quality`` is the quality report's headline: ``check lip sync`` makes the body
     ``Done — check lip sync: <video>``; ``ok`` or nothing leaves it ``Done: <video>``.
+    ``motion`` is the motion source used (``still``): ``Done (still motion): <video>``.
     """
     if error:
         first = next((line.strip() for line in error.splitlines() if line.strip()), "failed")
         return job, f"Failed: {first}"
-    done = f"Done — {quality}" if quality and quality != "ok" else "Done"
+    done = "Done" + (f" ({motion} motion)" if motion else "")
+    done = f"{done} — {quality}" if quality and quality != "ok" else done
     return job, f"{done}: {video}" if video is not None else done
 
 
