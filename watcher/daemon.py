@@ -35,6 +35,7 @@ from watcher.outbox import Outbox, Rename
 from watcher.readiness import ReadinessTracker
 from watcher.reconcile import reconcile
 from watcher.runtime import RuntimeFile
+from watcher.sdnotify import ServiceNotifier
 from watcher.state import SqliteQueue
 from watcher.transition import Lifecycle
 from watcher.watch import InboxWatcher
@@ -131,8 +132,9 @@ class Daemon:
     """The wiring. Construct with a config and a pipeline factory, then call ``run()``.
 
     ``rename`` (the claim/move primitive), ``clock`` (readiness), ``wall`` (retry times),
-    ``notifier`` and ``crash`` (kill points, tests only) are injectable so tests can simulate
-    EXDEV, time, notification centres and kills. ``InboxScanner`` is the one classifier of
+    ``notifier``, ``service`` (systemd's READY/WATCHDOG/STOPPING, pinged once per loop pass)
+    and ``crash`` (kill points, tests only) are injectable so tests can simulate EXDEV, time,
+    notification centres, a supervisor and kills. ``InboxScanner`` is the one classifier of
     inbox entries.
     """
 
@@ -145,9 +147,11 @@ class Daemon:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         notifier: Notifier | None = None,
+        service: ServiceNotifier | None = None,
         crash: CrashHook = no_crash,
     ) -> None:
         self.config = config
+        self._service = service or ServiceNotifier()
         self.paths = config.paths
         self.work_dir = config.paths.state / "work"
         self._factory = pipeline_factory
@@ -216,6 +220,7 @@ class Daemon:
             log.info("watching %s", self.paths.inbox)
             self._loop(watcher, runtime, burst)
         finally:
+            self._service.stopping()
             if self.worker is not None:
                 started = self._stop_at or time.monotonic()
                 # Keep a margin for the bookkeeping so the whole exit fits the timeout.
@@ -309,6 +314,7 @@ class Daemon:
                     log.exception("error in the watch loop")
                 pending, busy = 1, True
             runtime.write(self.faults.active(), self.intake.verdicts if self.intake else [])
+            self._service.alive(f"watching {self.paths.inbox}")
             waiting = bool(self.faults.active()) or (burst and self._queued())
             if burst and not pending and not busy and not waiting:
                 return
@@ -316,7 +322,7 @@ class Daemon:
             retry = self.faults.next_try_in()
             if retry is not None:
                 timeout = min(timeout, max(retry, 0.05))
-            self._wake.wait(timeout)
+            self._wake.wait(min(timeout, self._service.interval))
             self._wake.clear()
 
     def _queued(self) -> bool:

@@ -43,6 +43,7 @@ from watcher.macos.notify import make_notifier
 from watcher.names import fit, name_max, rename_unique
 from watcher.outbox import Outbox, ProgressThrottle, first_line, read_quality, remove_partials
 from watcher.runtime import read_runtime
+from watcher.sdnotify import ServiceNotifier
 from watcher.state import DB_NAME, SqliteQueue
 
 
@@ -85,10 +86,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
     console.setFormatter(logging.Formatter(LOG_FORMAT))
     logging.getLogger("facedrop").addHandler(console)
     notifier = make_notifier(config.daemon.notify)
+    service = ServiceNotifier.from_environ()  # silent unless systemd started us (Type=notify)
     try:
-        daemon = Daemon(config, pipeline_factory(), notifier=notifier, crash=crash_hook_from_env())
+        daemon = Daemon(config, pipeline_factory(), notifier=notifier, service=service,
+                        crash=crash_hook_from_env())
         return daemon.run()
     finally:
+        service.close()
         notifier.close()
         logging.getLogger("facedrop").removeHandler(console)
         teardown_logging()

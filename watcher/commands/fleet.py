@@ -47,6 +47,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from watcher.fleet.ledger import Ledger
     from watcher.fleet.runner import FleetWorker
     from watcher.killpoints import crash_hook_from_env
+    from watcher.sdnotify import ServiceNotifier
     from watcher.storage import open_storage
 
     config = fleet_config(load_config(args.config))
@@ -57,8 +58,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         config = replace(config, pipeline=replace(config.pipeline, device=args.device))
     _log_to_stderr()
     ledger = Ledger(redis_client(config.queue), config.queue.namespace)
+    service = ServiceNotifier.from_environ()  # silent unless systemd started us (Type=notify)
     worker = FleetWorker(config, pipeline_factory(), ledger, open_storage(config),
-                         crash=crash_hook_from_env())
+                         crash=crash_hook_from_env(), service=service)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         log.info("signal %d: stopping", signum)
@@ -67,7 +69,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, stop)
     log.info("worker %s starting", worker.ident)
-    return worker.serve()
+    try:
+        return worker.serve()
+    finally:
+        service.close()
 
 
 def _log_to_stderr() -> None:

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import redis
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.errors import ConnectionError as BrokerConnectionError
+from dramatiq.errors import BrokerConnectionError
 
 from watcher.config import Config
 from watcher.faults import Fault, FaultBoard, FaultKind, Places, Scope, classify

@@ -33,7 +33,7 @@ import dramatiq
 import redis
 from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.errors import ConnectionError as BrokerConnectionError
+from dramatiq.errors import BrokerConnectionError
 from dramatiq.middleware import Middleware
 
 from pipeline.device import DeviceUnavailableError, pick_device
@@ -50,6 +50,7 @@ from watcher.fleet.messages import OUTBOX_MARK, JobMessage, Manifest, Verdict, c
 from watcher.jobfolder import parse_job_folder
 from watcher.killpoints import CrashHook, no_crash
 from watcher.outbox import INPUT, Outbox, ProgressThrottle, remove_tree
+from watcher.sdnotify import ServiceNotifier
 from watcher.storage import Storage
 
 log = logging.getLogger("facedrop.fleet.worker")
@@ -104,8 +105,10 @@ class FleetWorker:
         ident: str | None = None,
         crash: CrashHook = no_crash,
         recheck: float = RECHECK_SECONDS,
+        service: ServiceNotifier | None = None,
     ) -> None:
         self._config = config
+        self._service = service or ServiceNotifier()  # systemd: pinged once per loop pass
         self._factory = factory
         self._ledger = ledger
         self._storage = storage
@@ -142,8 +145,11 @@ class FleetWorker:
                     self._state = "not taking jobs" if reason else "waiting for Redis"
                 elif self._current is None:
                     self._state = "idle"
-                self._stop.wait(0.5 if consumer is None and not reason else 1.0)
+                self._service.alive(f"worker {self.ident}: {self._state}")
+                self._stop.wait(min(0.5 if consumer is None and not reason else 1.0,
+                                    self._service.interval))
         finally:
+            self._service.stopping()
             current = self._current
             if current is not None:
                 current.cancel.cancel()  # shutdown: the job goes back uncounted
