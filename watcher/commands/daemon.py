@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import shutil
@@ -24,6 +23,7 @@ from pipeline.prerequisites import require as require_prerequisites
 from pipeline.spec import CancelToken, ProgressFn
 from watcher.commands.fleet import print_workers, worker_cards
 from watcher.config import load_config
+from watcher.console import make_console, print_json
 from watcher.daemon import Daemon, pipeline_factory, running_daemon_pid
 from watcher.execute import execute_job
 from watcher.jobfolder import (
@@ -211,9 +211,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     if fleet is not None:
         report["fleet"] = fleet
     if args.json:
-        print(json.dumps(report, indent=2))
+        print_json(report)
         return 0
-    console = Console()
+    console = make_console()
     pid = report["daemon"]["pid"]
     console.print(
         f"daemon: [bold green]running[/] (pid {pid})"
@@ -232,7 +232,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                       markup=False)
     if fleet is not None:
         print_workers(console, fleet)
-    if report["jobs"] is None:
+    if not any(report["jobs"].values()):
         console.print("no jobs yet")
         return 0
     _print_jobs(console, report["jobs"])
@@ -262,11 +262,9 @@ def status_report(state: Path, inbox: Path, recent: int,
     }
 
 
-def _with_quality(jobs: dict[str, list[dict[str, Any]]] | None, outbox: Path | None
-                  ) -> dict[str, list[dict[str, Any]]] | None:
+def _with_quality(jobs: dict[str, list[dict[str, Any]]], outbox: Path | None
+                  ) -> dict[str, list[dict[str, Any]]]:
     """Each finished job gets ``quality``: its verdict from the outbox, or None."""
-    if jobs is None:
-        return None
     for job in jobs["finished"]:
         job["quality"] = (read_quality(outbox / job["outbox"])
                           if outbox is not None and job["state"] == "done" else None)
@@ -297,13 +295,18 @@ def _job_data(job: Job) -> dict[str, Any]:
     }
 
 
-def _jobs(state: Path, recent: int) -> dict[str, list[dict[str, Any]]] | None:
+def _no_jobs() -> dict[str, list[dict[str, Any]]]:
+    """``jobs`` before the daemon made its database: the same shape, every list empty."""
+    return {"running": [], "queued": [], "finished": []}
+
+
+def _jobs(state: Path, recent: int) -> dict[str, list[dict[str, Any]]]:
     if not (state / DB_NAME).is_file():
-        return None
+        return _no_jobs()
     try:
         queue = SqliteQueue(state, readonly=True)
     except sqlite3.Error:
-        return None
+        return _no_jobs()
     try:
         return {
             "running": [_job_data(j) for j in queue.list(JobState.RUNNING)],
@@ -317,7 +320,7 @@ def _jobs(state: Path, recent: int) -> dict[str, list[dict[str, Any]]] | None:
     except sqlite3.OperationalError as err:
         if "no such table" not in str(err):
             raise
-        return None  # the daemon is creating its database right now
+        return _no_jobs()  # the daemon is creating its database right now
     finally:
         queue.close()
 
