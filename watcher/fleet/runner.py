@@ -49,7 +49,7 @@ from watcher.fleet.ledger import Ledger
 from watcher.fleet.messages import OUTBOX_MARK, JobMessage, Manifest, Verdict, commit
 from watcher.jobfolder import parse_job_folder
 from watcher.killpoints import CrashHook, no_crash
-from watcher.outbox import INPUT, Outbox, ProgressThrottle, remove_tree
+from watcher.outbox import INPUT, Outbox, ProgressThrottle, first_line, remove_tree
 from watcher.sdnotify import ServiceNotifier
 from watcher.storage import Storage
 
@@ -267,6 +267,7 @@ class FleetWorker:
             self._commit(key, attempt, self._failed(_given_up(counted - 1)))
             return
         self._current = current = _Current(key, msg.name, attempt)
+        log.info("job %s: attempt %d started", msg.name, attempt)  # one line per job event
         digests: dict[str, str] = {}
         try:
             manifest = self._attempt(msg, current, digests)
@@ -289,6 +290,7 @@ class FleetWorker:
             self._current = None
             remove_tree(self._workdir(key, attempt))
         self._commit(key, attempt, manifest, digests)
+        log.info("job %s: %s", msg.name, _outcome(manifest))
 
     def _commit(self, key: str, attempt: int, manifest: Manifest,
                 digests: dict[str, str] | None = None) -> None:
@@ -368,6 +370,8 @@ class FleetWorker:
         seen = [False]
 
         def report(stage: str, fraction: float) -> None:
+            if stage != current.stage:
+                log.info("job %s: %s", current.name, stage)
             current.stage, current.progress = stage, fraction
             if not throttle.due(stage, fraction):
                 return
@@ -398,6 +402,14 @@ def _message(err: FacedropError, source: Path) -> str:
     if err.file and Path(err.file).is_relative_to(source):
         err.file = f"{OUTBOX_MARK}/{INPUT}/{Path(err.file).relative_to(source)}"
     return err.user_message()
+
+
+def _outcome(manifest: Manifest) -> str:
+    """A job's result in a few words, for the worker's one line about it."""
+    if manifest.verdict is Verdict.DONE:
+        return (f"done: {manifest.video} in {manifest.total or 0:.1f} s "
+                f"({manifest.realtime_factor:.2f}x realtime)")
+    return f"{manifest.verdict.value}: {first_line(manifest.error)}"
 
 
 def _given_up(attempts: int) -> str:
