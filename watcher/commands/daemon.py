@@ -432,7 +432,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    Console().print(f"submitted [bold]{dest.name}[/] to {inbox}", highlight=False)
+    make_console().print(f"submitted [bold]{dest.name}[/] to {inbox}", highlight=False)
     return 0
 
 

@@ -15,6 +15,7 @@ from rich.console import Console
 from pipeline.device import is_device_name
 from pipeline.errors import ConfigError, InputError
 from watcher.config import Config, load_config
+from watcher.console import make_console
 from watcher.logs import FORMAT as LOG_FORMAT
 
 log = logging.getLogger("facedrop.fleet")
@@ -97,7 +98,8 @@ def cmd_cancel(args: argparse.Namespace) -> int:
                          fix="see 'facedrop status' for the jobs in the fleet")
     for key, name, outbox in found:
         ledger.request_cancel(key)
-        Console().print(f"cancelling [bold]{name}[/] (outbox folder {outbox})", highlight=False)
+        make_console().print(f"cancelling [bold]{name}[/] (outbox folder {outbox})",
+                             highlight=False)
     return 0
 
 
