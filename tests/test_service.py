@@ -235,3 +235,10 @@ def test_the_cli_picks_the_manager_and_launchagent_stays_the_launchagent(home: P
         data = plistlib.loads(text[text.index("<?xml"):text.index("</plist>") + 8].encode())
         assert data["ProgramArguments"][-1] == "watch"
     assert _calls(home) == []
+
+
+def test_device_without_worker_is_refused(home: Path) -> None:
+    from watcher.cli import main
+
+    assert main(["service", "install", "--dry-run", "--device", "cuda"]) == 2  # ConfigError
+    assert _calls(home) == []

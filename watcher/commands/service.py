@@ -17,6 +17,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from pipeline.errors import ConfigError
 from watcher.commands.launchagent import launchagent_main
 from watcher.console import make_console
 from watcher.linux import systemd as sd
@@ -56,6 +57,9 @@ def native_manager(system: str | None = None) -> str:
 
 def cmd_service(args: argparse.Namespace) -> int:
     """``facedrop service ACTION`` (or ``launchagent ACTION``)."""
+    if args.device and not args.worker:
+        raise ConfigError("--device is for the worker's service", fix="add --worker (a fleet's "
+                         "GPU machine); the daemon's device is pipeline.device in the config")
     worker: tuple[str, ...] = ()
     if args.worker:
         worker = ("worker", "--device", args.device) if args.device else ("worker",)
