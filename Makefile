@@ -23,6 +23,10 @@ else
 TORCH_SOURCE := $(if $(shell command -v nvidia-smi 2>/dev/null),,--index-url $(TORCH_CPU_INDEX))
 endif
 
+# setuptools prints a boxed "Editable installation" warning for every 'pip install -e': it is
+# about import shadowing in general, not about this project, so the set-up leaves it out.
+QUIET_EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
+
 .PHONY: setup setup-test run test test-parity lint wheel-check bench bench-studio clean
 
 $(PY):
@@ -33,15 +37,28 @@ setup: $(PY)
 	($(PY) -m pip install --quiet --no-index --no-deps "torch==$(TORCH_VERSION)" 2>/dev/null \
 	  && $(PY) -m pip install --quiet "torch==$(TORCH_VERSION)") \
 	  || $(PY) -m pip install --quiet "torch==$(TORCH_VERSION)" $(TORCH_SOURCE)
-	$(PY) -m pip install --quiet -e .
+	$(QUIET_EDITABLE) $(PY) -m pip install --quiet -e .
 
 setup-test: setup
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(QUIET_EDITABLE) $(PY) -m pip install --quiet -e '.[test]'
 
+# The example job is written first, so it is there even when a download fails (offline); then
+# the run says what was skipped and the one command to run once the files are there.
 run: setup
-	$(FD) weights fetch
-	$(FD) drivers fetch
-	test -d hello || $(FD) example hello
+	@test -d hello || $(FD) example hello
+	@skipped=""; \
+	$(FD) weights fetch || skipped="the model weights"; \
+	$(FD) drivers fetch || skipped="$${skipped:+$$skipped and }the driving clips"; \
+	if [ -n "$$skipped" ]; then \
+	  echo; \
+	  echo "Skipped: $$skipped could not be downloaded (see above), so the example job in"; \
+	  echo "hello/ was not turned into a video yet. Once the files are available, run:"; \
+	  echo "    make run"; \
+	  echo "Offline, bring the files in yourself first: $(FD) weights import DIR (add --trust"; \
+	  echo "for files that are not the pinned ones) and $(FD) drivers add VIDEO --default;"; \
+	  echo "then: $(FD) run hello"; \
+	  exit 1; \
+	fi
 	$(FD) run hello
 	@echo "facedrop is in $(VENV)/bin: run '. $(VENV)/bin/activate' to put it on your PATH."
 

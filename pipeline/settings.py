@@ -11,8 +11,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Final, Literal
 
-from pipeline.lipsync.registry import ENGINE_NAMES
-
 AUTO_BATCH: Final = "auto"
 # frames per chunk through the networks: a positive int, or "auto" (the render batch chosen from
 # the memory free at render time, see pipeline.liveportrait.render_batch)
@@ -21,8 +19,11 @@ BatchSize = int | Literal["auto"]
 # 256, Wav2Lip at 96, compositing): 8 frames of them hold tens of MiB, not the render's GiBs
 LIGHT_CHUNK = 8
 
-# the lip-sync engine names (config ``lipsync_model``, job.yaml ``lipsync:``): the registry's
-LIPSYNC_MODELS = ENGINE_NAMES
+# the lip-sync engine names (config ``lipsync_model``, job.yaml ``lipsync:``); the registry
+# (pipeline.lipsync.registry) has an engine for each. Each Wav2Lip checkpoint is an engine of its
+# own name, loaded from ``wav2lip/<name>.pth``.
+WAV2LIP_MODELS = ("wav2lip", "wav2lip_gan")
+LIPSYNC_MODELS = (*WAV2LIP_MODELS, "musetalk")
 # the quality measures with a threshold in the config (pipeline.quality.measures.THRESHOLDS)
 QUALITY_LIMITS = ("tracked_share", "landmark_jitter_px", "seam_step", "flicker", "duration_gap_s",
                   "lse_c", "lse_d", "av_offset_frames")

@@ -30,7 +30,7 @@ def test_bench_prints_one_row_per_batch_size(model_weights_dir: Path, tmp_path: 
     config = write_config(tmp_path / "cfg", pipeline={"device": "cpu"})
     done = subprocess.run(
         [sys.executable, "-m", "watcher.cli", "bench", "--stage", "animate", "--batch", "1",
-         "auto", "--frames", "1", "--weights", str(model_weights_dir)],
+         "auto", "--frames", "1", "--weights-dir", str(model_weights_dir)],
         cwd=tmp_path, env=cli_env(config, tmp_path / "home", COLUMNS="100"),
         capture_output=True, text=True, timeout=600, check=False,
     )
@@ -70,7 +70,7 @@ def test_lipsync_stage_figures_come_from_the_pipeline(model_weights_dir: Path, t
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     config = write_config(tmp_path / "cfg", pipeline={"device": "cpu"})
     code = main(["--config", str(config), "bench", "--stage", "lipsync", "--json",
-                 "--weights", str(model_weights_dir)])
+                 "--weights-dir", str(model_weights_dir)])
     assert code == 0
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert figures["title"].startswith("Lip sync on cpu")
@@ -87,7 +87,7 @@ def test_a_setup_problem_is_reported_once_not_per_batch_size(tmp_path: Path) -> 
     empty.mkdir()
     done = subprocess.run(
         [sys.executable, "-m", "watcher.cli", "bench", "--stage", "animate", "--batch", "1", "2",
-         "auto", "--weights", str(empty)],
+         "auto", "--weights-dir", str(empty)],
         cwd=tmp_path, env=cli_env(config, tmp_path / "home", COLUMNS="100"),
         capture_output=True, text=True, timeout=300, check=False,
     )

@@ -25,6 +25,22 @@ def _config(tmp_path: Path, weights: Path) -> Path:
     return cfg
 
 
+def _records(out: str) -> dict[str, str]:
+    """Piped doctor output: check name -> its line ("section  check  status") and the indented
+    detail and fix lines below it."""
+    records: dict[str, str] = {}
+    key = ""
+    for line in out.splitlines():
+        if line.startswith("    ") and key:
+            records[key] += "\n" + line
+        elif len(cells := line.split("  ")) == 3:
+            key = cells[1]
+            records[key] = line
+        else:
+            key = ""
+    return records
+
+
 def test_doctor_reports_missing_weights_and_folders(tmp_path: Path, landmark_weights_dir: Path,
                                                     capsys: pytest.CaptureFixture[str],
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
@@ -37,7 +53,7 @@ def test_doctor_reports_missing_weights_and_folders(tmp_path: Path, landmark_wei
     out = capsys.readouterr().out
     assert "libx264" in out and "aac" in out and "libavcodec" in out
     assert "torch" in out and "auto device: cpu" in out
-    lines = {line.split("│")[2].strip(): line for line in out.splitlines() if line.count("│") > 4}
+    lines = _records(out)
     assert "ok" in lines["landmarks/face_landmark.tflite"]
     assert "FAIL" in lines["wav2lip/wav2lip.pth"]
     assert "facedrop weights fetch wav2lip" in lines["wav2lip/wav2lip.pth"]
@@ -107,7 +123,7 @@ def test_doctor_fails_missing_musetalk_weights_when_it_is_the_engine(
     cfg.write_text(cfg.read_text() + "pipeline:\n  lipsync_model: musetalk\n")
     assert main(["--config", str(cfg), "doctor", "--no-hash"]) == 1
     out = capsys.readouterr().out
-    lines = {line.split("│")[2].strip(): line for line in out.splitlines() if line.count("│") > 4}
+    lines = _records(out)
     musetalk = [k for k in lines if k.startswith("musetalk/")]
     assert musetalk and all("FAIL" in lines[k] for k in musetalk)
     assert "facedrop weights fetch musetalk" in lines["musetalk/musetalkV15/unet.pth"]

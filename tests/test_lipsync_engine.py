@@ -127,7 +127,7 @@ def test_bench_lipsync_musetalk_without_its_weights_says_what_to_fetch(
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     config = write_config(tmp_path / "cfg", pipeline={"device": "cpu"})
     code = main(["--config", str(config), "bench", "--lipsync", "musetalk",
-                 "--weights", str(landmark_weights_dir)])
+                 "--weights-dir", str(landmark_weights_dir)])
     err = capsys.readouterr().err
     assert code == 5 and "Traceback" not in err, err
     assert "weights are missing" in err and "facedrop weights fetch musetalk" in err

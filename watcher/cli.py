@@ -25,7 +25,8 @@ COMMAND_MODULES = (
     "watcher.commands.weights",  # weights fetch|verify|list|import
     "watcher.commands.drivers",  # drivers add|list|fetch
     "watcher.commands.doctor",  # doctor
-    "watcher.commands.launchagent",  # launchagent ..., setup --dropbox, logs
+    "watcher.commands.service",  # service ... (systemd or launchd), launchagent ...
+    "watcher.commands.launchagent",  # setup --dropbox, logs
     "watcher.commands.bench",  # bench
     "watcher.commands.example",  # example
     "watcher.commands.score",  # score

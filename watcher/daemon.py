@@ -39,6 +39,7 @@ from watcher.rates import RateStore
 from watcher.readiness import ReadinessTracker
 from watcher.reconcile import reconcile
 from watcher.runtime import RuntimeFile
+from watcher.sdnotify import ServiceNotifier
 from watcher.state import SqliteQueue
 from watcher.transition import Lifecycle, Outcome
 from watcher.watch import InboxWatcher
@@ -136,8 +137,9 @@ class Daemon:
     """The wiring. Construct with a config and a pipeline factory, then call ``run()``.
 
     ``rename`` (the claim/move primitive), ``clock`` (readiness), ``wall`` (retry times),
-    ``notifier`` and ``crash`` (kill points, tests only) are injectable so tests can simulate
-    EXDEV, time, notification centres and kills. ``InboxScanner`` is the one classifier of
+    ``notifier``, ``service`` (systemd's READY/WATCHDOG/STOPPING, pinged once per loop pass)
+    and ``crash`` (kill points, tests only) are injectable so tests can simulate EXDEV, time,
+    notification centres, a supervisor and kills. ``InboxScanner`` is the one classifier of
     inbox entries.
     """
 
@@ -150,9 +152,11 @@ class Daemon:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         notifier: Notifier | None = None,
+        service: ServiceNotifier | None = None,
         crash: CrashHook = no_crash,
     ) -> None:
         self.config = config
+        self._service = service or ServiceNotifier()
         self.paths = config.paths
         self.work_dir = config.paths.state / WORK
         self._factory = pipeline_factory
@@ -225,6 +229,7 @@ class Daemon:
             log.info("watching %s", self.paths.inbox)
             self._loop(watcher, runtime, burst)
         finally:
+            self._service.stopping()
             if self.worker is not None:
                 started = self._stop_at or time.monotonic()
                 # Keep a margin for the bookkeeping so the whole exit fits the timeout.
@@ -322,6 +327,7 @@ class Daemon:
                     log.exception("error in the watch loop")
                 pending, busy = 1, True
             runtime.write(self.faults.active(), self.intake.verdicts if self.intake else [])
+            self._service.alive(f"watching {self.paths.inbox}")
             waiting = bool(self.faults.active()) or (burst and self._queued())
             if burst and not pending and not busy and not waiting:
                 return
@@ -329,7 +335,7 @@ class Daemon:
             retry = self.faults.next_try_in()
             if retry is not None:
                 timeout = min(timeout, max(retry, 0.05))
-            self._wake.wait(timeout)
+            self._wake.wait(min(timeout, self._service.interval))
             self._wake.clear()
 
     def _apply_cancels(self) -> None:

@@ -82,11 +82,9 @@ def inbox_names(inbox: Path) -> list[str]:
         return []
 
 
-def _with_quality(jobs: dict[str, list[dict[str, Any]]] | None, outbox: Path | None
-                  ) -> dict[str, list[dict[str, Any]]] | None:
+def _with_quality(jobs: dict[str, list[dict[str, Any]]], outbox: Path | None
+                  ) -> dict[str, list[dict[str, Any]]]:
     """Each finished job gets ``quality``: its verdict from the outbox, or None."""
-    if jobs is None:
-        return None
     for job in jobs["finished"]:
         job["quality"] = (read_quality(outbox / job["outbox"])
                           if outbox is not None and job["state"] == "done" else None)
@@ -110,14 +108,19 @@ def job_data(job: Job, now: float | None = None) -> dict[str, Any]:
     }
 
 
+def _no_jobs() -> dict[str, list[dict[str, Any]]]:
+    """``jobs`` before the daemon made its database: the same shape, every list empty."""
+    return {"running": [], "queued": [], "finished": [], "more": []}
+
+
 def _jobs(state: Path, recent: int, before: int | None = None
-          ) -> dict[str, list[dict[str, Any]]] | None:
+          ) -> dict[str, list[dict[str, Any]]]:
     if not (state / DB_NAME).is_file():
-        return None
+        return _no_jobs()
     try:
         queue = SqliteQueue(state, readonly=True)
     except sqlite3.Error:
-        return None
+        return _no_jobs()
     try:
         now = time.time()
         # One more than asked: whether a next page exists, without counting the history.
@@ -137,7 +140,7 @@ def _jobs(state: Path, recent: int, before: int | None = None
     except sqlite3.OperationalError as err:
         if "no such table" not in str(err):
             raise
-        return None  # the daemon is creating its database right now
+        return _no_jobs()  # the daemon is creating its database right now
     finally:
         queue.close()
 

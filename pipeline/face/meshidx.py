@@ -49,3 +49,12 @@ NOSE_TIP = 1
 # nose, lips. The LivePortrait crop's extent is computed from these.
 INSIGHTFACE_LIKE = np.concatenate([JAW, BROW_L, BROW_R, EYE_L, EYE_R, NOSE, LIPS_OUTER,
                                    LIPS_INNER])
+
+# Every FaceMesh point the geometry reads: the crop's extent points, the eye/mouth centres, the
+# lip and eye ratio points. Calibration and crop-reference fixtures keep only these (NaN
+# elsewhere when rebuilt), so a change that reads another point fails loudly instead of silently
+# using zeros.
+MESH_POINTS = np.unique(np.concatenate([
+    INSIGHTFACE_LIKE, EYE_L_CENTRE, EYE_R_CENTRE,
+    [MOUTH_L, MOUTH_R, LIP_INNER_TOP, LIP_INNER_BOTTOM],
+]))

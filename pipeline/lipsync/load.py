@@ -7,11 +7,11 @@ from pathlib import Path
 import torch
 
 from pipeline.errors import ConfigError, WeightsError
-from pipeline.lipsync.registry import WAV2LIP_CHECKPOINTS
 from pipeline.models.wav2lip import Wav2Lip, convert_wav2lip_state_dict
+from pipeline.settings import WAV2LIP_MODELS
 from pipeline.weights.checkpoint import FETCH_FIX, load_strict, read_checkpoint
 
-MODELS = WAV2LIP_CHECKPOINTS  # the Wav2Lip engines' checkpoint names
+MODELS = WAV2LIP_MODELS  # the Wav2Lip engines' checkpoint names
 
 # The Google Drive link in the official README (2025) now serves Wav2Lip-SD-GAN.pt /
 # Wav2Lip-SD-NOGAN.pt: TorchScript exports whose equivalence to the classic files is unproven

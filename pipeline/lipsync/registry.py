@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import ConfigError
+from pipeline.settings import WAV2LIP_MODELS
 
 if TYPE_CHECKING:  # only types: importing the engines here would load torch on config parsing
     from pipeline.lipsync.engine import EngineContext, LipSyncEngine
@@ -46,18 +47,17 @@ class EngineEntry:
     load: Callable[[EngineContext, str], LipSyncEngine[Any]]
 
 
-# The Wav2Lip checkpoints: each is an engine of its own name, loaded from
-# ``wav2lip/<name>.pth`` (the manifest names the file like the engine).
-WAV2LIP_CHECKPOINTS = ("wav2lip", "wav2lip_gan")
+# The Wav2Lip checkpoints (pipeline.settings.WAV2LIP_MODELS): each is an engine of its own
+# name, loaded from ``wav2lip/<name>.pth`` (the manifest names the file like the engine).
 _W2L_SUMMARY = {"wav2lip": "Wav2Lip: closes the mouth better (non-commercial weights)",
                 "wav2lip_gan": "Wav2Lip GAN: sharper (non-commercial weights)"}
 _ENTRIES: tuple[EngineEntry, ...] = (
-    *(EngineEntry(n, _W2L_SUMMARY[n], (n,), (), False, _wav2lip) for n in WAV2LIP_CHECKPOINTS),
+    *(EngineEntry(n, _W2L_SUMMARY[n], (n,), (), False, _wav2lip) for n in WAV2LIP_MODELS),
     EngineEntry("musetalk", "MuseTalk 1.5: 256 px mouth, MIT code, OpenRAIL-M weights", (),
                 ("musetalk",), True, _musetalk),
 )
 ENGINES: dict[str, EngineEntry] = {e.name: e for e in _ENTRIES}
-ENGINE_NAMES: tuple[str, ...] = tuple(ENGINES)
+ENGINE_NAMES: tuple[str, ...] = tuple(ENGINES)  # == pipeline.settings.LIPSYNC_MODELS (tested)
 
 
 def engine_entry(name: str) -> EngineEntry:

@@ -36,9 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.face import meshidx
 from pipeline.face.geometry import liveportrait_bbox, liveportrait_rect
 from pipeline.face.landmarks import FaceLandmarker
+from pipeline.face.meshidx import MESH_POINTS
 from pipeline.face.ratios import (
     eye_ratio,
     eye_ratio_mesh,
@@ -47,14 +47,7 @@ from pipeline.face.ratios import (
     raw_lip_ratio,
 )
 
-# Every FaceMesh point the geometry reads: the crop's extent points, the eye/mouth centres, the
-# lip and eye ratio points. Fixtures keep only these (NaN elsewhere when rebuilt), so a change
-# that reads another point fails loudly instead of silently using zeros.
 SOURCE_SCALE = 2.3  # liveportrait_rect's default scale (the official source crop's)
-MESH_POINTS = np.unique(np.concatenate([
-    meshidx.INSIGHTFACE_LIKE, meshidx.EYE_L_CENTRE, meshidx.EYE_R_CENTRE,
-    [meshidx.MOUTH_L, meshidx.MOUTH_R, meshidx.LIP_INNER_TOP, meshidx.LIP_INNER_BOTTOM],
-]))
 
 
 @dataclass(frozen=True)

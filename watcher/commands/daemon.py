@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from dataclasses import replace
@@ -20,6 +19,7 @@ from pipeline.prerequisites import require as require_prerequisites
 from pipeline.spec import CancelToken, ProgressFn
 from watcher.commands.fleet import print_workers
 from watcher.config import load_config
+from watcher.console import make_console, print_json
 from watcher.daemon import Daemon, pipeline_factory
 from watcher.execute import execute_job
 from watcher.jobfolder import (
@@ -39,6 +39,7 @@ from watcher.macos.notify import make_notifier
 from watcher.outbox import Outbox, ProgressThrottle, remove_partials
 from watcher.progress_lines import StageLines
 from watcher.rates import NO_ESTIMATE, RateStore, spoken_duration
+from watcher.sdnotify import ServiceNotifier
 from watcher.status import config_status
 from watcher.submit import (
     JobFile,
@@ -89,10 +90,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
     console.setFormatter(logging.Formatter(LOG_FORMAT))
     logging.getLogger("facedrop").addHandler(console)
     notifier = make_notifier(config.daemon.notify)
+    service = ServiceNotifier.from_environ()  # silent unless systemd started us (Type=notify)
     try:
-        daemon = Daemon(config, pipeline_factory(), notifier=notifier, crash=crash_hook_from_env())
+        daemon = Daemon(config, pipeline_factory(), notifier=notifier, service=service,
+                        crash=crash_hook_from_env())
         return daemon.run()
     finally:
+        service.close()
         notifier.close()
         logging.getLogger("facedrop").removeHandler(console)
         teardown_logging()
@@ -231,9 +235,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     report = config_status(config, args.recent)
     fleet = report.get("fleet")
     if args.json:
-        print(json.dumps(report, indent=2))
+        print_json(report)
         return 0
-    console = Console()
+    console = make_console()
     pid = report["daemon"]["pid"]
     console.print(
         f"daemon: [bold green]running[/] (pid {pid})"
@@ -255,7 +259,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                       highlight=False)
     if fleet is not None:
         print_workers(console, fleet)
-    if report["jobs"] is None:
+    if not any(report["jobs"].values()):
         console.print("no jobs yet")
         return 0
     _print_jobs(console, report["jobs"])
@@ -354,5 +358,5 @@ def cmd_submit(args: argparse.Namespace) -> int:
     except InputError:
         raise InputError(f"--name {name!r} is not a usable folder name") from None
     dest = submit_job(config, name, files, data)
-    Console().print(f"submitted [bold]{dest.name}[/] to {config.paths.inbox}", highlight=False)
+    make_console().print(f"submitted [bold]{dest.name}[/] to {config.paths.inbox}", highlight=False)
     return 0

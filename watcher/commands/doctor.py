@@ -25,7 +25,7 @@ from pipeline.prerequisites import JobNeeds, driving_gap
 from pipeline.settings import PipelineSettings
 from pipeline.weights.manifest import MANIFEST, OPTIONAL_GROUPS, WeightFile
 from pipeline.weights.verify import FileStatus, State, verify
-from watcher.console import make_console, print_json
+from watcher.console import make_console, print_json, print_table
 from watcher.macos.privacy import Access, Probe, grant_binary, is_protected, probe_folder
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -115,17 +115,33 @@ def weight_checks(weights_dir: Path, manifest: Sequence[WeightFile], hash_files:
 
     A missing file of an optional group (one no job needs) is a warning, not a failure, unless
     the configuration needs that group (``required``: MuseTalk when it is the lip-sync engine).
+    A file that is there but is not the pinned one (``weights import --trust``, a re-save) is a
+    warning too: jobs load it, as ``run`` does.
     """
     def level(s: FileStatus) -> str:
         if s.ok:
             return OK
         optional = (s.entry.group in OPTIONAL_GROUPS and s.entry.group not in required
                     and s.state is State.MISSING)
-        return WARN if optional else FAIL
+        return WARN if optional or s.foreign else FAIL
 
-    return [Check("Weights", s.entry.relpath, level(s),
-                  s.detail if s.ok else f"{s.state.value}: {s.detail}", s.fix)
+    return [Check("Weights", s.entry.relpath, level(s), _detail(s), _fix(s))
             for s in verify(weights_dir, manifest, hash_files=hash_files)]
+
+
+def _detail(s: FileStatus) -> str:
+    if s.ok:
+        return s.detail
+    if s.foreign:
+        return f"present, not the pinned file ({s.state.value}: {s.detail})"
+    return f"{s.state.value}: {s.detail}"
+
+
+def _fix(s: FileStatus) -> str:
+    if s.foreign:
+        return (f"none if you chose this file (weights import --trust); else delete it and run "
+                f"'facedrop weights fetch {s.entry.name}'")
+    return s.fix
 
 
 def _creatable(path: Path, system: str) -> Probe:
@@ -165,6 +181,21 @@ def folder_checks(folders: dict[str, Path], system: str) -> list[Check]:
 
 def render(console: Console, checks: Sequence[Check]) -> int:
     """Draw the report and return the exit status (1 if any check failed)."""
+    if console.is_terminal:
+        _table(console, checks)
+    else:  # piped: a line per check (its section on each), detail and fix below it
+        print_table(console, "facedrop doctor", ("section", "check", "status", "detail", "fix"),
+                    [(c.section, c.name, MARK[c.status], c.detail, c.fix) for c in checks],
+                    prose=("detail", "fix"))
+    failed = sum(c.status == FAIL for c in checks)
+    if exit_status(checks):
+        console.print(f"[bold red]{failed} problem(s)[/]: see the fix column.")
+        return 1
+    console.print("[green]Everything facedrop needs is in place.[/]")
+    return 0
+
+
+def _table(console: Console, checks: Sequence[Check]) -> None:
     table = Table(title="facedrop doctor", show_lines=False)
     for col in ("", "check", "status", "detail", "fix"):
         table.add_column(col, overflow="fold")
@@ -176,12 +207,6 @@ def render(console: Console, checks: Sequence[Check]) -> int:
                       c.detail, c.fix)
         section = c.section
     console.print(table, highlight=False)
-    failed = sum(c.status == FAIL for c in checks)
-    if exit_status(checks):
-        console.print(f"[bold red]{failed} problem(s)[/]: see the fix column.")
-        return 1
-    console.print("[green]Everything facedrop needs is in place.[/]")
-    return 0
 
 
 def exit_status(checks: Sequence[Check]) -> int:

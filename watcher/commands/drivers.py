@@ -100,8 +100,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_fetch(args: argparse.Namespace) -> int:
     """``facedrop drivers fetch``: the example clips, their motion, and a default if none."""
     console = make_console()
-    console.print(f"Example driving clips from LivePortrait: {EXAMPLES_LICENCE}", highlight=False)
     fetched = fetch_clips(_settings(args))
+    # The licence once the clips are here (a failed download shows only its error).
+    console.print(f"Example driving clips from LivePortrait: {EXAMPLES_LICENCE}", highlight=False)
     for d in fetched.drivers:
         console.print(f"  {d.name}: {d.frames} frames, {d.duration:.1f} s", highlight=False)
     if fetched.motion_deferred:

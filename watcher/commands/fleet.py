@@ -15,6 +15,7 @@ from rich.console import Console
 from pipeline.device import is_device_name
 from pipeline.errors import ConfigError, InputError
 from watcher.config import Config, load_config
+from watcher.console import make_console
 from watcher.logs import FORMAT as LOG_FORMAT
 
 log = logging.getLogger("facedrop.fleet")
@@ -51,6 +52,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from watcher.fleet.outage import BrokerNoise
     from watcher.fleet.runner import FleetWorker
     from watcher.killpoints import crash_hook_from_env
+    from watcher.sdnotify import ServiceNotifier
     from watcher.storage import open_storage
 
     config = fleet_config(load_config(args.config))
@@ -60,8 +62,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
                              fix="use cpu, mps, cuda or cuda:N")
         config = replace(config, pipeline=replace(config.pipeline, device=args.device))
     ledger = Ledger(redis_client(config.queue), config.queue.namespace)
+    service = ServiceNotifier.from_environ()  # silent unless systemd started us (Type=notify)
     worker = FleetWorker(config, pipeline_factory(), ledger, open_storage(config),
-                         crash=crash_hook_from_env())
+                         crash=crash_hook_from_env(), service=service)
     _log_to_stderr(BrokerNoise(worker.outage))
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -71,7 +74,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, stop)
     log.info("worker %s starting", worker.ident)
-    return worker.serve()
+    try:
+        return worker.serve()
+    finally:
+        service.close()
 
 
 def _log_to_stderr(noise: logging.Filter) -> None:
@@ -89,7 +95,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     from watcher.actions import cancel_job
 
     for acted in cancel_job(load_config(args.config), args.job):
-        Console().print(acted.message, highlight=False, markup=False)
+        make_console().print(acted.message, highlight=False, markup=False)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""CLI commands: ``launchagent install|uninstall|status|restart``, ``setup --dropbox``, ``logs``.
+"""CLI commands: the LaunchAgent actions (of ``service``), ``setup --dropbox``, ``logs``.
 
 launchd exists only on macOS: elsewhere ``launchagent`` says so and exits 1, after ``--dry-run``
 has still printed the plist and the launchctl commands it would run.
@@ -23,16 +23,7 @@ ACTIONS = ("install", "uninstall", "status", "restart")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``launchagent``, ``setup`` and ``logs``."""
-    agent = sub.add_parser("launchagent", help="install or manage the macOS LaunchAgent")
-    agent.add_argument("action", choices=ACTIONS)
-    agent.add_argument("--dry-run", action="store_true",
-                       help="print the plist and the launchctl commands; change nothing")
-    agent.add_argument("--worker", action="store_true",
-                       help="the agent for 'facedrop worker' (a fleet's GPU machine), not watch")
-    agent.add_argument("--device", default=None,
-                       help="with --worker: the device the worker runs on (e.g. cuda:1)")
-    agent.set_defaults(func=cmd_launchagent)
+    """Add ``setup`` and ``logs`` (``watcher.commands.service`` adds ``launchagent``)."""
     setup = sub.add_parser("setup", help="one-time set-up (e.g. a shared Dropbox inbox)")
     setup.add_argument("--dropbox", action="store_true", required=True,
                        help="put inbox and outbox in Dropbox/facedrop")
@@ -47,7 +38,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def agent_spec(config_path: Path | None, home: Path,
                environ: Mapping[str, str] | None = None, *,
-               worker: tuple[str, ...] = ()) -> la.AgentSpec:
+               worker: tuple[str, ...] = (), python: str | None = None) -> la.AgentSpec:
     """The spec from the config (shutdown timeout, log folder) and this shell's config layers.
 
     The agent works in the home folder: nothing depends on where facedrop's code lives.
@@ -59,9 +50,11 @@ def agent_spec(config_path: Path | None, home: Path,
     if worker:  # ``facedrop worker [--device D]`` under its own label
         return la.build_spec(shutdown_timeout=cfg.daemon.shutdown_timeout,
                              log_dir=cfg.paths.logs, working_dir=home, config_path=config_path,
-                             env_config=env_config, label=la.WORKER_LABEL, command=worker)
+                             env_config=env_config, python=python, label=la.WORKER_LABEL,
+                             command=worker)
     return la.build_spec(shutdown_timeout=cfg.daemon.shutdown_timeout, log_dir=cfg.paths.logs,
-                         working_dir=home, config_path=config_path, env_config=env_config)
+                         working_dir=home, config_path=config_path, env_config=env_config,
+                         python=python)
 
 
 def _steps(action: str, uid: int, plist: Path, label: str = la.LABEL) -> list[la.Step]:
@@ -109,7 +102,7 @@ def launchagent_main(action: str, *, config_path: Path | None, dry_run: bool, co
         _print_plan(console, action, spec, plist, steps)
     if system != "darwin":
         console.print(f"[bold red]LaunchAgents are a macOS feature[/]: this is {system}. "
-                      "Run 'facedrop watch' under your own service manager (e.g. systemd).")
+                      "On Linux, 'facedrop service install' writes a systemd user service.")
         return 1
     if dry_run:
         return 0
@@ -140,15 +133,6 @@ def _report(console: Console, action: str, spec: la.AgentSpec, plist: Path,
         console.print(f"Logs: {spec.log_dir}")
         _warnings(console, spec, home)
     return 0
-
-
-def cmd_launchagent(args: argparse.Namespace) -> int:
-    """``facedrop launchagent ACTION [--dry-run]``."""
-    worker: tuple[str, ...] = ()
-    if args.worker:
-        worker = ("worker", "--device", args.device) if args.device else ("worker",)
-    return launchagent_main(args.action, config_path=args.config, dry_run=args.dry_run,
-                            console=make_console(), worker=worker)
 
 
 def cmd_setup(args: argparse.Namespace) -> int:

@@ -6,12 +6,12 @@ same clip. Exit status 0 when scored (whatever the verdict); errors are typed an
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.errors import MediaError
+from watcher.commands.options import add_weights_dir, weights_dir
+from watcher.console import print_json
 
 if TYPE_CHECKING:  # the scoring modules import torch: only when a video is scored
     from pipeline.quality.headmotion import HeadMotion
@@ -33,17 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--plot", type=Path, default=None, metavar="PNG",
                    help="write SyncNet confidence against time to this PNG")
-    p.add_argument("--weights-dir", type=Path, default=None,
-                   help="weights folder (default: the config's paths.weights)")
+    add_weights_dir(p)
     p.set_defaults(func=run)
-
-
-def _weights_dir(args: argparse.Namespace) -> Path:
-    if args.weights_dir is not None:
-        return Path(args.weights_dir)
-    from watcher.config import load_config
-
-    return load_config(args.config).paths.weights
 
 
 def render(report: QualityReport, video: Path) -> str:
@@ -85,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.quality.video import score_video  # torch: only when scoring
 
     try:
-        scored = score_video(args.video, _weights_dir(args), args.audio)
+        scored = score_video(args.video, weights_dir(args), args.audio)
     except (ValueError, RuntimeError, MemoryError) as exc:  # a decoder or OpenCV failure
         raise MediaError(f"the video could not be scored ({type(exc).__name__}: {exc})",
                          file=args.video, fix="check that it plays; re-encode it as MP4") from exc
@@ -96,8 +87,7 @@ def run(args: argparse.Namespace) -> int:
                              + "; ".join(report.notes), file=args.video)
         confidence_plot(args.plot, report.sync)
     if args.json:
-        json.dump(report.as_dict(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        print_json(report.as_dict())
     else:
         print(render(report, Path(args.video)))
         if args.plot is not None:

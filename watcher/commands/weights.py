@@ -1,18 +1,19 @@
 """CLI commands: ``facedrop weights fetch|verify|list|import``.
 
-The weights folder is ``--dir`` or the config's ``paths.weights``. Library code reports through
-callbacks; this module draws the licence panels, the progress bar and the tables with rich.
+The weights folder is ``--weights-dir`` or the config's ``paths.weights``. Library code reports
+through callbacks; this module draws the progress bar and the tables with rich, and prints each
+licence once, on one line with its link, for the files a command actually brought in.
 """
 
 from __future__ import annotations
 
 import argparse
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
-from rich.panel import Panel
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -26,9 +27,16 @@ from rich.table import Table
 
 from pipeline.errors import WeightsError
 from pipeline.weights.fetch import FetchResult, fetch_all, resolve_mirror
-from pipeline.weights.manifest import MANIFEST, Licence, WeightFile, select
-from pipeline.weights.verify import State, import_dir, verify
-from watcher.console import make_console, print_json
+from pipeline.weights.manifest import (
+    MANIFEST,
+    OPTIONAL_GROUPS,
+    WeightFile,
+    fetch_names,
+    select,
+)
+from pipeline.weights.verify import ImportResult, State, import_dir, verify
+from watcher.commands.options import add_weights_dir, weights_dir
+from watcher.console import make_console, print_json, print_table
 
 STATE_STYLE = {State.OK: "green", State.UNPINNED: "yellow", State.MISSING: "red",
                State.SIZE_MISMATCH: "red", State.HASH_MISMATCH: "red"}
@@ -55,33 +63,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     imp = actions.add_parser("import", help="copy model files you already have from a folder")
     imp.add_argument("source", type=Path, metavar="SOURCE_DIR",
                      help="a folder holding model files (searched recursively, by name or content)")
+    imp.add_argument("--trust", action="store_true",
+                     help="also take a file with the right name that is not the pinned one (a "
+                          "mirror's re-save, a fine-tune); each is named in a warning")
     imp.set_defaults(func=cmd_import)
     for p in (fetch, ver, lst, imp):
-        p.add_argument("--dir", type=Path, default=None, metavar="WEIGHTS_DIR",
-                       help="the weights folder to fill or check (default: paths.weights)")
-
-
-def weights_dir(args: argparse.Namespace) -> Path:
-    """``--dir`` or the configured weights folder."""
-    if getattr(args, "dir", None) is not None:
-        return Path(args.dir).expanduser().resolve()
-    from watcher.config import load_config
-
-    return load_config(args.config).paths.weights
+        add_weights_dir(p, "the weights folder to fill or check (default: paths.weights)")
 
 
 def _size(n: int | None) -> str:
     return "?" if n is None else f"{n / 1e6:,.1f} MB"
 
 
-def show_licence(console: Console, licence: Licence, files: Sequence[WeightFile]) -> None:
-    """One panel per licence, before anything it covers is downloaded."""
-    style = "yellow" if "non-commercial" in licence.name.lower() else "cyan"
-    names = ", ".join(f.filename for f in files)
-    rules = f"\nUse restrictions: {licence.restrictions}" if licence.restrictions else ""
-    body = f"[bold]{licence.name}[/]\n{licence.note}{rules}\n{licence.url}\nFiles: {names}"
-    console.print(Panel(body, title="Licence", border_style=style, expand=False),
-                  highlight=False)
+def print_licences(console: Console, entries: Sequence[WeightFile]) -> None:
+    """Each licence of ``entries`` once, on one line: the groups it covers, its name, its link."""
+    licences = dict.fromkeys(e.licence for e in entries)
+    if not licences:
+        return
+    console.print("[bold]Licences[/] (facedrop weights list shows them all):", highlight=False)
+    for licence in licences:
+        groups = ", ".join(dict.fromkeys(e.group for e in entries if e.licence == licence))
+        style = "yellow" if licence.restrictions else "cyan"
+        console.print(f"  {groups}: [{style}]{escape(licence.name)}[/] {licence.url}",
+                      highlight=False, soft_wrap=True)
 
 
 def print_results(console: Console, results: list[FetchResult]) -> int:
@@ -120,9 +124,11 @@ def cmd_fetch(args: argparse.Namespace) -> int:
             progress.update(tasks[label], completed=done, total=total)
 
         results = fetch_all(entries, root, mirror=resolve_mirror(args.mirror),
-                            progress=on_progress,
-                            on_licence=lambda lic, files: show_licence(console, lic, files))
-    return print_results(console, results)
+                            progress=on_progress)
+    code = print_results(console, results)
+    # After the downloads, so only what was actually fetched is shown (not before a failure).
+    print_licences(console, [r.entry for r in results if r.status == "downloaded"])
+    return code
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -130,13 +136,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     console = make_console()
     root = weights_dir(args)
     statuses = verify(root)
-    table = Table(title=f"Model weights in {root}")
-    for col in ("file", "state", "detail", "fix"):
-        table.add_column(col, overflow="fold")
-    for s in statuses:
-        table.add_row(s.entry.relpath, f"[{STATE_STYLE[s.state]}]{s.state.value}[/]", s.detail,
-                      s.fix)
-    console.print(table)
+    print_table(console, f"Model weights in {root}", ("file", "state", "detail", "fix"),
+                [(s.entry.relpath, f"[{STATE_STYLE[s.state]}]{s.state.value}[/]", s.detail,
+                  s.fix) for s in statuses], prose=("detail", "fix"))
     return 0 if all(s.ok for s in statuses) else 1
 
 
@@ -158,19 +160,32 @@ def cmd_list(args: argparse.Namespace) -> int:
              "restrictions": s.entry.licence.restrictions, "state": s.state.value, "ok": s.ok,
              "source": _source(s.entry, mirror)} for s in statuses]})
         return 0
-    table = Table(title=f"Model weights ({root})")
-    for col in ("name", "file", "size", "licence", "present", "source"):
-        table.add_column(col, overflow="fold")
-    for s in statuses:
-        e = s.entry
-        present = f"[{STATE_STYLE[s.state]}]{'yes' if s.ok else s.state.value}[/]"
-        table.add_row(e.name, e.relpath, _size(e.size), e.licence.name, present,
-                      _source(e, mirror))
     console = make_console()
-    console.print(table)
+    if console.is_terminal:
+        table = Table(title=f"Model weights ({root})")
+        for col in ("name", "file", "size", "licence", "present", "source"):
+            table.add_column(col, overflow="fold")
+        for s in statuses:
+            e = s.entry
+            present = f"[{STATE_STYLE[s.state]}]{'yes' if s.ok else s.state.value}[/]"
+            table.add_row(e.name, e.relpath, _size(e.size), e.licence.name, present,
+                          _source(e, mirror))
+        console.print(table)
+    else:  # piped: one short line per file and its source below it, nothing folded or cut
+        console.print(f"Model weights ({root})", highlight=False)
+        for s in statuses:
+            e = s.entry
+            console.print(f"  {e.name}  {e.relpath}  {_size(e.size)}  "
+                          f"{'present' if s.ok else s.state.value}  {e.group}", highlight=False)
+            console.print(f"    source: {e.source_url(mirror)}", highlight=False)
+            if e.archive is not None and not mirror:
+                console.print(f"    in it: {e.member}", highlight=False)
     for licence in dict.fromkeys(s.entry.licence for s in statuses if s.entry.licence.restrictions):
-        console.print(f"[yellow]{licence.name}[/] ({licence.url}) use restrictions: "
-                      f"{licence.restrictions}")
+        console.print(f"[yellow]{escape(licence.name)}[/] {licence.url}", highlight=False)
+        # Our own line breaks: piped, the console never folds a line by itself.
+        console.print(textwrap.fill(f"use restrictions: {licence.restrictions}", width=100,
+                                    initial_indent="  ", subsequent_indent="  "),
+                      highlight=False, markup=False)
     return 0
 
 
@@ -178,22 +193,22 @@ def cmd_import(args: argparse.Namespace) -> int:
     """Copy model files found under DIR (by name or content, hash-checked) into the folder.
 
     Exits non-zero when the folder gave nothing usable (empty, or no file facedrop knows) while
-    files are still missing, or when a file had a known name but the wrong contents.
+    files are still missing, or when a file had a known name but the wrong contents (unless
+    ``--trust`` took it, with a warning).
     """
     console = make_console()
     root = weights_dir(args)
     source = args.source.expanduser()
-    results = import_dir(source, root)
-    table = Table(title=f"Import from {args.source} into {root}")
-    for col in ("file", "result", "from", "detail"):
-        table.add_column(col, overflow="fold")
-    styles = {"imported": "green", "present": "dim", "rejected": "red", "not found": "yellow"}
-    for r in results:
-        table.add_row(r.entry.relpath, f"[{styles[r.status]}]{r.status}[/]",
-                      str(r.source or ""), r.detail)
-    console.print(table)
-    missing = [r.entry.filename for r in results if r.status not in ("imported", "present")]
-    if missing and not any(r.status in ("imported", "rejected") for r in results):
+    results = import_dir(source, root, trust=args.trust)
+    styles = {"imported": "green", "present": "dim", "rejected": "red", "not found": "yellow",
+              "trusted": "yellow"}
+    print_table(console, f"Import from {args.source} into {root}",
+                ("weight", "file", "result", "from", "detail"),
+                [(r.entry.name, r.entry.relpath, f"[{styles[r.status]}]{r.status}[/]",
+                  str(r.source or ""), r.detail) for r in results], prose=("from", "detail"))
+    usable = any(r.status in ("imported", "rejected", "trusted") for r in results)
+    missing = [r.entry for r in results if r.status not in ("imported", "present", "trusted")]
+    if missing and not usable:
         known = ", ".join(sorted({r.entry.filename for r in results}))
         raise WeightsError(
             f"found no model file facedrop knows in {source}",
@@ -201,7 +216,32 @@ def cmd_import(args: argparse.Namespace) -> int:
             fix=f"give the folder that holds the files (looked for, by name or content: {known});"
                 f" or download them: facedrop weights fetch",
         )
-    if missing:
-        console.print(f"Still missing: {', '.join(missing)}. Fix: facedrop weights fetch "
-                      f"{' '.join(missing)}", highlight=False)
+    for r in results:
+        if r.status == "trusted":
+            console.print(f"[yellow]Warning:[/] {r.entry.name} ({r.entry.relpath}) is not the "
+                          f"pinned file ({r.detail}); imported because of --trust",
+                          highlight=False)
+    _print_missing(console, missing, [r for r in results if r.status == "rejected"], source)
+    print_licences(console, [r.entry for r in results if r.status in ("imported", "trusted")])
     return 1 if any(r.status == "rejected" for r in results) else 0
+
+
+def _print_missing(console: Console, missing: Sequence[WeightFile],
+                   rejected: Sequence[ImportResult], source: Path) -> None:
+    """What is still missing, by weight (or whole group) name, required before optional."""
+    if rejected:
+        names = ", ".join(r.entry.name for r in rejected)
+        console.print(f"Not the pinned files: {names}. If they are the ones you mean (a "
+                      f"re-save, a fine-tune): facedrop weights import --trust {source}",
+                      highlight=False)
+    missing = [e for e in missing if e not in {r.entry for r in rejected}]
+    required = [e for e in missing if e.group not in OPTIONAL_GROUPS]
+    optional = [e for e in missing if e.group in OPTIONAL_GROUPS]
+    if required:
+        names = " ".join(fetch_names(required))
+        console.print(f"Still missing: {names}. Fix: facedrop weights fetch {names}",
+                      highlight=False)
+    if optional:  # by group: fetching a group skips the files already there
+        names = " ".join(dict.fromkeys(e.group for e in optional))
+        console.print(f"Optional, not needed by a default job: {names} (fetch when wanted: "
+                      f"facedrop weights fetch {names})", highlight=False)

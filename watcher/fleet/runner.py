@@ -51,7 +51,8 @@ from watcher.fleet.outage import Outage
 from watcher.fleet.scratch import Scratch
 from watcher.jobfolder import parse_job_folder
 from watcher.killpoints import CrashHook, no_crash
-from watcher.outbox import INPUT, Outbox, ProgressThrottle, remove_tree
+from watcher.outbox import INPUT, Outbox, ProgressThrottle, first_line, remove_tree
+from watcher.sdnotify import ServiceNotifier
 from watcher.storage import Storage
 
 log = logging.getLogger("facedrop.fleet.worker")
@@ -106,8 +107,10 @@ class FleetWorker:
         ident: str | None = None,
         crash: CrashHook = no_crash,
         recheck: float = RECHECK_SECONDS,
+        service: ServiceNotifier | None = None,
     ) -> None:
         self._config = config
+        self._service = service or ServiceNotifier()  # systemd: pinged once per loop pass
         self._factory = factory
         self._ledger = ledger
         self._storage = storage
@@ -149,8 +152,11 @@ class FleetWorker:
                     self._state = "not taking jobs" if reason else "waiting for Redis"
                 elif self._current is None:
                     self._state = "idle"
-                self._stop.wait(0.5 if consumer is None and not reason else 1.0)
+                self._service.alive(f"worker {self.ident}: {self._state}")
+                self._stop.wait(min(0.5 if consumer is None and not reason else 1.0,
+                                    self._service.interval))
         finally:
+            self._service.stopping()
             current = self._current
             if current is not None:
                 current.cancel.cancel()  # shutdown: the job goes back uncounted
@@ -277,6 +283,7 @@ class FleetWorker:
         attempt, counted = patient(lambda: ledger.begin(key))
         self._crash("fleet.started")
         self._current = current = _Current(key, msg.name, attempt)
+        log.info("job %s: attempt %d started", msg.name, attempt)  # one line per job event
         digests: dict[str, str] = {}
         try:
             manifest = self._attempt(msg, current, digests)
@@ -299,6 +306,7 @@ class FleetWorker:
             self._current = None
             remove_tree(self._workdir(key, attempt))
         self._commit(key, attempt, manifest, digests)
+        log.info("job %s: %s", msg.name, _outcome(manifest))
 
     def _commit(self, key: str, attempt: int, manifest: Manifest,
                 digests: dict[str, str] | None = None) -> None:
@@ -375,6 +383,8 @@ class FleetWorker:
         seen = [False]
 
         def report(stage: str, fraction: float) -> None:
+            if stage != current.stage:
+                log.info("job %s: %s", current.name, stage)
             current.stage, current.progress = stage, fraction
             if not throttle.due(stage, fraction):
                 return
@@ -405,6 +415,14 @@ def _message(err: FacedropError, source: Path) -> str:
     if err.file and Path(err.file).is_relative_to(source):
         err.file = f"{OUTBOX_MARK}/{INPUT}/{Path(err.file).relative_to(source)}"
     return err.user_message()
+
+
+def _outcome(manifest: Manifest) -> str:
+    """A job's result in a few words, for the worker's one line about it."""
+    if manifest.verdict is Verdict.DONE:
+        return (f"done: {manifest.video} in {manifest.total or 0:.1f} s "
+                f"({manifest.realtime_factor:.2f}x realtime)")
+    return f"{manifest.verdict.value}: {first_line(manifest.error)}"
 
 
 def _given_up(attempts: int) -> str:
