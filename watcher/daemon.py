@@ -6,13 +6,14 @@ The parts: ``Intake`` (inbox -> work area -> queue), the ``JobQueue`` (``SqliteQ
 woken by watchdog and at least every ``rescan_seconds``. An environment fault pauses intake or
 work (``FaultBoard``) and never ends the loop. SIGTERM/SIGINT stop claiming, cancel the running
 job at its next chunk boundary and leave it queued; the process returns within
-``shutdown_timeout``.
+``shutdown_timeout``, its worker child stopped. SIGHUP does the same and sets
+``reload_requested``: ``facedrop watch`` then reopens its log, reloads the configuration and
+starts again in the same process (the interrupted job runs again, uncounted).
 """
 
 from __future__ import annotations
 
 import fcntl
-import importlib
 import logging
 import os
 import signal
@@ -32,6 +33,7 @@ from watcher.intake import Intake
 from watcher.jobfolder import parse_job_folder
 from watcher.killpoints import CrashHook, no_crash
 from watcher.outbox import Outbox, Rename
+from watcher.pipelineref import PIPELINE_ENV, PipelineRef
 from watcher.readiness import ReadinessTracker
 from watcher.reconcile import reconcile
 from watcher.runtime import RuntimeFile
@@ -45,7 +47,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("facedrop.daemon")
 
-PIPELINE_ENV = "FACEDROP_PIPELINE"  # test hook: "module:Class" of the pipeline to run
 DEFAULT_PIPELINE = "pipeline.chain.runner:Runner"
 LOCK_NAME = "daemon.lock"
 PID_WIDTH = 16
@@ -53,27 +54,14 @@ PipelineFactory = Callable[[Config], Pipeline]
 Notifier = Callable[[str, str], None]  # (title, message)
 
 
-def pipeline_factory(name: str | None = None) -> PipelineFactory:
+def pipeline_factory(name: str | None = None) -> PipelineRef:
     """A factory for the pipeline class ``module:Class``, built as ``Class(config.pipeline)``.
 
     The name defaults to ``$FACEDROP_PIPELINE`` (a test hook), else
-    ``pipeline.chain.runner:Runner``.
-    The import happens when the first job runs, so the daemon starts without loading models.
+    ``pipeline.chain.runner:Runner``. It is a ``PipelineRef``: the worker child imports and
+    builds it when the first job runs, so the daemon starts without loading models.
     """
-    spec = name or os.environ.get(PIPELINE_ENV) or DEFAULT_PIPELINE
-    module, _, attr = spec.partition(":")
-
-    def build(config: Config) -> Pipeline:
-        try:
-            cls = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as err:
-            raise ConfigError(
-                f"the pipeline '{spec}' cannot be loaded ({err})",
-                fix=f"unset {PIPELINE_ENV} or reinstall facedrop",
-            ) from err
-        return cls(config.pipeline)
-
-    return build
+    return PipelineRef(name or os.environ.get(PIPELINE_ENV) or DEFAULT_PIPELINE)
 
 
 class DaemonLock:
@@ -173,6 +161,7 @@ class Daemon:
         self.intake: Intake | None = None
         self.lifecycle: Lifecycle | None = None
         self._reconciled = False
+        self.reload_requested = False
 
     def _probe_outbox(self) -> bool:
         try:
@@ -199,7 +188,11 @@ class Daemon:
         self._wake.set()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        log.info("signal %d: stopping", signum)
+        if signum == signal.SIGHUP:
+            log.info("SIGHUP: stopping to reload the configuration and reopen the log")
+            self.reload_requested = True
+        else:
+            log.info("signal %d: stopping", signum)
         self.request_stop()
 
     def run(self, *, burst: bool = False, install_signals: bool = True) -> int:
@@ -208,7 +201,7 @@ class Daemon:
         lock.acquire()
         previous = {}
         if install_signals:
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 previous[sig] = signal.signal(sig, self._on_signal)
         watcher = InboxWatcher(self.paths.inbox, self._wake.set)
         runtime = RuntimeFile(self.paths.state)

@@ -10,12 +10,16 @@ Test hooks (environment variables, read per job so a running daemon picks them u
   FACEDROP_TEST_CHUNK_SLEEP seconds to sleep after each chunk (to kill or stop a daemon mid-job)
   FACEDROP_TEST_SLOW_JOBS   comma-separated job names the sleep applies to (all if unset)
   FACEDROP_TEST_FAIL_JOBS   comma-separated job names whose every run raises RuntimeError
+  FACEDROP_TEST_SEGFAULT_JOBS  job names whose every run segfaults (a NULL read through ctypes)
+                            right after saying it decodes the audio file, as a decoder would
+  FACEDROP_TEST_ABORT_JOBS  job names whose every run calls os.abort() (SIGABRT)
   FACEDROP_TEST_WEIGHTS     a file name the run needs in the configured weights folder (as the
                             real runner needs its checkpoints); missing: ``WeightsError``
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import time
 from pathlib import Path
@@ -24,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.errors import WeightsError
+from pipeline.media import phase
 from pipeline.media.audio import load_audio
 from pipeline.media.image import load_image
 from pipeline.media.video import VideoWriter
@@ -77,6 +82,11 @@ class TestPipeline:
         _log(job.name, "start")
         if job.name in (_names("FACEDROP_TEST_FAIL_JOBS") or set()):
             raise RuntimeError(f"test pipeline told to fail {job.name}")
+        if job.name in (_names("FACEDROP_TEST_SEGFAULT_JOBS") or set()):
+            phase.decoding(job.audio, "the audio file")
+            ctypes.string_at(0)  # a real SIGSEGV: reads address 0
+        if job.name in (_names("FACEDROP_TEST_ABORT_JOBS") or set()):
+            os.abort()
         slow = _names("FACEDROP_TEST_SLOW_JOBS")
         pause = float(os.environ.get("FACEDROP_TEST_CHUNK_SLEEP", "0"))
         if slow is not None and job.name not in slow:
