@@ -237,7 +237,10 @@ def test_a_worker_killed_at_any_step_leaves_exactly_one_outbox_entry(
     # rerun for progress/rendered/result_put/result_written (no end for progress), and one
     # for the three kills after the commit (never rerun).
     assert sum(what == "start" for *_x, what in runs) == 4 + 2 + 3 * 2 + 3
-    assert sum(what == "end" for *_x, what in runs) == 4 + 1 + 3 * 2 + 3
+    # The job runs in the worker's child: killed at "progress", the worker's child may finish
+    # its render in the instant before it sees its parent gone (its result is never stored).
+    ends = sum(what == "end" for *_x, what in runs)
+    assert 4 + 1 + 3 * 2 + 3 <= ends <= 4 + 1 + 3 * 2 + 3 + 1
     with sqlite3.connect(f.state / "facedrop.db") as conn:
         finals = conn.execute("SELECT count(*) FROM attempts WHERE to_state='done'").fetchone()
     assert finals == (len(names),)

@@ -28,7 +28,6 @@ import numpy as np
 from PIL import Image
 
 from pipeline.errors import WeightsError
-from pipeline.media import phase
 from pipeline.media.audio import load_audio
 from pipeline.media.image import load_image
 from pipeline.media.video import VideoWriter
@@ -83,6 +82,8 @@ class TestPipeline:
         if job.name in (_names("FACEDROP_TEST_FAIL_JOBS") or set()):
             raise RuntimeError(f"test pipeline told to fail {job.name}")
         if job.name in (_names("FACEDROP_TEST_SEGFAULT_JOBS") or set()):
+            from pipeline.media import phase
+
             phase.decoding(job.audio, "the audio file")
             ctypes.string_at(0)  # a real SIGSEGV: reads address 0
         if job.name in (_names("FACEDROP_TEST_ABORT_JOBS") or set()):

@@ -95,24 +95,25 @@ def cmd_watch(args: argparse.Namespace) -> int:
     A configuration that no longer loads is reported and the previous one kept.
     """
     config = load_config(args.config)
+    note = ""
     while True:
-        daemon = _watch_once(config)
+        daemon = _watch_once(config, note)
         if not daemon.reload_requested:
             return 0
         try:
-            config = load_config(args.config)
+            config, note = load_config(args.config), "SIGHUP: configuration reloaded"
         except FacedropError as err:
-            logging.getLogger("facedrop.daemon").error(
-                "SIGHUP: the configuration does not load, keeping the previous one: %s",
-                err.problem)
-        logging.getLogger("facedrop.daemon").info("SIGHUP: configuration reloaded")
+            note = (f"SIGHUP: the configuration does not load, the previous one is kept: "
+                    f"{err.problem}")
 
 
-def _watch_once(config: Config) -> Daemon:
+def _watch_once(config: Config, note: str) -> Daemon:
     setup_logging(config.paths.logs)  # (re)opens the log file
     console = logging.StreamHandler()  # launchd sends stderr to its own log file too
     console.setFormatter(logging.Formatter(LOG_FORMAT))
     logging.getLogger("facedrop").addHandler(console)
+    if note:
+        logging.getLogger("facedrop.daemon").warning(note)
     notifier = make_notifier(config.daemon.notify)
     try:
         daemon = Daemon(config, pipeline_factory(), notifier=notifier, crash=crash_hook_from_env())
@@ -204,7 +205,8 @@ def _run_failed(outbox: Outbox, job: Job, folder: Path, ending: Ending) -> Faced
             err = FacedropError(ending.fault.reason, fix=ending.fault.fix)
     elif not isinstance(err, FacedropError):
         err = FacedropError(first_line(ending.message))
-    message = ending.message or err.user_message()
+    failed = ending.verdict in (Verdict.FAILED, Verdict.RETRY)
+    message = ending.message if failed and ending.message else err.user_message()
     out = outbox.folder(job.outbox)
     remove_partials(out)
     outbox.write_error(out, message)
