@@ -5,13 +5,16 @@ ctypes, after saying it decodes the audio file), one calls ``os.abort()``, and o
 when the test kills its worker child with SIGKILL, each on every attempt. Each ends failed with
 an ``error.txt`` that says what crashed (and, for the decoder, names the file); the daemon keeps
 its pid; the next job, an 8-channel recording, ends done with its audio downmixed to mono.
-Killing the daemon with SIGKILL mid-job leaves no worker child behind.
+Killing the daemon with SIGKILL mid-job leaves no worker child behind, and SIGTERM stops a
+child stuck in a call that ignores cancellation within ``shutdown_timeout``.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sqlite3
+import time
 import wave
 from pathlib import Path
 
@@ -150,3 +153,29 @@ def test_kill_9_of_the_daemon_mid_job_takes_its_child_along(tmp_path, astronaut_
         again.stop()
     status = read_status(root / "outbox" / "job")
     assert status is not None and (status["state"], status["attempt"]) == ("done", 2), status
+
+
+def test_sigterm_stops_a_stuck_child_within_the_shutdown_timeout(tmp_path, astronaut_path,
+                                                                 speech_path):
+    root = tmp_path / "root"
+    config = write_config(root, daemon={"shutdown_timeout": 4.0})
+    (root / "inbox").mkdir(parents=True)
+    runlog = tmp_path / "runs.log"
+    daemon = DaemonProcess(config, tmp_path / "home", tmp_path / "daemon.log",
+                           FACEDROP_TEST_RUNLOG=str(runlog), FACEDROP_TEST_STUCK_JOBS="stuck")
+    try:
+        _submit(root, "stuck", astronaut_path,
+                speech_clip(speech_path, tmp_path / "clip.wav", 0.4))
+        child = wait_for(lambda: _runs(runlog, "stuck"), TIMEOUT, "the job to start")[0]
+        started = time.monotonic()
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait(15) == 0, daemon.output()
+        took = time.monotonic() - started
+    finally:
+        daemon.stop()
+    assert took < 4.0 + 0.5, took
+    assert not _alive(child)
+    status = read_status(root / "outbox" / "stuck")
+    assert status is not None and status["state"] == "queued", status  # given back, uncounted
+    with sqlite3.connect(root / "state" / "facedrop.db") as conn:
+        assert conn.execute("SELECT counted FROM jobs").fetchall() == [(0,)]

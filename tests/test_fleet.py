@@ -13,6 +13,7 @@ import hashlib
 import json
 import signal
 import sqlite3
+import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -332,10 +333,14 @@ def test_a_worker_without_weights_leaves_its_jobs_to_the_others_and_says_why(
     assert not any(finished(f.outbox / n) for n in names)  # nothing failed meanwhile
     healthy = f.start_worker(FACEDROP_TEST_WEIGHTS="standin.bin")
     f.wait_done(names, 90)
+    # Every run was in the healthy worker's child (jobs run in a worker's child process).
+    pids = {pid for _job, pid, _at, _what in f.runs()}
+    parents = {subprocess.run(["ps", "-o", "ppid=", "-p", pid], capture_output=True,
+                              text=True).stdout.strip() for pid in pids}
     f.close()
     check_invariants({n: (True, inputs[n]) for n in names}, f.inbox, f.outbox, f.state,
                      f.runlog)
-    assert {pid for _job, pid, _at, _what in f.runs()} == {str(healthy.pid)}
+    assert len(pids) == 1 and parents == {str(healthy.pid)}
 
 
 def test_cancel_stops_a_running_job_and_a_queued_one_on_any_machine(

@@ -13,6 +13,8 @@ Test hooks (environment variables, read per job so a running daemon picks them u
   FACEDROP_TEST_SEGFAULT_JOBS  job names whose every run segfaults (a NULL read through ctypes)
                             right after saying it decodes the audio file, as a decoder would
   FACEDROP_TEST_ABORT_JOBS  job names whose every run calls os.abort() (SIGABRT)
+  FACEDROP_TEST_STUCK_JOBS  job names whose run hangs for a minute, deaf to cancellation (as a
+                            stuck model call would)
   FACEDROP_TEST_WEIGHTS     a file name the run needs in the configured weights folder (as the
                             real runner needs its checkpoints); missing: ``WeightsError``
 """
@@ -88,6 +90,8 @@ class TestPipeline:
             ctypes.string_at(0)  # a real SIGSEGV: reads address 0
         if job.name in (_names("FACEDROP_TEST_ABORT_JOBS") or set()):
             os.abort()
+        if job.name in (_names("FACEDROP_TEST_STUCK_JOBS") or set()):
+            time.sleep(60)
         slow = _names("FACEDROP_TEST_SLOW_JOBS")
         pause = float(os.environ.get("FACEDROP_TEST_CHUNK_SLEEP", "0"))
         if slow is not None and job.name not in slow:
