@@ -166,8 +166,14 @@ def _user_message(err: BaseException, ctx: Context) -> str:
     return _shown(err, ctx.request).user_message()
 
 
+BUG_DETAIL_MAX = 300  # characters of an unexpected error's text in error.txt (the log has all)
+
+
 def _bug(err: BaseException, ctx: Context) -> str:
-    return (f"facedrop failed while making this video ({type(err).__name__}: {err}).\n"
+    detail = str(err)
+    if len(detail) > BUG_DETAIL_MAX:
+        detail = detail[:BUG_DETAIL_MAX] + "..."
+    return (f"facedrop failed while making this video ({type(err).__name__}: {detail}).\n"
             f"This is not a problem with your files. The details are in {ctx.log_hint}\n")
 
 

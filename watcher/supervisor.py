@@ -73,6 +73,10 @@ class ChildRunner:
             log.info("worker child started (pid %s)", proc.pid)
             return proc, parent
 
+    def start(self) -> None:
+        """Start the child now (it would start with the first job)."""
+        self._ensure()
+
     def run(self, request: AttemptRequest, progress: ProgressFn, cancel: CancelToken
             ) -> Finished:
         proc, conn = self._ensure()
@@ -175,6 +179,9 @@ class InProcessRunner:
         if self._pipeline is None:
             self._pipeline = self._factory(request.config)  # models stay loaded between jobs
         return execute_request(request, self._pipeline, progress, cancel, self._crash)
+
+    def start(self) -> None:
+        """Nothing to start."""
 
     def stop_now(self) -> None:
         """A thread cannot be stopped; the caller requeues the job and leaves it."""

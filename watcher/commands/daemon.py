@@ -154,25 +154,29 @@ def cmd_run(args: argparse.Namespace) -> int:
         counted=1, stage="", progress=0.0, error="", video="", realtime_factor=None,
         claimed_at=started, started_at=started, finished_at=None, not_before=0.0,
     )
-    job = replace(job, outbox=outbox.reserve(folder.name))
-    out = outbox.folder(job.outbox)
-    outbox.publish(job)
     console = Console()
     throttle = ProgressThrottle()
-
-    def progress(stage: str, fraction: float) -> None:
-        if throttle.due(stage, fraction):
-            outbox.publish(replace(job, stage=stage, progress=fraction))
-
-    request = AttemptRequest(folder.name, folder, out, config, shown_inputs(out),
-                             orphan_status=status_fields(job))
     places = Places(config.paths.inbox, config.paths.outbox, config.paths.state,
                     config.paths.weights)
     cancel = CancelToken()
+    # From here a stop signal ends the job as failed, never leaving status.json "running".
     previous = {sig: signal.signal(sig, lambda signum, frame: cancel.cancel())
                 for sig in STOP_SIGNALS}
     runner = make_runner(ref)
     try:
+        # The child is up before status.json says running: it finishes the status if this
+        # process is killed outright.
+        runner.start()
+        job = replace(job, outbox=outbox.reserve(folder.name))
+        out = outbox.folder(job.outbox)
+        outbox.publish(job)
+
+        def progress(stage: str, fraction: float) -> None:
+            if throttle.due(stage, fraction):
+                outbox.publish(replace(job, stage=stage, progress=fraction))
+
+        request = AttemptRequest(folder.name, folder, out, config, shown_inputs(out),
+                                 orphan_status=status_fields(job))
         with _progress_bars(console, progress) as progress_fn:
             ending = attempt(runner, request, progress_fn, cancel, counted=1, max_attempts=1,
                              places=places, log_hint="the messages above")
