@@ -464,3 +464,19 @@ def test_a_worker_stopped_mid_job_gives_it_back_uncounted(
     with sqlite3.connect(f.state / "facedrop.db") as conn:
         (counted,) = conn.execute("SELECT counted FROM jobs").fetchone()
     assert counted == 1  # the stopped run was given back, not counted
+
+
+def test_a_kill_inside_a_worker_s_child_costs_one_counted_attempt_not_the_worker(
+        fleet, astronaut_path: Path, clip: Path) -> None:
+    f = fleet()
+    f.start_intake()
+    worker = f.start_worker(FACEDROP_CRASH_AT="child.published")  # its first child dies there
+    inputs = f.submit(["inner"], astronaut_path, clip)
+    f.wait_done(["inner"], 90)
+    assert worker.alive(), worker.output()
+    f.close()
+    check_invariants({"inner": (True, inputs["inner"])}, f.inbox, f.outbox, f.state, f.runlog)
+    assert read_status(f.outbox / "inner")["attempt"] == 2
+    pids = [pid for job, pid, _at, what in f.runs() if job == "inner" and what == "start"]
+    assert len(pids) == 2 and pids[0] != pids[1]  # a fresh child for the second attempt
+    assert "worker child" in worker.output() and "died" in worker.output()
