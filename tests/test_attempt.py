@@ -73,3 +73,30 @@ def test_the_machine_s_faults_give_the_job_back_uncounted(setting):
 
 def test_cancelled_is_its_own_verdict(setting):
     assert _judge(setting, Cancelled("stop"), 3).verdict is Verdict.CANCELLED
+
+
+def test_a_folder_is_probed_in_a_worker_child_and_a_crash_there_is_reported(setting, tmp_path,
+                                                                            astronaut_path):
+    from tests.helpers.daemon_harness import TEST_PIPELINE
+    from watcher.pipelineref import PipelineRef
+    from watcher.supervisor import ChildRunner
+
+    request, _places = setting
+    folder = tmp_path / "never-ready"
+    folder.mkdir()
+    (folder / "face.png").write_bytes(astronaut_path.read_bytes())
+    (folder / "job.yaml").write_text("colour: red\n")
+    probe = AttemptRequest("never-ready", folder, folder, request.config, str(folder))
+    prober = ChildRunner(PipelineRef(TEST_PIPELINE), crash_spec="")
+    try:
+        with pytest.raises(InputError, match="unknown key 'colour'"):
+            prober.probe(probe)
+    finally:
+        prober.close()
+    doomed = ChildRunner(PipelineRef(TEST_PIPELINE), crash_spec="child.probing")
+    try:
+        with pytest.raises(WorkerCrashed, match="SIGKILL"):
+            doomed.probe(probe)
+    finally:
+        doomed.close()
+    assert doomed.pid is None  # no child left

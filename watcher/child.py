@@ -10,7 +10,9 @@ would). SIGINT and SIGHUP are the parent's to handle; SIGTERM cancels the runnin
 
 Messages child -> parent: ``("phase", doing, file)``, ``("progress", stage, fraction)``,
 ``("done", Finished)``, ``("error", exception, traceback text)``.
-Parent -> child: ``("job", AttemptRequest)``, ``("cancel",)``, ``("exit",)``.
+Parent -> child: ``("job", AttemptRequest)``, ``("probe", AttemptRequest)`` (only parse the
+job folder: the daemon's explanation of a folder that never became ready), ``("cancel",)``,
+``("exit",)``; a probe is answered ``("probed", None)`` or ``("error", ...)``.
 """
 
 from __future__ import annotations
@@ -89,6 +91,9 @@ def child_main(conn: Connection, ref: PipelineRef, crash_spec: str) -> None:
     phase.set_reporter(lambda doing, file: link.send("phase", doing, file))
     pipeline: Pipeline | None = None
     while (item := jobs.get()) is not _EXIT:
+        if isinstance(item, tuple):  # ("probe", request): only read the job folder
+            _probe(link, item[1], crash)
+            continue
         request: AttemptRequest = item
         token = CancelToken()
         current[:] = [(token, request)]
@@ -110,6 +115,19 @@ def child_main(conn: Connection, ref: PipelineRef, crash_spec: str) -> None:
             current.clear()
 
 
+def _probe(link: _Link, request: AttemptRequest, crash: CrashHook) -> None:
+    """Why a job folder cannot run (the parser's error), or ("probed", None) if it can."""
+    from watcher.jobfolder import parse_job_folder
+
+    try:
+        crash("child.probing")
+        parse_job_folder(request.source, request.config, request.name)
+    except Exception as err:
+        link.send("error", _portable(err), traceback.format_exc())
+    else:
+        link.send("probed", None)
+
+
 def _listen(link: _Link, jobs: queue.Queue[Any], current: list[tuple[CancelToken, Any]]
             ) -> None:
     """Read the parent's messages; the pipe's end means the parent is gone."""
@@ -120,6 +138,8 @@ def _listen(link: _Link, jobs: queue.Queue[Any], current: list[tuple[CancelToken
             break
         if message[0] == "job":
             jobs.put(message[1])
+        elif message[0] == "probe":
+            jobs.put(message)
         elif message[0] == "cancel":
             for token, _request in current:
                 token.cancel()

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.errors import ConfigError, InputError
 from pipeline.spec import Pipeline
+from watcher.attempt import AttemptRequest, WorkerCrashed
 from watcher.config import Config
 from watcher.faults import FaultBoard, FaultKind, Places, classify, write_probe
 from watcher.inbox_scan import InboxScanner
@@ -38,6 +39,7 @@ from watcher.readiness import ReadinessTracker
 from watcher.reconcile import reconcile
 from watcher.runtime import RuntimeFile
 from watcher.state import SqliteQueue
+from watcher.supervisor import ChildRunner
 from watcher.transition import Lifecycle
 from watcher.watch import InboxWatcher
 from watcher.worker import Worker
@@ -264,11 +266,29 @@ class Daemon:
         return dispatcher
 
     def _input_problem(self, folder: Path) -> InputError | None:
-        """The parser's specific error for a folder that never became ready (None: none)."""
+        """The parser's specific error for a folder that never became ready (None: none).
+
+        With a named pipeline the folder is parsed (its media decoded) in a short-lived worker
+        child, like every job: a file that crashes a decoder fails this folder, not the daemon.
+        """
+        if not isinstance(self._factory, PipelineRef):
+            try:
+                parse_job_folder(folder, self.config, folder.name)
+            except InputError as err:
+                return err
+            return None
+        prober = ChildRunner(self._factory, crash_spec="")
         try:
-            parse_job_folder(folder, self.config, folder.name)
+            prober.probe(AttemptRequest(folder.name, folder, folder, self.config, str(folder)))
         except InputError as err:
             return err
+        except WorkerCrashed as err:
+            return InputError(f"reading the job's files crashed facedrop's reader: "
+                              f"{err.problem}", file=err.file, fix=err.fix)
+        except Exception:  # the job's own attempt will say what is wrong
+            log.exception("could not check the job folder %s", folder)
+        finally:
+            prober.close()
         return None
 
     def _reconcile(self) -> None:

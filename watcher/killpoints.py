@@ -29,6 +29,7 @@ POINTS = (
     "claim.enqueued",  # job recorded, status.json not yet written
     "claim.failing",  # a never-ready entry recorded, not yet ended failed
     "run.started",  # attempt counted, status.json not yet written
+    "child.probing",  # in a worker child: about to parse a folder that never became ready
     "child.parsed",  # in the worker child: the job folder probed, the pipeline not yet run
     "child.timed",  # in the worker child: verified video and timing written, not yet renamed
     "child.published",  # in the worker child: the video under its final name, not reported

@@ -32,6 +32,7 @@ from watcher.pipelineref import PipelineRef
 
 log = logging.getLogger("facedrop.supervisor")
 
+PROBED = object()  # the answer to a probe that found nothing wrong
 POLL = 0.1  # how often a cancel request is looked at while the child works
 EXIT_WAIT = 2.0  # how long a child asked to exit gets before it is killed
 
@@ -79,10 +80,20 @@ class ChildRunner:
 
     def run(self, request: AttemptRequest, progress: ProgressFn, cancel: CancelToken
             ) -> Finished:
+        finished = self._exchange(("job", request), progress, cancel)
+        assert isinstance(finished, Finished)
+        return finished
+
+    def probe(self, request: AttemptRequest) -> None:
+        """Parse the job folder in the child: raises its ``InputError`` (or ``WorkerCrashed``)."""
+        self._exchange(("probe", request), lambda stage, fraction: None, CancelToken())
+
+    def _exchange(self, message: tuple[Any, ...], progress: ProgressFn, cancel: CancelToken
+                  ) -> Finished | None:
         proc, conn = self._ensure()
         doing: tuple[str, str] = ("starting the job", "")
         try:
-            conn.send(("job", request))
+            conn.send(message)
         except OSError:
             raise self._death(proc, doing) from None
         told = False
@@ -98,21 +109,25 @@ class ChildRunner:
                 continue
             if conn in ready or conn.poll():
                 try:
-                    message = conn.recv()
+                    answer = conn.recv()
                 except (EOFError, OSError):
                     raise self._death(proc, doing) from None
-                result = self._handle(message, progress)
+                result = self._handle(answer, progress)
                 if isinstance(result, tuple):
                     doing = result
-                elif result is not None:
+                elif result is PROBED:
+                    return None
+                elif isinstance(result, Finished):
                     return result
             elif proc.sentinel in ready:
                 raise self._death(proc, doing)
 
     @staticmethod
     def _handle(message: tuple[Any, ...], progress: ProgressFn
-                ) -> tuple[str, str] | Finished | None:
+                ) -> tuple[str, str] | Finished | object | None:
         kind = message[0]
+        if kind == "probed":
+            return PROBED
         if kind == "progress":
             progress(message[1], message[2])
             return f"running the {message[1]} stage", ""
