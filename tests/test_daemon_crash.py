@@ -127,3 +127,80 @@ def test_kill_9_at_every_step_across_filesystems(tmp_path, astronaut_path, speec
         unmount(state)
     print(f"across filesystems: {kills} kills at {len(CROSS_FS_POINTS)} points")
     assert kills == len(CROSS_FS_POINTS)
+
+
+CHILD_POINTS = ["child.parsed", "child.timed", "child.published"]
+
+
+def test_kill_9_inside_the_worker_child(tmp_path, astronaut_path, speech_path):
+    """The kill lands in the worker child: the daemon (same pid) runs the job again in a fresh
+    child, and the exactly-once invariants hold."""
+    root = tmp_path / "root"
+    config = write_config(root)
+    home = tmp_path / "home"
+    clip = speech_clip(speech_path, tmp_path / "clip.wav", 0.4)
+    runlog = tmp_path / "runs.log"
+    inbox, outbox, state = root / "inbox", root / "outbox", root / "state"
+    inbox.mkdir(parents=True, exist_ok=True)
+    jobs: dict[str, tuple[bool, dict[str, str]]] = {}
+    for i, point in enumerate(CHILD_POINTS):
+        name = f"c{i}-{point}"
+        staged = make_job(root / "staging", name, astronaut_path, clip)
+        jobs[name] = (True, {p.name: sha(p) for p in staged.iterdir()})
+        proc = DaemonProcess(config, home, tmp_path / f"d{i}.log",
+                             FACEDROP_TEST_RUNLOG=str(runlog), FACEDROP_CRASH_AT=point)
+        try:
+            staged.rename(inbox / name)
+            status = wait_for(lambda n=name: finished(outbox / n), TIMEOUT, f"{name} to end")
+            assert proc.alive(), proc.output()
+        finally:
+            proc.stop()
+        assert proc.proc.returncode == 0, proc.output()
+        assert (status["state"], status["attempt"]) == ("done", 2), (point, status)
+        assert "worker child" in proc.output() and "died" in proc.output()
+    check_invariants(jobs, inbox, outbox, state, runlog)
+
+
+def test_a_video_published_before_its_timing_is_recovered_as_done(tmp_path, astronaut_path,
+                                                                  speech_path, monkeypatch):
+    """Killed between the video's rename and its timing (then killed twice more), recovery used
+    to run the job again and end it "given up" next to a good video."""
+    import numpy as np
+
+    from pipeline.media.video import VideoWriter
+    from tests.helpers.daemon_harness import read_status
+    from watcher.config import load_config
+    from watcher.daemon import Daemon
+    from watcher.inbox_scan import InboxEntry, Kind, Verdict
+
+    monkeypatch.delenv("FACEDROP_CONFIG", raising=False)
+    config = load_config(write_config(tmp_path / "root"), home=tmp_path / "home")
+    clip = speech_clip(speech_path, tmp_path / "clip.wav", 0.4)
+    make_job(config.paths.inbox, "late", astronaut_path, clip)
+    daemon = Daemon(config, _never_called)
+    daemon._wire()
+    assert daemon.intake is not None and daemon.queue is not None
+    daemon.intake.claim(InboxEntry("late", config.paths.inbox / "late", Kind.FOLDER,
+                                   Verdict.READY))
+    for n in range(config.daemon.max_attempts):  # the kill, then two more
+        job = daemon.queue.take(now=1e12)
+        assert job is not None
+        if n == 0:  # the first attempt got as far as renaming its verified video
+            folder = config.paths.outbox / job.outbox
+            (folder / "job.yaml").write_text("output: late.mp4\n")
+            with VideoWriter(folder / "late.mp4", 32, 32, 25, clip) as writer:
+                for _ in range(10):
+                    writer.write(np.zeros((32, 32, 3), np.uint8))
+        if n < config.daemon.max_attempts - 1:
+            daemon.queue.retry(job.id, "interrupted")
+    daemon.queue.close()
+    Daemon(config, _never_called).run(burst=True, install_signals=False)
+    out = config.paths.outbox / "late"
+    status = read_status(out)
+    assert status is not None and status["state"] == "done", status
+    assert status["video"] == "late.mp4" and not (out / "error.txt").exists()
+    assert (out / "input" / "voice.wav").is_file()
+
+
+def _never_called(config: object) -> object:
+    raise AssertionError("the pipeline must not run")

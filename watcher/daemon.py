@@ -6,13 +6,14 @@ The parts: ``Intake`` (inbox -> work area -> queue), the ``JobQueue`` (``SqliteQ
 woken by watchdog and at least every ``rescan_seconds``. An environment fault pauses intake or
 work (``FaultBoard``) and never ends the loop. SIGTERM/SIGINT stop claiming, cancel the running
 job at its next chunk boundary and leave it queued; the process returns within
-``shutdown_timeout``.
+``shutdown_timeout``, its worker child stopped. SIGHUP does the same and sets
+``reload_requested``: ``facedrop watch`` then reopens its log, reloads the configuration and
+starts again in the same process (the interrupted job runs again, uncounted).
 """
 
 from __future__ import annotations
 
 import fcntl
-import importlib
 import logging
 import os
 import signal
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.errors import ConfigError, InputError
 from pipeline.spec import Pipeline
+from watcher.attempt import AttemptRequest, WorkerCrashed
 from watcher.cancels import CANCELLED_MESSAGE, CancelRequests
 from watcher.config import Config
 from watcher.estimate import job_estimate
@@ -35,12 +37,14 @@ from watcher.jobfolder import parse_job_folder
 from watcher.jobqueue import JobState
 from watcher.killpoints import CrashHook, no_crash
 from watcher.outbox import Outbox, Rename
+from watcher.pipelineref import PIPELINE_ENV, PipelineRef
 from watcher.rates import RateStore
 from watcher.readiness import ReadinessTracker
 from watcher.reconcile import reconcile
 from watcher.runtime import RuntimeFile
 from watcher.sdnotify import ServiceNotifier
 from watcher.state import SqliteQueue
+from watcher.supervisor import ChildRunner
 from watcher.transition import Lifecycle, Outcome
 from watcher.watch import InboxWatcher
 from watcher.worker import Worker
@@ -50,7 +54,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("facedrop.daemon")
 
-PIPELINE_ENV = "FACEDROP_PIPELINE"  # test hook: "module:Class" of the pipeline to run
 DEFAULT_PIPELINE = "pipeline.chain.runner:Runner"
 LOCK_NAME = "daemon.lock"
 WORK = "work"  # the claimed job folders, under the state folder
@@ -59,27 +62,14 @@ PipelineFactory = Callable[[Config], Pipeline]
 Notifier = Callable[[str, str], None]  # (title, message)
 
 
-def pipeline_factory(name: str | None = None) -> PipelineFactory:
+def pipeline_factory(name: str | None = None) -> PipelineRef:
     """A factory for the pipeline class ``module:Class``, built as ``Class(config.pipeline)``.
 
     The name defaults to ``$FACEDROP_PIPELINE`` (a test hook), else
-    ``pipeline.chain.runner:Runner``.
-    The import happens when the first job runs, so the daemon starts without loading models.
+    ``pipeline.chain.runner:Runner``. It is a ``PipelineRef``: the worker child imports and
+    builds it when the first job runs, so the daemon starts without loading models.
     """
-    spec = name or os.environ.get(PIPELINE_ENV) or DEFAULT_PIPELINE
-    module, _, attr = spec.partition(":")
-
-    def build(config: Config) -> Pipeline:
-        try:
-            cls = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as err:
-            raise ConfigError(
-                f"the pipeline '{spec}' cannot be loaded ({err})",
-                fix=f"unset {PIPELINE_ENV} or reinstall facedrop",
-            ) from err
-        return cls(config.pipeline)
-
-    return build
+    return PipelineRef(name or os.environ.get(PIPELINE_ENV) or DEFAULT_PIPELINE)
 
 
 class DaemonLock:
@@ -186,6 +176,7 @@ class Daemon:
         self.lifecycle: Lifecycle | None = None
         self._reconciled = False
         self._cancels = CancelRequests(self.paths.state)
+        self.reload_requested = False
 
     def _probe_outbox(self) -> bool:
         try:
@@ -212,7 +203,11 @@ class Daemon:
         self._wake.set()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        log.info("signal %d: stopping", signum)
+        if signum == signal.SIGHUP:
+            log.info("SIGHUP: stopping to reload the configuration and reopen the log")
+            self.reload_requested = True
+        else:
+            log.info("signal %d: stopping", signum)
         self.request_stop()
 
     def run(self, *, burst: bool = False, install_signals: bool = True) -> int:
@@ -221,7 +216,7 @@ class Daemon:
         lock.acquire()
         previous = {}
         if install_signals:
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 previous[sig] = signal.signal(sig, self._on_signal)
         watcher = InboxWatcher(self.paths.inbox, self._wake.set)
         runtime = RuntimeFile(self.paths.state)
@@ -288,11 +283,29 @@ class Daemon:
         return dispatcher
 
     def _input_problem(self, folder: Path) -> InputError | None:
-        """The parser's specific error for a folder that never became ready (None: none)."""
+        """The parser's specific error for a folder that never became ready (None: none).
+
+        With a named pipeline the folder is parsed (its media decoded) in a short-lived worker
+        child, like every job: a file that crashes a decoder fails this folder, not the daemon.
+        """
+        if not isinstance(self._factory, PipelineRef):
+            try:
+                parse_job_folder(folder, self.config, folder.name)
+            except InputError as err:
+                return err
+            return None
+        prober = ChildRunner(self._factory, crash_spec="")
         try:
-            parse_job_folder(folder, self.config, folder.name)
+            prober.probe(AttemptRequest(folder.name, folder, folder, self.config, str(folder)))
         except InputError as err:
             return err
+        except WorkerCrashed as err:
+            return InputError(f"reading the job's files crashed facedrop's reader: "
+                              f"{err.problem}", file=err.file, fix=err.fix)
+        except Exception:  # the job's own attempt will say what is wrong
+            log.exception("could not check the job folder %s", folder)
+        finally:
+            prober.close()
         return None
 
     def _reconcile(self) -> None:

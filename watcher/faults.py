@@ -40,6 +40,7 @@ class FaultKind(StrEnum):
     OUTBOX = "outbox"
     STATE = "state"
     WEIGHTS = "weights"
+    DEVICE = "device"  # the configured GPU cannot be used (gone, asleep, named wrongly)
     FLEET = "fleet"  # queue.backend redis: the Redis server or the shared storage
 
 
@@ -56,6 +57,7 @@ PAUSES: dict[FaultKind, frozenset[Scope]] = {
     FaultKind.STATE: frozenset({Scope.INTAKE, Scope.WORK}),
     # Jobs may still be claimed and queued while the weights are missing.
     FaultKind.WEIGHTS: frozenset({Scope.WORK}),
+    FaultKind.DEVICE: frozenset({Scope.WORK}),
     # Nothing is claimed or dispatched while the fleet's Redis or storage cannot be reached.
     FaultKind.FLEET: frozenset({Scope.INTAKE, Scope.WORK}),
 }

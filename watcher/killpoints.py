@@ -3,7 +3,8 @@
 The lifecycle calls ``crash(point)`` at each step. The default hook does nothing; the daemon's
 entry point builds one from ``$FACEDROP_CRASH_AT`` (tests only): ``point`` kills the process with
 SIGKILL the first time that step is reached, ``point#n`` the n-th time. Several points may be
-given, comma-separated.
+given, comma-separated. The ``child.*`` points are reached in the worker child
+(``watcher.child``), and only its first start honours them: the child dies, the daemon lives.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ POINTS = (
     "claim.enqueued",  # job recorded, status.json not yet written
     "claim.failing",  # a never-ready entry recorded, not yet ended failed
     "run.started",  # attempt counted, status.json not yet written
+    "child.probing",  # in a worker child: about to parse a folder that never became ready
+    "child.parsed",  # in the worker child: the job folder probed, the pipeline not yet run
+    "child.timed",  # in the worker child: verified video and timing written, not yet renamed
+    "child.published",  # in the worker child: the video under its final name, not reported
     "run.video",  # the verified video and timing in the outbox, result not recorded
     "finish.recorded",  # result recorded, outbox not yet completed
     "finish.error",  # error.txt written (failed jobs)

@@ -15,6 +15,7 @@ comes from. A broken or unreadable file reads as empty: an estimate is never wor
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,8 @@ from pipeline.spec import TimingRecord
 RATES_FILE = "rates.json"
 MAX_SAMPLES = 20  # recent jobs per device: the machine's current speed, not last year's
 NO_ESTIMATE = "no estimate yet"
+
+log = logging.getLogger("facedrop.rates")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,3 +128,12 @@ class RateStore:
             return None
         fixed, per_second = fit(samples)
         return Estimate(fixed + per_second * max(0.0, video_seconds), device, len(samples))
+
+
+def remember(rates: RateStore, record: TimingRecord) -> None:
+    """Add a finished job to ``rates``; a failure is logged (an estimate is never worth failing
+    a finished job). The parent process records it: the worker child keeps no state."""
+    try:
+        rates.record(record)
+    except OSError as exc:
+        log.warning("the job's rate was not recorded: %s", exc)

@@ -106,16 +106,25 @@ def _give_up(job: Job, log_path: Path) -> str:
 
 
 def _published_video(folder: Path) -> tuple[str, float] | None:
-    """(video name, realtime factor) if an attempt verified and published its video."""
+    """(video name, realtime factor) if an attempt verified and published its video.
+
+    The video takes its final name only after it was verified and its timing written
+    (``watcher.execute``), so the final name alone proves it; the timing may be missing only
+    for a folder an older version left, and the realtime factor is then unknown (0).
+    """
     try:
-        timing = json.loads((folder / TIMING[0]).read_text(encoding="utf-8"))
         resolved = yaml.safe_load((folder / RESOLVED).read_text(encoding="utf-8"))
         video = str(resolved["output"])
     except (OSError, ValueError, TypeError, KeyError, yaml.YAMLError):
         return None
     if "/" in video or not (folder / video).is_file():
         return None
-    return video, float(timing.get("realtime_factor", 0.0))
+    try:
+        timing = json.loads((folder / TIMING[0]).read_text(encoding="utf-8"))
+        factor = float(timing.get("realtime_factor", 0.0))
+    except (OSError, ValueError, TypeError, AttributeError):
+        factor = 0.0
+    return video, factor
 
 
 def _sweep(root: Path) -> list[Path]:

@@ -1,9 +1,10 @@
 """Worker: takes one job at a time, runs the pipeline, reports progress, finishes the job.
 
-The pipeline (and its models) is built once and stays resident; everything about one job lives
-in that job's ``_Attempt``. An environment fault (``watcher.faults``) never fails a job: the job
-goes back to the queue without using up an attempt and the worker pauses. A queue change that
-a fault interrupted is kept and repeated when the fault clears (changes are idempotent).
+Each job is one ``watcher.attempt.attempt``: probing and the pipeline run in the supervised
+worker child (``watcher.supervisor``), where the models stay resident between jobs; this class
+only acts on the attempt's verdict. An environment fault (``watcher.faults``) never fails a job:
+the job goes back to the queue without using up an attempt and the worker pauses. A queue
+change that a fault interrupted is kept and repeated when the fault clears (changes are idempotent).
 """
 
 from __future__ import annotations
@@ -12,24 +13,32 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-from pipeline.errors import Cancelled, FacedropError, InputError
 from pipeline.spec import CancelToken, Pipeline
+from watcher.attempt import (
+    AttemptRequest,
+    Context,
+    Ending,
+    Runner,
+    Verdict,
+    attempt,
+    judge,
+    shown_inputs,
+)
 from watcher.cancels import CANCELLED_MESSAGE
 from watcher.config import Config
-from watcher.execute import execute_job
-from watcher.faults import FaultBoard, FaultKind, Places, Scope, classify
-from watcher.jobfolder import parse_job_folder
+from watcher.faults import Fault, FaultBoard, FaultKind, Places, Scope, classify
 from watcher.jobqueue import Job, JobState
 from watcher.killpoints import CrashHook, no_crash
-from watcher.outbox import INPUT, ProgressThrottle
-from watcher.rates import RateStore
+from watcher.outbox import ProgressThrottle
+from watcher.rates import RateStore, remember
+from watcher.supervisor import make_runner
 from watcher.transition import Lifecycle, Outcome
 
 log = logging.getLogger("facedrop.worker")
 
 PipelineFactory = Callable[[Config], Pipeline]
+KILL_MARGIN = 1.0  # seconds before the shutdown deadline at which a stuck child is killed
 Change = tuple[JobState, Outcome]
 
 
@@ -54,12 +63,11 @@ class Worker:
     ) -> None:
         self._lifecycle = lifecycle
         self._config = config
-        self._factory = factory
         self._faults = faults
         self._places = places
         self._clock = clock
         self._crash = crash
-        self._pipeline: Pipeline | None = None
+        self._runner: Runner = make_runner(factory)
         self._thread: threading.Thread | None = None
         self._current: tuple[int, CancelToken] | None = None
         self._pending: tuple[int, JobState, Outcome] | None = None
@@ -116,12 +124,20 @@ class Worker:
             current[1].cancel()
 
     def shutdown(self, deadline: float) -> None:
-        """Cancel the running job; if it does not stop by ``deadline``, requeue it anyway."""
+        """Cancel the running job; if it does not stop by ``deadline``, requeue it anyway.
+
+        The worker child is stopped either way (killed if the job ignores the cancel).
+        """
         thread = self._thread
         if thread is None or not thread.is_alive():
+            self._runner.close()
             return
         self.cancel()
-        thread.join(max(0.0, deadline - time.monotonic()))
+        thread.join(max(0.0, deadline - time.monotonic() - KILL_MARGIN))
+        if thread.is_alive():
+            self._runner.stop_now()  # the child dies; the attempt ends cancelled, uncounted
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._runner.close()
         current = self._current
         if not thread.is_alive() or current is None:
             return
@@ -150,66 +166,66 @@ class Worker:
     def _attempt(self, job: Job, cancel: CancelToken) -> Change:
         outbox = self._lifecycle.outbox
         folder = outbox.folder(job.outbox)
-        source = self._lifecycle.payload_path(job)
         progress = _Progress(self._lifecycle, job, self._faults)
+        request = AttemptRequest(job.name, self._lifecycle.payload_path(job), folder,
+                                 self._config, shown_inputs(folder))
         try:
             outbox.begin_attempt(folder)
-            parsed = parse_job_folder(source, self._config, job.name)
-            if self._pipeline is None:
-                self._pipeline = self._factory(self._config)  # models stay loaded between jobs
-            result = execute_job(parsed, folder, outbox, self._pipeline, progress, cancel,
-                                 rates=RateStore(self._config.paths.state))
-        except Cancelled:
-            if job.id in self._by_request:
+        except Exception as err:
+            ending = judge(err, self._context(request, job), self._places, self._check)
+        else:
+            ending = attempt(self._runner, request, progress, cancel, counted=job.counted,
+                             max_attempts=self._config.daemon.max_attempts,
+                             places=self._places, log_hint=self._log_hint(),
+                             check=self._check)
+        return self._act(job, ending)
+
+    def _act(self, job: Job, ending: Ending) -> Change:
+        """The verdict, as a queue change."""
+        verdict = ending.verdict
+        if verdict is Verdict.DONE:
+            assert ending.finished is not None
+            for kind in (FaultKind.WEIGHTS, FaultKind.DEVICE):
+                self._faults.resolve(kind)
+            self._crash("run.video")
+            record = ending.finished.record
+            remember(RateStore(self._config.paths.state), record)  # this machine's estimates
+            return JobState.DONE, Outcome(
+                video=ending.finished.video,
+                realtime_factor=record.realtime_factor,
+                stages=tuple(record.stages),
+                total=record.total_seconds,
+            )
+        if verdict is Verdict.CANCELLED:
+            if job.id in self._by_request:  # a user's cancel ends the job; a shutdown's does not
                 self._by_request.discard(job.id)
                 return JobState.FAILED, Outcome(detail="cancelled by request",
                                                 error=CANCELLED_MESSAGE)
             return JobState.QUEUED, Outcome(detail="cancelled", counted=False)
-        except Exception as err:
-            return self._failure(job, err, source, folder)
-        self._faults.resolve(FaultKind.WEIGHTS)
-        self._crash("run.video")
-        record = result.record
-        return JobState.DONE, Outcome(
-            video=result.video.name,
-            realtime_factor=record.realtime_factor,
-            stages=tuple(record.stages),
-            total=record.total_seconds,
-        )
-
-    def _failure(self, job: Job, err: Exception, source: Path, folder: Path) -> Change:
-        fault = classify(err, self._places, FaultKind.OUTBOX)
-        if fault is None and not isinstance(err, InputError):
-            # A write that failed inside a library (e.g. the encoder on a full disk) may not
-            # say so: look at the disks before blaming the job.
-            fault = self._faults.check((FaultKind.OUTBOX, FaultKind.STATE))
-        if fault is not None:
-            self._faults.report(fault)
-            log.warning("job %s waits: %s", job.name, fault.reason)
-            return JobState.QUEUED, Outcome(detail=f"paused: {fault.reason}", counted=False)
-        if not isinstance(err, FacedropError):
-            log.error("job %d (%s) attempt %d failed", job.id, job.name, job.attempts,
-                      exc_info=err)
-        if isinstance(err, InputError):
-            return JobState.FAILED, Outcome(error=_message(err, source, folder))
-        message = _message(err, source, folder) if isinstance(err, FacedropError) else (
-            self._bug_message(err)
-        )
-        if job.counted >= self._config.daemon.max_attempts:
-            return JobState.FAILED, Outcome(error=message)
+        if verdict is Verdict.GIVE_BACK:
+            assert ending.fault is not None
+            self._faults.report(ending.fault)
+            log.warning("job %s waits: %s", job.name, ending.fault.reason)
+            return JobState.QUEUED, Outcome(detail=f"paused: {ending.fault.reason}",
+                                            counted=False)
+        if verdict is Verdict.FAILED:
+            return JobState.FAILED, Outcome(error=ending.message)
         delay = retry_delay(self._config.daemon.retry_backoff_seconds, job.counted)
         return JobState.QUEUED, Outcome(
-            detail="failed: " + message.splitlines()[0],
-            error=message,
+            detail="failed: " + ending.message.splitlines()[0],
+            error=ending.message,
             not_before=self._clock() + delay,
         )
 
-    def _bug_message(self, err: Exception) -> str:
-        return (
-            f"facedrop failed while making this video ({type(err).__name__}: {err}).\n"
-            f"This is not a problem with your files. The details are in the log: "
-            f"{self._config.paths.logs / 'facedrop.log'}\n"
-        )
+    def _check(self) -> Fault | None:
+        return self._faults.check((FaultKind.OUTBOX, FaultKind.STATE))
+
+    def _context(self, request: AttemptRequest, job: Job) -> Context:
+        return Context(request, job.counted, self._config.daemon.max_attempts,
+                       self._log_hint())
+
+    def _log_hint(self) -> str:
+        return f"the log: {self._config.paths.logs / 'facedrop.log'}"
 
     def _apply(self, job_id: int, to: JobState, outcome: Outcome) -> bool:
         """Make the change; on an environment fault keep it for later. True when made."""
@@ -250,9 +266,3 @@ class _Progress:
         except Exception:  # progress is advisory; a real fault shows at the next write
             log.warning("could not record progress of job %d", self._job.id)
 
-
-def _message(err: FacedropError, source: Path, folder: Path) -> str:
-    """The error's text, naming files where the user will find them (``input/``), not in work/."""
-    if err.file and Path(err.file).is_relative_to(source):
-        err.file = str(folder / INPUT / Path(err.file).relative_to(source))
-    return err.user_message()

@@ -4,6 +4,11 @@ Wav2Lip's mel spectrogram is defined on 16 kHz mono audio (``hparams.sample_rate
 ``librosa.load`` as float32 in [-1, 1] with channels averaged. We decode any container FFmpeg
 reads (wav, mp3, m4a, aac, flac, ogg, ...), resample with libswresample and average the channels
 the same way. The original file is kept untouched for the final mux (``VideoWriter``).
+
+More than two channels (a 7.1 mix, a 16- or 32-track field recorder) are averaged first, at the
+file's own rate, from an interleaved (packed) copy of each frame: PyAV's ``to_ndarray`` reads
+planar frames through FFmpeg's eight inline plane pointers and crashes the process (SIGSEGV)
+beyond them, and libswresample cannot downmix a layout it does not know ("32 channels").
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import av
 import numpy as np
 
 from pipeline.errors import InputError
-from pipeline.media import formats
+from pipeline.media import formats, phase
 
 SAMPLE_RATE = 16000
 AUDIO_FORMATS = " ".join(formats.AUDIO_EXT)
@@ -46,6 +51,7 @@ def load_audio(path: Path, max_seconds: float = 600.0) -> Audio:
     """
     path = Path(path)
     _check_file(path)
+    phase.decoding(path, "the audio file")
     try:
         container = av.open(str(path))
     except av.FFmpegError as exc:
@@ -112,6 +118,8 @@ def _decode(
     # fltp keeps the channels apart so they can be averaged like librosa's to_mono; the
     # resampler keeps the input layout (layout=None).
     resampler = av.AudioResampler(format="fltp", rate=SAMPLE_RATE)
+    many = (stream.codec_context.channels or 0) > 2
+    downmix = Downmix()
     chunks: list[np.ndarray] = []
     original = 0
     rate = stream.rate or stream.codec_context.sample_rate or 0
@@ -121,7 +129,17 @@ def _decode(
             original += frame.samples
             if original > (max_seconds + 1.0) * rate:
                 raise _too_long(path, original / rate, max_seconds)
-            chunks.extend(_mono(resampler.resample(frame)))
+            if many or len(frame.layout.channels) > 2:
+                many = True
+                mono = downmix(frame)
+                if mono is not None:
+                    chunks.extend(_mono(resampler.resample(mono)))
+            else:
+                chunks.extend(_mono(resampler.resample(frame)))
+        if many:
+            last = downmix(None)
+            if last is not None:
+                chunks.extend(_mono(resampler.resample(last)))
         chunks.extend(_mono(resampler.resample(None)))
     except av.FFmpegError as exc:
         raise InputError(
@@ -132,9 +150,38 @@ def _decode(
     return chunks, original, rate or SAMPLE_RATE
 
 
+class Downmix:
+    """Frames of any channel count -> mono float frames at the same rate (channels averaged).
+
+    Each frame is converted to packed float in its own layout (a format change only, which any
+    layout allows, however many channels), read as one interleaved buffer and averaged.
+    ``downmix(None)`` flushes. Used by the decoder above and by the encoder's AAC track.
+    """
+
+    def __init__(self) -> None:
+        self._packed = av.AudioResampler(format="flt")
+
+    def __call__(self, frame: av.AudioFrame | None) -> av.AudioFrame | None:
+        parts = [_average(f) for f in self._packed.resample(frame)]
+        if not parts:
+            return None
+        samples = np.concatenate([p for p, _rate in parts])
+        mono = av.AudioFrame.from_ndarray(samples[None, :], format="flt", layout="mono")
+        mono.sample_rate = parts[0][1]
+        return mono
+
+
+def _average(frame: av.AudioFrame) -> tuple[np.ndarray, int]:
+    channels = len(frame.layout.channels)
+    interleaved = np.frombuffer(memoryview(frame.planes[0]), dtype=np.float32,
+                                count=frame.samples * channels)
+    mean = interleaved.reshape(frame.samples, channels).mean(axis=1, dtype=np.float32)
+    return mean, frame.sample_rate
+
+
 def _mono(frames: list[av.AudioFrame]) -> Iterator[np.ndarray]:
     for frame in frames:
-        planes = frame.to_ndarray()  # (channels, samples) for planar fltp
+        planes = frame.to_ndarray()  # (channels, samples) for planar fltp; at most stereo here
         yield planes.mean(axis=0, dtype=np.float32) if planes.shape[0] > 1 else planes[0]
 
 

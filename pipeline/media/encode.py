@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from pipeline.errors import InputError
 from pipeline.media import formats
-from pipeline.media.audio import indexed_samples
+from pipeline.media.audio import Downmix, indexed_samples
 
 # Sample rates the AAC encoder takes; any other rate is resampled to 48 kHz.
 _AAC_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000,
@@ -84,7 +84,9 @@ class EncoderJob:
         except av.FFmpegError as exc:
             raise InputError(f"the audio file could not be read ({exc})", file=self.audio_path,
                              fix=_AUDIO_FIX) from exc
-        return (rate if rate in _AAC_RATES else 48000), ("mono" if channels == 1 else "stereo")
+        # More than two channels are averaged to mono (``Downmix``): libswresample cannot
+        # downmix a layout it does not know, such as "32 channels".
+        return (rate if rate in _AAC_RATES else 48000), ("stereo" if channels == 2 else "mono")
 
     def _encode_audio(self) -> None:
         """Decode the original audio, resample for AAC, encode every packet into memory."""
@@ -96,7 +98,10 @@ class EncoderJob:
             stream = src.streams.audio[0]
             indexed = indexed_samples(src, stream)
             limit = round(indexed * ctx.sample_rate / stream.rate) if indexed else None
-            for frame in _then_none(src.decode(stream)):
+            frames = _then_none(src.decode(stream))
+            if (stream.codec_context.channels or 0) > 2:
+                frames = _downmixed(frames)
+            for frame in frames:
                 for resampled in resampler.resample(frame):
                     out: av.AudioFrame | None = resampled
                     if limit is not None and pts + resampled.samples > limit:
@@ -165,3 +170,13 @@ def _head(frame: av.AudioFrame, n: int) -> av.AudioFrame | None:
 def _then_none(frames):  # noqa: ANN001, ANN202 - a tiny generator: frames, then the flush marker
     yield from frames
     yield None
+
+
+def _downmixed(frames):  # noqa: ANN001, ANN202 - like _then_none, each frame averaged to mono
+    downmix = Downmix()
+    for frame in frames:
+        mono = downmix(frame)  # None while it buffers, and for the flush marker once flushed
+        if mono is not None:
+            yield mono
+        if frame is None:
+            yield None

@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pipeline.errors import InputError
+from pipeline.media import phase
 
 IMAGE_FORMATS = ".jpg .jpeg .png .webp"
 _FIX = f"submit a face photo as one of: {IMAGE_FORMATS}"
@@ -25,6 +26,7 @@ def load_image(path: Path, max_pixels: int = 40_000_000) -> np.ndarray:
     """
     path = Path(path)
     _check_file(path)
+    phase.decoding(path, "the face photo")
     with _open(path) as img:
         width, height = img.size
         if width * height > max_pixels:

@@ -21,6 +21,7 @@ import av
 import numpy as np
 
 from pipeline.errors import InputError, MediaError
+from pipeline.media import phase
 from pipeline.media.encode import EncoderJob
 
 _FIX_VIDEO = "use an .mp4 or .mov video that plays in QuickTime"
@@ -49,6 +50,7 @@ def _open_input(path: Path) -> av.container.InputContainer:
         raise InputError("the video file does not exist", file=path, fix=_FIX_VIDEO)
     if path.stat().st_size == 0:
         raise InputError("the video file is empty (0 bytes)", file=path, fix=_FIX_VIDEO)
+    phase.decoding(path, "the video file")
     try:
         container = av.open(str(path))
     except av.FFmpegError as exc:

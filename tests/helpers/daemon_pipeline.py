@@ -12,12 +12,18 @@ Test hooks (environment variables, read per job so a running daemon picks them u
   FACEDROP_TEST_FAIL_JOBS   comma-separated job names whose every run raises RuntimeError
   FACEDROP_TEST_QUALITY     set: the job gets a quality verdict ("check", one reason) with a
                             poster, a preview sheet and quality.json made from its own frames
+  FACEDROP_TEST_SEGFAULT_JOBS  job names whose every run segfaults (a NULL read through ctypes)
+                            right after saying it decodes the audio file, as a decoder would
+  FACEDROP_TEST_ABORT_JOBS  job names whose every run calls os.abort() (SIGABRT)
+  FACEDROP_TEST_STUCK_JOBS  job names whose run hangs for a minute, deaf to cancellation (as a
+                            stuck model call would)
   FACEDROP_TEST_WEIGHTS     a file name the run needs in the configured weights folder (as the
                             real runner needs its checkpoints); missing: ``WeightsError``
 """
 
 from __future__ import annotations
 
+import ctypes
 import io
 import json
 import os
@@ -88,6 +94,15 @@ class TestPipeline:
         _log(job.name, "start")
         if job.name in (_names("FACEDROP_TEST_FAIL_JOBS") or set()):
             raise RuntimeError(f"test pipeline told to fail {job.name}")
+        if job.name in (_names("FACEDROP_TEST_SEGFAULT_JOBS") or set()):
+            from pipeline.media import phase
+
+            phase.decoding(job.audio, "the audio file")
+            ctypes.string_at(0)  # a real SIGSEGV: reads address 0
+        if job.name in (_names("FACEDROP_TEST_ABORT_JOBS") or set()):
+            os.abort()
+        if job.name in (_names("FACEDROP_TEST_STUCK_JOBS") or set()):
+            time.sleep(60)
         slow = _names("FACEDROP_TEST_SLOW_JOBS")
         pause = float(os.environ.get("FACEDROP_TEST_CHUNK_SLEEP", "0"))
         if slow is not None and job.name not in slow:

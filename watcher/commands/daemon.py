@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -17,11 +18,13 @@ from rich.table import Table
 from pipeline.errors import FacedropError, InputError
 from pipeline.prerequisites import require as require_prerequisites
 from pipeline.spec import CancelToken, ProgressFn
+from watcher.attempt import AttemptRequest, Ending, Verdict, attempt, shown_inputs
 from watcher.commands.fleet import print_workers
-from watcher.config import load_config
+from watcher.config import Config, load_config
 from watcher.console import make_console, print_json
 from watcher.daemon import Daemon, pipeline_factory
-from watcher.execute import execute_job
+from watcher.estimate import job_estimate
+from watcher.faults import Places
 from watcher.jobfolder import (
     AUDIO_EXT,
     IMAGE_EXT,
@@ -36,9 +39,15 @@ from watcher.killpoints import crash_hook_from_env
 from watcher.logs import FORMAT as LOG_FORMAT
 from watcher.logs import setup_logging, teardown_logging
 from watcher.macos.notify import make_notifier
-from watcher.outbox import Outbox, ProgressThrottle, remove_partials
+from watcher.outbox import (
+    Outbox,
+    ProgressThrottle,
+    first_line,
+    remove_partials,
+    status_fields,
+)
 from watcher.progress_lines import StageLines
-from watcher.rates import NO_ESTIMATE, RateStore, spoken_duration
+from watcher.rates import RateStore, remember, spoken_duration
 from watcher.sdnotify import ServiceNotifier
 from watcher.status import config_status
 from watcher.submit import (
@@ -49,6 +58,7 @@ from watcher.submit import (
     job_settings,
     submit_job,
 )
+from watcher.supervisor import make_runner
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -83,18 +93,39 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    """``facedrop watch``: the daemon, in the foreground, until SIGTERM/SIGINT."""
+    """``facedrop watch``: the daemon, in the foreground, until SIGTERM/SIGINT.
+
+    SIGHUP stops the daemon cleanly (the running job goes back to the queue, uncounted), then
+    the log is reopened and the configuration reloaded, and it starts again in this process.
+    A configuration that no longer loads is reported and the previous one kept.
+    """
     config = load_config(args.config)
-    setup_logging(config.paths.logs)
+    note = ""
+    while True:
+        daemon = _watch_once(config, note)
+        if not daemon.reload_requested:
+            return 0
+        try:
+            config, note = load_config(args.config), "SIGHUP: configuration reloaded"
+        except FacedropError as err:
+            note = (f"SIGHUP: the configuration does not load, the previous one is kept: "
+                    f"{err.problem}")
+
+
+def _watch_once(config: Config, note: str) -> Daemon:
+    setup_logging(config.paths.logs)  # (re)opens the log file
     console = logging.StreamHandler()  # launchd sends stderr to its own log file too
     console.setFormatter(logging.Formatter(LOG_FORMAT))
     logging.getLogger("facedrop").addHandler(console)
+    if note:
+        logging.getLogger("facedrop.daemon").warning(note)
     notifier = make_notifier(config.daemon.notify)
     service = ServiceNotifier.from_environ()  # silent unless systemd started us (Type=notify)
     try:
         daemon = Daemon(config, pipeline_factory(), notifier=notifier, service=service,
                         crash=crash_hook_from_env())
-        return daemon.run()
+        daemon.run()
+        return daemon
     finally:
         service.close()
         notifier.close()
@@ -102,20 +133,28 @@ def cmd_watch(args: argparse.Namespace) -> int:
         teardown_logging()
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """``facedrop run JOB_DIR``: one job now; the job folder is left as it was.
 
     The folder is validated before anything is written: a folder that is not a job (no
     ``job.yaml``) fails without touching the outbox; a job with a problem gets an outbox folder
-    with ``error.txt`` and a copy of its files, as the daemon would give it.
+    with ``error.txt`` and a copy of its files, as the daemon would give it. The job runs as one
+    attempt (``watcher.attempt``) in a worker child: a crash there fails the job with an
+    ``error.txt`` saying what crashed. SIGTERM, SIGINT or SIGHUP stop the job and mark it failed;
+    if this process is killed outright, the child marks it failed before it exits.
     """
     config = load_config(args.config)
     folder = args.job_dir.resolve()
     if not folder.is_dir():
         raise InputError("JOB_DIR is not a folder", fix="give a job folder", file=folder)
-    pipeline = pipeline_factory()(config)
-    if (folder / JOB_FILE).is_file():  # a job: every missing prerequisite at once, in fix order
-        require_prerequisites(pipeline, job_needs(folder, config))
+    ref = pipeline_factory()
+    pipeline = ref(config)  # built, not loaded: the models load in the worker child
+    if not (folder / JOB_FILE).is_file():
+        parse_job_folder(folder, config, folder.name)  # not a job: says why, writes nothing
+    require_prerequisites(pipeline, job_needs(folder, config))  # every gap at once, fix order
     outbox = Outbox((args.out or config.paths.outbox).resolve())
     started = time.time()
     job = Job(
@@ -123,54 +162,73 @@ def cmd_run(args: argparse.Namespace) -> int:
         counted=1, stage="", progress=0.0, error="", video="", realtime_factor=None,
         claimed_at=started, started_at=started, finished_at=None, not_before=0.0,
     )
-    try:
-        parsed = parse_job_folder(folder, config, folder.name)
-    except InputError as err:
-        if not (folder / JOB_FILE).is_file():
-            raise  # not a job folder at all: nothing to put in the outbox
-        job = replace(job, outbox=outbox.reserve(folder.name))
-        _run_failed(outbox, job, folder, err)
-        raise
-    job = replace(job, outbox=outbox.reserve(folder.name))
-    out = outbox.folder(job.outbox)
-    outbox.publish(job)
     console = Console()
     rates = RateStore(config.paths.state)
-    estimate = rates.estimate(parsed.audio_seconds)
-    console.print(f"estimate: {estimate.text() if estimate else NO_ESTIMATE}", highlight=False)
-
+    console.print(f"estimate: {job_estimate(folder, rates)['text']}", highlight=False)
     throttle = ProgressThrottle()
-
-    def progress(stage: str, fraction: float) -> None:
-        if throttle.due(stage, fraction):
-            outbox.publish(replace(job, stage=stage, progress=fraction))
-
-    display = _progress_bars if console.is_terminal else _progress_lines
+    places = Places(config.paths.inbox, config.paths.outbox, config.paths.state,
+                    config.paths.weights)
+    cancel = CancelToken()
+    # From here a stop signal ends the job as failed, never leaving status.json "running".
+    previous = {sig: signal.signal(sig, lambda signum, frame: cancel.cancel())
+                for sig in STOP_SIGNALS}
+    runner = make_runner(ref)
     try:
+        # The child is up before status.json says running: it finishes the status if this
+        # process is killed outright.
+        runner.start()
+        job = replace(job, outbox=outbox.reserve(folder.name))
+        out = outbox.folder(job.outbox)
+        outbox.publish(job)
+
+        def progress(stage: str, fraction: float) -> None:
+            if throttle.due(stage, fraction):
+                outbox.publish(replace(job, stage=stage, progress=fraction))
+
+        request = AttemptRequest(folder.name, folder, out, config, shown_inputs(out),
+                                 orphan_status=status_fields(job))
+        display = _progress_bars if console.is_terminal else _progress_lines
         with display(console, progress) as progress_fn:
-            result = execute_job(
-                parsed, out, outbox, pipeline, progress_fn, CancelToken(), rates=rates
-            )
-    except Exception as err:
-        _run_failed(outbox, job, folder, err)
-        raise
+            ending = attempt(runner, request, progress_fn, cancel, counted=1, max_attempts=1,
+                             places=places, log_hint="the messages above")
+    finally:
+        runner.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if ending.verdict is not Verdict.DONE:
+        raise _run_failed(outbox, job, folder, ending)
+    assert ending.finished is not None
+    remember(rates, ending.finished.record)
     outbox.copy_inputs(out, folder)  # a copy: run moves nothing
+    record = ending.finished.record
     outbox.publish(replace(
-        job, state=JobState.DONE, finished_at=time.time(), video=result.video.name,
-        realtime_factor=result.record.realtime_factor,
+        job, state=JobState.DONE, finished_at=time.time(), video=ending.finished.video,
+        realtime_factor=record.realtime_factor,
     ))
-    console.print(result.record.to_table(), highlight=False)
-    console.print(f"[bold green]Done:[/] {result.video}")
+    console.print(record.to_table(), highlight=False)
+    console.print(f"[bold green]Done:[/] {out / ending.finished.video}")
     return 0
 
 
-def _run_failed(outbox: Outbox, job: Job, folder: Path, err: Exception) -> None:
+def _run_failed(outbox: Outbox, job: Job, folder: Path, ending: Ending) -> FacedropError:
+    """Finish the outbox folder of a failed run; the error to exit with."""
+    err = ending.error
+    if ending.verdict is Verdict.CANCELLED:
+        err = FacedropError("facedrop run was stopped before the job finished",
+                            fix="run the job again")
+    elif ending.verdict is Verdict.GIVE_BACK and ending.fault is not None:
+        if not isinstance(err, FacedropError):
+            err = FacedropError(ending.fault.reason, fix=ending.fault.fix)
+    elif not isinstance(err, FacedropError):
+        err = FacedropError(first_line(ending.message))
+    failed = ending.verdict in (Verdict.FAILED, Verdict.RETRY)
+    message = ending.message if failed and ending.message else err.user_message()
     out = outbox.folder(job.outbox)
     remove_partials(out)
-    message = err.user_message() if isinstance(err, FacedropError) else f"{err!r}\n"
     outbox.write_error(out, message)
     outbox.copy_inputs(out, folder)
     outbox.publish(replace(job, state=JobState.FAILED, finished_at=time.time(), error=message))
+    return err
 
 
 class _progress_bars:  # noqa: N801 -- used as a context manager like a function

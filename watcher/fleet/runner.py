@@ -1,8 +1,10 @@
 """``facedrop worker``: one process per GPU, one job at a time, models resident, no fork.
 
 A ``dramatiq.Worker`` with one worker thread runs in this process (Dramatiq's CLI would fork
-or spawn children; fork is unsafe with MPS and CUDA, and a fresh child reloads every model).
-Each message is handled by ``FleetWorker.handle``:
+or spawn a child per process it manages; fork is unsafe with MPS and CUDA). The jobs run in one
+resident worker child started with spawn, which keeps its models loaded between jobs.
+Each message is handled by ``FleetWorker.handle``; the job itself is one ``watcher.attempt`` run
+in the supervised worker child (``watcher.supervisor``), and ``handle`` acts on its verdict:
 
 1. a job already finished (retired by the intake) or already committed is acknowledged without
    running: that is a redelivery after a worker died past its commit, or a duplicate send;
@@ -36,24 +38,25 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.errors import BrokerConnectionError
 from dramatiq.middleware import Middleware
 
-from pipeline.device import DeviceUnavailableError, pick_device
-from pipeline.errors import Cancelled, FacedropError, InputError, WeightsError
+from pipeline.device import pick_device
+from pipeline.errors import FacedropError
 from pipeline.prerequisites import ChecksPrerequisites, JobNeeds, weights_gap
 from pipeline.spec import CancelToken, Pipeline
+from watcher.attempt import AttemptRequest, Context, Ending, Runner, attempt, judge
+from watcher.attempt import Verdict as Attempted
 from watcher.config import Config
-from watcher.execute import execute_job
-from watcher.faults import FaultKind, Places, classify
+from watcher.faults import Places
 from watcher.fleet.broker import declare, job_message, make_broker
 from watcher.fleet.dispatcher import CANCELLED, where
 from watcher.fleet.ledger import Ledger
 from watcher.fleet.messages import OUTBOX_MARK, JobMessage, Manifest, Verdict, commit
 from watcher.fleet.outage import Outage
 from watcher.fleet.scratch import Scratch
-from watcher.jobfolder import parse_job_folder
 from watcher.killpoints import CrashHook, no_crash
-from watcher.outbox import INPUT, Outbox, ProgressThrottle, first_line, remove_tree
+from watcher.outbox import INPUT, ProgressThrottle, first_line, remove_tree
 from watcher.sdnotify import ServiceNotifier
 from watcher.storage import Storage
+from watcher.supervisor import make_runner
 
 log = logging.getLogger("facedrop.fleet.worker")
 
@@ -62,12 +65,8 @@ PipelineFactory = Callable[[Config], Pipeline]
 T = TypeVar("T")
 
 
-class _GiveBack(Exception):
-    """The job is not at fault: put it back uncounted (``reason``: this worker cannot work)."""
-
-    def __init__(self, reason: str = "") -> None:
-        super().__init__(reason)
-        self.reason = reason
+class _Retry(Exception):
+    """The attempt failed and counted: Dramatiq's Retries sends the job again after a backoff."""
 
 
 @dataclass(slots=True)
@@ -119,7 +118,8 @@ class FleetWorker:
         self._recheck = recheck
         self._places = Places(config.paths.inbox, config.paths.outbox, config.paths.state,
                               config.paths.weights)
-        self._pipeline: Pipeline | None = None
+        self._pipeline: Pipeline | None = None  # built here for its prerequisites only
+        self._runner: Runner = make_runner(factory)  # jobs run in the worker child
         self._broker: RedisBroker | None = None
         self._current: _Current | None = None
         self._fault = ""  # why this worker cannot run jobs now ("" = it can)
@@ -162,6 +162,7 @@ class FleetWorker:
                 current.cancel.cancel()  # shutdown: the job goes back uncounted
             if consumer is not None:
                 self._stop_consumer(consumer)
+            self._runner.close()  # no worker child outlives this process
             try:
                 self._ledger.drop_worker(self.ident)
             except redis.RedisError:
@@ -286,25 +287,28 @@ class FleetWorker:
         log.info("job %s: attempt %d started", msg.name, attempt)  # one line per job event
         digests: dict[str, str] = {}
         try:
-            manifest = self._attempt(msg, current, digests)
-        except _GiveBack as back:
-            patient(lambda: ledger.give_back(key, self.ident))
-            self._send_again(payload)
-            if back.reason:
-                log.warning("job %s given back: %s", msg.name, back.reason)
-                self._set_fault(back.reason)
-            return
-        except Exception as err:
-            if counted >= self._config.daemon.max_attempts:
-                manifest = self._failed(self._bug_message(err))
-            else:
-                log.error("job %s attempt %d failed; it will be retried", msg.name, attempt,
-                          exc_info=err)
-                patient(lambda: ledger.release(key, self.ident))
-                raise  # Dramatiq's Retries sends it again after a backoff
+            ending, manifest = self._attempt(msg, current, digests, counted)
         finally:
             self._current = None
             remove_tree(self._workdir(key, attempt))
+        verdict = ending.verdict
+        if verdict is Attempted.CANCELLED and patient(lambda: ledger.cancel_requested(key)):
+            manifest = self._failed(CANCELLED)
+        elif verdict in (Attempted.GIVE_BACK, Attempted.CANCELLED):
+            patient(lambda: ledger.give_back(key, self.ident))
+            self._send_again(payload)
+            if ending.fault is not None:
+                log.warning("job %s given back: %s", msg.name, ending.fault.reason)
+                self._set_fault(ending.fault.reason)
+            return
+        elif verdict is Attempted.RETRY:
+            log.error("job %s attempt %d failed; it will be retried: %s", msg.name, attempt,
+                      first_line(ending.message))
+            patient(lambda: ledger.release(key, self.ident))
+            raise _Retry(ending.message)  # Dramatiq's Retries sends it again after a backoff
+        elif verdict is Attempted.FAILED:
+            manifest = self._failed(ending.message)
+        assert manifest is not None
         self._commit(key, attempt, manifest, digests)
         log.info("job %s: %s", msg.name, _outcome(manifest))
 
@@ -340,43 +344,49 @@ class FleetWorker:
     def _workdir(self, key: str, attempt: int) -> Path:
         return self.scratch.attempt(key, attempt)
 
-    def _attempt(self, msg: JobMessage, current: _Current, digests: dict[str, str]) -> Manifest:
-        """Fetch, run, store: the committed manifest of a finished run."""
+    def _attempt(self, msg: JobMessage, current: _Current, digests: dict[str, str],
+                 counted: int) -> tuple[Ending, Manifest | None]:
+        """Fetch, run (one ``watcher.attempt``), store: the verdict, and the manifest to commit
+        for a finished run."""
         base = self._workdir(msg.key, current.attempt)
         self.scratch.empty()  # at most one attempt's files per worker
         source, out = base / "in" / msg.name, base / "out"
-        out.mkdir(parents=True)
+        request = AttemptRequest(msg.name, source, out, self._config, f"{OUTBOX_MARK}/{INPUT}")
+        context = Context(request, counted, self._config.daemon.max_attempts, self._log_hint())
         try:
+            remove_tree(base)
+            out.mkdir(parents=True)
             for rel, digest in msg.files.items():
                 (source / rel).parent.mkdir(parents=True, exist_ok=True)
                 self._storage.get_blob(digest, source / rel)
             self._crash("fleet.fetched")
-            parsed = parse_job_folder(source, self._config, msg.name)
-            pipeline = self._pipeline or self._factory(self._config)
-            self._pipeline = pipeline
-            result = execute_job(parsed, out, Outbox(base), pipeline,
-                                 self._progress(current), current.cancel)
-        except Cancelled:
-            if self._ledger.cancel_requested(msg.key):
-                return self._failed(CANCELLED)
-            raise _GiveBack() from None
-        except InputError as err:
-            return self._failed(_message(err, source))
         except Exception as err:
-            fault = classify(err, self._places, FaultKind.STATE)
-            if isinstance(err, WeightsError | DeviceUnavailableError) or fault is not None:
-                raise _GiveBack(fault.reason if fault else str(err)) from err
-            raise
+            return judge(err, context, self._places), None
+        ending = attempt(self._runner, request, self._progress(current), current.cancel,
+                         counted=counted, max_attempts=self._config.daemon.max_attempts,
+                         places=self._places, log_hint=self._log_hint())
+        if ending.verdict is not Attempted.DONE:
+            return ending, None
+        assert ending.finished is not None
         self._crash("fleet.rendered")
-        names = sorted(p.name for p in out.iterdir() if p.is_file())
-        for n, name in enumerate(names):
-            digests[name] = self._storage.put_result(msg.key, current.attempt, name, out / name)
-            if n == 0:
-                self._crash("fleet.result_put")
+        try:
+            names = sorted(p.name for p in out.iterdir() if p.is_file())
+            for n, name in enumerate(names):
+                digests[name] = self._storage.put_result(msg.key, current.attempt, name,
+                                                         out / name)
+                if n == 0:
+                    self._crash("fleet.result_put")
+        except Exception as err:
+            return judge(err, context, self._places), None
         self._crash("fleet.result_written")
-        return Manifest(Verdict.DONE, self.ident, files=tuple(names), video=result.video.name,
-                        realtime_factor=result.record.realtime_factor,
-                        total=result.record.total_seconds)
+        record = ending.finished.record
+        return ending, Manifest(Verdict.DONE, self.ident, files=tuple(names),
+                                video=ending.finished.video,
+                                realtime_factor=record.realtime_factor,
+                                total=record.total_seconds)
+
+    def _log_hint(self) -> str:
+        return f"the log of the worker {self.ident}."
 
     def _progress(self, current: _Current) -> Callable[[str, float], None]:
         throttle = ProgressThrottle()
@@ -401,21 +411,6 @@ class FleetWorker:
 
     def _failed(self, error: str) -> Manifest:
         return Manifest(Verdict.FAILED, self.ident, error=error)
-
-    def _bug_message(self, err: BaseException) -> str:
-        return (
-            f"facedrop failed while making this video ({type(err).__name__}: {err}).\n"
-            f"This is not a problem with your files. The details are in the log of the worker "
-            f"{self.ident}.\n"
-        )
-
-
-def _message(err: FacedropError, source: Path) -> str:
-    """The error's text, naming files where the user will find them: the outbox's input/."""
-    if err.file and Path(err.file).is_relative_to(source):
-        err.file = f"{OUTBOX_MARK}/{INPUT}/{Path(err.file).relative_to(source)}"
-    return err.user_message()
-
 
 def _outcome(manifest: Manifest) -> str:
     """A job's result in a few words, for the worker's one line about it."""
