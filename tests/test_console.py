@@ -67,5 +67,6 @@ def test_status_json_has_the_documented_shape_with_empty_lists(tmp_path: Path) -
         "paused": [],
         "inbox": [{"name": "waiting-job", "verdict": "waiting",
                    "reason": "the daemon is not running"}],
-        "jobs": {"running": [], "queued": [], "finished": []},
+        "inbox_total": 1, "inbox_unlisted": 0, "inbox_more": 0,
+        "jobs": {"running": [], "queued": [], "finished": [], "more": []},
     }

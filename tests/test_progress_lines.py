@@ -153,7 +153,7 @@ def test_piped_run_prints_one_start_line_per_stage_and_learns_its_rate(tmp_path,
     first = facedrop(config, home, "run", str(example_job), "--out", str(tmp_path / "out"))
     assert first.returncode == 0, first.stderr
     lines = first.stdout.splitlines()
-    assert lines[0] == "estimate: no estimate yet"
+    assert lines[0] == "estimate: no estimate yet (no finished job on this machine)"
     starts = [line for line in lines if line.endswith(": started")]
     assert starts == ["render: started", "verify: started"]
     assert len([line for line in lines if line.startswith("render: done in")]) == 1

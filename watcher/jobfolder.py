@@ -54,7 +54,7 @@ AUDIO_EXT = frozenset(formats.AUDIO_EXT)
 VIDEO_EXT = frozenset(formats.VIDEO_EXT)
 # Finder and sync-client litter: never part of a job, never a reason to wait.
 IGNORED_NAMES = frozenset({".DS_Store", "Icon\r", "desktop.ini", "Thumbs.db", ".dropbox"})
-MAX_LISTED = 12  # wrong settings named in one message (every known key, and a few unknown)
+MAX_LISTED = 24  # wrong settings named in one message: every known key, and a few unknown
 CONFLICT = re.compile(r"conflicted copy|shared folder conflict|case conflict", re.IGNORECASE)
 
 # key -> (accepted types, description for messages, an example line)
