@@ -27,12 +27,14 @@ from pipeline.liveportrait.driving import clip_motion
 from pipeline.liveportrait.hashing import model_version
 from pipeline.liveportrait.motion_cache import MotionCache
 from pipeline.liveportrait.nets import LivePortraitNets, NetRunner
+from pipeline.models.fold import fold_conv_norm_attributes, fold_pair
 from pipeline.models.liveportrait import convert
 from pipeline.models.liveportrait.appearance import AppearanceFeatureExtractor
 from pipeline.models.liveportrait.config import LivePortraitConfig
 from pipeline.models.liveportrait.motion import MotionExtractor
 from pipeline.models.liveportrait.ops import needs_portable_ops, set_portable_ops
 from pipeline.models.liveportrait.spade import SPADEDecoder
+from pipeline.models.liveportrait.spade_fused import FusedSPADEDecoder
 from pipeline.models.liveportrait.stitching import StitchingRetargetingNetwork
 from pipeline.models.liveportrait.warping import WarpingNetwork
 from pipeline.settings import PipelineSettings
@@ -91,14 +93,30 @@ def _load_stitching(nets: LivePortraitNets, path: Path) -> None:
             ) from exc
 
 
+def fuse_nets(nets: LivePortraitNets) -> LivePortraitNets:
+    """The exact inference rewrites (float32, eval mode): BatchNorm folded into the conv before
+    it in F and W, G's SPADE convolutions regrouped (``spade_fused``). Outputs move by float
+    rounding only; the official parity tests hold them to 1e-4."""
+    fold_conv_norm_attributes(nets.appearance)
+    fold_conv_norm_attributes(nets.warping)
+    fold_pair(nets.warping.dense_motion_network, "compress", "norm")
+    generator = nets.generator
+    if isinstance(generator, SPADEDecoder):
+        generator = FusedSPADEDecoder(generator)
+    return dataclasses.replace(nets, generator=generator)
+
+
 def load_liveportrait(
     weights_dir: Path,
     device: torch.device | str,
     dtype: torch.dtype = torch.float32,
     portable_ops: bool | None = None,
     config: LivePortraitConfig | None = None,
+    fused: bool = True,
 ) -> LivePortraitNets:
     """Load the five official LivePortrait files from ``weights_dir``, in eval mode.
+
+    ``fused`` applies ``fuse_nets`` (the default; ``facedrop bench --compare`` loads both).
 
     ``portable_ops=None`` picks the 5-D op rewrites where the device lacks the native kernels
     (MPS before torch 2.9). Raises ``WeightsError`` for an unreadable file and
@@ -117,6 +135,8 @@ def load_liveportrait(
     _load_stitching(nets, root / STITCHING_FILE)
     portable = needs_portable_ops(device) if portable_ops is None else portable_ops
     set_portable_ops(nets.warping, portable)
+    if fused:
+        nets = fuse_nets(nets)
     for module in nets.modules().values():
         module.to(device=device, dtype=dtype).eval()
     return dataclasses.replace(nets, portable_ops=portable)
