@@ -107,7 +107,7 @@ def bench_networks(settings: PipelineSettings) -> StageFigures:
     from pipeline.liveportrait.loader import load_liveportrait
 
     bank = ModelBank(settings)
-    dtype = bank.dtype(bank.device.type == "cuda")
+    dtype = bank.dtype(bank.device.type in ("cuda", "mps"))
     nets = load_liveportrait(settings.weights_dir, bank.device, dtype)
     figures = benchmark_networks(nets, bank.device, dtype)
     figures["peak memory (MiB)"] = peak_rss_mb()

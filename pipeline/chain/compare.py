@@ -73,7 +73,7 @@ def compare_render(settings: PipelineSettings, frames: int = 2, repeats: int = 2
     from pipeline.liveportrait.loader import load_liveportrait
 
     bank = ModelBank(settings)
-    dtype = bank.dtype(bank.device.type == "cuda")
+    dtype = bank.dtype(bank.device.type in ("cuda", "mps"))
     g = torch.Generator().manual_seed(0)
     f_s = torch.randn(1, 32, 16, 64, 64, generator=g).expand(frames, -1, -1, -1, -1)
     kp_s = (0.5 * torch.randn(1, 21, 3, generator=g)).expand(frames, 21, 3)
