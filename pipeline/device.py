@@ -1,7 +1,10 @@
 """Choose the torch device and precision, and make missing MPS ops fall back to the CPU, logged.
 
 ``device: auto`` prefers MPS (Apple Silicon), then CUDA, then the CPU. ``dtype: auto`` gives fp16
-only on a GPU and only for a stage whose fp16 output has been checked against fp32.
+only on a GPU and only for a stage whose fp16 output has been checked against fp32 (PSNR bounds in
+``tests/test_half_precision.py``). ``bf16`` is an explicit choice (CPU, CUDA, MPS): its error
+passes the same bounds but is larger than fp16's (7 mantissa bits against 10), and on CPUs
+without bf16 instructions it is slower than fp32, so ``auto`` never picks it.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ if TYPE_CHECKING:  # torch is imported inside the functions: see enable_mps_fall
 
 MPS_FALLBACK_ENV = "PYTORCH_ENABLE_MPS_FALLBACK"
 _DTYPES = {"fp32": "float32", "float32": "float32", "fp16": "float16", "float16": "float16",
-           "half": "float16"}
+           "half": "float16", "bf16": "bfloat16", "bfloat16": "bfloat16"}
 
 
 class DeviceUnavailableError(ConfigError):
@@ -93,7 +96,7 @@ def pick_dtype(device: torch.device, pref: str = "auto", fp16_checked: bool = Fa
         return torch.float16 if gpu and fp16_checked else torch.float32
     if choice not in _DTYPES:
         raise ConfigError(f"unknown dtype {pref!r}", file="pipeline.dtype",
-                          fix="use one of: auto, fp32, fp16")
+                          fix="use one of: auto, fp32, fp16, bf16")
     dtype = getattr(torch, _DTYPES[choice])
     if dtype == torch.float16 and device.type == "cpu":
         raise DeviceUnavailableError("fp16 is not supported on the CPU", file="pipeline.dtype",

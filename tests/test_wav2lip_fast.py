@@ -121,3 +121,21 @@ def test_engine_frames_match_the_plain_engine(scene: dict) -> None:
         assert not np.array_equal(a, crop)  # the mouth was replaced
         diff = np.abs(a.astype(int) - b.astype(int))
         assert int(diff.max()) <= 1 and float((diff > 0).mean()) < 1e-3  # rounding ties only
+
+
+def test_compare_times_both_paths_on_the_same_frames(tmp_path: Path,
+                                                     landmark_weights_dir: Path) -> None:
+    """``bench --compare``'s Wav2Lip rows: both paths on the same frames, their outputs one
+    rounding level apart at most, times positive."""
+    from pipeline.chain.compare import compare_lipsync
+    from tests.helpers.settings import pipeline_settings
+    from tests.helpers.w2l_checkpoints import write_wav2lip_checkpoint
+
+    settings = pipeline_settings(tmp_path, device="cpu", dtype="fp32")
+    write_wav2lip_checkpoint(settings.weights_dir / "wav2lip" / "wav2lip.pth")
+    (settings.weights_dir / "landmarks").symlink_to(landmark_weights_dir / "landmarks")
+    rows = compare_lipsync(settings, frames=4, distinct=2)
+    assert [r.stage.split(" ")[0] for r in rows] == ["Wav2Lip", "lip-sync"]
+    for row in rows:
+        assert row.old > 0 and row.new > 0 and row.ratio == row.old / row.new
+        assert row.max_diff <= 1

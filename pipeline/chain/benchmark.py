@@ -32,6 +32,7 @@ from pipeline.chain.bank import ModelBank
 from pipeline.chain.runner import Runner, fit_photo
 from pipeline.example import AUDIO, FACE, example_dir
 from pipeline.face.landmarks import FaceLandmarker
+from pipeline.lipsync.registry import engine_entry
 from pipeline.liveportrait.loader import build_stage
 from pipeline.liveportrait.render_batch import render_batch_size
 from pipeline.media.audio import load_audio
@@ -110,7 +111,7 @@ def bench_networks(settings: PipelineSettings) -> StageFigures:
     from pipeline.liveportrait.loader import load_liveportrait
 
     bank = ModelBank(settings)
-    dtype = bank.dtype(bank.device.type == "cuda")
+    dtype = bank.dtype(bank.device.type in ("cuda", "mps"))
     nets = load_liveportrait(settings.weights_dir, bank.device, dtype)
     figures = benchmark_networks(nets, bank.device, dtype)
     figures["peak memory (MiB)"] = peak_rss_mb()
@@ -128,7 +129,8 @@ def bench_lipsync(settings: PipelineSettings, engine: str | None = None) -> Stag
         figures = _wav2lip_figures(replace(settings, lipsync_model=name), "")
         figures["peak memory (MiB)"] = peak_rss_mb()
         bank = ModelBank(settings)
-        return StageFigures(f"Lip sync on {bank.device} ({bank.dtype(False)}), ms per output "
+        half = engine_entry(name).fp16_checked
+        return StageFigures(f"Lip sync on {bank.device} ({bank.dtype(half)}), ms per output "
                             "frame", figures)
     figures, title = _musetalk_figures(settings)
     w2l = replace(settings, lipsync_model="wav2lip")
@@ -171,7 +173,7 @@ def _wav2lip_figures(settings: PipelineSettings, prefix: str) -> dict[str, float
     from pipeline.lipsync.load import load_wav2lip, wav2lip_path
 
     bank = ModelBank(settings)
-    dtype = bank.dtype(False)
+    dtype = bank.dtype(engine_entry(settings.lipsync_model).fp16_checked)
     net = load_wav2lip(wav2lip_path(settings.weights_dir, settings.lipsync_model), bank.device,
                        dtype)
     result = benchmark_lipsync(net, FaceLandmarker(settings.weights_dir),
@@ -188,8 +190,6 @@ def _musetalk_figures(settings: PipelineSettings) -> tuple[dict[str, float], str
     from pipeline.lipsync.engine import EngineContext
     from pipeline.lipsync.musetalk_bench import benchmark_musetalk
     from pipeline.lipsync.musetalk_engine import load_musetalk_engine
-    from pipeline.lipsync.registry import engine_entry
-
     bank = ModelBank(settings)
     dtype = bank.dtype(engine_entry("musetalk").fp16_checked)
     landmarker = FaceLandmarker(settings.weights_dir)

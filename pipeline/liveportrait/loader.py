@@ -27,12 +27,14 @@ from pipeline.liveportrait.driving import clip_motion
 from pipeline.liveportrait.hashing import model_version
 from pipeline.liveportrait.motion_cache import MotionCache
 from pipeline.liveportrait.nets import LivePortraitNets, NetRunner
+from pipeline.models.fold import fold_conv_norm_attributes, fold_pair
 from pipeline.models.liveportrait import convert
 from pipeline.models.liveportrait.appearance import AppearanceFeatureExtractor
 from pipeline.models.liveportrait.config import LivePortraitConfig
 from pipeline.models.liveportrait.motion import MotionExtractor
 from pipeline.models.liveportrait.ops import needs_portable_ops, set_portable_ops
 from pipeline.models.liveportrait.spade import SPADEDecoder
+from pipeline.models.liveportrait.spade_fused import FusedSPADEDecoder
 from pipeline.models.liveportrait.stitching import StitchingRetargetingNetwork
 from pipeline.models.liveportrait.warping import WarpingNetwork
 from pipeline.settings import PipelineSettings
@@ -91,14 +93,30 @@ def _load_stitching(nets: LivePortraitNets, path: Path) -> None:
             ) from exc
 
 
+def fuse_nets(nets: LivePortraitNets) -> LivePortraitNets:
+    """The exact inference rewrites (float32, eval mode): BatchNorm folded into the conv before
+    it in F and W, G's SPADE convolutions regrouped (``spade_fused``). Outputs move by float
+    rounding only; the official parity tests hold them to 1e-4."""
+    fold_conv_norm_attributes(nets.appearance)
+    fold_conv_norm_attributes(nets.warping)
+    fold_pair(nets.warping.dense_motion_network, "compress", "norm")
+    generator = nets.generator
+    if isinstance(generator, SPADEDecoder):
+        generator = FusedSPADEDecoder(generator)
+    return dataclasses.replace(nets, generator=generator)
+
+
 def load_liveportrait(
     weights_dir: Path,
     device: torch.device | str,
     dtype: torch.dtype = torch.float32,
     portable_ops: bool | None = None,
     config: LivePortraitConfig | None = None,
+    fused: bool = True,
 ) -> LivePortraitNets:
     """Load the five official LivePortrait files from ``weights_dir``, in eval mode.
+
+    ``fused`` applies ``fuse_nets`` (the default; ``facedrop bench --compare`` loads both).
 
     ``portable_ops=None`` picks the 5-D op rewrites where the device lacks the native kernels
     (MPS before torch 2.9). Raises ``WeightsError`` for an unreadable file and
@@ -117,6 +135,8 @@ def load_liveportrait(
     _load_stitching(nets, root / STITCHING_FILE)
     portable = needs_portable_ops(device) if portable_ops is None else portable_ops
     set_portable_ops(nets.warping, portable)
+    if fused:
+        nets = fuse_nets(nets)
     for module in nets.modules().values():
         module.to(device=device, dtype=dtype).eval()
     return dataclasses.replace(nets, portable_ops=portable)
@@ -135,12 +155,12 @@ def load_runner(settings: PipelineSettings, device: torch.device | None = None,
                 dtype: torch.dtype | None = None) -> NetRunner:
     """Load the five networks for ``settings`` (``WeightsError`` / ``ModelLoadError`` if not).
 
-    fp16 is offered only on CUDA, where the official pipeline runs it (autocast); MPS and CPU
-    stay fp32 as the official code keeps them.
+    fp16 under ``dtype: auto`` on CUDA (the official pipeline's autocast) and MPS: W + G's fp16
+    frame is 60 dB PSNR from fp32 (``tests/test_half_precision.py``); the CPU stays fp32.
     """
     device = device or pick_device(settings.device)
     if dtype is None:
-        dtype = pick_dtype(device, settings.dtype, fp16_checked=device.type == "cuda")
+        dtype = pick_dtype(device, settings.dtype, fp16_checked=device.type in ("cuda", "mps"))
     nets = load_liveportrait(settings.weights_dir, device, dtype)
     motion_v, render_v = versions(settings.weights_dir)
     return NetRunner(nets=nets, device=torch.device(device), dtype=dtype,

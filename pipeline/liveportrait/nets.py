@@ -30,6 +30,7 @@ from pipeline.models.liveportrait.keypoints import (
 )
 from pipeline.models.liveportrait.motion import MotionExtractor
 from pipeline.models.liveportrait.spade import SPADEDecoder
+from pipeline.models.liveportrait.spade_fused import FusedSPADEDecoder
 from pipeline.models.liveportrait.stitching import StitchingRetargetingNetwork
 from pipeline.models.liveportrait.warping import WarpingNetwork
 
@@ -41,7 +42,7 @@ class LivePortraitNets:
     appearance: AppearanceFeatureExtractor  # F
     motion: MotionExtractor  # M
     warping: WarpingNetwork  # W
-    generator: SPADEDecoder  # G
+    generator: SPADEDecoder | FusedSPADEDecoder  # G (fused by the loader: spade_fused)
     stitching: StitchingRetargetingNetwork  # S
     retarget_lip: StitchingRetargetingNetwork  # R_lip
     retarget_eye: StitchingRetargetingNetwork  # R_eyes

@@ -193,7 +193,7 @@ FACE_OUT = 96  # the output's rows
 
 def _band_starts(first_row: int, decoder: nn.ModuleList) -> list[int]:
     """The first row each decoder block's input must hold (at its input resolution) so that
-    output rows ``first_row``.. come out exact; 0 for the blocks below 24 px (cheap, tiny)."""
+    output rows ``first_row``.. come out exact (0: the whole input, as in the small blocks)."""
     need = max(first_row - 1, 0)  # the output block's 3x3 conv
     starts = [0] * len(decoder)
     for i in range(len(decoder) - 1, 1, -1):  # the stride-2 stages: 96, 48, 24, 12, 6 px out

@@ -51,6 +51,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--driving", default=None, help="driving clip (default: a synthetic sway)")
     p.add_argument("--enhance", action="store_true", help="run GFPGAN too")
     p.add_argument("--no-lipsync", action="store_true", help="skip Wav2Lip")
+    p.add_argument("--compare", action="store_true",
+                   help="time the plain and the fast paths in one process and print the ratios "
+                        "(render, Wav2Lip, a repeat-avatar job of --seconds)")
     p.add_argument("--json", action="store_true", help="print the raw figures as JSON lines")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_bench)
@@ -71,6 +74,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     args.seconds = args.seconds or [10.0]
     if args.child:
         return _child(args)
+    if args.compare:
+        return _compare(args)
     if args.batch and args.stage != "animate":
         print("--batch measures the LivePortrait render: use it with --stage animate",
               file=sys.stderr)
@@ -163,6 +168,33 @@ def _child(args: argparse.Namespace) -> int:
                              args.seconds[0], args.driving, lipsync=not args.no_lipsync,
                              enhance=args.enhance)
     print(json.dumps(result))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    """``--compare``: every row in this process (the ratio is what counts, not the peak)."""
+    from pipeline.chain.compare import compare_job, compare_lipsync, compare_render
+
+    settings = _settings(args)
+    seconds = args.seconds[0]
+    rows = [compare_render(settings, args.frames or 2), *compare_lipsync(settings)]
+    whole, stages = compare_job(settings, seconds)
+    rows += [*stages, whole]
+    if args.json:
+        for row in rows:
+            print(json.dumps(row.to_json()))
+        return 0
+    table = Table(title="plain path against fast path, timed in one process")
+    for column in ("stage", "unit", "plain", "fast", "ratio", "max |diff|"):
+        table.add_column(column, justify="left" if column in ("stage", "unit") else "right")
+    for row in rows:
+        diff = "" if row.max_diff != row.max_diff else f"{row.max_diff:.3g} ({row.diff_unit})"
+        table.add_row(row.stage, row.unit, f"{row.old:.3f}", f"{row.new:.3f}",
+                      f"{row.ratio:.2f}x", diff)
+    console = Console()
+    console.print(table)
+    console.print(f"repeat-avatar job: {seconds / whole.old:.2f}x real time plain, "
+                  f"{seconds / whole.new:.2f}x fast")
     return 0
 
 
