@@ -123,7 +123,9 @@ def test_a_fifo_job_yaml_blocks_neither_the_daemon_nor_sigterm(
 def test_sigterm_is_honoured_while_a_fifo_job_yaml_waits_in_the_inbox(
     root, daemon, astronaut_path, speech_path, fifos
 ):
-    """The FIFO arrives before its photo and audio: the daemon scans it over and over."""
+    """The FIFO arrives before its photo and audio. A job.yaml that is not a regular file can
+    never become one, so the job fails at once (issue 20, 7: wrong job.yaml on first sight);
+    the daemon still honours SIGTERM, and the FIFO itself is kept in the outbox."""
     inbox = root / "root" / "inbox"
     folder = inbox / "early"
     folder.mkdir(parents=True)
@@ -135,4 +137,9 @@ def test_sigterm_is_honoured_while_a_fifo_job_yaml_waits_in_the_inbox(
     daemon.signal(signal.SIGTERM)
     daemon.wait(timeout=SHUTDOWN + 5)
     assert time.monotonic() - started < SHUTDOWN
-    assert (folder / "job.yaml").exists()  # nothing was claimed or lost
+    outbox = root / "root" / "outbox" / "early"
+    kept = outbox / "input" / "job.yaml"
+    assert kept.is_fifo() or (folder / "job.yaml").is_fifo()  # nothing lost
+    if kept.is_fifo():
+        error = (outbox / "error.txt").read_text()
+        assert "named pipe" in error and "job.yaml" in error and "Fix:" in error

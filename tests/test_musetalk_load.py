@@ -47,7 +47,9 @@ def test_the_manifest_paths_are_the_loader_paths() -> None:
     assert group == {str(p.relative_to("/w")) for p in files}
     assert all(e.group == "musetalk" for e in MANIFEST if e.relpath.startswith("musetalk/"))
     assert not any(e.group == "musetalk" for e in select([]))  # a plain fetch leaves it out
-    assert len(select([])) == len(MANIFEST) - len(group)
+    voice = {e.relpath for e in select(["voice"])}  # the other group fetched only when named
+    assert voice and not voice & group
+    assert len(select([])) == len(MANIFEST) - len(group) - len(voice)
 
 
 def test_musetalk_files_are_needed_only_when_it_is_the_engine(tmp_path: Path) -> None:

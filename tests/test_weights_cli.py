@@ -179,8 +179,8 @@ def test_import_trust_takes_a_named_file_that_is_not_the_pinned_one(
     # weight (or whole group) names, each once; the optional group said to be optional
     assert closing == ["Still missing: liveportrait wav2lip_gan gfpgan landmarks. Fix: facedrop "
                        "weights fetch liveportrait wav2lip_gan gfpgan landmarks",
-                       "Optional, not needed by a default job: syncnet musetalk (fetch when "
-                       "wanted: facedrop weights fetch syncnet musetalk)"]
+                       "Optional, not needed by a default job: syncnet musetalk voice (fetch "
+                       "when wanted: facedrop weights fetch syncnet musetalk voice)"]
     assert not (weights / "wav2lip/wav2lip.pth").exists()
 
     assert main(["weights", "import", "--trust", str(src), "--weights-dir", str(weights)]) == 0
