@@ -37,6 +37,7 @@ from tests.helpers.joyvasa_checkpoints import write_weights_dir
 from tests.helpers.settings import pipeline_settings
 
 FPS = 4.0  # 0.5 s -> 2 frames, each a render (~6 s apiece on 2 CPU cores)
+STILL_FPS = 2.0  # 1 frame: one render (still is covered at length by test_motion_chain)
 CLIP_FPS = 10.0  # 5 frames from a 2-frame 25 fps clip: 2 renders
 STEPS = 3  # motion_steps: a respaced sampler (the small generator has 10 diffusion steps)
 
@@ -159,8 +160,8 @@ def test_auto_picks_voice_when_its_weights_are_present(world: dict) -> None:
 
 
 def test_still_job_from_the_same_folder(world: dict) -> None:
-    out, record = _run(world, _spec(world, "still", motion="still", seed=1))
-    _check_length(out, record, FPS)
+    out, record = _run(world, _spec(world, "still", motion="still", seed=1, fps=STILL_FPS))
+    _check_length(out, record, STILL_FPS)
     assert record.to_json()["motion"] == {"source": "still", "seed": 1, "clip": None,
                                           "reason": "job.yaml says motion: still"}
     assert _animate(record).startswith(f"{record.frames} rendered, 0 reused")
