@@ -31,6 +31,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--stage", choices=("chain", "animate", "lipsync", "voice"), default=None,
                    help="the whole chain (default; lipsync with --lipsync), or one stage's "
                         "networks (voice: JoyVASA audio features and motion sampling)")
+    p.add_argument("--motion", choices=("voice", "still"), default=None,
+                   help="generated motion: alone, voice is the same as --stage voice (audio "
+                        "features, sampling and rendering per output second); with --stage "
+                        "chain, one whole job per --seconds with this motion, each in its own "
+                        "process: time and peak memory (voice weights needed for voice)")
+    p.add_argument("--fps", type=float, default=None,
+                   help="with --stage chain --motion: the job's frame rate (default 25)")
     p.add_argument("--lipsync", choices=ENGINE_NAMES, default=None, metavar="ENGINE",
                    help=f"the lip-sync engine to measure ({', '.join(ENGINE_NAMES)}; default: "
                         "the configured one); musetalk is shown next to Wav2Lip")
@@ -45,7 +52,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "the largest batch)")
     p.add_argument("--motion-steps", type=int, nargs="+", default=[500, 100, 50, 25],
                    metavar="N", help="with --stage voice: sampling step counts to time "
-                                     "(500 is the official DDPM and the reference)")
+                                     "(500 is the official DDPM and the reference); with "
+                                     "--stage chain --motion voice: the job samples with the "
+                                     "smallest")
     p.add_argument("--weights", type=Path, help="weights folder (default: the config's)")
     p.add_argument("--device", default=None, help="auto | mps | cuda | cpu")
     p.add_argument("--driving", default=None, help="driving clip (default: a synthetic sway)")
@@ -65,8 +74,10 @@ def _batch(text: str) -> BatchSize:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.stage is None:
-        args.stage = "lipsync" if args.lipsync else "chain"
+    if not _stage_from_motion(args):
+        print("--motion goes alone (voice) or with --stage chain (a whole job's memory)",
+              file=sys.stderr)
+        return 2
     voice_seconds = args.seconds[0] if args.seconds else None
     args.seconds = args.seconds or [10.0]
     if args.child:
@@ -76,7 +87,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     rows: list[dict[str, Any]] | None
-    if args.stage == "chain":
+    if args.stage == "chain" and args.motion:
+        rows = _in_children(args, [["--seconds", str(seconds)] for seconds in args.seconds])
+        printer = _print_job
+    elif args.stage == "chain":
         rows = _in_children(args, [["--seconds", str(seconds)] for seconds in args.seconds])
         printer = _print_chain
     elif args.batch:
@@ -106,6 +120,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stage_from_motion(args: argparse.Namespace) -> bool:
+    """Set the stage when none is given (False: ``--motion`` with a stage it does not fit).
+    ``--motion voice`` alone is the issue's name for ``--stage voice``: one code path."""
+    if args.stage is None:
+        args.stage = ("voice" if args.motion == "voice"
+                      else "lipsync" if args.lipsync else "chain")
+    if args.motion is None or args.stage == "chain":
+        return True
+    return args.motion == "voice" and args.stage == "voice"
+
+
 def _in_children(args: argparse.Namespace, cases: list[list[str]]
                  ) -> list[dict[str, Any]] | None:
     """Each case in its own process; None after the first failure (its message printed once:
@@ -127,10 +152,12 @@ def _in_child(args: argparse.Namespace, case: list[str]) -> dict[str, Any] | Non
     cmd += ["bench", "--child", *case]
     if "--stage" not in case:
         cmd += ["--stage", args.stage]
-    for flag in ("weights", "device", "driving", "lipsync"):
+    for flag in ("weights", "device", "driving", "lipsync", "motion", "fps"):
         if getattr(args, flag):
             cmd += [f"--{flag}", str(getattr(args, flag))]
     cmd += ["--enhance"] * args.enhance + ["--no-lipsync"] * args.no_lipsync
+    if args.motion:
+        cmd += ["--motion-steps", *map(str, args.motion_steps)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode:
         sys.stderr.write(done.stderr)
@@ -152,10 +179,15 @@ def _settings(args: argparse.Namespace) -> PipelineSettings:
 
 def _child(args: argparse.Namespace) -> int:
     """One measured case in this fresh process (torch loads only here)."""
-    from pipeline.chain.benchmark import bench_chain, bench_render
+    from pipeline.chain.benchmark import bench_chain, bench_generated, bench_render
     from pipeline.example import AUDIO, FACE, example_dir
 
-    if args.batch:
+    if args.motion:
+        result = bench_generated(_settings(args), example_dir() / FACE, example_dir() / AUDIO,
+                                 args.seconds[0], args.motion, fps=args.fps or 25.0,
+                                 steps=min(args.motion_steps), lipsync=not args.no_lipsync,
+                                 enhance=args.enhance)
+    elif args.batch:
         result = bench_render(_settings(args), args.batch[0],
                               args.frames or DEFAULT_RENDER_FRAMES).to_json()
     else:
@@ -173,6 +205,19 @@ def _print_stage(rows: list[dict[str, Any]]) -> None:
     table.add_column("figure", justify="right")
     for name, value in figures.items():
         table.add_row(name, f"{value:.1f}")
+    Console().print(table)
+
+
+def _print_job(rows: list[dict[str, Any]]) -> None:
+    first = rows[0]
+    steps = f", motion_steps {first['steps']}" if first["steps"] else ""
+    table = Table(title=f"Whole {first['motion']} jobs on {first['device']} from empty caches, "
+                        f"each in its own process ({first['fps']:g} fps{steps})")
+    for col in ("audio s", "frames", "rendered", "job s", "peak RSS (MiB)"):
+        table.add_column(col, justify="right")
+    for row in rows:
+        table.add_row(f"{row['seconds']:g}", str(row["frames"]), str(row["rendered"]),
+                      f"{row['job_seconds']:.1f}", f"{row['peak_rss_mb']:.0f}")
     Console().print(table)
 
 
