@@ -105,3 +105,19 @@ def test_the_quality_line_gives_ms_per_video_second_and_the_jobs_share() -> None
                                  "(target: at most 5%)")
     stages[1]["cache"] = "skipped"  # quality: false
     assert quality_line(rec) == ""
+
+
+def test_motion_goes_alone_or_with_the_chain(tmp_path: Path) -> None:
+    """``--motion voice`` is the voice stage's figures; with a stage it does not fit it is
+    refused before anything loads."""
+    config = write_config(tmp_path / "cfg")
+    for args in (["--stage", "animate", "--motion", "voice"],
+                 ["--stage", "voice", "--motion", "still"],
+                 ["--lipsync", "wav2lip", "--motion", "still"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "watcher.cli", "bench", *args], cwd=tmp_path,
+            env=cli_env(config, tmp_path / "home"), capture_output=True, text=True, timeout=120,
+            check=False,
+        )
+        assert done.returncode == 2, (args, done.stderr)
+        assert "--motion goes alone (voice) or with --stage chain" in done.stderr

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 from pipeline.chain.bank import ModelBank
 from pipeline.chain.runner import Runner, fit_photo
@@ -97,6 +98,34 @@ def bench_chain(settings: PipelineSettings, photo: Path, speech: Path, seconds: 
             "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
+def bench_generated(settings: PipelineSettings, photo: Path, speech: Path, seconds: float,
+                    motion: str, *, fps: float = 25.0, steps: int | None = None,
+                    lipsync: bool = True, enhance: bool = False) -> dict[str, object]:
+    """One whole job of ``seconds`` with generated motion (``voice`` or ``still``) from empty
+    caches, in this process: its time and the process's peak memory (run each length in its
+    own process: a peak never goes down). Every output frame is a distinct render streamed
+    through the render cache, so the peak should not grow with the length."""
+    with tempfile.TemporaryDirectory(prefix="facedrop-bench-") as tmp:
+        work = Path(tmp)
+        settings = replace(settings, cache_dir=work / "cache")
+        runner = Runner(settings)
+        face = work / photo.name
+        face.write_bytes(photo.read_bytes())
+        audio = looped_speech(speech, seconds, work / "speech.wav")
+        job = JobSpec(name="bench-job", face=face, audio=audio, driving=None,
+                      output_name="job.mp4", fps=fps, lipsync=lipsync, enhance=enhance,
+                      quality=False, motion=motion, seed=0,
+                      motion_steps=steps if motion == "voice" else None)
+        start = time.perf_counter()
+        record = runner.run(job, work / "job.mp4", no_progress, CancelToken())
+        spent = time.perf_counter() - start
+    rendered = next((s.frames for s in record.stages if s.name == "animate"), 0)
+    return {"motion": motion, "seconds": seconds, "fps": fps, "frames": record.frames,
+            "rendered": rendered, "steps": steps if motion == "voice" else None,
+            "job_seconds": round(spent, 2), "device": str(runner.bank.device),
+            "peak_rss_mb": round(peak_rss_mb(), 1)}
+
+
 @dataclass(frozen=True, slots=True)
 class StageFigures:
     """One stage's figures under a title (ms per call or per frame, and peak memory)."""
@@ -146,8 +175,11 @@ def bench_lipsync(settings: PipelineSettings, engine: str | None = None) -> Stag
 
 def bench_voice(settings: PipelineSettings, steps: list[int],
                 seconds: float | None = None) -> StageFigures:
-    """JoyVASA on the example speech (``pipeline.voice.bench``): ms per output second."""
-    from pipeline.voice.bench import DEFAULT_SECONDS, benchmark_voice
+    """Voice motion's cost per output second (``facedrop bench --motion voice``): JoyVASA's audio
+    features and sampling on the example speech (``pipeline.voice.bench``, full-size random
+    weights), and the render, W + G once per output frame (every voice frame is a distinct
+    render), with the LivePortrait weights of the settings when they are there."""
+    from pipeline.voice.bench import DEFAULT_SECONDS, FPS, benchmark_voice
 
     bank = ModelBank(settings)
     dtype = bank.dtype(False)
@@ -156,16 +188,40 @@ def bench_voice(settings: PipelineSettings, steps: list[int],
     figures = {"audio features (HuBERT)": r.audio_ms_per_second}
     for count, ms in sorted(r.motion_ms_per_second.items(), reverse=True):
         figures[f"motion, {count} steps"] = ms
+    render_ms = _render_frame_ms(settings, bank.device, dtype)
+    note = ""
+    if render_ms is None:
+        note = "; no LivePortrait weights: rendering not measured"
+    else:
+        figures[f"rendering (W+G per output frame, {FPS:g} fps)"] = render_ms * FPS
+        full = max(r.motion_ms_per_second)
+        figures[f"total at {full} steps"] = (r.audio_ms_per_second
+                                             + r.motion_ms_per_second[full] + render_ms * FPS)
     full = max(r.motion_ms_per_second)
     for count, dev in sorted(r.deviation.items(), reverse=True):
         figures[f"{count} vs {full} steps: RMS change, % of range"] = 100 * dev["rms"]
         figures[f"{count} vs {full} steps: max change, % of range"] = 100 * dev["max"]
-    figures["peak memory (MiB)"] = r.peak_rss_mb
+    figures["peak memory (MiB)"] = round(peak_rss_mb(), 1)
     if r.device_peak_mb:
         figures["device peak (MiB)"] = r.device_peak_mb
-    return StageFigures(f"JoyVASA voice motion on {r.device} ({r.dtype}, width "
-                        f"{r.feature_dim}, random weights, {r.frames} frames), ms per output "
-                        "second", figures)
+    return StageFigures(f"Voice motion on {r.device} ({r.dtype}; JoyVASA width {r.feature_dim}, "
+                        f"random weights, {r.frames} frames{note}), ms per output second",
+                        figures)
+
+
+def _render_frame_ms(settings: PipelineSettings, device: torch.device,
+                     dtype: torch.dtype) -> float | None:
+    """ms of one W + G call per rendered frame (batch 1, the median of a few), or None without
+    the LivePortrait weights (the voice figures stand on their own)."""
+    from pipeline.errors import FacedropError
+    from pipeline.liveportrait.bench import benchmark_networks
+    from pipeline.liveportrait.loader import load_liveportrait
+
+    try:
+        nets = load_liveportrait(settings.weights_dir, device, dtype)
+    except FacedropError:
+        return None
+    return benchmark_networks(nets, device, dtype)["render_frame"]
 
 
 def _wav2lip_figures(settings: PipelineSettings, prefix: str) -> dict[str, float]:

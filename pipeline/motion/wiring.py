@@ -12,7 +12,10 @@ def built_in_voice(settings: PipelineSettings, device: torch.device) -> VoiceMot
     """The ``VoiceMotion`` the runner asks for voice motion: JoyVASA, loaded on first use and
     resident after. Without its weights ``missing()`` says so: then ``auto`` falls back to the
     default clip, else ``still``, and ``motion: voice`` waits for the weights like any missing
-    weights."""
+    weights. Sampled motion is kept in the cache folder (``VoiceMotionStore``), so a rerun of
+    a job samples nothing."""
+    from pipeline.voice.motion_store import VoiceMotionStore
     from pipeline.voice.provider import JoyVasaMotion  # transformers is imported on first use
 
-    return JoyVasaMotion(settings.weights_dir, device)
+    return JoyVasaMotion(settings.weights_dir, device,
+                         store=VoiceMotionStore(settings.cache_dir))

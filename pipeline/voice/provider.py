@@ -8,7 +8,9 @@ smoothing of pose (``pipeline.voice.denorm``). At 25 fps the frames are the offi
 to ``n_frames``; at another rate they are linearly resampled in time. Audio too short for
 ``n_frames`` is extended with silence, so the motion always has exactly ``n_frames`` frames.
 
-Models load on the first ``generate`` (or ``missing``) and stay resident for later jobs.
+Models load on the first ``generate`` (or ``missing``) and stay resident for later jobs. With a
+``VoiceMotionStore`` the sampled motion is kept on disk, keyed by the audio, frames, seed, steps
+and the loaded weights' identity (``identity``), so a rerun of a job samples nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pipeline.errors import FacedropError, InputError
 from pipeline.liveportrait.template import DrivingMotion
 from pipeline.voice.denorm import denormalise, resample, smooth, to_driving_motion
 from pipeline.voice.load import JoyVasaModels, VoiceFiles, load_models
+from pipeline.voice.motion_store import VoiceMotionKey, VoiceMotionStore, audio_sha256
 from pipeline.voice.sampler import (
     PAD_AFTER,
     PAD_BEFORE,
@@ -41,12 +44,15 @@ class JoyVasaMotion:
     """JoyVASA motion from a voice; one instance keeps its models for every later job."""
 
     def __init__(self, weights_dir: Path, device: torch.device,
-                 dtype: torch.dtype = torch.float32, *, smooth_pose: bool = True) -> None:
+                 dtype: torch.dtype = torch.float32, *, smooth_pose: bool = True,
+                 store: VoiceMotionStore | None = None) -> None:
         self.files = VoiceFiles.under(weights_dir)
+        self.store = store
         self.device = device
         self.dtype = dtype
         self.smooth_pose = smooth_pose  # the official is_smooth_motion=True
         self._models: JoyVasaModels | None = None
+        self._identity = ""
         self._lock = threading.Lock()
 
     def missing(self) -> str | None:
@@ -61,8 +67,29 @@ class JoyVasaMotion:
     def models(self) -> JoyVasaModels:
         with self._lock:
             if self._models is None:
+                identity = self._files_identity()  # before reading: a file replaced later
                 self._models = load_models(self.files, self.device, self.dtype)
+                self._identity = identity  # keeps the identity of what was loaded
             return self._models
+
+    def identity(self) -> str:
+        """What the loaded motion depends on besides the job: every weight file's name, size
+        and modification time as read at load, the device type, the dtype and the smoothing."""
+        self.models()
+        return (f"{self._identity}|{self.device.type}|{self.dtype}"
+                f"|smooth={int(self.smooth_pose)}")
+
+    def _files_identity(self) -> str:
+        parts = []
+        for path in (self.files.generator, self.files.template, self.files.hubert_config,
+                     self.files.hubert_weights):
+            try:
+                st = path.stat()
+            except OSError:
+                parts.append(f"{path.name}:absent")  # the loader names the missing file
+                continue
+            parts.append(f"{path.name}:{st.st_size}:{st.st_mtime_ns}")
+        return ",".join(parts)
 
     def generate(self, audio_16k: np.ndarray, fps: float, n_frames: int, *, seed: int,
                  steps: int | None, progress: Callable[[float], None] | None = None
@@ -76,6 +103,23 @@ class JoyVasaMotion:
             raise InputError(f"motion_steps {steps} is out of range",
                              fix=f"use 1..{MAX_STEPS} or leave it out for the official 500")
         models = self.models()
+        key = None
+        if self.store is not None:
+            key = VoiceMotionKey(audio_sha256(audio), float(fps), n_frames, seed, steps,
+                                 self.identity())
+            cached = self.store.get(key)
+            if cached is not None:
+                if progress is not None:
+                    progress(1.0)
+                return cached
+        motion = self._sample(models, audio, fps, n_frames, seed, steps, progress)
+        if self.store is not None and key is not None:
+            self.store.put(key, motion)
+        return motion
+
+    def _sample(self, models: JoyVasaModels, audio: np.ndarray, fps: float, n_frames: int,
+                seed: int, steps: int | None,
+                progress: Callable[[float], None] | None) -> DrivingMotion:
         src_fps = models.args.fps
         need = math.ceil((n_frames - 1) * src_fps / fps - 1e-9) + 1  # source frames to cover
         audio = _extend(audio, need, src_fps, models.args.dit.n_motions)

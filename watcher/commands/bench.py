@@ -11,6 +11,7 @@ import argparse
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -31,6 +32,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--stage", choices=("chain", "animate", "lipsync", "voice"), default=None,
                    help="the whole chain (default; lipsync with --lipsync), or one stage's "
                         "networks (voice: JoyVASA audio features and motion sampling)")
+    p.add_argument("--motion", choices=("voice", "still"), default=None,
+                   help="generated motion: alone, voice is the same as --stage voice (audio "
+                        "features, sampling and rendering per output second); with --stage "
+                        "chain, one whole job per --seconds with this motion, each in its own "
+                        "process: time and peak memory (voice weights needed for voice)")
+    p.add_argument("--fps", type=float, default=None,
+                   help="with --stage chain --motion: the job's frame rate (default 25)")
     p.add_argument("--lipsync", choices=ENGINE_NAMES, default=None, metavar="ENGINE",
                    help=f"the lip-sync engine to measure ({', '.join(ENGINE_NAMES)}; default: "
                         "the configured one); musetalk is shown next to Wav2Lip")
@@ -45,7 +53,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "the largest batch)")
     p.add_argument("--motion-steps", type=int, nargs="+", default=[500, 100, 50, 25],
                    metavar="N", help="with --stage voice: sampling step counts to time "
-                                     "(500 is the official DDPM and the reference)")
+                                     "(500 is the official DDPM and the reference); with "
+                                     "--stage chain --motion voice: the job samples with the "
+                                     "smallest")
     add_weights_dir(p, "weights folder (default: the config's)")
     p.add_argument("--device", default=None, help="auto | mps | cuda | cpu")
     p.add_argument("--driving", default=None, help="driving clip (default: a synthetic sway)")
@@ -68,8 +78,10 @@ def _batch(text: str) -> BatchSize:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.stage is None:
-        args.stage = "lipsync" if args.lipsync else "chain"
+    if not _stage_from_motion(args):
+        print("--motion goes alone (voice) or with --stage chain (a whole job's memory)",
+              file=sys.stderr)
+        return 2
     voice_seconds = args.seconds[0] if args.seconds else None
     args.seconds = args.seconds or [10.0]
     if args.child:
@@ -80,8 +92,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print("--batch measures the LivePortrait render: use it with --stage animate",
               file=sys.stderr)
         return 2
+    rows, printer = _measure(args, voice_seconds)
+    if rows is None:
+        return 1
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+    else:
+        printer(rows)
+    return 0
+
+
+def _measure(args: argparse.Namespace, voice_seconds: float | None
+             ) -> tuple[list[dict[str, Any]] | None, Callable[[list[dict[str, Any]]], None]]:
+    """The rows ``bench`` prints, and the printer for them."""
     rows: list[dict[str, Any]] | None
-    if args.stage == "chain":
+    if args.stage == "chain" and args.motion:
+        rows = _in_children(args, [["--seconds", str(seconds)] for seconds in args.seconds])
+        printer = _print_job
+    elif args.stage == "chain":
         rows = _in_children(args, [["--seconds", str(seconds)] for seconds in args.seconds])
         printer = _print_chain
     elif args.batch:
@@ -101,14 +130,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
             result = bench_lipsync(_settings(args), args.lipsync)
         rows = [{"title": result.title, **result.figures}]
         printer = _print_stage
-    if rows is None:
-        return 1
-    if args.json:
-        for row in rows:
-            print(json.dumps(row))
-    else:
-        printer(rows)
-    return 0
+    return rows, printer
+
+
+def _stage_from_motion(args: argparse.Namespace) -> bool:
+    """Set the stage when none is given (False: ``--motion`` with a stage it does not fit).
+    ``--motion voice`` alone is the issue's name for ``--stage voice``: one code path."""
+    if args.stage is None:
+        args.stage = ("voice" if args.motion == "voice"
+                      else "lipsync" if args.lipsync else "chain")
+    if args.motion is None or args.stage == "chain":
+        return True
+    return args.motion == "voice" and args.stage == "voice"
 
 
 def _in_children(args: argparse.Namespace, cases: list[list[str]]
@@ -132,10 +165,12 @@ def _in_child(args: argparse.Namespace, case: list[str]) -> dict[str, Any] | Non
     cmd += ["bench", "--child", *case]
     if "--stage" not in case:
         cmd += ["--stage", args.stage]
-    for flag in ("weights_dir", "device", "driving", "lipsync"):
+    for flag in ("weights_dir", "device", "driving", "lipsync", "motion", "fps"):
         if getattr(args, flag):
             cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     cmd += ["--enhance"] * args.enhance + ["--no-lipsync"] * args.no_lipsync
+    if args.motion:
+        cmd += ["--motion-steps", *map(str, args.motion_steps)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode:
         sys.stderr.write(done.stderr)
@@ -157,10 +192,15 @@ def _settings(args: argparse.Namespace) -> PipelineSettings:
 
 def _child(args: argparse.Namespace) -> int:
     """One measured case in this fresh process (torch loads only here)."""
-    from pipeline.chain.benchmark import bench_chain, bench_render
+    from pipeline.chain.benchmark import bench_chain, bench_generated, bench_render
     from pipeline.example import AUDIO, FACE, example_dir
 
-    if args.batch:
+    if args.motion:
+        result = bench_generated(_settings(args), example_dir() / FACE, example_dir() / AUDIO,
+                                 args.seconds[0], args.motion, fps=args.fps or 25.0,
+                                 steps=min(args.motion_steps), lipsync=not args.no_lipsync,
+                                 enhance=args.enhance)
+    elif args.batch:
         result = bench_render(_settings(args), args.batch[0],
                               args.frames or DEFAULT_RENDER_FRAMES).to_json()
     else:
@@ -205,6 +245,19 @@ def _print_stage(rows: list[dict[str, Any]]) -> None:
     table.add_column("figure", justify="right")
     for name, value in figures.items():
         table.add_row(name, f"{value:.1f}")
+    Console().print(table)
+
+
+def _print_job(rows: list[dict[str, Any]]) -> None:
+    first = rows[0]
+    steps = f", motion_steps {first['steps']}" if first["steps"] else ""
+    table = Table(title=f"Whole {first['motion']} jobs on {first['device']} from empty caches, "
+                        f"each in its own process ({first['fps']:g} fps{steps})")
+    for col in ("audio s", "frames", "rendered", "job s", "peak RSS (MiB)"):
+        table.add_column(col, justify="right")
+    for row in rows:
+        table.add_row(f"{row['seconds']:g}", str(row["frames"]), str(row["rendered"]),
+                      f"{row['job_seconds']:.1f}", f"{row['peak_rss_mb']:.0f}")
     Console().print(table)
 
 
