@@ -47,6 +47,7 @@ from watcher.state import SqliteQueue
 from watcher.supervisor import ChildRunner
 from watcher.transition import Lifecycle, Outcome
 from watcher.watch import InboxWatcher
+from watcher.wholeness_child import IsolatedWholeness
 from watcher.worker import Worker
 
 if TYPE_CHECKING:
@@ -177,6 +178,9 @@ class Daemon:
         self._reconciled = False
         self._cancels = CancelRequests(self.paths.state)
         self.reload_requested = False
+        # decoding an inbox file to judge it whole happens in a child: a crash there is the
+        # file's, never the daemon's
+        self._wholeness = IsolatedWholeness()
 
     def _probe_outbox(self) -> bool:
         try:
@@ -231,6 +235,7 @@ class Daemon:
                 self.worker.shutdown(started + self.config.daemon.shutdown_timeout - 0.5)
             watcher.stop()
             runtime.close()
+            self._wholeness.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             if self.queue is not None:
@@ -254,7 +259,8 @@ class Daemon:
             self.paths.inbox, self.work_dir, self.outbox, lifecycle,
             InboxScanner(
                 ReadinessTracker(d.settle_seconds, d.settle_checks,
-                                 grace_seconds=d.incomplete_grace_seconds, clock=self._clock),
+                                 grace_seconds=d.incomplete_grace_seconds, clock=self._clock,
+                                 whole=self._wholeness),
                 clock=self._clock,
             ),
             self.faults,
