@@ -84,14 +84,16 @@ def _decode(data: bytes) -> np.ndarray:
     return img
 
 
-def test_the_job_sample_gives_the_three_files(crops: tuple, speech_path: Path,
-                                             syncnet_file: Path) -> None:
+def test_the_job_sample_gives_the_quality_files(crops: tuple, speech_path: Path,
+                                               syncnet_file: Path) -> None:
     audio = load_audio(speech_path).samples[: 16000 * 3]  # 3 s
     n_out = 90  # 3 s at 30 fps: the 25 fps timeline is resampled
     result = _run_job(JobScorer(LIMITS, lambda: load_syncnet(syncnet_file)), crops, n_out,
                       30.0, audio, patch=True)
     assert result.verdict in ("ok", "check") and set(result.files) == {
-        "quality.json", "preview.jpg", "poster.jpg"}
+        "quality.json", "preview.jpg", "poster.jpg", "syncnet.png"}
+    plot = cv2.imdecode(np.frombuffer(result.files["syncnet.png"], np.uint8), cv2.IMREAD_COLOR)
+    assert plot is not None and plot.shape == (320, 900, 3)  # the studio page shows it
     data = json.loads(result.files["quality.json"])
     assert set(data["measures"]) == {"tracked_share", "landmark_jitter_px", "seam_step",
                                      "flicker", "duration_gap_s", "lse_c", "lse_d",

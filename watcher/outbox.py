@@ -41,7 +41,7 @@ ERROR = "error.txt"
 INPUT = "input"
 TIMING = ("timing.json", "timing.log")
 # the quality report's files (pipeline.quality.outputs names them; pipeline never writes here)
-QUALITY_FILES = ("quality.json", "preview.jpg", "poster.jpg")
+QUALITY_FILES = ("quality.json", "preview.jpg", "poster.jpg", "syncnet.png")
 RESOLVED = "job.yaml"
 COPYING = ".copying-"
 

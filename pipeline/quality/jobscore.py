@@ -41,8 +41,8 @@ from pipeline.quality import measures
 from pipeline.quality.crop import crop_face, crop_tracks
 from pipeline.quality.eyes import CropEyes
 from pipeline.quality.measures import Verdict, limits_of
-from pipeline.quality.outputs import POSTER_JPG, PREVIEW_JPG, QUALITY_JSON
-from pipeline.quality.pictures import encode_jpeg, preview_image
+from pipeline.quality.outputs import POSTER_JPG, PREVIEW_JPG, QUALITY_JSON, SYNCNET_PNG
+from pipeline.quality.pictures import confidence_image, encode_jpeg, encode_png, preview_image
 from pipeline.quality.posestrip import with_pose_strip
 from pipeline.quality.report import QualityReport, quality_report
 from pipeline.quality.sampling import SamplePlan, plan_sample
@@ -301,6 +301,9 @@ class JobScorer:
         data["video_fps"] = job.timeline.fps
         files = {QUALITY_JSON: (json.dumps(data, indent=2) + "\n").encode(),
                  PREVIEW_JPG: preview, POSTER_JPG: poster}
+        if report.sync is not None and len(report.sync.framewise_conf):
+            # the sampled windows' confidence over time, for the studio page's result
+            files[SYNCNET_PNG] = encode_png(confidence_image(report.sync))
         return JobQuality(report.verdict.value, tuple(report.reasons), tuple(report.notes),
                           headline(report), files)
 

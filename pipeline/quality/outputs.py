@@ -19,6 +19,7 @@ from pipeline.quality.syncscore import FPS
 QUALITY_JSON = "quality.json"
 PREVIEW_JPG = "preview.jpg"
 POSTER_JPG = "poster.jpg"
+SYNCNET_PNG = "syncnet.png"  # a job's confidence plot, when lip sync was scored
 
 
 def write_quality_files(folder: Path, report: QualityReport, frames: Sequence[np.ndarray],

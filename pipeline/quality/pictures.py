@@ -150,6 +150,20 @@ def poster(path: Path, frames: Sequence[np.ndarray], landmarks: np.ndarray,
 def confidence_plot(path: Path, score: SyncScore, threshold: float = 3.0,
                     size: tuple[int, int] = (900, 320)) -> Path:
     """PNG of SyncNet's framewise confidence against time; red where it is under ``threshold``."""
+    return _imwrite_atomic(path, confidence_image(score, threshold, size))
+
+
+def encode_png(bgr: np.ndarray) -> bytes:
+    """A BGR picture as PNG bytes (for files the outbox writes)."""
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(bgr))
+    if not ok:
+        raise MediaError("a picture could not be encoded", fix="report this as a bug")
+    return bytes(encoded.tobytes())
+
+
+def confidence_image(score: SyncScore, threshold: float = 3.0,
+                     size: tuple[int, int] = (900, 320)) -> np.ndarray:
+    """The confidence plot as a BGR picture (the windows scored, joined in time order)."""
     w, h = size
     left, right, top, bottom = 60, 20, 30, 40
     img = np.full((h, w, 3), 255, np.uint8)
@@ -182,4 +196,4 @@ def confidence_plot(path: Path, score: SyncScore, threshold: float = 3.0,
     title = (f"SyncNet confidence over time  (LSE-C {score.confidence:.2f}, "
              f"LSE-D {score.min_dist:.2f}, offset {score.offset} frames)")
     cv2.putText(img, title, (left, 20), FONT, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    return _imwrite_atomic(path, img)
+    return img
