@@ -86,6 +86,10 @@ def test_ready_then_watchdog_then_stopping_over_an_abstract_socket(abstract: Sup
     assert [abstract.next(), abstract.next()] == ["WATCHDOG=1", "WATCHDOG=1"]
     notifier.stopping()
     assert abstract.next() == "STOPPING=1\nSTATUS=stopping"
+    notifier.reloading()
+    reloading, usec, status = abstract.next().split("\n")
+    assert (reloading, status) == ("RELOADING=1", "STATUS=reloading the configuration")
+    assert usec.startswith("MONOTONIC_USEC=") and int(usec.split("=")[1]) > 0
     notifier.close()
 
 
@@ -164,6 +168,28 @@ def test_a_hung_daemon_loop_stops_its_watchdog_pings(config: Config, abstract: S
     assert "STOPPING=1\nSTATUS=stopping" in abstract.drain()
 
 
+def test_a_sighup_reload_says_reloading_never_stopping(config: Config,
+                                                       abstract: Supervisor) -> None:
+    """systemd takes STOPPING=1 for a stop and kills the service at TimeoutStopSec: a SIGHUP
+    reload (the daemon stops cleanly, then starts again in the same process) must not send it."""
+    service = ServiceNotifier(abstract.name, watchdog_seconds=2.0)
+    daemon = Daemon(config, lambda c: TestPipeline(c.pipeline), service=service)
+    runner = threading.Thread(target=daemon.run, kwargs={"install_signals": False})
+    runner.start()
+    try:
+        assert abstract.next(timeout=30).startswith("READY=1")
+        daemon.reload_requested = True  # what the SIGHUP handler sets before it stops the loop
+        daemon.request_stop()
+        runner.join(10)
+    finally:
+        daemon.request_stop()
+        runner.join(10)
+        service.close()
+    sent = abstract.drain()
+    assert any(m.startswith("RELOADING=1\nMONOTONIC_USEC=") for m in sent), sent
+    assert not any(m.startswith("STOPPING=1") for m in sent), sent
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -219,3 +245,4 @@ def test_the_fleet_worker_loop_pings_and_a_hang_in_it_does_not(
         service.close()
     assert not runner.is_alive()
     assert "STOPPING=1\nSTATUS=stopping" in abstract.drain()
+

@@ -228,7 +228,10 @@ class Daemon:
             log.info("watching %s", self.paths.inbox)
             self._loop(watcher, runtime, burst)
         finally:
-            self._service.stopping()
+            if self.reload_requested:  # SIGHUP: this process starts again at once
+                self._service.reloading()
+            else:
+                self._service.stopping()
             if self.worker is not None:
                 started = self._stop_at or time.monotonic()
                 # Keep a margin for the bookkeeping so the whole exit fits the timeout.

@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import socket
+import time
 from collections.abc import Callable, Mapping
 
 log = logging.getLogger("facedrop.sdnotify")
@@ -82,6 +83,12 @@ class ServiceNotifier:
     def stopping(self, status: str = "stopping") -> None:
         """Shutdown has begun (systemd then waits up to TimeoutStopSec=)."""
         self.send("STOPPING=1", f"STATUS={status}")
+
+    def reloading(self, status: str = "reloading the configuration") -> None:
+        """A SIGHUP reload has begun; the next process pass's READY=1 ends it. Never STOPPING
+        here: systemd would take the reload for a stop and kill the service at its timeout."""
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        self.send("RELOADING=1", f"MONOTONIC_USEC={usec}", f"STATUS={status}")
 
     def send(self, *lines: str) -> bool:
         """One datagram of ``lines``; True if it was sent."""

@@ -181,6 +181,8 @@ def render_unit(spec: UnitSpec, home: Path) -> str:
         "Type=notify",
         "NotifyAccess=main",
         f"ExecStart={execstart}",
+        "# 'systemctl --user reload': a clean stop, then the log reopened and the config reloaded",
+        "ExecReload=/bin/kill -HUP $MAINPID",
         f"WorkingDirectory={_home_path(spec.working_dir, home)}",
         *env,
         "Restart=on-failure",
