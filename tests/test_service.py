@@ -133,6 +133,9 @@ def test_the_unit_says_what_the_service_contract_needs(home: Path, tmp_path: Pat
     assert worker_stop > 2 * 45 + sd.WORKER_STOP_EXTRA
     assert int(w["WatchdogSec"][0]) >= worker_stop  # stopping its consumer is not a hang
     assert worker.name == sd.WORKER_UNIT and daemon.name == sd.UNIT
+    # 'systemctl --user reload' sends the daemon SIGHUP (a clean stop, the config reloaded);
+    # the fleet worker has no such meaning for SIGHUP, so its unit offers no reload
+    assert d["ExecReload"] == ["/bin/kill -HUP $MAINPID"] and "ExecReload" not in w
 
 
 def test_home_paths_use_percent_h_and_the_shells_config_layer_is_carried(

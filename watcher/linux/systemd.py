@@ -64,6 +64,7 @@ class UnitSpec:
     stop_timeout: int
     watchdog: int
     environment: Mapping[str, str] = field(default_factory=dict)
+    reloads: bool = False  # the daemon takes SIGHUP as "reload"; the fleet worker does not
 
 
 def unit_interpreter() -> str:
@@ -122,6 +123,7 @@ def build_spec(*, shutdown_timeout: float, rescan_seconds: float, home: Path,
         stop_timeout=stop_timeout(shutdown_timeout, worker=worker),
         watchdog=watchdog_seconds(shutdown_timeout, rescan_seconds, worker=worker),
         environment=env,
+        reloads=not worker,
     )
 
 
@@ -163,6 +165,8 @@ def _assignment(key: str, value: str, home: Path) -> str:
 
 def render_unit(spec: UnitSpec, home: Path) -> str:
     """The unit file's text (the same spec always gives the same text)."""
+    reload = (["# 'systemctl --user reload': a clean stop, then the log reopened and the config "
+               "reloaded", "ExecReload=/bin/kill -HUP $MAINPID"] if spec.reloads else [])
     execstart = " ".join(_exec_word(word, home) for word in spec.program)
     env = [f"Environment={_quoted(_assignment(k, v, home))}"
            for k, v in sorted(spec.environment.items())]
@@ -181,8 +185,7 @@ def render_unit(spec: UnitSpec, home: Path) -> str:
         "Type=notify",
         "NotifyAccess=main",
         f"ExecStart={execstart}",
-        "# 'systemctl --user reload': a clean stop, then the log reopened and the config reloaded",
-        "ExecReload=/bin/kill -HUP $MAINPID",
+        *reload,
         f"WorkingDirectory={_home_path(spec.working_dir, home)}",
         *env,
         "Restart=on-failure",
