@@ -86,7 +86,9 @@ def test_one_denoising_step(models: JoyVasaModels, ref: dict[str, np.ndarray],
     dit = models.dit
     with torch.inference_mode():
         feats, x_t = _window_start(models)
-        assert_close(x_t, ref["step_xT"], what="start noise", ulps=0)
+        # torch's CPU normal kernel rounds by vector ISA: bit-equal under AVX2 and AVX-512, up
+        # to ~4 ulps of the largest value under ATEN_CPU_CAPABILITY=default
+        assert_close(x_t, ref["step_xT"], what="start noise", ulps=8)
         sched = official_schedule(dit)
         gen = torch.Generator().manual_seed(5)
         torch.randn((1, 100, 70), generator=gen)  # the start noise, drawn first
