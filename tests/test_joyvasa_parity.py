@@ -4,7 +4,6 @@ and without guidance, a whole window, three windows with carry, and the de-norma
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ from pipeline.voice.sampler import (
 )
 from tests.helpers.joyvasa_checkpoints import write_weights_dir
 from tests.helpers.tolerance import assert_close
+from tests.helpers.torch_threads import one_thread  # noqa: F401 (an autouse fixture)
 
 pytestmark = pytest.mark.parity
 FIXTURE = Path(__file__).parent / "fixtures" / "parity" / "joyvasa.npz"
@@ -30,15 +30,6 @@ FIXTURE = Path(__file__).parent / "fixtures" / "parity" / "joyvasa.npz"
 # magnitude for single passes; the 10-step chains and 3 carried windows amplify rounding.
 ULPS_PASS = 64
 ULPS_CHAIN = 256
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny matrices: one intra-op thread is several times faster than two on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

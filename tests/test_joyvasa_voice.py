@@ -8,7 +8,6 @@ import dataclasses
 import os
 import pickle
 from collections import OrderedDict
-from collections.abc import Iterator
 from pathlib import Path, PosixPath
 
 import numpy as np
@@ -23,17 +22,9 @@ from pipeline.voice.load import VoiceFiles, load_models
 from pipeline.voice.provider import JoyVasaMotion
 from pipeline.voice.sampler import official_schedule, respaced_schedule
 from tests.helpers.joyvasa_checkpoints import official_args, write_weights_dir
+from tests.helpers.torch_threads import one_thread  # noqa: F401 (an autouse fixture)
 
 FPS = 25.0
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny matrices: one intra-op thread is several times faster than two on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

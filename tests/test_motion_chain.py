@@ -33,11 +33,10 @@ from pipeline.chain.runner import Prepared, Runner
 from pipeline.chain.stageclock import StageClock
 from pipeline.liveportrait.animate import AnimateOptions
 from pipeline.liveportrait.drivers import resolve_driving
-from pipeline.media.frame_count import output_frame_count
-from pipeline.media.verify import verify_video
 from pipeline.motion.kinds import MotionSource
 from pipeline.motion.source import MotionChoice
 from pipeline.spec import CancelToken, JobSpec, TimingRecord, no_progress
+from tests.helpers.chain_checks import animate_note, check_length
 from tests.helpers.clips import make_clip
 from tests.helpers.daemon_harness import speech_clip
 from tests.helpers.settings import pipeline_settings
@@ -76,46 +75,34 @@ def _run(world: dict, spec: JobSpec) -> tuple[Path, TimingRecord]:
     return out, record
 
 
-def _animate(record: TimingRecord) -> str:
-    return next(s.note for s in record.stages if s.name == "animate")
-
-
-def _check_length(out: Path, record: TimingRecord, fps: float) -> None:
-    """The video spans the audio to the frame (ceil(duration * fps) frames)."""
-    n = output_frame_count(record.audio_seconds, fps)
-    assert record.frames == n
-    info = verify_video(out)
-    assert info.frames == n, (info.frames, n)
-
-
 def test_still_job_lasts_the_audio_and_a_rerun_renders_nothing(world: dict) -> None:
     spec = _spec(world, "still1", fps=STILL_FPS, motion="still", seed=1)
     out, record = _run(world, spec)
-    _check_length(out, record, STILL_FPS)
+    check_length(out, record, STILL_FPS)
     doc = record.to_json()
     assert doc["motion"] == {"source": "still", "seed": 1, "clip": None,
                              "reason": "job.yaml says motion: still"}
-    assert _animate(record).startswith(f"{record.frames} rendered, 0 reused")
+    assert animate_note(record).startswith(f"{record.frames} rendered, 0 reused")
     first = out.read_bytes()
     out.unlink()
     out, again = _run(world, spec)
-    assert _animate(again).startswith(f"0 rendered, {record.frames} reused")
+    assert animate_note(again).startswith(f"0 rendered, {record.frames} reused")
     assert out.read_bytes() == first  # same seed: the very same video
     world["still"] = first
 
 
 def test_another_seed_gives_another_video(world: dict) -> None:
     out, record = _run(world, _spec(world, "still2", fps=STILL_FPS, motion="still", seed=2))
-    _check_length(out, record, STILL_FPS)
+    check_length(out, record, STILL_FPS)
     assert json.loads(json.dumps(record.to_json()))["motion"]["seed"] == 2
-    assert _animate(record).startswith(f"{record.frames} rendered")
+    assert animate_note(record).startswith(f"{record.frames} rendered")
     assert out.read_bytes() != world.get("still", b"")
 
 
 def test_clip_job_is_byte_identical_to_mains_code_path(world: dict) -> None:
     spec = _spec(world, "clip", fps=CLIP_FPS, driving="nod")
     out, record = _run(world, spec)
-    _check_length(out, record, CLIP_FPS)
+    check_length(out, record, CLIP_FPS)
     assert record.motion is not None and record.motion.source == "clip"
     assert record.motion.seed is None and record.motion.clip == "nod"
     assert record.motion.reason == "job.yaml names the clip"

@@ -26,11 +26,10 @@ from PIL import Image
 
 import pipeline.voice.provider as provider_module
 from pipeline.chain.runner import Runner
-from pipeline.media.frame_count import output_frame_count
-from pipeline.media.verify import verify_video
 from pipeline.spec import CancelToken, JobSpec, TimingRecord, no_progress
 from pipeline.voice.load import VoiceFiles
 from pipeline.voice.motion_store import FOLDER
+from tests.helpers.chain_checks import animate_note, check_length
 from tests.helpers.clips import make_clip
 from tests.helpers.daemon_harness import speech_clip
 from tests.helpers.joyvasa_checkpoints import write_weights_dir
@@ -100,26 +99,14 @@ def _run(world: dict, spec: JobSpec, runner: str = "runner") -> tuple[Path, Timi
     return out, record
 
 
-def _animate(record: TimingRecord) -> str:
-    return next(s.note for s in record.stages if s.name == "animate")
-
-
-def _check_length(out: Path, record: TimingRecord, fps: float) -> None:
-    """The video spans the audio to the frame (ceil(duration * fps) frames)."""
-    n = output_frame_count(record.audio_seconds, fps)
-    assert record.frames == n
-    info = verify_video(out)
-    assert info.frames == n, (info.frames, n)
-
-
 def test_voice_job_lasts_the_audio_and_a_rerun_samples_and_renders_nothing(
         world: dict, samplings: list[int]) -> None:
     spec = _spec(world, "voice1", motion="voice", seed=1, motion_steps=STEPS)
     out, record = _run(world, spec)
-    _check_length(out, record, FPS)
+    check_length(out, record, FPS)
     assert record.to_json()["motion"] == {"source": "voice", "seed": 1, "clip": None,
                                           "reason": "job.yaml says motion: voice"}
-    assert _animate(record).startswith(f"{record.frames} rendered, 0 reused")
+    assert animate_note(record).startswith(f"{record.frames} rendered, 0 reused")
     assert samplings == [1]
     entries = list((world["root"] / "cache" / FOLDER).glob("*.pkl"))
     assert len(entries) == 1
@@ -127,7 +114,7 @@ def test_voice_job_lasts_the_audio_and_a_rerun_samples_and_renders_nothing(
 
     out, again = _run(world, spec)
     assert samplings == [1]  # the motion came from the cache: no sampling
-    assert _animate(again).startswith(f"0 rendered, {record.frames} reused")
+    assert animate_note(again).startswith(f"0 rendered, {record.frames} reused")
     assert out.read_bytes() == first  # same seed: the very same video
     world["voice"] = first
 
@@ -136,23 +123,23 @@ def test_voice_job_lasts_the_audio_and_a_rerun_samples_and_renders_nothing(
     entries[0].unlink()
     out, third = _run(world, spec)
     assert samplings == [1, 1]
-    assert _animate(third).startswith(f"0 rendered, {record.frames} reused")
+    assert animate_note(third).startswith(f"0 rendered, {record.frames} reused")
     assert out.read_bytes() == first
 
 
 def test_another_seed_gives_another_voice_video(world: dict, samplings: list[int]) -> None:
     spec = _spec(world, "voice2", motion="voice", seed=2, motion_steps=STEPS)
     out, record = _run(world, spec)
-    _check_length(out, record, FPS)
+    check_length(out, record, FPS)
     assert record.motion is not None and record.motion.seed == 2
     assert samplings == [1]
-    assert _animate(record).startswith(f"{record.frames} rendered")
+    assert animate_note(record).startswith(f"{record.frames} rendered")
     assert out.read_bytes() != world.get("voice", b"")
 
 
 def test_auto_picks_voice_when_its_weights_are_present(world: dict) -> None:
     out, record = _run(world, _spec(world, "auto-voice", seed=1, motion_steps=STEPS))
-    _check_length(out, record, FPS)
+    check_length(out, record, FPS)
     assert record.to_json()["motion"] == {
         "source": "voice", "seed": 1, "clip": None,
         "reason": "no clip named and the voice weights are present"}
@@ -161,15 +148,15 @@ def test_auto_picks_voice_when_its_weights_are_present(world: dict) -> None:
 
 def test_still_job_from_the_same_folder(world: dict) -> None:
     out, record = _run(world, _spec(world, "still", motion="still", seed=1, fps=STILL_FPS))
-    _check_length(out, record, STILL_FPS)
+    check_length(out, record, STILL_FPS)
     assert record.to_json()["motion"] == {"source": "still", "seed": 1, "clip": None,
                                           "reason": "job.yaml says motion: still"}
-    assert _animate(record).startswith(f"{record.frames} rendered, 0 reused")
+    assert animate_note(record).startswith(f"{record.frames} rendered, 0 reused")
 
 
 def test_auto_without_voice_weights_picks_the_default_clip(world: dict) -> None:
     out, record = _run(world, _spec(world, "auto-clip", fps=CLIP_FPS), runner="bare")
-    _check_length(out, record, CLIP_FPS)
+    check_length(out, record, CLIP_FPS)
     motion = record.to_json()["motion"]
     assert (motion["source"], motion["clip"], motion["seed"]) == ("clip", "nod", None)
     assert motion["reason"].startswith("no clip named and no voice weights (")
