@@ -37,8 +37,8 @@ from tests.helpers.daemon_harness import (
     wait_for,
     write_config,
 )
+from watcher.filetree import copy_tree, fsync_tree
 from watcher.names import utf8_len
-from watcher.outbox import copy_tree, fsync_tree
 
 TIMEOUT = 90.0
 GRACE = 1.5

@@ -42,21 +42,13 @@ from pathlib import Path
 from pipeline.atomic import fsync_dir, write_text_atomic
 from pipeline.errors import FacedropError, InputError
 from watcher.faults import Fault, FaultBoard, FaultKind, Scope
+from watcher.filetree import CopyStopped, copy_tree, fsync_tree, remove_empty, remove_tree, subdirs
 from watcher.inbox_scan import InboxEntry, InboxScanner, Kind, Verdict
 from watcher.jobqueue import JobState
 from watcher.jobzip import ZipLimits, unpack_job_zip
 from watcher.killpoints import CrashHook, no_crash
 from watcher.names import fit, name_max
-from watcher.outbox import (
-    INPUT,
-    CopyStopped,
-    Outbox,
-    Rename,
-    copy_tree,
-    fsync_tree,
-    is_litter,
-    remove_tree,
-)
+from watcher.outbox import INPUT, Outbox, Rename, is_litter
 from watcher.transition import Lifecycle, Outcome
 
 log = logging.getLogger("facedrop.intake")
@@ -330,7 +322,7 @@ class Intake:
         folder.mkdir(exist_ok=True)
         os.rename(archive, folder / archive.name)
         fsync_dir(folder)
-        _remove_empty(slot / ZIP_HOLD)
+        remove_empty(slot / ZIP_HOLD)
         self._record(folder)
         self._end_failed(slot)
 
@@ -340,7 +332,7 @@ class Intake:
         try:
             self._lifecycle.enqueue(dest.name, f"{dest.parent.name}/{dest.name}", out)
         except BaseException:
-            _remove_empty(self._outbox.folder(out))  # not recorded: give the name back
+            remove_empty(self._outbox.folder(out))  # not recorded: give the name back
             raise
 
     def _end_failed(self, slot: Path) -> None:
@@ -359,7 +351,7 @@ class Intake:
             text = _failure_text(data, self._outbox, job.outbox)
             self._lifecycle.transition(job.id, JobState.FAILED, Outcome(error=text))
         mark.unlink(missing_ok=True)
-        _remove_empty(slot)
+        remove_empty(slot)
 
     # ---- recovery ------------------------------------------------------------------------
     def recover(self) -> None:
@@ -375,7 +367,7 @@ class Intake:
                     remove_tree(path)
             self._copy_claimed(marker, dest)
         known = {job.payload for job in self._lifecycle.queue.list(limit=10**9)}
-        for slot in sorted(self._dirs(self.work_dir)):
+        for slot in sorted(subdirs(self.work_dir)):
             self._recover_slot(slot, known)
         self.needs_recovery = False
 
@@ -384,7 +376,7 @@ class Intake:
         for path in slot.iterdir():  # every claim marker is handled: a staged copy is orphaned
             if path.name.startswith(".") and path.name.endswith(RESUME_SUFFIX):
                 remove_tree(path)
-        folders = [f for f in sorted(self._dirs(slot)) if not f.name.startswith(".")]
+        folders = [f for f in sorted(subdirs(slot)) if not f.name.startswith(".")]
         hold = slot / ZIP_HOLD
         if hold.is_dir():
             held = sorted(p for p in hold.iterdir() if not is_litter(p.name))
@@ -406,18 +398,11 @@ class Intake:
         if (slot / FAILED_MARK).exists() and not folders and not recorded:
             (slot / FAILED_MARK).unlink()  # marked, but the entry never moved: still in the inbox
         self._end_failed(slot)
-        _remove_empty(slot)
+        remove_empty(slot)
 
     def _markers(self) -> list[Path]:
         try:
             return [p for p in self.inbox.iterdir() if is_claim_marker(p.name)]
-        except OSError:
-            return []
-
-    @staticmethod
-    def _dirs(folder: Path) -> list[Path]:
-        try:
-            return [p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()]
         except OSError:
             return []
 
@@ -460,10 +445,3 @@ def _failure_text(data: dict[str, object], outbox: Outbox, outbox_name: str) -> 
     if data.get("fix"):
         lines.append(f"Fix: {data['fix']}")
     return "\n".join(lines) + "\n"
-
-
-def _remove_empty(folder: Path) -> None:
-    try:
-        folder.rmdir()
-    except OSError:
-        pass

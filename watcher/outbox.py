@@ -18,8 +18,6 @@ import errno
 import json
 import logging
 import os
-import shutil
-import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +27,7 @@ import yaml
 
 from pipeline.atomic import TEMP_SUFFIX, fsync_dir, write_bytes_atomic, write_text_atomic
 from pipeline.spec import JobQuality, TimingRecord
+from watcher.filetree import copy_regular, copy_tree, fsync_tree, remove_empty, remove_tree
 from watcher.jobqueue import Job, JobState
 from watcher.killpoints import CrashHook, no_crash
 from watcher.names import fit, name_max, reserve_dir
@@ -44,100 +43,6 @@ TIMING = ("timing.json", "timing.log")
 QUALITY_FILES = ("quality.json", "preview.jpg", "poster.jpg", "syncnet.png")
 RESOLVED = "job.yaml"
 COPYING = ".copying-"
-
-
-class CopyStopped(Exception):
-    """A copy was asked to stop (shutdown) between two files; what is copied so far stays."""
-
-
-def _never() -> bool:
-    return False
-
-
-def fsync_tree(root: Path, *, stop: Callable[[], bool] = _never) -> None:
-    """fsync every regular file and folder under ``root`` (best effort on folders).
-
-    Only regular files are opened, non-blocking and without following links: a FIFO or device
-    in a submitted job folder is never opened (opening a FIFO would block the daemon).
-    ``stop`` is asked between files: True raises ``CopyStopped``.
-    """
-    if not root.is_dir() or root.is_symlink():
-        _fsync_file(root)
-        return
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            if stop():
-                raise CopyStopped(str(root))
-            _fsync_file(Path(dirpath) / name)
-        fsync_dir(Path(dirpath))
-
-
-def copy_tree(src: Path, dest: Path, *, exist_ok: bool = False, resume: bool = False,
-              stop: Callable[[], bool] = _never) -> list[str]:
-    """Copy a folder tree (links as links, metadata kept), stopping at the first error.
-
-    Unlike ``shutil.copytree``, which gathers errors into one ``shutil.Error`` without an errno,
-    a full or read-only disk surfaces as the ``OSError`` it is (``watcher.faults`` needs it).
-    FIFOs, sockets and devices are never opened: they are left out (they hold no file content)
-    and their paths, relative to ``src``, are returned so the caller can say so.
-
-    ``stop`` is asked before each file: True raises ``CopyStopped`` (a shutdown must not wait
-    for thousands of files). ``resume`` continues a stopped copy into the same ``dest``: a file
-    already there with the source's size and mtime (set last, by ``copystat``) is kept.
-    """
-    dest.mkdir(exist_ok=exist_ok or resume)
-    skipped: list[str] = []
-    for entry in os.scandir(src):
-        if stop():
-            raise CopyStopped(str(src))
-        target = dest / entry.name
-        if resume and _same_copy(entry, target):
-            continue
-        if entry.is_symlink():
-            if resume:
-                remove_tree(target)
-            os.symlink(os.readlink(entry.path), target)
-        elif entry.is_dir(follow_symlinks=False):
-            inner = copy_tree(Path(entry.path), target, exist_ok=exist_ok, resume=resume,
-                              stop=stop)
-            skipped += [f"{entry.name}/{rel}" for rel in inner]
-        elif not copy_regular(Path(entry.path), target):
-            skipped.append(entry.name)
-    shutil.copystat(src, dest)
-    return skipped
-
-
-def _same_copy(entry: os.DirEntry[str], target: Path) -> bool:
-    """A regular file copied completely by an earlier, stopped run (size and mtime match)."""
-    try:
-        if not entry.is_file(follow_symlinks=False):
-            return False
-        mine, theirs = entry.stat(follow_symlinks=False), os.lstat(target)
-    except OSError:
-        return False
-    return (stat.S_ISREG(theirs.st_mode) and theirs.st_size == mine.st_size
-            and theirs.st_mtime_ns == mine.st_mtime_ns)
-
-
-def copy_regular(src: Path, dest: Path) -> bool:
-    """Copy ``src`` if it is a regular file (opened non-blocking, links not followed).
-
-    False, with nothing written, for a FIFO, socket or device.
-    """
-    try:
-        fd = os.open(src, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
-    except OSError as err:
-        if err.errno in (errno.ENXIO, errno.ELOOP):  # a socket, or a link swapped in
-            return False
-        raise
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return False
-        os.set_blocking(fd, True)
-        with open(dest, "wb") as out:
-            shutil.copyfileobj(fh, out, 1 << 20)
-    shutil.copystat(src, dest)
-    return True
 
 
 def staging_path(dest: Path) -> Path:
@@ -181,29 +86,6 @@ def move(
     if point:
         crash(f"{point}_moved")
     remove_tree(src)
-
-
-def remove_tree(path: Path) -> None:
-    """Remove a file or folder tree if it exists."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
-
-
-def _fsync_file(path: Path) -> None:
-    """fsync ``path`` if it is a regular file; never opens a FIFO, device or link."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
-    except OSError as err:
-        if err.errno in (errno.ENXIO, errno.ELOOP):
-            return
-        raise
-    try:
-        if stat.S_ISREG(os.fstat(fd).st_mode):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def is_litter(name: str) -> bool:
@@ -361,7 +243,7 @@ class Outbox:
             remove_tree(source)
         elif source.exists():
             move(source, dest, self._rename, self._crash, "finish.inputs")
-        _remove_empty(source.parent)
+        remove_empty(source.parent)
 
     def copy_inputs(self, folder: Path, source: Path) -> None:
         """``facedrop run``: copy (never move) the job folder into ``input/``.
@@ -417,10 +299,3 @@ def remove_partials(folder: Path) -> None:
     """Delete unverified videos an attempt left behind."""
     for path in folder.glob("*.partial.*"):
         path.unlink(missing_ok=True)
-
-
-def _remove_empty(folder: Path) -> None:
-    try:
-        folder.rmdir()
-    except OSError:
-        pass

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import yaml
 
+from watcher.filetree import remove_tree, subdirs
 from watcher.jobqueue import Job, JobState
-from watcher.outbox import INPUT, RESOLVED, TIMING, is_litter, remove_tree
+from watcher.outbox import INPUT, RESOLVED, TIMING, is_litter
 from watcher.transition import Lifecycle, Outcome
 from watcher.worker import retry_delay
 
@@ -59,11 +60,11 @@ def reconcile(
     for job in lifecycle.queue.list(limit=10**9):
         lifecycle.settle(job)
     owned = {job.outbox for job in jobs}
-    for folder in _dirs(outbox.root):
+    for folder in subdirs(outbox.root):
         if folder.name not in owned and not any(folder.iterdir()):
             folder.rmdir()
             report.orphans.append(folder)
-    for slot in _dirs(work):
+    for slot in subdirs(work):
         if not any(slot.iterdir()):
             slot.rmdir()
     if report.retried or report.given_up or report.recovered_done or report.orphans:
@@ -130,7 +131,7 @@ def _published_video(folder: Path) -> tuple[str, float] | None:
 def _sweep(root: Path) -> list[Path]:
     """Temp files and staging folders in ``root`` and its folders (two levels: jobs, slots)."""
     swept = []
-    for parent in [root, *_dirs(root)]:
+    for parent in [root, *subdirs(root)]:
         try:
             entries = list(parent.iterdir())
         except OSError:
@@ -140,10 +141,3 @@ def _sweep(root: Path) -> list[Path]:
                 remove_tree(path)
                 swept.append(path)
     return swept
-
-
-def _dirs(folder: Path) -> list[Path]:
-    try:
-        return [p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()]
-    except OSError:
-        return []
