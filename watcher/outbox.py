@@ -253,19 +253,6 @@ class Outbox:
         for rel in copy_tree(source, folder / INPUT, exist_ok=True):
             log.warning("not copied (a pipe, socket or device, not a file): %s", source / rel)
 
-    def sweep(self, folder: Path) -> list[Path]:
-        """Remove temp files and staging folders an interrupted write left; return them."""
-        removed: list[Path] = []
-        try:
-            entries = list(folder.iterdir())
-        except OSError:
-            return removed
-        for path in entries:
-            if is_litter(path.name):
-                remove_tree(path)
-                removed.append(path)
-        return removed
-
 
 class ProgressThrottle:
     """Progress reaches ``status.json`` a few times a second, not once per frame."""
