@@ -209,6 +209,19 @@ def test_unloadable_pipeline_is_a_config_error_that_fails_the_job_cleanly(
     assert read_status(config.paths.outbox / "j")["attempt"] == config.daemon.max_attempts
 
 
+def test_list_limit_none_is_every_job_and_a_number_caps_it(tmp_path):
+    """Reconciliation and crash recovery read every job: ``limit=None``, not a huge number."""
+    queue = SqliteQueue(tmp_path)
+    for name in ("a", "b", "c"):
+        queue.enqueue(name, f"slot/{name}", name)
+    assert [j.name for j in queue.list(limit=None)] == ["a", "b", "c"]
+    assert [j.name for j in queue.list(limit=2)] == ["a", "b"]
+    assert [j.name for j in queue.list(JobState.QUEUED, limit=None, newest_first=True)] == [
+        "c", "b", "a"
+    ]
+    queue.close()
+
+
 def test_a_version_1_database_is_migrated_to_relative_locations(tmp_path):
     """Old databases kept absolute machine-local paths; they become relative names."""
     with sqlite3.connect(tmp_path / "facedrop.db") as conn:

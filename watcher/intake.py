@@ -344,7 +344,7 @@ class Intake:
             return
         except (OSError, ValueError):
             data = {}
-        for job in self._lifecycle.queue.list(limit=10**9):
+        for job in self._lifecycle.queue.list(limit=None):
             if job.payload.partition("/")[0] != slot.name or job.state is not JobState.QUEUED:
                 continue
             self._crash("claim.failing")
@@ -366,7 +366,7 @@ class Intake:
                 if is_litter(path.name):
                     remove_tree(path)
             self._copy_claimed(marker, dest)
-        known = {job.payload for job in self._lifecycle.queue.list(limit=10**9)}
+        known = {job.payload for job in self._lifecycle.queue.list(limit=None)}
         for slot in sorted(subdirs(self.work_dir)):
             self._recover_slot(slot, known)
         self.needs_recovery = False

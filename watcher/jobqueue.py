@@ -99,10 +99,11 @@ class JobQueue(Protocol):
         """running -> queued; ``counted=False`` gives the attempt back (shutdown, fault)."""
         ...
 
-    def list(self, *states: JobState, limit: int = 1000, newest_first: bool = False,
+    def list(self, *states: JobState, limit: int | None = 1000, newest_first: bool = False,
              before: int | None = None) -> list[Job]:
-        """Jobs in any of ``states`` (all if none), oldest first unless told otherwise; with
-        ``before``, only ids below it (the next page of the history, without counting it)."""
+        """Jobs in any of ``states`` (all if none), oldest first unless told otherwise, at most
+        ``limit`` (None: every one); with ``before``, only ids below it (the next page of the
+        history, without counting it)."""
         ...
 
     def get(self, job_id: int) -> Job:

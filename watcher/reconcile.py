@@ -50,14 +50,14 @@ def reconcile(
     report = Report()
     outbox, work = lifecycle.outbox, lifecycle.work_dir
     report.swept += _sweep(outbox.root) + _sweep(work)
-    jobs = lifecycle.queue.list(limit=10**9)
+    jobs = lifecycle.queue.list(limit=None)
     for job in jobs:
         if job.state is JobState.RUNNING:
             _interrupted(lifecycle, job, max_attempts, backoff, log_path, clock, report)
         elif job.state is JobState.QUEUED and job.counted >= max_attempts:
             lifecycle.transition(job.id, JobState.FAILED, Outcome(error=_give_up(job, log_path)))
             report.given_up.append(job.name)
-    for job in lifecycle.queue.list(limit=10**9):
+    for job in lifecycle.queue.list(limit=None):
         lifecycle.settle(job)
     owned = {job.outbox for job in jobs}
     for folder in subdirs(outbox.root):

@@ -198,7 +198,7 @@ class SqliteQueue:
             (not_before, back),
         )
 
-    def list(self, *states: JobState, limit: int = 1000, newest_first: bool = False,
+    def list(self, *states: JobState, limit: int | None = 1000, newest_first: bool = False,
              before: int | None = None) -> list[Job]:
         terms: list[str] = []
         params: list[str | int] = [s.value for s in states]
@@ -214,7 +214,8 @@ class SqliteQueue:
         order = "DESC" if newest_first else "ASC"
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT * FROM jobs {where} ORDER BY id {order} LIMIT ?", (*params, limit),
+                f"SELECT * FROM jobs {where} ORDER BY id {order} LIMIT ?",
+                (*params, -1 if limit is None else limit),  # SQLite: a negative LIMIT is none
             ).fetchall()
         return [_job(r) for r in rows]
 

@@ -187,7 +187,7 @@ class Dispatcher:
 
     def _round(self, stopping: bool) -> None:
         ledger, broker, storage = self._connect()
-        jobs = self._record.list(JobState.QUEUED, JobState.RUNNING, limit=10**9)
+        jobs = self._record.list(JobState.QUEUED, JobState.RUNNING, limit=None)
         self._pending = bool(jobs)
         if not jobs:
             return
