@@ -28,7 +28,7 @@ from tests.helpers.daemon_harness import (
     wait_for,
     write_config,
 )
-from watcher.intake import CLAIM_PREFIX
+from watcher.slots import CLAIM_PREFIX
 
 FILES = 4000
 STOP_WITHIN = 2.0  # seconds from SIGTERM to exit; the config allows 5

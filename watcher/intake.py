@@ -21,53 +21,46 @@ into place and only then removed.
   parser's own words when it finds a specific problem, e.g. "no face photo"; else what
   readiness waited for). It is never run and never retried.
 
-``recover`` resumes whatever a kill interrupted, before the worker may take anything: it
-finishes half-done cross-filesystem claims, redoes an unpack that did not finish (unless the
-slot's job is already recorded, so an unpacked job never runs twice), ends recorded jobs whose
-slot holds ``.failed``, and enqueues claimed folders a kill left unrecorded.
+The slot's layout and the steps that finish a claim (copy in, unpack, record, end failed) are
+``watcher.slots``. Before the first claim, ``recover`` resumes whatever a kill interrupted
+(``watcher.claim_recovery``).
 """
 
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import os
-import shutil
 import stat
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline.atomic import fsync_dir, write_text_atomic
-from pipeline.errors import FacedropError, InputError
+from pipeline.atomic import fsync_dir
+from pipeline.errors import FacedropError
+from watcher.claim_recovery import recover_claims
 from watcher.faults import Fault, FaultBoard, FaultKind, Scope
-from watcher.filetree import CopyStopped, copy_tree, fsync_tree, remove_empty, remove_tree, subdirs
+from watcher.filetree import CopyStopped, remove_tree
 from watcher.inbox_scan import InboxEntry, InboxScanner, Kind, Verdict
-from watcher.jobqueue import JobState
-from watcher.jobzip import ZipLimits, unpack_job_zip
+from watcher.jobzip import ZipLimits
 from watcher.killpoints import CrashHook, no_crash
 from watcher.names import fit, name_max
-from watcher.outbox import INPUT, Outbox, Rename, is_litter
-from watcher.transition import Lifecycle, Outcome
+from watcher.outbox import Outbox, Rename
+from watcher.slots import (
+    CLAIM_PREFIX,
+    ZIP_HOLD,
+    Slots,
+    claimed_name,
+    is_claim_marker,
+    mark_failed,
+    new_slot_name,
+)
+from watcher.transition import Lifecycle
 
 log = logging.getLogger("facedrop.intake")
-
-CLAIM_PREFIX = ".facedrop-claimed."
-ZIP_HOLD = ".zip"  # <slot>/.zip/<name>.zip: a claimed zip until its job is recorded
-FAILED_MARK = ".failed"  # <slot>/.failed: this slot's job ends failed, never runs
-UNZIP_PREFIX = ".unzip-"  # unpack_job_zip's staging folder
-RESUME_SUFFIX = ".claiming"  # <slot>/.<name>.claiming: a cross-filesystem copy, resumable
-
 
 # The job parser's verdict on a claimed folder that never became ready: its specific error, or
 # None (the readiness error stands). Wired by the daemon; never runs the pipeline.
 Explain = Callable[[Path], FacedropError | None]
-
-
-def new_slot_name() -> str:
-    """A unique work-area slot: hex digits only (no '.', so claimed names parse)."""
-    return f"{time.time_ns():x}{os.getpid():x}"
 
 
 class Intake:
@@ -90,15 +83,15 @@ class Intake:
     ) -> None:
         self.inbox = inbox
         self.work_dir = work_dir
-        self._outbox = outbox
         self._lifecycle = lifecycle
         self._scanner = scanner
         self._faults = faults
         self._rename = rename
         self._crash = crash
         self._stopping = stopping
-        self._zip_limits = zip_limits or ZipLimits()
         self._explain = explain
+        self._slots = Slots(outbox, lifecycle, crash=crash, stopping=stopping,
+                            zip_limits=zip_limits)
         self.verdicts: list[InboxEntry] = []
         self._logged: dict[str, tuple[Verdict, str]] = {}
         self.needs_recovery = True
@@ -201,7 +194,7 @@ class Intake:
         slot.mkdir(parents=True)
         self._crash("claim.slot")
         if entry.verdict is Verdict.FAILED and entry.kind is not Kind.ZIP:
-            _mark_failed(slot, entry.error, "")
+            mark_failed(slot, entry.error, "")
         if entry.kind is Kind.ZIP:
             (slot / ZIP_HOLD).mkdir()
             dest = slot / ZIP_HOLD / entry.name
@@ -215,12 +208,12 @@ class Intake:
         self._crash("claim.moved")
         if entry.kind is Kind.ZIP:
             failed = entry.error or FacedropError(entry.reason or "the zip cannot be read")
-            self._unzip(slot, failed if entry.verdict is Verdict.FAILED else None)
+            self._slots.unzip(slot, failed if entry.verdict is Verdict.FAILED else None)
         else:
             if entry.verdict is Verdict.FAILED:
                 self._sharpen(slot, taken)
-            self._record(taken)
-            self._end_failed(slot)
+            self._slots.record(taken)
+            self._slots.end_failed(slot)
 
     def _sharpen(self, slot: Path, folder: Path) -> None:
         """Prefer the job parser's own words (e.g. "no face photo") to "still unfinished"."""
@@ -234,7 +227,7 @@ class Intake:
         rel = ""
         if err.file and Path(err.file).is_relative_to(folder):
             rel = str(Path(err.file).relative_to(folder)).removeprefix(".")
-        _mark_failed(slot, err, rel)
+        mark_failed(slot, err, rel)
 
     def _take(self, src: Path, slot: Path, dest: Path) -> Path | None:
         """Rename ``src`` to ``dest`` (marking it claimed first across filesystems).
@@ -253,195 +246,18 @@ class Intake:
             # The marker's name is fitted to the disk; the job takes the name it records, so a
             # recovery that reads it back copies to the same place.
             marker = self.inbox / fit(f"{CLAIM_PREFIX}{slot.name}.{src.name}", name_max(self.inbox))
-            dest = dest.parent / _claimed_name(marker)[1]
+            dest = dest.parent / claimed_name(marker)[1]
             try:
                 os.rename(src, marker)  # on the inbox's own filesystem: atomic
             except FileNotFoundError:
                 return None
             fsync_dir(self.inbox)
             self._crash("claim.marked")
-            self._copy_claimed(marker, dest)
+            self._slots.copy_claimed(marker, dest)
         return dest
-
-    def _copy_claimed(self, marker: Path, dest: Path) -> None:
-        if not dest.exists():
-            # One staging name per claim, kept by a stop: the next start resumes the copy
-            # (``recover``) instead of beginning again. Not litter: reconciliation keeps it.
-            staging = dest.parent / fit(f".{dest.name}", name_max(dest.parent), RESUME_SUFFIX)
-            try:
-                if marker.is_dir():
-                    copy_tree(marker, staging, resume=True, stop=self._stopping)
-                    fsync_tree(staging, stop=self._stopping)
-                else:
-                    remove_tree(staging)
-                    shutil.copy2(marker, staging)
-                    fsync_tree(staging)
-            except CopyStopped:
-                raise
-            except BaseException:
-                remove_tree(staging)
-                raise
-            self._crash("claim.copied")
-            os.rename(staging, dest)
-            fsync_dir(dest.parent)
-            self._crash("claim.renamed")
-        remove_tree(marker)
-        fsync_dir(self.inbox)
-
-    def _unzip(self, slot: Path, failed: FacedropError | None) -> None:
-        """Unpack ``<slot>/.zip/<zip>`` into the slot and record the job; a bad zip ends failed."""
-        hold = slot / ZIP_HOLD
-        zips = sorted(p for p in hold.iterdir() if not is_litter(p.name))
-        if not zips:
-            return
-        archive = zips[0]
-        if failed is None:
-            for path in slot.iterdir():
-                if path.name.startswith(UNZIP_PREFIX):
-                    remove_tree(path)  # an unpack a kill interrupted: redo it
-            try:
-                folder = unpack_job_zip(archive, slot, self._zip_limits)
-            except InputError as err:  # ZipJobError, or saferead's refusal: the zip's fault
-                failed = err
-            else:
-                self._crash("claim.unzipped")
-                self._record(folder)
-                remove_tree(hold)  # the job is recorded: the unpacked folder is the input now
-                fsync_dir(slot)
-                return
-        self._fail_zip(slot, archive, failed)
-
-    def _fail_zip(self, slot: Path, archive: Path, err: FacedropError | None) -> None:
-        """The zip itself becomes the failed job's input: ``<slot>/<stem>/<zip>``.
-
-        ``err`` None: the ``.failed`` mark is already written (recovery).
-        """
-        if err is not None:
-            _mark_failed(slot, err, archive.name)
-        folder = slot / fit(Path(archive.name).stem or "job", name_max(slot))
-        folder.mkdir(exist_ok=True)
-        os.rename(archive, folder / archive.name)
-        fsync_dir(folder)
-        remove_empty(slot / ZIP_HOLD)
-        self._record(folder)
-        self._end_failed(slot)
-
-    def _record(self, dest: Path) -> None:
-        out = self._outbox.reserve(dest.name)
-        self._crash("claim.reserved")
-        try:
-            self._lifecycle.enqueue(dest.name, f"{dest.parent.name}/{dest.name}", out)
-        except BaseException:
-            remove_empty(self._outbox.folder(out))  # not recorded: give the name back
-            raise
-
-    def _end_failed(self, slot: Path) -> None:
-        """Fail the recorded job of a slot marked ``.failed`` (never run); drop the mark."""
-        mark = slot / FAILED_MARK
-        try:
-            data = json.loads(mark.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError):
-            data = {}
-        for job in self._lifecycle.queue.list(limit=None):
-            if job.payload.partition("/")[0] != slot.name or job.state is not JobState.QUEUED:
-                continue
-            self._crash("claim.failing")
-            text = _failure_text(data, self._outbox, job.outbox)
-            self._lifecycle.transition(job.id, JobState.FAILED, Outcome(error=text))
-        mark.unlink(missing_ok=True)
-        remove_empty(slot)
 
     # ---- recovery ------------------------------------------------------------------------
     def recover(self) -> None:
-        """Finish what a kill interrupted (see the module docstring); runs before any job."""
-        for marker in sorted(self._markers()):
-            slot_name, name = _claimed_name(marker)
-            slot = self.work_dir / slot_name
-            slot.mkdir(parents=True, exist_ok=True)
-            hold = slot / ZIP_HOLD
-            dest = hold / name if hold.is_dir() else slot / name
-            for path in dest.parent.iterdir():
-                if is_litter(path.name):
-                    remove_tree(path)
-            self._copy_claimed(marker, dest)
-        known = {job.payload for job in self._lifecycle.queue.list(limit=None)}
-        for slot in sorted(subdirs(self.work_dir)):
-            self._recover_slot(slot, known)
+        """Finish the claims a kill interrupted (``watcher.claim_recovery``); before any job."""
+        recover_claims(self.inbox, self.work_dir, self._lifecycle.queue, self._slots)
         self.needs_recovery = False
-
-    def _recover_slot(self, slot: Path, known: set[str]) -> None:
-        recorded = any(p.partition("/")[0] == slot.name for p in known)
-        for path in slot.iterdir():  # every claim marker is handled: a staged copy is orphaned
-            if path.name.startswith(".") and path.name.endswith(RESUME_SUFFIX):
-                remove_tree(path)
-        folders = [f for f in sorted(subdirs(slot)) if not f.name.startswith(".")]
-        hold = slot / ZIP_HOLD
-        if hold.is_dir():
-            held = sorted(p for p in hold.iterdir() if not is_litter(p.name))
-            if recorded or not held:
-                remove_tree(hold)  # its job is recorded (or it never arrived): not needed
-            elif (slot / FAILED_MARK).exists():
-                self._fail_zip(slot, held[0], None)
-                return
-            elif not folders:
-                log.warning("unpacking %s again: a stop interrupted it", held[0].name)
-                self._unzip(slot, None)
-                return
-            # else: the unpack completed; the folder is recorded below, then the zip goes
-        for folder in folders:
-            if f"{slot.name}/{folder.name}" not in known:
-                log.warning("adopting %s: it was claimed, but not recorded", folder.name)
-                self._record(folder)
-        remove_tree(hold)
-        if (slot / FAILED_MARK).exists() and not folders and not recorded:
-            (slot / FAILED_MARK).unlink()  # marked, but the entry never moved: still in the inbox
-        self._end_failed(slot)
-        remove_empty(slot)
-
-    def _markers(self) -> list[Path]:
-        try:
-            return [p for p in self.inbox.iterdir() if is_claim_marker(p.name)]
-        except OSError:
-            return []
-
-
-def is_claim_marker(name: str) -> bool:
-    """``.facedrop-claimed.<slot>.<name>`` with a slot as ``new_slot_name`` makes it (hex).
-
-    A hidden folder a user or tool merely named like a marker is not ours to adopt.
-    """
-    if not name.startswith(CLAIM_PREFIX):
-        return False
-    slot, dot, rest = name[len(CLAIM_PREFIX):].partition(".")
-    return bool(slot and dot and rest) and all(c in "0123456789abcdef" for c in slot)
-
-
-def _claimed_name(marker: Path) -> tuple[str, str]:
-    """``(slot, name)`` from a claim marker ``.facedrop-claimed.<slot>.<name>``."""
-    slot, _, name = marker.name[len(CLAIM_PREFIX):].partition(".")
-    return slot, name
-
-
-def _mark_failed(slot: Path, err: FacedropError | None, rel: str) -> None:
-    """Write ``<slot>/.failed``: the error, with the file as a path inside ``input/``."""
-    data = {
-        "title": err.title if err else "Problem with the job",
-        "problem": err.problem if err else "the job could not be read",
-        "fix": err.fix if err else "",
-        "file": rel,
-    }
-    write_text_atomic(slot / FAILED_MARK, json.dumps(data))
-
-
-def _failure_text(data: dict[str, object], outbox: Outbox, outbox_name: str) -> str:
-    """error.txt: the problem, the file where the user finds it (in ``input/``), the fix."""
-    where = outbox.folder(outbox_name) / INPUT
-    rel = str(data.get("file") or "")
-    lines = [f"{data.get('title') or 'Problem with the job'}: "
-             f"{data.get('problem') or 'the job could not be read'}",
-             f"File: {where / rel if rel else where}"]
-    if data.get("fix"):
-        lines.append(f"Fix: {data['fix']}")
-    return "\n".join(lines) + "\n"
