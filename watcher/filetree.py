@@ -1,7 +1,7 @@
 """Generic file-tree operations that never open a FIFO, socket or device.
 
 Copy a tree (resumable, stoppable between files), fsync it, remove it, list a folder's real
-sub-folders, remove a folder only if empty. The claim (``watcher.intake``), the outbox's
+sub-folders, remove a folder only if empty. The claim (``watcher.slots``), the outbox's
 cross-filesystem ``move`` and reconciliation all use these; none of them knows about jobs.
 """
 
@@ -95,12 +95,9 @@ def copy_regular(src: Path, dest: Path) -> bool:
 
     False, with nothing written, for a FIFO, socket or device.
     """
-    try:
-        fd = os.open(src, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
-    except OSError as err:
-        if err.errno in (errno.ENXIO, errno.ELOOP):  # a socket, or a link swapped in
-            return False
-        raise
+    fd = _open_plain(src)
+    if fd is None:
+        return False
     with os.fdopen(fd, "rb") as fh:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return False
@@ -121,17 +118,25 @@ def remove_tree(path: Path) -> None:
 
 def _fsync_file(path: Path) -> None:
     """fsync ``path`` if it is a regular file; never opens a FIFO, device or link."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
-    except OSError as err:
-        if err.errno in (errno.ENXIO, errno.ELOOP):
-            return
-        raise
+    fd = _open_plain(path)
+    if fd is None:
+        return
     try:
         if stat.S_ISREG(os.fstat(fd).st_mode):
             os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _open_plain(path: Path) -> int | None:
+    """A read-only descriptor, opened non-blocking (a FIFO never blocks) without following a
+    link; None for a socket or a link swapped in (ENXIO, ELOOP). The caller checks S_ISREG."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as err:
+        if err.errno in (errno.ENXIO, errno.ELOOP):
+            return None
+        raise
 
 
 def remove_empty(folder: Path) -> None:
