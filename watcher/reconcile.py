@@ -55,8 +55,7 @@ def reconcile(
         if job.state is JobState.RUNNING:
             _interrupted(lifecycle, job, max_attempts, backoff, log_path, clock, report)
         elif job.state is JobState.QUEUED and job.counted >= max_attempts:
-            lifecycle.transition(job.id, JobState.FAILED, Outcome(error=_give_up(job, log_path)))
-            report.given_up.append(job.name)
+            _fail(lifecycle, job, _give_up(job, log_path), report)
     for job in lifecycle.queue.list(limit=None):
         lifecycle.settle(job)
     owned = {job.outbox for job in jobs}
@@ -85,16 +84,19 @@ def _interrupted(lifecycle: Lifecycle, job: Job, max_attempts: int, backoff: flo
             "Error: the job's files were removed from facedrop's work area while it ran.\n"
             f"Fix: submit the job again. Details are in the log: {log_path}\n"
         )
-        lifecycle.transition(job.id, JobState.FAILED, Outcome(error=message))
-        report.given_up.append(job.name)
+        _fail(lifecycle, job, message, report)
     elif job.counted >= max_attempts:
-        lifecycle.transition(job.id, JobState.FAILED, Outcome(error=_give_up(job, log_path)))
-        report.given_up.append(job.name)
+        _fail(lifecycle, job, _give_up(job, log_path), report)
     else:
         log.warning("job %d (%s) was interrupted; it will be retried", job.id, job.name)
         lifecycle.transition(job.id, JobState.QUEUED, Outcome(
             detail="interrupted", not_before=clock() + retry_delay(backoff, job.counted)))
         report.retried.append(job.name)
+
+
+def _fail(lifecycle: Lifecycle, job: Job, error: str, report: Report) -> None:
+    lifecycle.transition(job.id, JobState.FAILED, Outcome(error=error))
+    report.given_up.append(job.name)
 
 
 def _give_up(job: Job, log_path: Path) -> str:
