@@ -25,7 +25,7 @@ from watcher.slots import (
     is_claim_marker,
 )
 
-log = logging.getLogger("facedrop.intake")
+log = logging.getLogger("facedrop.intake")  # one logger for the claim, start to end
 
 
 def recover_claims(inbox: Path, work_dir: Path, queue: JobQueue, slots: Slots) -> None:

@@ -35,7 +35,7 @@ from watcher.names import fit, name_max
 from watcher.outbox import INPUT, Outbox, is_litter
 from watcher.transition import Lifecycle, Outcome
 
-log = logging.getLogger("facedrop.intake")
+log = logging.getLogger("facedrop.intake")  # one logger for the claim, start to end
 
 CLAIM_PREFIX = ".facedrop-claimed."
 ZIP_HOLD = ".zip"  # <slot>/.zip/<name>.zip: a claimed zip until its job is recorded
