@@ -18,7 +18,6 @@ finish a slot with these same steps, so a claim a kill interrupted ends as one t
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import time
@@ -34,8 +33,6 @@ from watcher.killpoints import CrashHook, no_crash
 from watcher.names import fit, name_max
 from watcher.outbox import INPUT, Outbox, is_litter
 from watcher.transition import Lifecycle, Outcome
-
-log = logging.getLogger("facedrop.intake")  # one logger for the claim, start to end
 
 CLAIM_PREFIX = ".facedrop-claimed."
 ZIP_HOLD = ".zip"  # <slot>/.zip/<name>.zip: a claimed zip until its job is recorded
