@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from pipeline.device import synchronize
-from pipeline.lipsync.bench import device_peak_mb
+from pipeline.lipsync.wav2lip.bench import device_peak_mb
 from pipeline.models.joyvasa_dit import DitConfig, JoyVasaDit
 from pipeline.models.joyvasa_hubert import build_hubert, hubert_features
 from pipeline.rss import peak_rss_mb

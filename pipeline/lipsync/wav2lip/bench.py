@@ -17,8 +17,8 @@ import torch
 from pipeline.device import synchronize
 from pipeline.face.geometry import Affine, liveportrait_crop, warp
 from pipeline.face.landmarker import Landmarker
-from pipeline.lipsync.audio import frame_mels
-from pipeline.lipsync.stage import LipSyncer, face_input
+from pipeline.lipsync.wav2lip.audio import frame_mels
+from pipeline.lipsync.wav2lip.stage import LipSyncer, face_input
 from pipeline.rss import peak_rss_mb
 
 

@@ -19,12 +19,12 @@ import numpy as np
 import torch
 
 from pipeline.face.landmarker import Landmarker
-from pipeline.lipsync import blend
-from pipeline.lipsync.audio import frame_mels
 from pipeline.lipsync.engine import EngineContext, MouthPatch, check_one_to_one
-from pipeline.lipsync.load import load_wav2lip, wav2lip_path
-from pipeline.lipsync.stage import BaseFace, LipSyncer, face_input
-from pipeline.lipsync.wav2lip_fast import FastWav2Lip, first_used_row
+from pipeline.lipsync.wav2lip import blend
+from pipeline.lipsync.wav2lip.audio import frame_mels
+from pipeline.lipsync.wav2lip.load import load_wav2lip, wav2lip_path
+from pipeline.lipsync.wav2lip.stage import BaseFace, LipSyncer, face_input
+from pipeline.lipsync.wav2lip.wav2lip_fast import FastWav2Lip, first_used_row
 from pipeline.liveportrait.hashing import model_version
 from pipeline.models.fold import fold_sequential_pairs
 
