@@ -29,7 +29,7 @@ from pipeline.chain.runner import Runner
 from pipeline.face.paste import PasteBack
 from pipeline.face.steady import SteadyTracker
 from pipeline.lipsync.engine import EngineContext, LipSyncEngine, sync_frames
-from pipeline.lipsync.musetalk_engine import MuseFace, MuseTalkEngine, load_musetalk_engine
+from pipeline.lipsync.musetalk.musetalk_engine import MuseFace, MuseTalkEngine, load_musetalk_engine
 from pipeline.lipsync.wav2lip.audio import frame_mels
 from pipeline.lipsync.wav2lip.load import load_wav2lip, wav2lip_path
 from pipeline.lipsync.wav2lip.stage import BaseFace, LipSyncer

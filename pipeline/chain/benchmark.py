@@ -244,8 +244,8 @@ def _wav2lip_figures(settings: PipelineSettings, prefix: str) -> dict[str, float
 
 def _musetalk_figures(settings: PipelineSettings) -> tuple[dict[str, float], str]:
     from pipeline.lipsync.engine import EngineContext
-    from pipeline.lipsync.musetalk_bench import benchmark_musetalk
-    from pipeline.lipsync.musetalk_engine import load_musetalk_engine
+    from pipeline.lipsync.musetalk.musetalk_bench import benchmark_musetalk
+    from pipeline.lipsync.musetalk.musetalk_engine import load_musetalk_engine
     bank = ModelBank(settings)
     dtype = bank.dtype(engine_entry("musetalk").fp16_checked)
     landmarker = FaceLandmarker(settings.weights_dir)

@@ -26,7 +26,7 @@ def _wav2lip(ctx: EngineContext, name: str) -> LipSyncEngine[Any]:
 
 
 def _musetalk(ctx: EngineContext, name: str) -> LipSyncEngine[Any]:
-    from pipeline.lipsync.musetalk_engine import load_musetalk_engine
+    from pipeline.lipsync.musetalk.musetalk_engine import load_musetalk_engine
 
     return load_musetalk_engine(ctx, name)
 

@@ -25,11 +25,11 @@ import numpy as np
 import torch
 
 from pipeline.face.landmarker import Landmarker
-from pipeline.lipsync import musetalk_crop as mcrop
-from pipeline.lipsync.avatar_cache import AvatarCache, avatar_key
 from pipeline.lipsync.engine import EngineContext, MouthPatch, check_one_to_one
+from pipeline.lipsync.musetalk import musetalk_crop as mcrop
+from pipeline.lipsync.musetalk.avatar_cache import AvatarCache, avatar_key
+from pipeline.lipsync.musetalk.whisper_windows import WhisperWindows
 from pipeline.lipsync.tracking import track_landmarks
-from pipeline.lipsync.whisper_windows import WhisperWindows
 from pipeline.liveportrait.hashing import model_version
 from pipeline.musetalk.bundle import MuseTalk
 from pipeline.musetalk.configs import MuseTalkConfigs
