@@ -56,7 +56,7 @@ from pipeline.musetalk.load import (
     load_whisper_encoder,
 )
 from pipeline.musetalk.offline import force_offline
-from pipeline.musetalk.positional import positional_table
+from pipeline.musetalk.positional import add_positions
 
 FACE_SIZE = 256
 LATENT_CHANNELS = 4
@@ -170,9 +170,7 @@ class MuseTalk:
         (B, 4, h, w) predicted latents."""
         if latents.shape[0] != windows.shape[0]:
             raise ValueError(f"{latents.shape[0]} latents but {windows.shape[0]} audio windows")
-        tokens = windows.to(device=self.device, dtype=self.dtype)
-        table = positional_table(tokens.shape[1], tokens.shape[2])
-        tokens = tokens + table.to(device=self.device, dtype=self.dtype)
+        tokens = add_positions(windows.to(device=self.device, dtype=self.dtype))
         timesteps = torch.tensor([TIMESTEP], device=self.device)
         out = self.unet_net(latents.to(device=self.device, dtype=self.dtype), timesteps,
                             encoder_hidden_states=tokens)
