@@ -21,7 +21,7 @@ frames directly (no extra compression).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -97,8 +97,3 @@ class LazyCrops(LazyFrames):
         return self._cache[index]
 
 
-def syncnet_crops(frames_rgb: Iterable[np.ndarray], landmarks: np.ndarray) -> Iterator[np.ndarray]:
-    """The BGR 224x224 crop of each RGB frame, placed by its smoothed landmark box."""
-    tracks = crop_tracks(landmarks)
-    for frame, (s, x, y) in zip(frames_rgb, tracks, strict=False):
-        yield crop_face(np.ascontiguousarray(frame[..., ::-1]), s, x, y)
