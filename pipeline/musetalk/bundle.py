@@ -19,8 +19,9 @@ nothing is BGR, so no flip is made anywhere):
   ``parsing.blend_mask`` turns it into the blend mask.
 
 Returned tensors stay on the device in the model dtype (move them to the CPU to cache them).
-The official face crop (``scripts/inference.py`` v1.5) is ``parsing.extend_box`` of the face box,
-cropped from the frame and resized to 256 x 256 with ``cv2.INTER_LANCZOS4``; the blend region is
+The official face crop (``scripts/inference.py`` v1.5) is the face box with its bottom moved
+``parsing.EXTRA_MARGIN`` down (``pipeline.lipsync.musetalk.musetalk_crop.face_box``), cropped from
+the frame and resized to 256 x 256 with ``cv2.INTER_LANCZOS4``; the blend region is
 ``parsing.crop_box`` of the (extended) face box, cropped with ``parsing.crop_region``.
 
 One documented difference: the official ``get_latents_for_unet`` takes a random draw from the
