@@ -11,8 +11,8 @@
   the official v1.5 box from our landmarks; ``avatar_cache``: latents and masks per crop;
   ``whisper_windows``: per-frame audio windows; ``musetalk_bench``: ``facedrop bench --lipsync
   musetalk``).
-- Shared by the engines: ``tracking`` (landmarks tracked from crop to crop) and ``box`` (the
-  face box and its smoothing over time).
+- Shared by the engines: ``tracking`` (landmarks tracked from crop to crop), ``box`` (the
+  face box and its smoothing over time) and ``bench_crops`` (the benchmarks' input crops).
 
 Nothing is imported or loaded here: import the submodule you need.
 """
