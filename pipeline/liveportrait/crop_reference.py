@@ -28,7 +28,7 @@ from pipeline.face.meshidx import MESH_POINTS
 class CropReference:
     """An official source crop of a public official example image: our FaceMesh points on the
     image (``mesh`` (468, 2), NaN for points not kept) and the official crop as found by
-    ``register_crop`` (``official``: image -> 512 crop), made with ``scale`` and ``vy_ratio``."""
+    panel alignment (``official``: image -> 512 crop), made with ``scale`` and ``vy_ratio``."""
 
     name: str
     mesh: np.ndarray
