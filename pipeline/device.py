@@ -82,6 +82,18 @@ def synchronize(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
+def device_peak_mb(device: torch.device) -> float:
+    """The accelerator's peak allocation in MiB (CUDA: since the last reset; MPS: the driver's
+    current total); 0 on the CPU."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    if device.type == "mps":
+        return torch.mps.driver_allocated_memory() / 2**20
+    return 0.0
+
+
 def pick_dtype(device: torch.device, pref: str = "auto", fp16_checked: bool = False) -> torch.dtype:
     """The compute dtype for a stage on ``device``.
 

@@ -19,7 +19,7 @@ import pytest
 from pipeline.errors import InputError
 from tests.helpers.daemon_harness import make_job, speech_clip, write_config
 from watcher.config import load_config
-from watcher.inbox_scan import InboxScanner, Kind, Verdict, scan_inbox
+from watcher.inbox_scan import InboxScanner, Kind, Verdict
 from watcher.jobfolder import parse_job_folder
 from watcher.jobzip import (
     ZipJobError,
@@ -139,8 +139,8 @@ def test_every_kind_of_inbox_entry_gets_a_verdict_and_a_reason(
     assert after["ready"].verdict is Verdict.READY
 
 
-def test_scan_inbox_of_a_missing_inbox_is_empty(tmp_path):
-    assert scan_inbox(tmp_path / "nope", ReadinessTracker(0.1, 2)) == []
+def test_scanning_a_missing_inbox_finds_nothing(tmp_path):
+    assert InboxScanner(ReadinessTracker(0.1, 2)).scan(tmp_path / "nope") == []
 
 
 # ---- unpacking -------------------------------------------------------------------------------

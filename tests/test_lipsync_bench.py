@@ -8,7 +8,7 @@ import cv2
 import torch
 
 from pipeline.face.landmarks import FaceLandmarker
-from pipeline.lipsync.bench import benchmark_lipsync
+from pipeline.lipsync.wav2lip.bench import benchmark_lipsync
 from pipeline.media.audio import load_audio
 from pipeline.models.wav2lip import Wav2Lip
 from tests.helpers.w2l_checkpoints import random_wav2lip_state_dict

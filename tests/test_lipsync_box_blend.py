@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.lipsync import blend, box
+from pipeline.lipsync import box
+from pipeline.lipsync.wav2lip import blend
 from tests.helpers.tolerance import assert_close
 
 

@@ -28,11 +28,11 @@ from pipeline.chain.compose import DistinctCrops
 from pipeline.chain.runner import Runner
 from pipeline.face.paste import PasteBack
 from pipeline.face.steady import SteadyTracker
-from pipeline.lipsync.audio import frame_mels
 from pipeline.lipsync.engine import EngineContext, LipSyncEngine, sync_frames
-from pipeline.lipsync.load import load_wav2lip, wav2lip_path
-from pipeline.lipsync.musetalk_engine import MuseFace, MuseTalkEngine, load_musetalk_engine
-from pipeline.lipsync.stage import BaseFace, LipSyncer
+from pipeline.lipsync.musetalk.musetalk_engine import MuseFace, MuseTalkEngine, load_musetalk_engine
+from pipeline.lipsync.wav2lip.audio import frame_mels
+from pipeline.lipsync.wav2lip.load import load_wav2lip, wav2lip_path
+from pipeline.lipsync.wav2lip.stage import BaseFace, LipSyncer
 from pipeline.media.audio import load_audio
 from pipeline.media.verify import verify_video
 from pipeline.media.video import VideoWriter, exact_fps, iter_frames

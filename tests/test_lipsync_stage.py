@@ -14,8 +14,8 @@ import torch
 
 from pipeline.face.geometry import Affine, liveportrait_crop, warp
 from pipeline.face.landmarks import FaceLandmarker
-from pipeline.lipsync.audio import frame_mels
-from pipeline.lipsync.stage import BaseFace, LipSyncer, face_input
+from pipeline.lipsync.wav2lip.audio import frame_mels
+from pipeline.lipsync.wav2lip.stage import BaseFace, LipSyncer, face_input
 from pipeline.media.audio import load_audio
 from pipeline.media.frame_count import output_frame_count
 from pipeline.models.wav2lip import Wav2Lip

@@ -185,12 +185,11 @@ def test_conversions_are_idempotent_and_prefix_only() -> None:
     assert_close(folded["a.conv_0.weight"], w / (u @ (w.reshape(4, 3) @ v)), ulps=4,
                  what="folded weight")
     assert convert.convert_spade_generator(folded) == folded
-    split = convert.split_stitching(
-        {"retarget_shoulder": {"module.mlp.0.bias": t}, "retarget_mouth": {}, "retarget_eye": {},
-         "unused": 3}
-    )
+    official = {"retarget_shoulder": {"module.mlp.0.bias": t}, "retarget_mouth": {},
+                "retarget_eye": {}, "unused": 3}
+    split = {role: convert.stitching_part(official, role) for role in ("stitching", "lip", "eye")}
     assert split["stitching"] == {"mlp.0.bias": t} and split["eye"] == {}
-    assert convert.split_stitching(split) == split
+    assert {role: convert.stitching_part(split, role) for role in split} == split
 
 
 def test_portable_ops_switch_covers_every_5d_op(nets) -> None:

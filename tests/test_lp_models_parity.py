@@ -164,10 +164,9 @@ def test_stitching_and_retargeting_match_official(nets_and_templates) -> None:
         sub: {k.removeprefix(f"{sub}."): v for k, v in filled.items() if k.startswith(f"{sub}.")}
         for sub in file_dict
     }
-    parts = convert.split_stitching(checkpoint)
     for role, module in (("stitching", nets.stitching), ("lip", nets.retarget_lip),
                          ("eye", nets.retarget_eye)):
-        load_strict(module, parts[role], role)
+        load_strict(module, convert.stitching_part(checkpoint, role), role)
     g = gen(int(fx["input_seed"]))
     x_s = torch.randn(2, 21, 3, generator=g) * 0.3
     x_d = x_s + 0.05 * torch.randn(2, 21, 3, generator=g)

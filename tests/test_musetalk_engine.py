@@ -16,12 +16,12 @@ from PIL import Image
 from pipeline.device import pick_dtype
 from pipeline.face.geometry import liveportrait_crop, warp
 from pipeline.face.landmarks import FaceLandmarker
-from pipeline.lipsync import musetalk_crop as mcrop
-from pipeline.lipsync.avatar_cache import AvatarCache, avatar_key
 from pipeline.lipsync.engine import EngineContext, apply_mouth
-from pipeline.lipsync.musetalk_engine import MuseTalkEngine, load_musetalk_engine
+from pipeline.lipsync.musetalk import musetalk_crop as mcrop
+from pipeline.lipsync.musetalk.avatar_cache import AvatarCache, avatar_key
+from pipeline.lipsync.musetalk.musetalk_engine import MuseTalkEngine, load_musetalk_engine
+from pipeline.lipsync.musetalk.whisper_windows import WhisperWindows
 from pipeline.lipsync.registry import engine_entry
-from pipeline.lipsync.whisper_windows import WhisperWindows
 from pipeline.musetalk.audio import frame_windows
 from pipeline.musetalk.bundle import MuseTalk
 from pipeline.musetalk.configs import MuseTalkConfigs
@@ -198,7 +198,7 @@ def test_bench_measures_each_part_with_a_cold_avatar_cache(tmp_path: Path, scene
                                                            weights: tuple[Path, MuseTalkConfigs],
                                                            astronaut: np.ndarray,
                                                            speech_path: Path) -> None:
-    from pipeline.lipsync.musetalk_bench import benchmark_musetalk
+    from pipeline.lipsync.musetalk.musetalk_bench import benchmark_musetalk
     from pipeline.media.audio import load_audio
 
     engine = _engine(weights, tmp_path / "cache", scene["landmarker"])

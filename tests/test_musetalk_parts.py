@@ -173,8 +173,6 @@ def test_positional_table_is_the_sinusoid() -> None:
 
 def test_crop_box_and_region_follow_pil_semantics() -> None:
     assert parsing.crop_box((60, 60, 220, 260)) == (-10, 10, 290, 310)
-    assert parsing.extend_box((60, 60, 220, 260), 400) == (60, 60, 220, 270)
-    assert parsing.extend_box((60, 60, 220, 260), 265) == (60, 60, 220, 265)
     image = np.arange(5 * 4 * 3, dtype=np.uint8).reshape(5, 4, 3)
     region = parsing.crop_region(image, (-1, 3, 2, 7))
     assert region.shape == (4, 3, 3)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pipeline.face.geometry import wav2lip_box
-from pipeline.quality.crop import crop_face, crop_tracks, syncnet_crops
+from pipeline.quality.crop import LazyCrops, crop_face, crop_tracks
 
 
 def official_crop(image: np.ndarray, s: float, x: float, y: float) -> np.ndarray:
@@ -50,6 +50,6 @@ def test_crops_are_bgr_and_224(lmk: np.ndarray) -> None:
     frame = np.zeros((512, 512, 3), np.uint8)
     frame[..., 0] = 200  # red in RGB
     marks = np.repeat(np.asarray(lmk, np.float64)[None, :, :2], 3, axis=0)
-    crops = list(syncnet_crops([frame] * 3, marks))
+    crops = list(LazyCrops([frame] * 3, marks))
     assert len(crops) == 3 and crops[0].shape == (224, 224, 3)
     assert crops[1][112, 112].tolist() == [0, 0, 200]

@@ -12,6 +12,7 @@ import pytest
 
 from pipeline.face.affine import Affine
 from pipeline.media.audio import load_audio
+from pipeline.models.syncnet import WINDOW_FRAMES
 from pipeline.quality import measures
 from pipeline.quality.jobscore import JobScorer, Timeline, headline, switched_off
 from pipeline.quality.model import load_syncnet
@@ -179,7 +180,10 @@ def test_the_sample_is_spread_and_bounded(seconds: float) -> None:
     lmk = np.zeros((n, 468, 2))
     plan = plan_sample(n, n * 640, lmk, [True] * n)
     assert len(plan.flicker_pairs) <= seconds + 1 and len(plan.seam_frames) <= seconds + 1
-    assert len(plan.pixel_frames()) <= 8 + 1 + 2 * (seconds + 1) + len(starts) + 4 * (
+    pixels = {plan.poster_frame, *plan.preview_frames,
+              *(k - d for k in plan.flicker_pairs for d in (0, 1)),
+              *(int(i) + j for i in plan.window_starts for j in range(WINDOW_FRAMES))}
+    assert len(pixels) <= 8 + 1 + 2 * (seconds + 1) + len(starts) + 4 * (
         len(starts) // CLUSTER_WINDOWS + 1)
 
 

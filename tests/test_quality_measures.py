@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pipeline.face.geometry import wav2lip_box
-from pipeline.lipsync.blend import lower_face_mask
+from pipeline.lipsync.wav2lip.blend import lower_face_mask
 from pipeline.quality import measures
 from pipeline.quality.measures import Verdict
 

@@ -12,6 +12,7 @@ from pipeline.errors import MediaError
 from pipeline.quality import pictures
 from pipeline.quality.measures import Verdict
 from pipeline.quality.report import quality_report
+from pipeline.quality.syncscore import SyncScore
 
 N = 30
 
@@ -27,11 +28,10 @@ def clip(astronaut: np.ndarray, lmk: np.ndarray) -> tuple[list[np.ndarray], np.n
     return frames, np.stack(marks)
 
 
-def test_preview_sheet(tmp_path: Path, clip: tuple[list[np.ndarray], np.ndarray]) -> None:
+def test_preview_sheet(clip: tuple[list[np.ndarray], np.ndarray]) -> None:
     frames, marks = clip
-    path = tmp_path / "preview.jpg"
-    times = pictures.preview_sheet(path, frames, marks, fps=25)
-    sheet = cv2.imread(str(path))
+    rgb, times = pictures.preview_image(frames, marks, fps=25)
+    sheet = cv2.imdecode(np.frombuffer(pictures.encode_jpeg(rgb), np.uint8), cv2.IMREAD_COLOR)
     assert sheet is not None
     # 8 tiles in 2 columns: each the 200 px frame plus the 200 px mouth beside it
     assert sheet.shape == (4 * 200, 2 * 400, 3)
@@ -44,18 +44,15 @@ def test_preview_sheet(tmp_path: Path, clip: tuple[list[np.ndarray], np.ndarray]
     assert mouth[80:120, 60:140, 2].mean() > mouth[80:120, 60:140, 0].mean()  # R > B (BGR)
 
 
-def test_poster_avoids_blinks(tmp_path: Path, clip: tuple[list[np.ndarray], np.ndarray]) -> None:
-    frames, marks = clip
+def test_poster_avoids_blinks(clip: tuple[list[np.ndarray], np.ndarray]) -> None:
+    _, marks = clip
     blinking = marks.copy()
     for t in range(N):
         if t != 17:  # close the eyes in every frame but one
             for top, bottom in ((159, 145), (386, 374)):
                 blinking[t, top] = blinking[t, bottom]
     tracked = [True] * N
-    path = tmp_path / "poster.jpg"
-    assert pictures.poster(path, frames, blinking, tracked) == 17
-    poster = cv2.imread(str(path))
-    assert poster is not None and poster.shape == (512, 512, 3)
+    assert pictures.poster_index(blinking, tracked) == 17
     tracked[17] = False  # an untracked frame is not chosen
     assert pictures.poster_index(blinking, tracked) != 17
 
@@ -78,24 +75,15 @@ def test_quality_report_without_syncnet(clip: tuple[list[np.ndarray], np.ndarray
     assert any("lengths differ" in r for r in lost.reasons)
 
 
-def test_quality_files(tmp_path: Path, clip: tuple[list[np.ndarray], np.ndarray]) -> None:
-    import json
-
-    from pipeline.quality.outputs import write_quality_files
-
-    frames, marks = clip
-    audio = np.zeros(int(16000 * N / 25), np.float32)
-    report = quality_report(frames, marks, [True] * N, audio, syncnet=None)
-    paths = write_quality_files(tmp_path, report, frames, marks, [True] * N)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["poster.jpg", "preview.jpg",
-                                                          "quality.json"]
-    data = json.loads(paths["quality.json"].read_text())
-    assert data["verdict"] == "ok" and len(data["preview_times_s"]) == 8
-    assert data["preview_times_s"][-1] == pytest.approx((N - 1) / 25, abs=1e-3)
-    assert 0 <= data["poster_time_s"] <= (N - 1) / 25
-    for name, shape in (("preview.jpg", (800, 800, 3)), ("poster.jpg", (512, 512, 3))):
-        picture = cv2.imread(str(paths[name]))
-        assert picture is not None and picture.shape == shape
+def test_a_plot_into_a_missing_folder_is_a_media_error_and_writes_nothing(
+        tmp_path: Path) -> None:
+    n = 12
+    score = SyncScore(offset=0, confidence=5.0, min_dist=7.0, mdist=np.linspace(8, 7, 31),
+                      dists=np.full((n, 31), 8.0), framewise_conf=np.linspace(0, 6, n),
+                      window_starts=np.arange(n))
+    plot = pictures.confidence_plot(tmp_path / "syncnet.png", score)
+    picture = cv2.imread(str(plot))
+    assert picture is not None and picture.shape[2] == 3
     with pytest.raises(MediaError):
-        pictures.preview_sheet(tmp_path / "missing" / "p.jpg", frames, marks)
+        pictures.confidence_plot(tmp_path / "missing" / "syncnet.png", score)
     assert not (tmp_path / "missing").exists()

@@ -13,11 +13,11 @@ import torch
 
 from pipeline.face.geometry import liveportrait_crop, warp
 from pipeline.face.landmarks import FaceLandmarker
-from pipeline.lipsync import blend
 from pipeline.lipsync.engine import sync_frames
-from pipeline.lipsync.stage import LipSyncer, face_input
-from pipeline.lipsync.wav2lip_engine import Wav2LipEngine
-from pipeline.lipsync.wav2lip_fast import FastWav2Lip, first_used_row
+from pipeline.lipsync.wav2lip import blend
+from pipeline.lipsync.wav2lip.stage import LipSyncer, face_input
+from pipeline.lipsync.wav2lip.wav2lip_engine import Wav2LipEngine
+from pipeline.lipsync.wav2lip.wav2lip_fast import FastWav2Lip, first_used_row
 from pipeline.models.fold import fold_sequential_pairs
 from pipeline.models.wav2lip import Wav2Lip
 from tests.helpers.tolerance import assert_close

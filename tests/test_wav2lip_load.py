@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pipeline.errors import ConfigError, ModelLoadError, WeightsError
-from pipeline.lipsync.load import load_wav2lip, wav2lip_path
+from pipeline.lipsync.wav2lip.load import load_wav2lip, wav2lip_path
 from pipeline.models.wav2lip import Wav2Lip
 from tests.helpers.w2l_checkpoints import random_wav2lip_state_dict, write_wav2lip_checkpoint
 

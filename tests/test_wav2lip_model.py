@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.lipsync.load import load_wav2lip
+from pipeline.lipsync.wav2lip.load import load_wav2lip
 from pipeline.models.wav2lip import Wav2Lip, convert_wav2lip_state_dict
 from tests.helpers.deterministic_weights import fill_state_dict
 from tests.helpers.tolerance import assert_close, assert_stat_close

@@ -224,8 +224,3 @@ def _zip_problem(path: Path) -> str:
     except (FacedropError, OSError, ValueError) as err:
         return f"cannot be read ({shorten(str(err), 80)})"
     return ""
-
-
-def scan_inbox(inbox: Path, tracker: ReadinessTracker) -> list[InboxEntry]:
-    """One-shot ``InboxScanner(tracker).scan(inbox)`` (zip settling needs a kept scanner)."""
-    return InboxScanner(tracker).scan(inbox)

@@ -445,9 +445,40 @@ def job_output_name(folder: Path, data: dict[str, Any], name: str, max_bytes: in
     return output
 
 
+@dataclass(frozen=True, slots=True)
+class _Inputs:
+    """The files a job uses, chosen and checked to stay inside its folder (not yet decoded)."""
+
+    face: Path
+    audio: Path
+    driving: str | Path | None
+    output: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Media:
+    """What decoding the inputs found."""
+
+    image_size: tuple[int, int]  # (width, height)
+    audio_seconds: float
+
+
 def parse_job_folder(folder: Path, config: Config, name: str | None = None) -> ParsedJob:
-    """Validate a complete job folder into a ``ParsedJob`` (``InputError`` on any problem)."""
+    """Validate a complete job folder into a ``ParsedJob`` (``InputError`` on any problem).
+
+    Three phases, each failing before the next starts: read (job.yaml, the files, the
+    manifest), choose (which file is the face, the audio, the driving clip, the output name),
+    probe (decode and check the media).
+    """
     name = name or folder.name
+    data, files = _read(folder)
+    inputs = _choose(folder, files, data, config, name)
+    media = _probe(inputs, config)
+    return _parsed(name, data, inputs, media, config)
+
+
+def _read(folder: Path) -> tuple[dict[str, Any], list[Path]]:
+    """job.yaml (checked), the job's files, and its ``files:`` manifest checked against them."""
     data = read_job_yaml(folder)
     conflicts = [
         p.name
@@ -465,6 +496,13 @@ def parse_job_folder(folder: Path, config: Config, name: str | None = None) -> P
         )
     files = job_files(folder)
     check_manifest(folder, data)
+    return data, files
+
+
+def _choose(
+    folder: Path, files: list[Path], data: dict[str, Any], config: Config, name: str
+) -> _Inputs:
+    """The face, audio and driving files and the output name, by job.yaml or by elimination."""
     face = pick(folder, files, data, "face", IMAGE_EXT, "face photo")
     if face is None:
         raise InputError(
@@ -481,38 +519,51 @@ def parse_job_folder(folder: Path, config: Config, name: str | None = None) -> P
         )
     driving = resolve_driving(folder, files, data, config.paths.drivers)
     output = job_output_name(folder, data, name, name_max(config.paths.outbox))
-    # Decode both now: a bad photo or recording fails in milliseconds, before any model loads.
-    height, width = load_image(face, config.limits.max_image_pixels).shape[:2]
-    seconds = load_audio(audio, config.limits.max_audio_seconds).duration
+    return _Inputs(face, audio, driving, output)
+
+
+def _probe(inputs: _Inputs, config: Config) -> _Media:
+    """Decode the photo and the recording and check every media file is whole.
+
+    Decoding now makes a bad photo or recording fail in milliseconds, before any model loads.
+    """
+    height, width = load_image(inputs.face, config.limits.max_image_pixels).shape[:2]
+    seconds = load_audio(inputs.audio, config.limits.max_audio_seconds).duration
     # The decoders accept the beginning of a file; only a whole one may run (a stalled copy).
-    check_complete(face, "face photo")
-    check_complete(audio, "recording")
-    check_min_audio(audio, seconds)  # after: a cut-off file is "incomplete", not "short"
-    if isinstance(driving, Path):
-        check_complete(driving, "driving video")
-    size = (width, height)
+    check_complete(inputs.face, "face photo")
+    check_complete(inputs.audio, "recording")
+    check_min_audio(inputs.audio, seconds)  # after: a cut-off file is "incomplete", not "short"
+    if isinstance(inputs.driving, Path):
+        check_complete(inputs.driving, "driving video")
+    return _Media((width, height), seconds)
+
+
+def _parsed(
+    name: str, data: dict[str, Any], inputs: _Inputs, media: _Media, config: Config
+) -> ParsedJob:
+    """The ``JobSpec`` (job.yaml over the config's job defaults) and the settings it resolves to."""
     d = config.job_defaults
+    driving = inputs.driving
     spec = JobSpec(
         name=name,
-        face=face,
-        audio=audio,
+        face=inputs.face,
+        audio=inputs.audio,
         driving=driving,
-        output_name=output,
+        output_name=inputs.output,
         fps=float(data.get("fps", d.fps)),
         lipsync=bool(data.get("lipsync", d.lipsync)),
         enhance=data.get("enhance", d.enhance),
         quality=data.get("quality", d.quality),
-
         lipsync_engine=lipsync_engine(data),
         **motion_fields(data),
     )
     resolved = {
-        "face": face.name,
-        "audio": audio.name,
+        "face": inputs.face.name,
+        "audio": inputs.audio.name,
         "driving": driving.name
         if isinstance(driving, Path)
         else (driving or (None if generated(data) else config.pipeline.default_driver) or None),
-        "output": output,
+        "output": inputs.output,
         "fps": spec.fps,
         # the engine that runs (true means the configured one), or false
         "lipsync": (spec.lipsync_engine or config.pipeline.lipsync_model) if spec.lipsync
@@ -521,4 +572,5 @@ def parse_job_folder(folder: Path, config: Config, name: str | None = None) -> P
         "quality": spec.quality,
         **resolved_motion(spec, config.pipeline),
     }
-    return ParsedJob(spec=spec, resolved=resolved, audio_seconds=seconds, image_size=size)
+    return ParsedJob(spec=spec, resolved=resolved, audio_seconds=media.audio_seconds,
+                     image_size=media.image_size)

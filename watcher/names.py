@@ -36,11 +36,6 @@ def nfc(name: str) -> str:
     return unicodedata.normalize("NFC", name)
 
 
-def same_name(a: str, b: str) -> bool:
-    """Whether two names are the same once normalised (NFD from macOS equals NFC from Linux)."""
-    return nfc(a) == nfc(b)
-
-
 def utf8_len(text: str) -> int:
     """Bytes ``text`` takes on disk (lone surrogates from undecodable names count as 3)."""
     return len(text.encode("utf-8", "surrogatepass"))

@@ -163,7 +163,7 @@ def bench_lipsync(settings: PipelineSettings, engine: str | None = None) -> Stag
                             "frame", figures)
     figures, title = _musetalk_figures(settings)
     w2l = replace(settings, lipsync_model="wav2lip")
-    from pipeline.lipsync.load import wav2lip_path
+    from pipeline.lipsync.wav2lip.load import wav2lip_path
 
     if wav2lip_path(w2l.weights_dir, "wav2lip").is_file():
         figures.update(_wav2lip_figures(w2l, "Wav2Lip: "))
@@ -225,8 +225,8 @@ def _render_frame_ms(settings: PipelineSettings, device: torch.device,
 
 
 def _wav2lip_figures(settings: PipelineSettings, prefix: str) -> dict[str, float]:
-    from pipeline.lipsync.bench import benchmark_lipsync
-    from pipeline.lipsync.load import load_wav2lip, wav2lip_path
+    from pipeline.lipsync.wav2lip.bench import benchmark_lipsync
+    from pipeline.lipsync.wav2lip.load import load_wav2lip, wav2lip_path
 
     bank = ModelBank(settings)
     dtype = bank.dtype(engine_entry(settings.lipsync_model).fp16_checked)
@@ -244,8 +244,8 @@ def _wav2lip_figures(settings: PipelineSettings, prefix: str) -> dict[str, float
 
 def _musetalk_figures(settings: PipelineSettings) -> tuple[dict[str, float], str]:
     from pipeline.lipsync.engine import EngineContext
-    from pipeline.lipsync.musetalk_bench import benchmark_musetalk
-    from pipeline.lipsync.musetalk_engine import load_musetalk_engine
+    from pipeline.lipsync.musetalk.musetalk_bench import benchmark_musetalk
+    from pipeline.lipsync.musetalk.musetalk_engine import load_musetalk_engine
     bank = ModelBank(settings)
     dtype = bank.dtype(engine_entry("musetalk").fp16_checked)
     landmarker = FaceLandmarker(settings.weights_dir)

@@ -32,13 +32,13 @@ from pipeline.chain.runner import Runner, fit_photo
 from pipeline.device import synchronize
 from pipeline.example import AUDIO, FACE, example_dir
 from pipeline.face.landmarks import FaceLandmarker
-from pipeline.lipsync.audio import frame_mels
-from pipeline.lipsync.bench import animated_crops
+from pipeline.lipsync.bench_crops import animated_crops
 from pipeline.lipsync.engine import EngineContext, apply_mouth
-from pipeline.lipsync.load import load_wav2lip, wav2lip_path
 from pipeline.lipsync.registry import engine_entry
-from pipeline.lipsync.stage import LipSyncer, face_input
-from pipeline.lipsync.wav2lip_engine import Wav2LipEngine, load_wav2lip_engine
+from pipeline.lipsync.wav2lip.audio import frame_mels
+from pipeline.lipsync.wav2lip.load import load_wav2lip, wav2lip_path
+from pipeline.lipsync.wav2lip.stage import LipSyncer, face_input
+from pipeline.lipsync.wav2lip.wav2lip_engine import Wav2LipEngine, load_wav2lip_engine
 from pipeline.media.audio import load_audio
 from pipeline.media.image import load_image
 from pipeline.settings import PipelineSettings

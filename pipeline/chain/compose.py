@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Protocol, overload
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -21,13 +21,14 @@ from pipeline.enhance.stage import Enhancer, smooth_landmarks
 from pipeline.face.paste import PasteBack
 from pipeline.lipsync.engine import FrameFeatures, LipSyncEngine, PreparedCrop, sync_frames
 from pipeline.liveportrait.animate import AnimationResult
+from pipeline.media.lazy_frames import LazyFrames
 from pipeline.media.video import VideoWriter
 from pipeline.spec import CancelToken, ProgressFn
 
 STAGE = "compose"
 
 
-class DistinctCrops(Sequence[np.ndarray]):
+class DistinctCrops(LazyFrames):
     """The animation's distinct crops as a lazy sequence (read from the render cache on demand)."""
 
     def __init__(self, anim: AnimationResult) -> None:
@@ -36,17 +37,7 @@ class DistinctCrops(Sequence[np.ndarray]):
     def __len__(self) -> int:
         return self._anim.n_distinct
 
-    @overload
-    def __getitem__(self, k: int) -> np.ndarray: ...
-
-    @overload
-    def __getitem__(self, k: slice) -> list[np.ndarray]: ...
-
-    def __getitem__(self, k: int | slice) -> np.ndarray | list[np.ndarray]:
-        if isinstance(k, slice):
-            return [self._anim.crop(i) for i in range(*k.indices(len(self)))]
-        if not 0 <= k < len(self):
-            raise IndexError(k)
+    def _frame(self, k: int) -> np.ndarray:
         return self._anim.crop(k)
 
 

@@ -29,7 +29,7 @@ from pipeline.face.landmarks import FaceLandmarker
 from pipeline.face.paste import PasteBack
 from pipeline.lipsync.engine import EngineContext, FrameFeatures, LipSyncEngine, PreparedCrop
 from pipeline.lipsync.registry import engine_entry, load_engine
-from pipeline.lipsync.stage import BaseFace
+from pipeline.lipsync.wav2lip.stage import BaseFace
 from pipeline.liveportrait.animate import (
     SOURCE_CROP_SCALE,
     AnimateOptions,

@@ -7,7 +7,7 @@
   the face and has no hard edge (the role facexlib's parsing mask plays for GFPGAN).
 - ``hull_mask``: any point set's convex hull, eroded and blurred, computed on its bounding box.
 Sizes scale with the face so the feather looks the same at any resolution. The lip-sync blend's
-lower-face mask is ``pipeline.lipsync.blend.lower_face_mask``.
+lower-face mask is ``pipeline.lipsync.wav2lip.blend.lower_face_mask``.
 """
 
 from __future__ import annotations

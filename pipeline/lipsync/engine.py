@@ -119,6 +119,23 @@ class LipSyncEngine(Protocol[P]):
         ...
 
 
+class EngineIdentity:
+    """The read-only ``name`` and ``version`` of ``LipSyncEngine``, kept in one place: every
+    engine class derives from this and passes both on from its loader."""
+
+    def __init__(self, name: str, version: str) -> None:
+        self._name = name
+        self._version = version
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+
 def apply_mouth(crop: np.ndarray, mouth: MouthPatch) -> np.ndarray:
     """A copy of ``crop`` (RGB uint8) with the mouth blended in by its mask.
 

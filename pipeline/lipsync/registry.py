@@ -20,13 +20,13 @@ if TYPE_CHECKING:  # only types: importing the engines here would load torch on 
 
 
 def _wav2lip(ctx: EngineContext, name: str) -> LipSyncEngine[Any]:
-    from pipeline.lipsync.wav2lip_engine import load_wav2lip_engine
+    from pipeline.lipsync.wav2lip.wav2lip_engine import load_wav2lip_engine
 
     return load_wav2lip_engine(ctx, name)
 
 
 def _musetalk(ctx: EngineContext, name: str) -> LipSyncEngine[Any]:
-    from pipeline.lipsync.musetalk_engine import load_musetalk_engine
+    from pipeline.lipsync.musetalk.musetalk_engine import load_musetalk_engine
 
     return load_musetalk_engine(ctx, name)
 

@@ -19,8 +19,9 @@ nothing is BGR, so no flip is made anywhere):
   ``parsing.blend_mask`` turns it into the blend mask.
 
 Returned tensors stay on the device in the model dtype (move them to the CPU to cache them).
-The official face crop (``scripts/inference.py`` v1.5) is ``parsing.extend_box`` of the face box,
-cropped from the frame and resized to 256 x 256 with ``cv2.INTER_LANCZOS4``; the blend region is
+The official face crop (``scripts/inference.py`` v1.5) is the face box with its bottom moved
+``parsing.EXTRA_MARGIN`` down (``pipeline.lipsync.musetalk.musetalk_crop.face_box``), cropped from
+the frame and resized to 256 x 256 with ``cv2.INTER_LANCZOS4``; the blend region is
 ``parsing.crop_box`` of the (extended) face box, cropped with ``parsing.crop_region``.
 
 One documented difference: the official ``get_latents_for_unet`` takes a random draw from the
@@ -56,7 +57,7 @@ from pipeline.musetalk.load import (
     load_whisper_encoder,
 )
 from pipeline.musetalk.offline import force_offline
-from pipeline.musetalk.positional import positional_table
+from pipeline.musetalk.positional import add_positions
 
 FACE_SIZE = 256
 LATENT_CHANNELS = 4
@@ -170,9 +171,7 @@ class MuseTalk:
         (B, 4, h, w) predicted latents."""
         if latents.shape[0] != windows.shape[0]:
             raise ValueError(f"{latents.shape[0]} latents but {windows.shape[0]} audio windows")
-        tokens = windows.to(device=self.device, dtype=self.dtype)
-        table = positional_table(tokens.shape[1], tokens.shape[2])
-        tokens = tokens + table.to(device=self.device, dtype=self.dtype)
+        tokens = add_positions(windows.to(device=self.device, dtype=self.dtype))
         timesteps = torch.tensor([TIMESTEP], device=self.device)
         out = self.unet_net(latents.to(device=self.device, dtype=self.dtype), timesteps,
                             encoder_hidden_states=tokens)

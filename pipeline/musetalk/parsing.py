@@ -114,13 +114,6 @@ def resize_mask(mask: np.ndarray, width: int, height: int) -> np.ndarray:
 Box = tuple[int, int, int, int]
 
 
-def extend_box(face_box: Box, frame_height: int, extra_margin: int = EXTRA_MARGIN) -> Box:
-    """The official v1.5 face box: its bottom moved down by ``extra_margin`` pixels (to take in
-    the chin), at most to the frame's bottom edge."""
-    x, y, x1, y1 = face_box
-    return x, y, x1, min(y1 + extra_margin, frame_height)
-
-
 def crop_box(face_box: Box, expand: float = EXPAND) -> Box:
     """The official ``get_crop_box``: a square of side ``2 * int(max(w, h) // 2 * expand)``
     around the face box's centre (integer maths as the official)."""

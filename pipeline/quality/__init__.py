@@ -7,6 +7,6 @@ measures with verdicts, and the preview pictures.
 - ``measures``: tracked share, jitter, seam, flicker, durations, each with a verdict;
 - ``pictures``: ``preview.jpg`` contact sheet and ``poster.jpg``;
 - ``report``: ``quality_report(...)``, the one entry point for the runner (cost figures there);
-- ``outputs``: ``write_quality_files`` (quality.json, preview.jpg, poster.jpg);
+- ``outputs``: the quality files' names (``jobscore`` makes their bytes, the outbox writes them);
 - ``video``: ``score_video`` for ``facedrop score`` (decode at 25 fps, track, score).
 """

@@ -21,13 +21,13 @@ frames directly (no extra compression).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from typing import overload
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
 from pipeline.face.geometry import wav2lip_box
+from pipeline.media.lazy_frames import LazyFrames
 from pipeline.quality.syncscore import medfilt
 
 CROP_SIZE = 224
@@ -77,7 +77,7 @@ def crop_face(frame_bgr: np.ndarray, s: float, x: float, y: float) -> np.ndarray
     return cv2.resize(out, (CROP_SIZE, CROP_SIZE))
 
 
-class LazyCrops(Sequence[np.ndarray]):
+class LazyCrops(LazyFrames):
     """The crops of ``frames_rgb``, each made when first read (scoring a subsample of windows
     reads only their frames)."""
 
@@ -89,13 +89,7 @@ class LazyCrops(Sequence[np.ndarray]):
     def __len__(self) -> int:
         return min(len(self.frames), len(self.tracks))
 
-    @overload
-    def __getitem__(self, index: int) -> np.ndarray: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[np.ndarray]: ...
-    def __getitem__(self, index: int | slice) -> np.ndarray | Sequence[np.ndarray]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
+    def _frame(self, index: int) -> np.ndarray:
         if index not in self._cache:
             s, x, y = self.tracks[index]
             rgb = self.frames[index]
@@ -103,8 +97,3 @@ class LazyCrops(Sequence[np.ndarray]):
         return self._cache[index]
 
 
-def syncnet_crops(frames_rgb: Iterable[np.ndarray], landmarks: np.ndarray) -> Iterator[np.ndarray]:
-    """The BGR 224x224 crop of each RGB frame, placed by its smoothed landmark box."""
-    tracks = crop_tracks(landmarks)
-    for frame, (s, x, y) in zip(frames_rgb, tracks, strict=False):
-        yield crop_face(np.ascontiguousarray(frame[..., ::-1]), s, x, y)

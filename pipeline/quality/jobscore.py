@@ -28,7 +28,6 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import overload
 
 import numpy as np
 
@@ -36,6 +35,7 @@ from pipeline.errors import FacedropError
 from pipeline.face.affine import Affine
 from pipeline.face.landmarks import FaceLandmarker
 from pipeline.face.steady import SteadyTracker
+from pipeline.media.lazy_frames import LazyFrames
 from pipeline.models.syncnet import WINDOW_FRAMES, SyncNet
 from pipeline.quality import measures
 from pipeline.quality.crop import crop_face, crop_tracks
@@ -109,7 +109,7 @@ class Timeline:
         return min(self.n_out - 1, math.floor(k25 * self.fps / FPS + 1e-6))
 
 
-class Held(Sequence[np.ndarray]):
+class Held(LazyFrames):
     """A sequence of ``length`` pictures (frames or face crops by 25 fps frame) of which only
     the sampled ones are held; reading another one is a bug of the plan."""
 
@@ -119,15 +119,7 @@ class Held(Sequence[np.ndarray]):
     def __len__(self) -> int:
         return self.length
 
-    @overload
-    def __getitem__(self, k: int) -> np.ndarray: ...
-    @overload
-    def __getitem__(self, k: slice) -> Sequence[np.ndarray]: ...
-    def __getitem__(self, k: int | slice) -> np.ndarray | Sequence[np.ndarray]:
-        if isinstance(k, slice):
-            return [self[i] for i in range(*k.indices(len(self)))]
-        if not 0 <= k < len(self):
-            raise IndexError(k)
+    def _frame(self, k: int) -> np.ndarray:
         if k not in self.held:
             raise LookupError(f"frame {k} is not in the sample")
         return self.held[k]

@@ -16,7 +16,7 @@ import numpy as np
 
 from pipeline.face import meshidx
 from pipeline.face.geometry import similarity_lstsq, wav2lip_box
-from pipeline.lipsync.blend import lower_face_mask
+from pipeline.lipsync.wav2lip.blend import lower_face_mask
 
 
 class Verdict(enum.Enum):

@@ -71,11 +71,6 @@ def _imwrite_atomic(path: Path, bgr: np.ndarray, params: Sequence[int] = ()) -> 
     return path
 
 
-def _write(path: Path, rgb: np.ndarray, quality: int = 90) -> Path:
-    return _imwrite_atomic(path, np.ascontiguousarray(rgb[..., ::-1]),
-                           [cv2.IMWRITE_JPEG_QUALITY, quality])
-
-
 def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
     """An RGB frame as JPEG bytes (for files the outbox writes)."""
     ok, encoded = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]),
@@ -83,14 +78,6 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
     if not ok:
         raise MediaError("a picture could not be encoded", fix="report this as a bug")
     return bytes(encoded.tobytes())
-
-
-def preview_sheet(path: Path, frames: Sequence[np.ndarray], landmarks: np.ndarray,
-                  fps: float = FPS, count: int = SHEET_FRAMES) -> list[float]:
-    """Write the contact sheet; returns the times (s) of the frames shown."""
-    sheet, times = preview_image(frames, landmarks, fps, count)
-    _write(path, sheet)
-    return times
 
 
 def preview_image(frames: Sequence[np.ndarray], landmarks: np.ndarray, fps: float = FPS,
@@ -137,14 +124,6 @@ def poster_index(landmarks: np.ndarray, tracked: Sequence[bool]) -> int:
     middle = list(range(lo, min(hi, n)))
     candidates = [i for i in middle if tracked[i]] or middle or list(range(n))
     return max(candidates, key=lambda i: eye_openness(landmarks[i]))
-
-
-def poster(path: Path, frames: Sequence[np.ndarray], landmarks: np.ndarray,
-           tracked: Sequence[bool]) -> int:
-    """Write the poster frame; returns its index."""
-    i = poster_index(landmarks, tracked)
-    _write(path, frames[i], quality=92)
-    return i
 
 
 def confidence_plot(path: Path, score: SyncScore, threshold: float = 3.0,

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.models.syncnet import WINDOW_FRAMES
 from pipeline.quality.pictures import poster_index, sheet_indices
 from pipeline.quality.syncscore import FPS, VSHIFT, window_count
 
@@ -70,15 +69,6 @@ class SamplePlan:
     seam_frames: list[int]
     preview_frames: list[int]
     poster_frame: int
-
-    def pixel_frames(self) -> set[int]:
-        """Every frame whose pixels are read."""
-        need = {self.poster_frame, *self.preview_frames}
-        for k in self.flicker_pairs:
-            need.update((k - 1, k))
-        for i in self.window_starts:
-            need.update(range(int(i), int(i) + WINDOW_FRAMES))
-        return need
 
     def describe(self) -> dict[str, object]:
         """What quality.json says about the sample."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import overload
 
 import cv2
 import numpy as np
@@ -22,6 +21,7 @@ from pipeline.errors import InputError, NoFaceError
 from pipeline.face.landmarks import FaceLandmarker
 from pipeline.face.ratios import raw_eye_ratio
 from pipeline.media.audio import load_audio
+from pipeline.media.lazy_frames import LazyFrames
 from pipeline.media.video import iter_frames_timed, probe_video
 from pipeline.models.syncnet import SyncNet
 from pipeline.quality.model import load_syncnet, syncnet_path
@@ -33,7 +33,7 @@ MAX_SECONDS = 300.0
 MAX_SIDE = 720  # frames are kept at most this large (memory); faces stay well above 224 px
 
 
-class JpegFrames(Sequence[np.ndarray]):
+class JpegFrames(LazyFrames):
     """RGB frames held as JPEG bytes; indexing decodes one frame."""
 
     def __init__(self) -> None:
@@ -49,13 +49,7 @@ class JpegFrames(Sequence[np.ndarray]):
     def __len__(self) -> int:
         return len(self._data)
 
-    @overload
-    def __getitem__(self, index: int) -> np.ndarray: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[np.ndarray]: ...
-    def __getitem__(self, index: int | slice) -> np.ndarray | Sequence[np.ndarray]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
+    def _frame(self, index: int) -> np.ndarray:
         bgr = cv2.imdecode(np.frombuffer(self._data[index], np.uint8), cv2.IMREAD_COLOR)
         if bgr is None:
             raise ValueError("a stored frame could not be decoded")

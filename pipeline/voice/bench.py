@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from pipeline.device import synchronize
-from pipeline.lipsync.bench import device_peak_mb
+from pipeline.device import device_peak_mb, synchronize
 from pipeline.models.joyvasa_dit import DitConfig, JoyVasaDit
 from pipeline.models.joyvasa_hubert import build_hubert, hubert_features
 from pipeline.rss import peak_rss_mb

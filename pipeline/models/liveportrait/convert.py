@@ -91,11 +91,6 @@ def convert_spade_generator(sd: Mapping[str, torch.Tensor]) -> StateDict:
     return fold_spectral_norm(sd)
 
 
-def split_stitching(checkpoint: Mapping[str, object]) -> dict[str, StateDict]:
-    """The stitching file -> ``{"stitching": sd, "lip": sd, "eye": sd}`` without ``module.``."""
-    return {role: stitching_part(checkpoint, role) for role in STITCHING_SUBDICTS.values()}
-
-
 def stitching_part(checkpoint: Mapping[str, object], role: str) -> StateDict:
     """One MLP's state dict (``role``: stitching, lip or eye) from the stitching file.
 

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from pipeline.face.landmarker import Landmarker
-from pipeline.lipsync import blend, box
+from pipeline.lipsync import box
+from pipeline.lipsync.wav2lip import blend
 
 FACE_SIZE = 96  # Wav2Lip's input and output resolution (hparams.img_size)
 

@@ -48,7 +48,7 @@ Box = tuple[int, int, int, int]
 
 def face_box(landmarks: np.ndarray, height: int) -> np.ndarray:
     """The official v1.5 box (x1, y1, x2, y2) float64 for (468, 2) crop-pixel landmarks (the
-    ``extend_box`` margin included, in float: the box is smoothed before it is rounded)."""
+    v1.5 ``extra_margin`` included, in float: the box is smoothed before it is rounded)."""
     pts = np.asarray(landmarks, dtype=np.float64)[IBUG68]
     bottom = float(pts[:, 1].max())
     half = float(pts[HALF_FACE, 1])

@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.device import synchronize
+from pipeline.device import device_peak_mb, synchronize
 from pipeline.face.landmarker import Landmarker
-from pipeline.lipsync import musetalk_crop as mcrop
-from pipeline.lipsync.avatar_cache import AvatarCache
-from pipeline.lipsync.bench import animated_crops, device_peak_mb
+from pipeline.lipsync.bench_crops import animated_crops
 from pipeline.lipsync.engine import MouthPatch, apply_mouth
-from pipeline.lipsync.musetalk_engine import MuseTalkEngine
+from pipeline.lipsync.musetalk import musetalk_crop as mcrop
+from pipeline.lipsync.musetalk.avatar_cache import AvatarCache
+from pipeline.lipsync.musetalk.musetalk_engine import MuseTalkEngine
 from pipeline.musetalk.audio import SAMPLE_RATE, SEGMENT_SAMPLES
 from pipeline.rss import peak_rss_mb
 

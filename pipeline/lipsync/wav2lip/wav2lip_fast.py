@@ -21,7 +21,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-from pipeline.lipsync.stage import FACE_SIZE
+from pipeline.lipsync.wav2lip.stage import FACE_SIZE
 from pipeline.models.wav2lip import Wav2Lip
 
 CUBIC_MARGIN = 2  # source rows above a used row that cv2's bicubic taps read (1), plus one spare

@@ -25,11 +25,16 @@ import numpy as np
 import torch
 
 from pipeline.face.landmarker import Landmarker
-from pipeline.lipsync import musetalk_crop as mcrop
-from pipeline.lipsync.avatar_cache import AvatarCache, avatar_key
-from pipeline.lipsync.engine import EngineContext, MouthPatch, check_one_to_one
+from pipeline.lipsync.engine import (
+    EngineContext,
+    EngineIdentity,
+    MouthPatch,
+    check_one_to_one,
+)
+from pipeline.lipsync.musetalk import musetalk_crop as mcrop
+from pipeline.lipsync.musetalk.avatar_cache import AvatarCache, avatar_key
+from pipeline.lipsync.musetalk.whisper_windows import WhisperWindows
 from pipeline.lipsync.tracking import track_landmarks
-from pipeline.lipsync.whisper_windows import WhisperWindows
 from pipeline.liveportrait.hashing import model_version
 from pipeline.musetalk.bundle import MuseTalk
 from pipeline.musetalk.configs import MuseTalkConfigs
@@ -52,7 +57,7 @@ class MuseFace:
     latents: torch.Tensor
 
 
-class MuseTalkEngine:
+class MuseTalkEngine(EngineIdentity):
     """``LipSyncEngine[MuseFace]`` over a loaded ``MuseTalk`` bundle."""
 
     features_stage = "whisper"
@@ -61,20 +66,11 @@ class MuseTalkEngine:
                  batch_size: int, name: str, version: str) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        super().__init__(name, version)
         self.model = model
         self.landmarker = landmarker
         self.cache = cache
         self.batch_size = batch_size
-        self._name = name
-        self._version = version
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def version(self) -> str:
-        return self._version
 
     # -- per distinct crop ------------------------------------------------------------------------
     def prepare(self, crops: Sequence[np.ndarray], first_landmarks: np.ndarray | None = None,

@@ -14,11 +14,11 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-from pipeline.device import synchronize
-from pipeline.face.geometry import Affine, liveportrait_crop, warp
+from pipeline.device import device_peak_mb, synchronize
 from pipeline.face.landmarker import Landmarker
-from pipeline.lipsync.audio import frame_mels
-from pipeline.lipsync.stage import LipSyncer, face_input
+from pipeline.lipsync.bench_crops import animated_crops
+from pipeline.lipsync.wav2lip.audio import frame_mels
+from pipeline.lipsync.wav2lip.stage import LipSyncer, face_input
 from pipeline.rss import peak_rss_mb
 
 
@@ -44,24 +44,6 @@ class LipsyncBench:
     peak_rss_mb: float
     peak_traced_mb: float
     device_peak_mb: float
-
-
-def animated_crops(photo: np.ndarray, landmarker: Landmarker, n: int
-                    ) -> tuple[list[np.ndarray], np.ndarray]:
-    """``n`` 512 crops of the photo with a small drift, and the first crop's landmarks."""
-    lmk = landmarker.landmarks(photo, landmarker.detect(photo))
-    to_crop = liveportrait_crop(lmk)
-    crops = [warp(photo, Affine.translation(0.5 * k, 0.25 * k).compose(to_crop), 512)
-             for k in range(n)]
-    return crops, to_crop.apply(lmk).astype(np.float32)
-
-
-def device_peak_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    if device.type == "mps":
-        return torch.mps.driver_allocated_memory() / 2**20
-    return 0.0
 
 
 def benchmark_lipsync(

@@ -19,37 +19,33 @@ import numpy as np
 import torch
 
 from pipeline.face.landmarker import Landmarker
-from pipeline.lipsync import blend
-from pipeline.lipsync.audio import frame_mels
-from pipeline.lipsync.engine import EngineContext, MouthPatch, check_one_to_one
-from pipeline.lipsync.load import load_wav2lip, wav2lip_path
-from pipeline.lipsync.stage import BaseFace, LipSyncer, face_input
-from pipeline.lipsync.wav2lip_fast import FastWav2Lip, first_used_row
+from pipeline.lipsync.engine import (
+    EngineContext,
+    EngineIdentity,
+    MouthPatch,
+    check_one_to_one,
+)
+from pipeline.lipsync.wav2lip import blend
+from pipeline.lipsync.wav2lip.audio import frame_mels
+from pipeline.lipsync.wav2lip.load import load_wav2lip, wav2lip_path
+from pipeline.lipsync.wav2lip.stage import BaseFace, LipSyncer, face_input
+from pipeline.lipsync.wav2lip.wav2lip_fast import FastWav2Lip, first_used_row
 from pipeline.liveportrait.hashing import model_version
 from pipeline.models.fold import fold_sequential_pairs
 
 CODE_VERSION = "w2l2"  # bump when this engine's output for the same inputs changes
 
 
-class Wav2LipEngine:
+class Wav2LipEngine(EngineIdentity):
     """``LipSyncEngine[BaseFace]`` over a ``LipSyncer`` (which holds the net, device, batch)."""
 
     features_stage = "mel"
 
     def __init__(self, syncer: LipSyncer, name: str, version: str,
                  fast: FastWav2Lip | None = None) -> None:
+        super().__init__(name, version)
         self.syncer = syncer
         self.fast = fast  # None: the plain per-frame pass (``LipSyncer.generate``)
-        self._name = name
-        self._version = version
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def version(self) -> str:
-        return self._version
 
     def prepare(self, crops: Sequence[np.ndarray], first_landmarks: np.ndarray | None = None,
                 *, landmarker: Landmarker | None = None) -> list[BaseFace]:
