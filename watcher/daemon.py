@@ -1,7 +1,8 @@
 """The watch-folder daemon: the wiring of lock, signals, watcher, Intake and Worker.
 
 The parts: ``Intake`` (inbox -> work area -> queue), the ``JobQueue`` (``SqliteQueue``), the
-``Worker`` (one job at a time, models resident), the ``Outbox`` and the one transition function
+``Executor`` that ``queue.backend`` picks (the local ``Worker``: one job at a time, models
+resident; or a fleet's ``Dispatcher``), the ``Outbox`` and the one transition function
 (``Lifecycle``). On start the state is reconciled (``reconcile``). The main thread runs the loop,
 woken by watchdog and at least every ``rescan_seconds``. An environment fault pauses intake or
 work (``FaultBoard``) and never ends the loop. SIGTERM/SIGINT stop claiming, cancel the running
