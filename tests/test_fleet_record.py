@@ -13,9 +13,9 @@ from tests.helpers.daemon_harness import write_config
 from watcher.config import Config, QueueBackend, load_config
 from watcher.faults import FaultBoard, Places
 from watcher.jobqueue import JobState
+from watcher.lifecycle import Lifecycle
 from watcher.outbox import Outbox
-from watcher.state import SqliteQueue
-from watcher.transition import Lifecycle
+from watcher.sqlite_queue import SqliteQueue
 
 
 @pytest.fixture

@@ -38,6 +38,7 @@ from watcher.intake import Intake
 from watcher.jobfolder import parse_job_folder
 from watcher.jobqueue import JobState
 from watcher.killpoints import CrashHook, no_crash
+from watcher.lifecycle import Lifecycle, Outcome
 from watcher.outbox import Outbox, Rename
 from watcher.pipelineref import PIPELINE_ENV, PipelineRef
 from watcher.rates import RateStore
@@ -45,9 +46,8 @@ from watcher.readiness import ReadinessTracker
 from watcher.reconcile import reconcile
 from watcher.runtime import RuntimeFile
 from watcher.sdnotify import ServiceNotifier
-from watcher.state import SqliteQueue
+from watcher.sqlite_queue import SqliteQueue
 from watcher.supervisor import ChildRunner
-from watcher.transition import Lifecycle, Outcome
 from watcher.watch import InboxWatcher
 from watcher.wholeness_child import IsolatedWholeness
 from watcher.worker import Worker

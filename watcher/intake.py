@@ -46,6 +46,7 @@ from watcher.inbox_scan import InboxEntry, InboxScanner, Kind, Verdict
 from watcher.jobqueue import JobState
 from watcher.jobzip import ZipLimits, unpack_job_zip
 from watcher.killpoints import CrashHook, no_crash
+from watcher.lifecycle import Lifecycle, Outcome
 from watcher.names import fit, name_max
 from watcher.outbox import (
     INPUT,
@@ -57,7 +58,6 @@ from watcher.outbox import (
     is_litter,
     remove_tree,
 )
-from watcher.transition import Lifecycle, Outcome
 
 log = logging.getLogger("facedrop.intake")
 

@@ -2,7 +2,7 @@
 
 A queued job is an id, a name, the location of its payload (relative to the work area) and the
 name of its outbox folder: no machine-local absolute path, so another backend (Redis) can serve
-workers on other machines. The embedded backend is ``watcher.state.SqliteQueue``.
+workers on other machines. The embedded backend is ``watcher.sqlite_queue.SqliteQueue``.
 
 Every state-changing call is idempotent: asking for the state a job is already in changes
 nothing and returns the job. A change the table ``ALLOWED`` does not list is a bug

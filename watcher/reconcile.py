@@ -19,8 +19,8 @@ from pathlib import Path
 import yaml
 
 from watcher.jobqueue import Job, JobState
+from watcher.lifecycle import Lifecycle, Outcome
 from watcher.outbox import INPUT, RESOLVED, TIMING, is_litter, remove_tree
-from watcher.transition import Lifecycle, Outcome
 from watcher.worker import retry_delay
 
 log = logging.getLogger("facedrop.reconcile")

@@ -31,10 +31,10 @@ from watcher.config import Config
 from watcher.faults import Fault, FaultBoard, FaultKind, Places, Scope, classify
 from watcher.jobqueue import Job, JobState
 from watcher.killpoints import CrashHook, no_crash
+from watcher.lifecycle import Lifecycle, Outcome
 from watcher.outbox import ProgressThrottle
 from watcher.rates import RateStore, remember
 from watcher.supervisor import make_runner
-from watcher.transition import Lifecycle, Outcome
 
 log = logging.getLogger("facedrop.worker")
 

@@ -44,9 +44,9 @@ from watcher.fleet.messages import (
 )
 from watcher.jobqueue import Job, JobQueue, JobState
 from watcher.killpoints import CrashHook, no_crash
+from watcher.lifecycle import Lifecycle, Outcome
 from watcher.outbox import TEMP_SUFFIX
 from watcher.storage import Storage, StorageError, open_storage
-from watcher.transition import Lifecycle, Outcome
 
 log = logging.getLogger("facedrop.fleet")
 
