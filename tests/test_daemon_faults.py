@@ -31,7 +31,7 @@ from tests.helpers.daemon_harness import (
     write_config,
 )
 from watcher.faults import FaultKind, Places, classify
-from watcher.state import SqliteQueue
+from watcher.sqlite_queue import SqliteQueue
 
 TIMEOUT = 60.0
 WEIGHTS = "standin.pth"

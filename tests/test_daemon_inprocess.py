@@ -21,7 +21,7 @@ from watcher.daemon import Daemon, pipeline_factory
 from watcher.inbox_scan import InboxEntry, Kind, Verdict
 from watcher.jobqueue import JobState, TransitionError
 from watcher.outbox import move
-from watcher.state import SqliteQueue
+from watcher.sqlite_queue import SqliteQueue
 
 
 @pytest.fixture

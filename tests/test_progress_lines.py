@@ -17,7 +17,7 @@ from watcher.jobqueue import JobState
 from watcher.outbox import Outbox
 from watcher.progress_lines import StageLines
 from watcher.rates import RATES_FILE, RateStore, fit
-from watcher.state import SqliteQueue
+from watcher.sqlite_queue import SqliteQueue
 from watcher.status import status_report
 
 

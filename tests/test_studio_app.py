@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 from tests.helpers.daemon_harness import facedrop, speech_clip, write_config
 from watcher.config import Config, load_config
 from watcher.outbox import Outbox
-from watcher.state import SqliteQueue
+from watcher.sqlite_queue import SqliteQueue
 from watcher.status import status_report
 from watcher.studio import auth
 from watcher.studio.app import build_app

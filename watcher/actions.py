@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pipeline.errors import InputError
 from watcher.cancels import CancelRequests
-from watcher.config import Config
+from watcher.config import Config, QueueBackend
 from watcher.outbox import INPUT, read_status
 from watcher.status import status_report
 from watcher.submit import resubmit
@@ -33,7 +33,7 @@ class Acted:
 
 def cancel_job(config: Config, job: str) -> list[Acted]:
     """Ask to stop a queued or running job, found by its name or outbox folder name."""
-    if config.queue.backend == "redis":
+    if config.queue.backend is QueueBackend.REDIS:
         return _cancel_fleet(config, job)
     report = status_report(config.paths.state, config.paths.inbox, 0)
     jobs = report["jobs"] or {"running": [], "queued": []}
@@ -52,10 +52,9 @@ def cancel_job(config: Config, job: str) -> list[Acted]:
 
 
 def _cancel_fleet(config: Config, job: str) -> list[Acted]:
-    from watcher.fleet.broker import redis_client
     from watcher.fleet.ledger import Ledger
 
-    ledger = Ledger(redis_client(config.queue), config.queue.namespace)
+    ledger = Ledger.open(config.queue)
     found = ledger.find(job)
     if not found:
         raise InputError(f"no queued or running job called {job!r}",

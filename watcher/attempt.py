@@ -148,7 +148,27 @@ class Context:
     request: AttemptRequest
     counted: int
     max_attempts: int
-    log_hint: str  # where the details are: "the log: ..." or "the log of worker ..."
+    log_hint: str  # where the details are: local_log_hint or worker_log_hint
+
+
+def local_log_hint(logs: Path) -> str:
+    """Where a failure's details are when the job ran on this machine (the daemon's log)."""
+    return f"the log: {logs / 'facedrop.log'}"
+
+
+def worker_log_hint(ident: str) -> str:
+    """Where a failure's details are when a fleet worker ran the job."""
+    return f"the log of the worker {ident}."
+
+
+def given_up(attempts: int, *, stopped: str, fix: str) -> str:
+    """error.txt of a job whose every counted attempt was interrupted (``stopped``: who was
+    stopped, killed or crashed while running it: the daemon, a worker)."""
+    return (
+        f"Error: the job was given up after {attempts} attempts: each attempt was interrupted "
+        f"before it finished ({stopped} was stopped, killed or crashed while running it).\n"
+        f"Fix: {fix}\n"
+    )
 
 
 @dataclass(frozen=True, slots=True)

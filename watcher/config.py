@@ -13,6 +13,7 @@ import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from importlib.resources import files as package_files
 from pathlib import Path
 from typing import Any
@@ -83,14 +84,28 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "storage": {k: (str,) for k in ("backend", "path", "url", "bucket", "region")},
     "studio": {"host": (str,), "port": (int,)},  # facedrop serve: where the page listens
 }
+
+
+class QueueBackend(StrEnum):
+    """Where jobs run: chosen once, by the daemon's wiring (``Daemon._executor``)."""
+
+    LOCAL = "local"  # in this process, queued in the embedded SQLite queue
+    REDIS = "redis"  # on a fleet of ``facedrop worker``s, through Redis (watcher.fleet)
+
+
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("pipeline", "device"): ("auto", "mps", "cuda", "cuda:N", "cpu"),  # for the message
     ("pipeline", "dtype"): ("auto", "fp32", "fp16"),
     ("pipeline", "loop_mode"): tuple(m.value for m in LoopMode),
     ("pipeline", "lipsync_model"): LIPSYNC_MODELS,
     ("motion", "source"): (AUTO, *(m.value for m in MotionSource)),
-    ("queue", "backend"): ("local", "redis"),
+    ("queue", "backend"): tuple(b.value for b in QueueBackend),
     ("storage", "backend"): tuple(b.value for b in StorageBackend),
+}
+# what each choice means, where the bare list would leave a newcomer guessing
+CHOICE_FIXES: dict[tuple[str, str], str] = {
+    ("queue", "backend"): "local runs jobs on this machine; redis hands them to a fleet of "
+    "'facedrop worker' machines (README: Several machines)",
 }
 
 
@@ -141,9 +156,9 @@ class Limits:
 
 @dataclass(frozen=True, slots=True)
 class QueueSettings:
-    """Where jobs run: ``local`` (this process, SQLite) or ``redis`` (a fleet, watcher.fleet)."""
+    """Where jobs run (``QueueBackend``) and, for a fleet, how Redis is reached."""
 
-    backend: str = "local"
+    backend: QueueBackend = QueueBackend.LOCAL
     url: str = "redis://127.0.0.1:6379/0"
     namespace: str = "facedrop"  # prefix of every Redis key, so fleets can share one server
     heartbeat_timeout_seconds: float = 30.0  # a silent worker's job is redelivered after this
@@ -276,7 +291,8 @@ def _validate_key(section: str, key: str, value: Any, path: Path) -> None:
     else:
         known = choices is None or value in choices
     if choices and not known:
-        raise ConfigError(f"'{name}' must be one of {', '.join(choices)}, not {value!r}", file=path)
+        raise ConfigError(f"'{name}' must be one of {', '.join(choices)}, not {value!r}",
+                          fix=CHOICE_FIXES.get((section, key), ""), file=path)
     if isinstance(value, int | float) and not isinstance(value, bool):
         low = 0 if key in ("enhance_strength", "settle_seconds", "retry_backoff_seconds",
                            "seed", *AMOUNT_KEYS, *QUALITY_LIMITS) else 1e-9
@@ -439,7 +455,7 @@ def _build(
 
 def _queue_settings(q: dict[str, Any]) -> QueueSettings:
     return QueueSettings(
-        backend=q["backend"], url=q["url"], namespace=q["namespace"],
+        backend=QueueBackend(q["backend"]), url=q["url"], namespace=q["namespace"],
         heartbeat_timeout_seconds=float(q["heartbeat_timeout_seconds"]),
         maintenance_chance=min(1_000_000, q["maintenance_chance"]),
         job_time_limit_seconds=float(q["job_time_limit_seconds"]),

@@ -1,7 +1,8 @@
 """The watch-folder daemon: the wiring of lock, signals, watcher, Intake and Worker.
 
 The parts: ``Intake`` (inbox -> work area -> queue), the ``JobQueue`` (``SqliteQueue``), the
-``Worker`` (one job at a time, models resident), the ``Outbox`` and the one transition function
+``Executor`` that ``queue.backend`` picks (the local ``Worker``: one job at a time, models
+resident; or a fleet's ``Dispatcher``), the ``Outbox`` and the one transition function
 (``Lifecycle``). On start the state is reconciled (``reconcile``). The main thread runs the loop,
 woken by watchdog and at least every ``rescan_seconds``. An environment fault pauses intake or
 work (``FaultBoard``) and never ends the loop. SIGTERM/SIGINT stop claiming, cancel the running
@@ -28,14 +29,16 @@ from pipeline.errors import ConfigError, InputError
 from pipeline.spec import Pipeline
 from watcher.attempt import AttemptRequest, WorkerCrashed
 from watcher.cancels import CANCELLED_MESSAGE, CancelRequests
-from watcher.config import Config
+from watcher.config import Config, QueueBackend
 from watcher.estimate import job_estimate
+from watcher.executor import Executor
 from watcher.faults import FaultBoard, FaultKind, Places, classify, write_probe
 from watcher.inbox_scan import InboxScanner
 from watcher.intake import Intake
 from watcher.jobfolder import parse_job_folder
 from watcher.jobqueue import JobState
 from watcher.killpoints import CrashHook, no_crash
+from watcher.lifecycle import Lifecycle, Outcome
 from watcher.outbox import Outbox, Rename
 from watcher.pipelineref import PIPELINE_ENV, PipelineRef
 from watcher.rates import RateStore
@@ -43,9 +46,8 @@ from watcher.readiness import ReadinessTracker
 from watcher.reconcile import reconcile
 from watcher.runtime import RuntimeFile
 from watcher.sdnotify import ServiceNotifier
-from watcher.state import SqliteQueue
+from watcher.sqlite_queue import SqliteQueue
 from watcher.supervisor import ChildRunner
-from watcher.transition import Lifecycle, Outcome
 from watcher.watch import InboxWatcher
 from watcher.wholeness_child import IsolatedWholeness
 from watcher.worker import Worker
@@ -172,7 +174,7 @@ class Daemon:
                              estimator=lambda job: job_estimate(self.work_dir / job.payload,
                                                                 rates))
         self.queue: SqliteQueue | None = None
-        self.worker: Worker | Dispatcher | None = None
+        self.worker: Executor | None = None
         self.intake: Intake | None = None
         self.lifecycle: Lifecycle | None = None
         self._reconciled = False
@@ -247,13 +249,8 @@ class Daemon:
         return 0
 
     def _wire(self) -> None:
-        fleet = self.config.queue.backend == "redis"
-        if self.queue is None:
-            if fleet:  # imported only for a fleet: Dramatiq and Redis load nowhere else
-                from watcher.fleet.record import FleetRecord
-                self.queue = FleetRecord(self.paths.state, clock=self._wall)
-            else:
-                self.queue = SqliteQueue(self.paths.state, clock=self._wall)
+        if self.queue is None:  # the record of jobs, whichever backend runs them
+            self.queue = SqliteQueue(self.paths.state, clock=self._wall)
         self.lifecycle = lifecycle = Lifecycle(
             self.queue, self.outbox, self.work_dir, crash=self._crash, notify=self._notifier
         )
@@ -270,20 +267,22 @@ class Daemon:
             rename=self._rename, crash=self._crash, explain=self._input_problem,
             stopping=self._stop.is_set,
         )
-        if fleet:
-            self.worker = self._dispatcher(lifecycle)
-        else:
-            self.worker = Worker(lifecycle, self.config, self._factory, self.faults, self.places,
-                                 clock=self._wall, crash=self._crash)
+        self.worker = self._executor(lifecycle)
         self.worker.on_idle = self._wake.set
+
+    def _executor(self, lifecycle: Lifecycle) -> Executor:
+        """The one choice ``queue.backend`` makes: who runs the queued jobs."""
+        if self.config.queue.backend is QueueBackend.REDIS:
+            return self._dispatcher(lifecycle)
+        return Worker(lifecycle, self.config, self._factory, self.faults, self.places,
+                      clock=self._wall, crash=self._crash)
 
     def _dispatcher(self, lifecycle: Lifecycle) -> Dispatcher:
         """queue.backend redis: jobs run on ``facedrop worker``s; this sends and collects."""
+        # imported only for a fleet: Dramatiq and Redis load nowhere else
         from watcher.fleet.dispatcher import Dispatcher
-        from watcher.fleet.record import FleetRecord
 
-        assert isinstance(self.queue, FleetRecord)
-        dispatcher = Dispatcher(lifecycle, self.queue, self.config, self.faults, self.places,
+        dispatcher = Dispatcher(lifecycle, self.config, self.faults, self.places,
                                 clock=self._wall, crash=self._crash)
         dispatcher.adopt()  # before reconciliation: jobs out in the fleet were not interrupted
         # While Redis is away the intake holds new jobs in the inbox (not claimed into a work
@@ -362,7 +361,8 @@ class Daemon:
 
     def _apply_cancels(self) -> None:
         """Cancel requests (``watcher.cancels``): a queued job fails now, a running one stops."""
-        if not isinstance(self.worker, Worker) or self.lifecycle is None:
+        if (self.config.queue.backend is not QueueBackend.LOCAL or self.worker is None
+                or self.lifecycle is None):
             return  # a fleet cancels through Redis
         for job_id in self._cancels.pending():
             try:

@@ -43,6 +43,7 @@ from watcher.filetree import CopyStopped, remove_tree
 from watcher.inbox_scan import InboxEntry, InboxScanner, Kind, Verdict
 from watcher.jobzip import ZipLimits
 from watcher.killpoints import CrashHook, no_crash
+from watcher.lifecycle import Lifecycle
 from watcher.names import fit, name_max
 from watcher.outbox import Outbox, Rename
 from watcher.slots import (
@@ -54,7 +55,6 @@ from watcher.slots import (
     mark_failed,
     new_slot_name,
 )
-from watcher.transition import Lifecycle
 
 log = logging.getLogger("facedrop.intake")
 

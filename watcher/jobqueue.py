@@ -2,7 +2,7 @@
 
 A queued job is an id, a name, the location of its payload (relative to the work area) and the
 name of its outbox folder: no machine-local absolute path, so another backend (Redis) can serve
-workers on other machines. The embedded backend is ``watcher.state.SqliteQueue``.
+workers on other machines. The embedded backend is ``watcher.sqlite_queue.SqliteQueue``.
 
 Every state-changing call is idempotent: asking for the state a job is already in changes
 nothing and returns the job. A change the table ``ALLOWED`` does not list is a bug
@@ -72,7 +72,7 @@ class Job:
 
 
 class JobQueue(Protocol):
-    """What Intake, Worker and reconciliation need from a queue backend."""
+    """What Intake, the executors and reconciliation need from a queue backend."""
 
     def enqueue(self, name: str, payload: str, outbox: str) -> Job:
         """Record a newly claimed job as queued."""
@@ -80,6 +80,11 @@ class JobQueue(Protocol):
 
     def take(self, now: float) -> Job | None:
         """Atomically move the oldest due queued job to running (attempt counted), or None."""
+        ...
+
+    def start(self, job_id: int, attempt: int, detail: str) -> Job:
+        """A fleet worker runs the job as ``attempt`` (its own number): queued -> running, or a
+        running job's attempt moved on (redelivered to another machine); idempotent."""
         ...
 
     def heartbeat(self, job_id: int, stage: str, progress: float) -> None:

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import yaml
 
+from watcher.attempt import given_up
 from watcher.filetree import remove_tree, subdirs
 from watcher.jobqueue import Job, JobState
+from watcher.lifecycle import Lifecycle, Outcome
 from watcher.outbox import INPUT, RESOLVED, TIMING, is_litter
-from watcher.transition import Lifecycle, Outcome
 from watcher.worker import retry_delay
 
 log = logging.getLogger("facedrop.reconcile")
@@ -100,12 +101,8 @@ def _fail(lifecycle: Lifecycle, job: Job, error: str, report: Report) -> None:
 
 
 def _give_up(job: Job, log_path: Path) -> str:
-    return (
-        f"Error: the job was given up after {job.counted} attempts: each attempt was "
-        f"interrupted before it finished (the daemon was stopped, killed or crashed while "
-        f"running it).\n"
-        f"Fix: check the log for what stopped it, then submit the job again: {log_path}\n"
-    )
+    return given_up(job.counted, stopped="the daemon",
+                    fix=f"check the log for what stopped it, then submit the job again: {log_path}")
 
 
 def _published_video(folder: Path) -> tuple[str, float] | None:

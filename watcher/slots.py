@@ -30,9 +30,9 @@ from watcher.filetree import CopyStopped, copy_tree, fsync_tree, remove_empty, r
 from watcher.jobqueue import JobState
 from watcher.jobzip import ZipLimits, unpack_job_zip
 from watcher.killpoints import CrashHook, no_crash
+from watcher.lifecycle import Lifecycle, Outcome
 from watcher.names import fit, name_max
 from watcher.outbox import INPUT, Outbox, is_litter
-from watcher.transition import Lifecycle, Outcome
 
 CLAIM_PREFIX = ".facedrop-claimed."
 ZIP_HOLD = ".zip"  # <slot>/.zip/<name>.zip: a claimed zip until its job is recorded

@@ -20,7 +20,7 @@ from watcher.jobqueue import Job, JobState
 from watcher.outbox import first_line, read_quality
 from watcher.rates import RateStore
 from watcher.runtime import MAX_ENTRIES, read_runtime
-from watcher.state import DB_NAME, SqliteQueue
+from watcher.sqlite_queue import DB_NAME, SqliteQueue
 
 QUEUE_LIMIT = 1000  # queued jobs listed; more still run, the report says how many it shows
 

@@ -23,6 +23,7 @@ from watcher.attempt import (
     Verdict,
     attempt,
     judge,
+    local_log_hint,
     shown_inputs,
 )
 from watcher.cancels import CANCELLED_MESSAGE
@@ -30,10 +31,10 @@ from watcher.config import Config
 from watcher.faults import Fault, FaultBoard, FaultKind, Places, Scope, classify
 from watcher.jobqueue import Job, JobState
 from watcher.killpoints import CrashHook, no_crash
+from watcher.lifecycle import Lifecycle, Outcome
 from watcher.outbox import ProgressThrottle
 from watcher.rates import RateStore, remember
 from watcher.supervisor import make_runner
-from watcher.transition import Lifecycle, Outcome
 
 log = logging.getLogger("facedrop.worker")
 
@@ -48,7 +49,8 @@ def retry_delay(base: float, counted: int) -> float:
 
 
 class Worker:
-    """Runs queued jobs in a thread, one at a time; ``poll`` is called from the daemon loop."""
+    """The local ``Executor``: runs queued jobs in a thread, one at a time; ``poll`` is called
+    from the daemon loop."""
 
     def __init__(
         self,
@@ -67,6 +69,7 @@ class Worker:
         self._places = places
         self._clock = clock
         self._crash = crash
+        self._log_hint = local_log_hint(config.paths.logs)
         self._runner: Runner = make_runner(factory)
         self._thread: threading.Thread | None = None
         self._current: tuple[int, CancelToken] | None = None
@@ -176,7 +179,7 @@ class Worker:
         else:
             ending = attempt(self._runner, request, progress, cancel, counted=job.counted,
                              max_attempts=self._config.daemon.max_attempts,
-                             places=self._places, log_hint=self._log_hint(),
+                             places=self._places, log_hint=self._log_hint,
                              check=self._check)
         return self._act(job, ending)
 
@@ -221,11 +224,7 @@ class Worker:
         return self._faults.check((FaultKind.OUTBOX, FaultKind.STATE))
 
     def _context(self, request: AttemptRequest, job: Job) -> Context:
-        return Context(request, job.counted, self._config.daemon.max_attempts,
-                       self._log_hint())
-
-    def _log_hint(self) -> str:
-        return f"the log: {self._config.paths.logs / 'facedrop.log'}"
+        return Context(request, job.counted, self._config.daemon.max_attempts, self._log_hint)
 
     def _apply(self, job_id: int, to: JobState, outcome: Outcome) -> bool:
         """Make the change; on an environment fault keep it for later. True when made."""

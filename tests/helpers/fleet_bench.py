@@ -50,14 +50,14 @@ def throughput(root: Path, server: RedisServer, workers: int, jobs: int, sleep: 
 
 def overhead(root: Path, server: RedisServer, rounds: int) -> list[float]:
     """Seconds of queue + storage calls per job (send, take, run bookkeeping, commit, collect)."""
-    from watcher.config import QueueSettings
+    from watcher.config import QueueBackend, QueueSettings
     from watcher.fleet.broker import QUEUE, job_message, make_broker, redis_client
     from watcher.fleet.ledger import Ledger
     from watcher.fleet.messages import JobMessage, Manifest, Verdict, commit, read_manifest
     from watcher.storage import open_storage
     from watcher.storage.settings import StorageBackend, StorageSettings
 
-    q = QueueSettings(backend="redis", url=server.url, namespace="overhead")
+    q = QueueSettings(backend=QueueBackend.REDIS, url=server.url, namespace="overhead")
     (root / "shared").mkdir(parents=True)
     storage = open_storage(StorageSettings(StorageBackend.FOLDER, root / "shared", "", "", ""))
     ledger = Ledger(redis_client(q), q.namespace)

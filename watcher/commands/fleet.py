@@ -14,7 +14,7 @@ from rich.console import Console
 
 from pipeline.device import is_device_name
 from pipeline.errors import ConfigError, InputError
-from watcher.config import Config, load_config
+from watcher.config import Config, QueueBackend, load_config
 from watcher.console import make_console
 from watcher.logs import FORMAT as LOG_FORMAT
 
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def fleet_config(config: Config) -> Config:
-    if config.queue.backend != "redis":
+    if config.queue.backend is not QueueBackend.REDIS:
         raise ConfigError("this command needs a fleet: queue.backend is local", fix=NEEDS_REDIS)
     return config
 
@@ -47,7 +47,6 @@ def fleet_config(config: Config) -> Config:
 def cmd_worker(args: argparse.Namespace) -> int:
     """``facedrop worker``: take jobs one at a time until SIGTERM/SIGINT."""
     from watcher.daemon import pipeline_factory
-    from watcher.fleet.broker import redis_client
     from watcher.fleet.ledger import Ledger
     from watcher.fleet.outage import BrokerNoise
     from watcher.fleet.runner import FleetWorker
@@ -61,7 +60,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             raise InputError(f"--device {args.device!r} is not a device",
                              fix="use cpu, mps, cuda or cuda:N")
         config = replace(config, pipeline=replace(config.pipeline, device=args.device))
-    ledger = Ledger(redis_client(config.queue), config.queue.namespace)
+    ledger = Ledger.open(config.queue)
     service = ServiceNotifier.from_environ()  # silent unless systemd started us (Type=notify)
     worker = FleetWorker(config, pipeline_factory(), ledger, open_storage(config),
                          crash=crash_hook_from_env(), service=service)
@@ -101,22 +100,19 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def worker_cards(config: Config) -> dict[str, Any] | None:
     """``facedrop status``: the live workers' cards, or why they cannot be read (no fleet: None)."""
-    if config.queue.backend != "redis":
+    if config.queue.backend is not QueueBackend.REDIS:
         return None
-    import redis
-
-    from watcher.fleet.broker import redis_client
+    from watcher.fleet.broker import BROKER_ERRORS
     from watcher.fleet.ledger import Ledger
 
-    client = redis_client(config.queue, quick=True)  # status answers within a second
+    ledger = Ledger.open(config.queue, quick=True)  # status answers within a second
     try:
-        return {"workers": Ledger(client, config.queue.namespace).workers(), "error": "",
-                "reachable": True}
-    except redis.RedisError as err:
+        return {"workers": ledger.workers(), "error": "", "reachable": True}
+    except BROKER_ERRORS as err:
         return {"workers": [], "error": f"the Redis server cannot be reached ({err})",
                 "reachable": False}
     finally:
-        client.close()
+        ledger.close()
 
 
 def fleet_fault(fleet: dict[str, Any]) -> dict[str, str] | None:

@@ -14,6 +14,7 @@ from typing import Any
 import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker
+from dramatiq.errors import BrokerConnectionError
 from dramatiq.middleware import Middleware, Retries, TimeLimit
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -25,6 +26,11 @@ ACTOR = "facedrop_job"
 # Retries are decided by facedrop's own counted attempts (daemon.max_attempts), which fail the
 # job before Dramatiq would give up on the message (a message Dramatiq gives up on is dead).
 MAX_RETRIES = 10_000
+# The fleet's server failing, as the rest of the fleet catches it (only this module and the
+# ledger name Redis): any error, and the narrower "cannot be reached now" that is waited out.
+BROKER_ERRORS: tuple[type[Exception], ...] = (redis.RedisError, BrokerConnectionError)
+UNREACHABLE: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError,
+                                            BrokerConnectionError)
 
 
 def make_broker(
@@ -79,7 +85,12 @@ def redis_client(settings: QueueSettings, *, quick: bool = False) -> redis.Redis
                                 health_check_interval=5)
 
 
-def declare(broker: RedisBroker,
+def ping(broker: RedisBroker) -> None:
+    """Ask the broker's server for an answer now; one of ``BROKER_ERRORS`` if none comes."""
+    broker.client.ping()
+
+
+def declare(broker: dramatiq.Broker,
             handler: Callable[[dict[str, Any]], None]) -> dramatiq.Actor[Any, Any]:
     """Register the job actor on ``broker`` (the worker side)."""
     decorate = dramatiq.actor(broker=broker, actor_name=ACTOR, queue_name=QUEUE,

@@ -1,7 +1,8 @@
 """The intake's side of a fleet: send claimed jobs to Redis, collect committed results.
 
-It stands where the local ``Worker`` stands in the daemon (``poll`` from the watch loop) and
-never runs a job. Each round, for the jobs the local record holds as QUEUED or RUNNING:
+It is the fleet's ``Executor`` (``watcher.executor``), where the local ``Worker`` stands in
+the daemon (``poll`` from the watch loop), and never runs a job. Each round, for the jobs
+the local record holds as QUEUED or RUNNING:
 
 1. an unsent job's files go to storage by sha256 (already stored: not uploaded again), then a
    Dramatiq message with the job's key, name and hashes, then the key is marked sent (a kill
@@ -26,13 +27,12 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import redis
-from dramatiq.brokers.redis import RedisBroker
-from dramatiq.errors import BrokerConnectionError
+import dramatiq
 
+from watcher.cancels import CANCELLED_MESSAGE
 from watcher.config import Config
 from watcher.faults import Fault, FaultBoard, FaultKind, Places, Scope, classify
-from watcher.fleet.broker import QUEUE, job_message, make_broker, redis_client
+from watcher.fleet.broker import BROKER_ERRORS, QUEUE, job_message, make_broker
 from watcher.fleet.ledger import Ledger
 from watcher.fleet.messages import (
     OUTBOX_MARK,
@@ -42,19 +42,13 @@ from watcher.fleet.messages import (
     commit,
     read_manifest,
 )
-from watcher.fleet.record import FleetRecord
-from watcher.jobqueue import Job, JobState
+from watcher.jobqueue import Job, JobQueue, JobState
 from watcher.killpoints import CrashHook, no_crash
+from watcher.lifecycle import Lifecycle, Outcome
 from watcher.outbox import TEMP_SUFFIX
 from watcher.storage import Storage, StorageError, open_storage
-from watcher.transition import Lifecycle, Outcome
 
 log = logging.getLogger("facedrop.fleet")
-
-CANCELLED = (
-    "Error: the job was cancelled (facedrop cancel) before it finished.\n"
-    "Fix: submit it again if you still want the video.\n"
-)
 
 
 def job_key(job: Job) -> str:
@@ -69,12 +63,12 @@ def where(url: str) -> str:
 
 
 class Dispatcher:
-    """Sends and collects fleet jobs; ``poll`` is called from the daemon loop."""
+    """The fleet's ``Executor``: sends and collects jobs; ``poll`` is called from the daemon
+    loop."""
 
     def __init__(
         self,
         lifecycle: Lifecycle,
-        record: FleetRecord,
         config: Config,
         faults: FaultBoard,
         places: Places,
@@ -84,7 +78,7 @@ class Dispatcher:
         crash: CrashHook = no_crash,
     ) -> None:
         self._lifecycle = lifecycle
-        self._record = record
+        self._record: JobQueue = lifecycle.queue  # read here; written through the lifecycle
         self._config = config
         self._faults = faults
         self._places = places
@@ -92,14 +86,14 @@ class Dispatcher:
         self._clock = clock
         self._crash = crash
         self._ledger: Ledger | None = None
-        self._broker: RedisBroker | None = None
+        self._broker: dramatiq.Broker | None = None
         self._storage: Storage | None = None
         self._shown: dict[int, tuple[int, str, str]] = {}
         self._pending = False
         self._scratch = lifecycle.work_dir  # temp files (swept as litter after a kill)
         self.on_idle: Callable[[], None] = lambda: None
 
-    # ---- the daemon's Worker interface ----------------------------------------------------
+    # ---- the daemon's Executor (watcher.executor) ---------------------------------------
     def adopt(self) -> None:
         """After a restart: jobs the record left RUNNING are still in the fleet, not crashed.
 
@@ -107,11 +101,8 @@ class Dispatcher:
         interrupted); the next progress or result moves them on again.
         """
         for job in self._record.list(JobState.RUNNING):
-            self._record.retry(job.id, "intake restarted; the job is still in the fleet",
-                               counted=False)
-
-    def busy(self) -> bool:
-        return self._pending
+            self._lifecycle.transition(job.id, JobState.QUEUED, Outcome(
+                detail="intake restarted; the job is still in the fleet", counted=False))
 
     def poll(self, stopping: bool) -> bool:
         """One round (see the module docstring); True while jobs are out in the fleet."""
@@ -119,7 +110,7 @@ class Dispatcher:
             return True
         try:
             self._round(stopping)
-        except (redis.RedisError, BrokerConnectionError) as err:
+        except BROKER_ERRORS as err:
             self._close()
             self._faults.report(Fault(
                 FaultKind.FLEET,
@@ -144,16 +135,19 @@ class Dispatcher:
     def reachable(self) -> bool:
         """The FLEET fault's probe: does Redis answer now (within a second)? Until it does, the
         intake leaves new jobs in the inbox: claimed, they could only wait in the work area."""
-        client = redis_client(self._config.queue, quick=True)
+        ledger = Ledger.open(self._config.queue, quick=True)
         try:
-            return bool(client.ping())
-        except redis.RedisError:
+            return ledger.ping()
+        except BROKER_ERRORS:
             return False
         finally:
-            client.close()
+            ledger.close()
 
     def waiting(self) -> bool:
         return self._pending or bool(self._record.list(JobState.QUEUED, limit=1))
+
+    def stop_job(self, job_id: int) -> None:
+        """Not used: a fleet's cancels go through Redis (``Ledger.request_cancel``)."""
 
     def cancel(self) -> None:
         """Shutdown: nothing runs here; fleet jobs carry on and are collected after restart."""
@@ -165,10 +159,10 @@ class Dispatcher:
             storage.close()
 
     # ---- one round -------------------------------------------------------------------------
-    def _connect(self) -> tuple[Ledger, RedisBroker, Storage]:
+    def _connect(self) -> tuple[Ledger, dramatiq.Broker, Storage]:
         if self._ledger is None or self._broker is None:
             q = self._config.queue
-            self._ledger = Ledger(redis_client(q), q.namespace)
+            self._ledger = Ledger.open(q)
             self._broker = make_broker(
                 q, retry_backoff_seconds=self._config.daemon.retry_backoff_seconds)
             self._broker.declare_queue(QUEUE)
@@ -212,10 +206,11 @@ class Dispatcher:
                 self._shown.pop(job.id, None)
             if key in cancels and not ledger.owner_alive(key):
                 commit(storage, key, ledger.next_attempt(key),
-                       Manifest(Verdict.FAILED, "intake", error=CANCELLED), {}, self._scratch)
+                       Manifest(Verdict.FAILED, "intake", error=CANCELLED_MESSAGE), {},
+                       self._scratch)
                 log.info("job %s cancelled before a worker took it", job.name)
 
-    def _send(self, job: Job, ledger: Ledger, broker: RedisBroker, storage: Storage) -> None:
+    def _send(self, job: Job, ledger: Ledger, broker: dramatiq.Broker, storage: Storage) -> None:
         key = job_key(job)
         source = self._lifecycle.payload_path(job)
         files = {rel: storage.put_blob(path) for rel, path in _files(source)}
@@ -232,7 +227,7 @@ class Dispatcher:
             return
         worker = progress.get("worker", "")
         if job.state is JobState.QUEUED or job.attempts != attempt:
-            job = self._record.started(job.id, attempt, f"attempt {attempt} on {worker}")
+            job = self._lifecycle.started(job.id, attempt, f"attempt {attempt} on {worker}")
         stage, fraction = progress.get("stage", ""), float(progress.get("progress", "0") or 0)
         shown = (attempt, stage, f"{fraction:.4f}")
         if self._shown.get(job.id) != shown:
@@ -243,8 +238,8 @@ class Dispatcher:
                 storage: Storage) -> None:
         """Fetch the committed result into the outbox and make the transition; repeatable."""
         key = job_key(job)
-        job = self._record.started(job.id, attempt, f"result of attempt {attempt} "
-                                                    f"from {manifest.worker}")
+        job = self._lifecycle.started(job.id, attempt, f"result of attempt {attempt} "
+                                                       f"from {manifest.worker}")
         folder = self._lifecycle.outbox.folder(job.outbox)
         if manifest.verdict is Verdict.DONE:
             self._lifecycle.outbox.begin_attempt(folder)

@@ -28,6 +28,9 @@ from typing import Any
 
 import redis
 
+from watcher.config import QueueSettings
+from watcher.fleet.broker import redis_client
+
 # Take over a job unless a live worker (its card still exists) owns it; atomic in Redis.
 CLAIM = """
 local owner = redis.call('hget', KEYS[1], 'owner')
@@ -54,6 +57,14 @@ class Ledger:
         self.ns = namespace
         self._claim = client.register_script(CLAIM)
         self._release = client.register_script(RELEASE)
+
+    @classmethod
+    def open(cls, settings: QueueSettings, *, quick: bool = False) -> Ledger:
+        """The ledger of the fleet ``settings`` name (``quick``: see ``redis_client``)."""
+        return cls(redis_client(settings, quick=quick), settings.namespace)
+
+    def close(self) -> None:
+        self.client.close()
 
     def _k(self, *parts: str) -> str:
         return ":".join((self.ns, *parts))

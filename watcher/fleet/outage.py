@@ -14,14 +14,13 @@ import threading
 import time
 from collections.abc import Callable
 
-import redis
-from dramatiq.errors import BrokerConnectionError
+from watcher.fleet.broker import BROKER_ERRORS
 
 log = logging.getLogger("facedrop.fleet.worker")
 
 # What Dramatiq logs when it cannot talk to Redis (worker.py: the consumer thread, post-process).
 _NOISE = ("Consumer encountered", "Failed to post_process_message", "Restarting consumer")
-_REDIS_ERRORS = (redis.RedisError, BrokerConnectionError, ConnectionError, TimeoutError)
+_REDIS_ERRORS = (*BROKER_ERRORS, ConnectionError, TimeoutError)
 
 
 class Outage:

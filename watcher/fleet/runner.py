@@ -32,28 +32,43 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import dramatiq
-import redis
 from dramatiq.broker import MessageProxy
-from dramatiq.brokers.redis import RedisBroker
-from dramatiq.errors import BrokerConnectionError
 from dramatiq.middleware import Middleware
 
 from pipeline.device import pick_device
 from pipeline.errors import FacedropError
 from pipeline.prerequisites import ChecksPrerequisites, JobNeeds, weights_gap
 from pipeline.spec import CancelToken, Pipeline
-from watcher.attempt import AttemptRequest, Context, Ending, Runner, attempt, judge
+from watcher.attempt import (
+    AttemptRequest,
+    Context,
+    Ending,
+    Runner,
+    attempt,
+    given_up,
+    judge,
+    worker_log_hint,
+)
 from watcher.attempt import Verdict as Attempted
+from watcher.cancels import CANCELLED_MESSAGE
 from watcher.config import Config
 from watcher.faults import Places
-from watcher.fleet.broker import declare, job_message, make_broker
-from watcher.fleet.dispatcher import CANCELLED, where
+from watcher.filetree import remove_tree
+from watcher.fleet.broker import (
+    BROKER_ERRORS,
+    UNREACHABLE,
+    declare,
+    job_message,
+    make_broker,
+    ping,
+)
+from watcher.fleet.dispatcher import where
 from watcher.fleet.ledger import Ledger
 from watcher.fleet.messages import OUTBOX_MARK, JobMessage, Manifest, Verdict, commit
 from watcher.fleet.outage import Outage
 from watcher.fleet.scratch import Scratch
 from watcher.killpoints import CrashHook, no_crash
-from watcher.outbox import INPUT, ProgressThrottle, first_line, remove_tree
+from watcher.outbox import INPUT, ProgressThrottle, first_line
 from watcher.sdnotify import ServiceNotifier
 from watcher.storage import Storage
 from watcher.supervisor import make_runner
@@ -62,6 +77,7 @@ log = logging.getLogger("facedrop.fleet.worker")
 
 RECHECK_SECONDS = 10.0  # a worker that cannot run jobs looks again this often
 PipelineFactory = Callable[[Config], Pipeline]
+GIVEN_UP_FIX = "check the workers' logs for what stopped it, then submit the job again."
 T = TypeVar("T")
 
 
@@ -114,13 +130,14 @@ class FleetWorker:
         self._ledger = ledger
         self._storage = storage
         self.ident = ident or worker_id()
+        self._log_hint = worker_log_hint(self.ident)
         self._crash = crash
         self._recheck = recheck
         self._places = Places(config.paths.inbox, config.paths.outbox, config.paths.state,
                               config.paths.weights)
         self._pipeline: Pipeline | None = None  # built here for its prerequisites only
         self._runner: Runner = make_runner(factory)  # jobs run in the worker child
-        self._broker: RedisBroker | None = None
+        self._broker: dramatiq.Broker | None = None
         self._current: _Current | None = None
         self._fault = ""  # why this worker cannot run jobs now ("" = it can)
         self._fault_at = 0.0
@@ -165,7 +182,7 @@ class FleetWorker:
             self._runner.close()  # no worker child outlives this process
             try:
                 self._ledger.drop_worker(self.ident)
-            except redis.RedisError:
+            except BROKER_ERRORS:
                 pass
             self._storage.close()
             self.scratch.close()
@@ -180,8 +197,8 @@ class FleetWorker:
                                  retry_backoff_seconds=self._config.daemon.retry_backoff_seconds,
                                  extra=(_AfterAck(self._crash),))
             declare(broker, self.handle)
-            broker.client.ping()
-        except redis.RedisError as err:
+            ping(broker)
+        except BROKER_ERRORS as err:
             self.outage.down(err)
             return None
         # One thread: one job at a time on this device. Prefetch 1: a worker holds no job it
@@ -239,7 +256,7 @@ class FleetWorker:
                     self._ledger.renew_progress(current.key, self._progress_ttl)
                 self._ledger.publish_worker(self.ident, self._card(current),
                                             ttl=self._config.queue.heartbeat_timeout_seconds)
-            except redis.RedisError as err:
+            except BROKER_ERRORS as err:
                 self.outage.down(err)  # one line per outage; the card is published when back
             else:
                 self.outage.up()
@@ -267,7 +284,8 @@ class FleetWorker:
             return
         self._crash("fleet.received")
         if patient(lambda: ledger.cancel_requested(key)):
-            self._commit(key, patient(lambda: ledger.next_attempt(key)), self._failed(CANCELLED))
+            self._commit(key, patient(lambda: ledger.next_attempt(key)),
+                         self._failed(CANCELLED_MESSAGE))
             return
         owner = patient(lambda: ledger.claim(key, self.ident))
         if owner:  # a live worker runs it (a duplicate send): look again later
@@ -279,7 +297,7 @@ class FleetWorker:
             # Every counted run was interrupted. Giving up does not count a run itself, so a
             # kill during this commit cannot inflate the number the message gives.
             self._commit(key, patient(lambda: ledger.next_attempt(key)),
-                         self._failed(_given_up(ran)))
+                         self._failed(given_up(ran, stopped="a worker", fix=GIVEN_UP_FIX)))
             return
         attempt, counted = patient(lambda: ledger.begin(key))
         self._crash("fleet.started")
@@ -293,7 +311,7 @@ class FleetWorker:
             remove_tree(self._workdir(key, attempt))
         verdict = ending.verdict
         if verdict is Attempted.CANCELLED and patient(lambda: ledger.cancel_requested(key)):
-            manifest = self._failed(CANCELLED)
+            manifest = self._failed(CANCELLED_MESSAGE)
         elif verdict in (Attempted.GIVE_BACK, Attempted.CANCELLED):
             patient(lambda: ledger.give_back(key, self.ident))
             self._send_again(payload)
@@ -334,7 +352,7 @@ class FleetWorker:
         while True:
             try:
                 return call()
-            except (redis.ConnectionError, redis.TimeoutError, BrokerConnectionError) as err:
+            except UNREACHABLE as err:
                 if self._stop.is_set():
                     raise
                 self.outage.down(err)  # logged once per outage, by whoever meets it first
@@ -352,7 +370,7 @@ class FleetWorker:
         self.scratch.empty()  # at most one attempt's files per worker
         source, out = base / "in" / msg.name, base / "out"
         request = AttemptRequest(msg.name, source, out, self._config, f"{OUTBOX_MARK}/{INPUT}")
-        context = Context(request, counted, self._config.daemon.max_attempts, self._log_hint())
+        context = Context(request, counted, self._config.daemon.max_attempts, self._log_hint)
         try:
             remove_tree(base)
             out.mkdir(parents=True)
@@ -364,7 +382,7 @@ class FleetWorker:
             return judge(err, context, self._places), None
         ending = attempt(self._runner, request, self._progress(current), current.cancel,
                          counted=counted, max_attempts=self._config.daemon.max_attempts,
-                         places=self._places, log_hint=self._log_hint())
+                         places=self._places, log_hint=self._log_hint)
         if ending.verdict is not Attempted.DONE:
             return ending, None
         assert ending.finished is not None
@@ -385,9 +403,6 @@ class FleetWorker:
                                 realtime_factor=record.realtime_factor,
                                 total=record.total_seconds)
 
-    def _log_hint(self) -> str:
-        return f"the log of the worker {self.ident}."
-
     def _progress(self, current: _Current) -> Callable[[str, float], None]:
         throttle = ProgressThrottle()
         seen = [False]
@@ -401,7 +416,7 @@ class FleetWorker:
             try:
                 self._ledger.report_progress(current.key, current.attempt, stage, fraction,
                                              self.ident, ttl=self._progress_ttl)
-            except redis.RedisError:  # progress is advisory
+            except BROKER_ERRORS:  # progress is advisory
                 return
             if not seen[0]:
                 seen[0] = True
@@ -419,10 +434,3 @@ def _outcome(manifest: Manifest) -> str:
                 f"({manifest.realtime_factor:.2f}x realtime)")
     return f"{manifest.verdict.value}: {first_line(manifest.error)}"
 
-
-def _given_up(attempts: int) -> str:
-    return (
-        f"Error: the job was given up after {attempts} attempts: each attempt was interrupted "
-        f"before it finished (a worker was stopped, killed or crashed while running it).\n"
-        f"Fix: check the workers' logs for what stopped it, then submit the job again.\n"
-    )

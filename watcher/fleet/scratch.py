@@ -16,7 +16,7 @@ import logging
 import os
 from pathlib import Path
 
-from watcher.outbox import remove_tree
+from watcher.filetree import remove_tree
 
 log = logging.getLogger("facedrop.fleet.worker")
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from pipeline.atomic import copy_file_atomic, fsync_dir, temp_name, write_bytes_atomic
 from pipeline.digest import sha256_file
 from watcher.storage import layout
+from watcher.storage.commits import CommitCache
 from watcher.storage.errors import CorruptObjectError, StorageError
 from watcher.storage.layout import CommitRecord
 from watcher.storage.stats import StorageStats
@@ -134,7 +135,7 @@ class FolderStorage:
         self.claim = claim
         self.retry = retry or RetryPolicy()
         self.stats = StorageStats()
-        self._records: dict[str, CommitRecord] = {}  # a won commit never changes attempt
+        self._commits = CommitCache(self._read_record)
 
     def close(self) -> None:
         """Nothing to release: every operation opens and closes its own files."""
@@ -223,7 +224,7 @@ class FolderStorage:
         winner = record if won else self._read_record(job_key)
         if winner is None:
             raise layout.damaged_commit(str(marker), job_key)
-        self._records[job_key] = winner
+        self._commits.remember(job_key, winner)
         if winner.attempt != record.attempt:
             self._remove_tree(self._path(layout.attempt_prefix(job_key, attempt)))
         return winner.attempt
@@ -280,15 +281,11 @@ class FolderStorage:
 
     def committed(self, job_key: str) -> tuple[int, dict[str, str]] | None:
         """The committed attempt and manifest, or None."""
-        record = self._read_record(job_key)
-        if record is None:
-            return None
-        self._records[job_key] = record
-        return record.attempt, dict(record.manifest)
+        return self._commits.committed(job_key)
 
     def get_result(self, job_key: str, attempt: int, name: str, dest: Path) -> None:
         """Copy one committed result to ``dest``, verified against the manifest."""
-        record = self._records.get(job_key) or self._read_record(job_key)
+        record = self._commits.known(job_key)
         path = self._path(layout.result_key(job_key, attempt, name))
         expected = layout.expected_digest(record, job_key, attempt, name, str(path))
         if not path.is_file():
@@ -311,7 +308,7 @@ class FolderStorage:
 
     def discard(self, job_key: str) -> None:
         """Remove the job's results; its commit record stays, marked discarded."""
-        record = self._records.get(job_key) or self._read_record(job_key)
+        record = self._commits.known(job_key)
         marker = self._path(layout.commit_key(job_key))
         with _os_errors(marker):
             if record is not None and not record.discarded:
@@ -321,7 +318,7 @@ class FolderStorage:
                 tmp = temp_name(marker)
                 tmp.write_bytes(tombstone.encode())
                 os.replace(tmp, marker)
-        self._records.pop(job_key, None)
+        self._commits.forget(job_key)
         self._remove_tree(self._path(layout.job_prefix(job_key)))
 
     def _remove_tree(self, top: Path) -> None:

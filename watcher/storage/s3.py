@@ -29,6 +29,7 @@ from botocore.exceptions import (
 
 from pipeline.digest import sha256_file
 from watcher.storage import layout
+from watcher.storage.commits import CommitCache
 from watcher.storage.errors import CorruptObjectError, StorageError
 from watcher.storage.layout import CommitRecord
 from watcher.storage.stats import StorageStats
@@ -102,7 +103,7 @@ class S3Storage:
         self.endpoint = endpoint
         self.retry = retry or RetryPolicy()
         self.stats = StorageStats()
-        self._records: dict[str, CommitRecord] = {}  # a won commit never changes attempt
+        self._commits = CommitCache(self._read_record)
 
     def close(self) -> None:
         """Close the client's pooled connections."""
@@ -339,7 +340,7 @@ class S3Storage:
         winner = record if self._create(key, record.encode()) else self._read_record(job_key)
         if winner is None:
             raise layout.damaged_commit(self._where(key), job_key)
-        self._records[job_key] = winner
+        self._commits.remember(job_key, winner)
         if winner.attempt != attempt:
             self._delete_prefix(prefix)
         return winner.attempt
@@ -360,15 +361,11 @@ class S3Storage:
 
     def committed(self, job_key: str) -> tuple[int, dict[str, str]] | None:
         """The committed attempt and manifest, or None."""
-        record = self._read_record(job_key)
-        if record is None:
-            return None
-        self._records[job_key] = record
-        return record.attempt, dict(record.manifest)
+        return self._commits.committed(job_key)
 
     def get_result(self, job_key: str, attempt: int, name: str, dest: Path) -> None:
         """Download one committed result to ``dest``, verified against the manifest."""
-        record = self._records.get(job_key) or self._read_record(job_key)
+        record = self._commits.known(job_key)
         key = layout.result_key(job_key, attempt, name)
         expected = layout.expected_digest(record, job_key, attempt, name, self._where(key))
         missing = StorageError(
@@ -390,11 +387,11 @@ class S3Storage:
 
     def discard(self, job_key: str) -> None:
         """Delete the job's results; its commit record stays, marked discarded."""
-        record = self._records.get(job_key) or self._read_record(job_key)
+        record = self._commits.known(job_key)
         if record is not None and not record.discarded:
             key = layout.commit_key(job_key)
             tombstone = CommitRecord(job_key, record.attempt, record.manifest, discarded=True)
             with self._errors(key):  # replaced in one step: the record never disappears
                 self.client.put_object(Bucket=self.bucket, Key=key, Body=tombstone.encode())
-        self._records.pop(job_key, None)
+        self._commits.forget(job_key)
         self._delete_prefix(layout.job_prefix(job_key))

@@ -28,7 +28,7 @@ from watcher.daemon import DaemonLock
 from watcher.faults import Fault, FaultKind
 from watcher.inbox_scan import InboxEntry, Kind, Verdict
 from watcher.runtime import RuntimeFile
-from watcher.state import DB_NAME, SqliteQueue
+from watcher.sqlite_queue import DB_NAME, SqliteQueue
 from watcher.studio.app import build_app
 from watcher.studio.auth import Guard
 

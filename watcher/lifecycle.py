@@ -73,6 +73,11 @@ class Lifecycle:
         self._crash("run.started")
         return self._publish(job)
 
+    def started(self, job_id: int, attempt: int, detail: str) -> Job:
+        """A fleet worker runs the job as ``attempt`` (``JobQueue.start``). ``status.json``
+        follows with the worker's progress (``progress``) or its result (``transition``)."""
+        return self.queue.start(job_id, attempt, detail)
+
     def progress(self, job: Job, stage: str, fraction: float) -> None:
         """Not a transition: the running job's stage and progress, in the queue and status."""
         self.queue.heartbeat(job.id, stage, fraction)

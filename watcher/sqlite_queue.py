@@ -3,6 +3,10 @@
 ``SqliteQueue`` implements ``watcher.jobqueue.JobQueue``. Each change updates the job row and
 appends an ``attempts`` row in one transaction; ``take`` increments the attempt counter in the
 transaction that starts the run, so the count is on disk before any pipeline work starts.
+In a fleet this is the intake's record: a job stays QUEUED while it waits in Redis and
+becomes RUNNING (``start``) when a worker reports its first progress, with that worker's
+attempt number (a job redelivered after a worker died runs as attempt 2 on another machine:
+the record follows, with a history row).
 SQLite's own errors (``sqlite3.OperationalError: database or disk is full``) are not
 ``OSError``: the caller classifies them (``watcher.faults``).
 """
@@ -168,6 +172,27 @@ class SqliteQueue:
             self._log(row["id"], attempt, JobState.QUEUED.value, JobState.RUNNING,
                       self._clock(), "started")
         return self.get(row["id"])
+
+    def start(self, job_id: int, attempt: int, detail: str) -> Job:
+        now = self._clock()
+        with self._lock, self._conn:
+            row = self._conn.execute("SELECT state, attempts FROM jobs WHERE id=?",
+                                     (job_id,)).fetchone()
+            if row is None:
+                raise KeyError(job_id)
+            state = JobState(row["state"])
+            if state is JobState.QUEUED:
+                self._conn.execute(
+                    "UPDATE jobs SET state=?, attempts=?, counted=counted+1, started_at=?, "
+                    "finished_at=NULL, stage='', progress=0, error='' WHERE id=?",
+                    (JobState.RUNNING.value, attempt, now, job_id),
+                )
+                self._log(job_id, attempt, state.value, JobState.RUNNING, now, detail)
+            elif state is JobState.RUNNING and row["attempts"] != attempt:
+                self._conn.execute("UPDATE jobs SET attempts=?, started_at=? WHERE id=?",
+                                   (attempt, now, job_id))
+                self._log(job_id, attempt, state.value, JobState.RUNNING, now, detail)
+        return self.get(job_id)
 
     def heartbeat(self, job_id: int, stage: str, progress: float) -> None:
         with self._lock, self._conn:
