@@ -228,7 +228,7 @@ class LivePortraitStage:
             if rule is None:
                 x_d = self._driving_keypoints(src, clip, chunk, options, multiplier, source.eyes)
             else:
-                x_d = self._generated_keypoints(src, clip, chunk, options, rule, source.eyes)
+                x_d = self.generated_keypoints(src, clip, chunk, options, rule, source.eyes)
             entry.write(chunk, nets.render(f_s, src.x_s[None], x_d))
             progress(STAGE, min(1.0, (n + 1) * size / len(todo)))
         cancel.raise_if_cancelled()
@@ -255,9 +255,9 @@ class LivePortraitStage:
         x_d = x_s + (x_d - x_s) * options.driving_multiplier
         return np.ascontiguousarray(x_d, dtype=np.float32)
 
-    def _generated_keypoints(self, src: SourceKeypoints, clip: ClipMotion, chunk: np.ndarray,
-                             options: AnimateOptions, rule: KeypointRule,
-                             source_eyes: np.ndarray) -> np.ndarray:
+    def generated_keypoints(self, src: SourceKeypoints, clip: ClipMotion, chunk: np.ndarray,
+                            options: AnimateOptions, rule: KeypointRule,
+                            source_eyes: np.ndarray) -> np.ndarray:
         """x_d (B,21,3) for generated motion: relative pose, then (still) the blinks' eye
         retargeting added before stitching, as the official retargeting does (Gradio
         ``execute_image_retargeting``: pose, + eyes delta, stitching)."""

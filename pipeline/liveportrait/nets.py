@@ -149,6 +149,14 @@ class NetRunner:
 
     def render(self, f_s: torch.Tensor, x_s: np.ndarray, x_d: np.ndarray) -> np.ndarray:
         """W then G: (B,512,512,3) uint8 RGB crops for driving keypoints ``x_d`` (B,21,3)."""
+        img = self.decode(f_s, x_s, x_d)
+        # official parse_output: clip to [0,1], x255, to uint8 (truncation, not rounding)
+        img = (img.float().clamp(0, 1) * 255.0).permute(0, 2, 3, 1)
+        return img.to(torch.uint8).cpu().numpy()
+
+    def decode(self, f_s: torch.Tensor, x_s: np.ndarray, x_d: np.ndarray) -> torch.Tensor:
+        """W then G: the generator's (B,3,512,512) output before ``parse_output`` (the
+        official ``warp_decode(...)['out']``), on the device in the networks' dtype."""
         b = x_d.shape[0]
         kp_s = torch.from_numpy(np.broadcast_to(x_s, x_d.shape).copy()).to(self.device, self.dtype)
         kp_d = torch.from_numpy(x_d).to(self.device, self.dtype)
@@ -156,10 +164,7 @@ class NetRunner:
         with self.timed("warping"):
             warped = self.nets.warping(feat, kp_driving=kp_d, kp_source=kp_s).out
         with self.timed("spade_generator"):
-            img = self.nets.generator(warped)
-        # official parse_output: clip to [0,1], x255, to uint8 (truncation, not rounding)
-        img = (img.float().clamp(0, 1) * 255.0).permute(0, 2, 3, 1)
-        return img.to(torch.uint8).cpu().numpy()
+            return self.nets.generator(warped)
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from pipeline.models.keymap import StateDict, rename
@@ -145,6 +146,38 @@ class DenoisingNetwork(nn.Module):
         memory = torch.cat([prev_audio, audio], dim=1)  # (N, L_p + L, d)
         out = self.transformer(feats, memory, memory_mask=self.alignment_mask)
         return self.motion_dec(out)
+
+    def cross_attention(self, audio: torch.Tensor, prev_audio: torch.Tensor
+                        ) -> list[torch.Tensor]:
+        """Each decoder layer's cross-attention output (N, L_p + L, d) for this audio.
+
+        The alignment mask lets each token see only its own audio token, so the softmax weight
+        is exactly 1 and the attention returns that token's value: ``out_proj(v_proj(memory))``,
+        whatever the motion and the diffusion step. A sampler computes it once per window
+        instead of once per step (``forward_cached``). Only for the diagonal mask (width 1).
+        """
+        memory = torch.cat([prev_audio, audio], dim=1)
+        d = memory.shape[-1]
+        outs = []
+        for layer in self.transformer.layers:
+            attn = layer.multihead_attn
+            w, b = attn.in_proj_weight, attn.in_proj_bias
+            value = F.linear(memory, w[2 * d:], None if b is None else b[2 * d:])
+            outs.append(attn.out_proj(value))
+        return outs
+
+    def forward_cached(self, motion: torch.Tensor, prev_motion: torch.Tensor,
+                       step: torch.Tensor, cross: list[torch.Tensor]) -> torch.Tensor:
+        """``forward`` with the cross-attention of ``cross_attention(audio, prev_audio)``:
+        the same post-norm decoder layers (self-attention, + cross, feed-forward; dropout is an
+        eval no-op), without recomputing what does not depend on the step."""
+        step_emb = self.diff_step_map(self.TE.pe[0, step]).unsqueeze(1)
+        x = self.PE(self.feature_proj(torch.cat([prev_motion, motion], dim=1))) + step_emb
+        for layer, ca in zip(self.transformer.layers, cross, strict=True):
+            x = layer.norm1(x + layer.self_attn(x, x, x, need_weights=False)[0])
+            x = layer.norm2(x + ca)
+            x = layer.norm3(x + layer.linear2(layer.activation(layer.linear1(x))))
+        return self.motion_dec(x)
 
 
 class JoyVasaDit(nn.Module):

@@ -88,26 +88,53 @@ def respaced_schedule(dit: JoyVasaDit, steps: int) -> Schedule:
                     torch.stack(c1)[order].float(), torch.stack(sigma)[order].float())
 
 
-def denoise(dit: JoyVasaDit, x: torch.Tensor, t: int, audio: torch.Tensor,
-            prev_motion: torch.Tensor, prev_audio: torch.Tensor, cfg_scale: float | None
-            ) -> torch.Tensor:
+@dataclass(frozen=True, slots=True)
+class WindowCondition:
+    """What every denoising step of one window shares: the carried motion, batched as the
+    network sees it (null audio first, then audio, under guidance), and each decoder layer's
+    cross-attention output, which depends on the audio alone (``cross_attention``)."""
+
+    prev_motion: torch.Tensor  # (B, n_prev, motion_dim); B = 2 x batch with guidance
+    cross: list[torch.Tensor]
+    cfg_scale: float | None
+
+
+def window_condition(dit: JoyVasaDit, audio: torch.Tensor, prev_motion: torch.Tensor,
+                     prev_audio: torch.Tensor, cfg_scale: float | None) -> WindowCondition:
+    """The step-independent part of ``denoise`` for one window, computed once."""
+    if cfg_scale is not None:
+        batch, n = audio.shape[0], dit.cfg.n_motions
+        null = dit.null_audio_feat.expand(batch, n, -1)
+        audio = torch.cat([null, audio])
+        prev_motion = torch.cat([prev_motion.expand(batch, -1, -1)] * 2)
+        prev_audio = torch.cat([prev_audio.expand(batch, -1, -1)] * 2)
+    return WindowCondition(prev_motion, dit.denoising_net.cross_attention(audio, prev_audio),
+                           cfg_scale)
+
+
+def denoise_step(dit: JoyVasaDit, x: torch.Tensor, t: int, cond: WindowCondition
+                 ) -> torch.Tensor:
     """The network's guided estimate of the clean window (N, n_motions, motion_dim).
 
-    ``cfg_scale`` None: one conditional pass (the official ``cfg_cond=[]``); otherwise the
+    ``cond.cfg_scale`` None: one conditional pass (the official ``cfg_cond=[]``); otherwise the
     null-audio and audio entries run as one batch, combined ``r0 + s * (r1 - r0)``.
     """
     n = dit.cfg.n_motions
-    batch = x.shape[0]
-    if cfg_scale is None:
-        step = torch.full((batch,), t, dtype=torch.long, device=x.device)
-        return dit(x, audio, prev_motion, prev_audio, step)[:, -n:]
-    null = dit.null_audio_feat.expand(batch, n, -1)
-    step = torch.full((2 * batch,), t, dtype=torch.long, device=x.device)
-    out = dit(torch.cat([x, x]), torch.cat([null, audio]), torch.cat([prev_motion] * 2),
-              torch.cat([prev_audio] * 2), step)
-    uncond, cond = out.chunk(2)
-    uncond = uncond[:, -n:]
-    return uncond + cfg_scale * (cond[:, -n:] - uncond)
+    inputs = x if cond.cfg_scale is None else torch.cat([x, x])
+    step = torch.full((inputs.shape[0],), t, dtype=torch.long, device=x.device)
+    out = dit.denoising_net.forward_cached(inputs, cond.prev_motion, step, cond.cross)[:, -n:]
+    if cond.cfg_scale is None:
+        return out
+    uncond, cond_out = out.chunk(2)
+    return uncond + cond.cfg_scale * (cond_out - uncond)
+
+
+def denoise(dit: JoyVasaDit, x: torch.Tensor, t: int, audio: torch.Tensor,
+            prev_motion: torch.Tensor, prev_audio: torch.Tensor, cfg_scale: float | None
+            ) -> torch.Tensor:
+    """One guided estimate from scratch (``window_condition`` then ``denoise_step``)."""
+    return denoise_step(dit, x, t, window_condition(dit, audio, prev_motion, prev_audio,
+                                                    cfg_scale))
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,12 +215,16 @@ def sample_motion(dit: JoyVasaDit, hubert: nn.Module, audio: torch.Tensor, fps: 
         end = round((w + 1) * cfg.n_motions * plan.unit)
         feats = hubert_features(hubert, plan.audio[start:end].unsqueeze(0), fps, cfg.n_motions)
         audio_feat = dit.audio_feature_map(feats)  # (1, n_motions, feature_dim)
+        cond = window_condition(dit, audio_feat, prev_motion, prev_audio, opts.cfg_scale)
+        # the window's z, one per step but the last, drawn in the official order and moved to
+        # the device in one copy (a copy per step would wait for the device every step)
+        zs = torch.stack([torch.randn(shape, generator=gen) for _ in range(n_steps - 1)]
+                         ).to(device=device, dtype=dtype) if n_steps > 1 else None
         x = noise
         for i, t in enumerate(schedule.timesteps):
-            last = i == n_steps - 1
-            z = None if last else torch.randn(shape, generator=gen).to(device=device, dtype=dtype)
-            x0 = denoise(dit, x, t, audio_feat, prev_motion, prev_audio, opts.cfg_scale)
-            x = c0[i] * x + c1[i] * x0 + (sigma[i] * z if z is not None else 0 * sigma[i])
+            x0 = denoise_step(dit, x, t, cond)
+            noise_term = sigma[i] * zs[i] if zs is not None and i < n_steps - 1 else 0 * sigma[i]
+            x = c0[i] * x + c1[i] * x0 + noise_term
             if progress is not None:
                 progress((w * n_steps + i + 1) / (n_windows * n_steps))
         prev_motion = x[:, -cfg.n_prev:]
