@@ -33,11 +33,19 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-setup: $(PY)
+# The set-up runs pip only when it has not run since pyproject.toml or this Makefile changed
+# (the stamp below): once set up, 'make run' needs no network at all, and an offline machine
+# gets the example job and the run's own message instead of pip's failure to reach an index.
+SETUP_STAMP := $(VENV)/.facedrop-setup
+
+setup: $(SETUP_STAMP)
+
+$(SETUP_STAMP): $(PY) pyproject.toml Makefile
 	($(PY) -m pip install --quiet --no-index --no-deps "torch==$(TORCH_VERSION)" 2>/dev/null \
 	  && $(PY) -m pip install --quiet "torch==$(TORCH_VERSION)") \
 	  || $(PY) -m pip install --quiet "torch==$(TORCH_VERSION)" $(TORCH_SOURCE)
 	$(QUIET_EDITABLE) $(PY) -m pip install --quiet -e .
+	@touch $@
 
 setup-test: setup
 	$(QUIET_EDITABLE) $(PY) -m pip install --quiet -e '.[test]'

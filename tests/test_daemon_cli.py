@@ -77,7 +77,7 @@ def test_submit_and_status_against_a_running_daemon(tmp_path: Path, astronaut_pa
         assert done.returncode == 0
         lines = [line for line in done.stdout.splitlines() if "slow" in line and "done" in line]
         assert lines, done.stdout
-        seconds = float(lines[0].split("│")[3])  # the "seconds" column of the results table
+        seconds = float(lines[0].split("  ")[2])  # piped, a row is its cells joined by 2 spaces
         assert seconds > 0.5 * 7  # 59 frames at fps 10: 8 chunks of 8, each followed by a pause
         assert "queued (0)" in done.stdout
         resolved = yaml.safe_load((root / "outbox" / "slow" / "job.yaml").read_text())

@@ -120,10 +120,10 @@ def test_cli_add_and_list(tmp_path: Path, clip: Path, capsys: pytest.CaptureFixt
     sha = hashlib.sha256(clip.read_bytes()).hexdigest()
     assert main(["--config", str(cfg), "drivers", "list"]) == 0
     out = capsys.readouterr().out
-    assert "calm" in out and "29.970" in out and " no " in out
+    assert "calm (default)  6  29.970  0.2 s  no\n" in out  # piped: one line per clip
     save_template(random_motion(2), MotionCache(tmp_path / "cache").path_for(sha, "v1"))
     assert main(["--config", str(cfg), "drivers", "list"]) == 0
-    assert " yes " in capsys.readouterr().out
+    assert "calm (default)  6  29.970  0.2 s  yes\n" in capsys.readouterr().out
     assert main(["--config", str(cfg), "drivers", "add", str(tmp_path / "none.mp4")]) == 3
 
 

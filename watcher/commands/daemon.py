@@ -13,7 +13,6 @@ from typing import Any
 import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from pipeline.errors import FacedropError, InputError
 from pipeline.prerequisites import require as require_prerequisites
@@ -21,7 +20,7 @@ from pipeline.spec import CancelToken, ProgressFn
 from watcher.attempt import AttemptRequest, Ending, Verdict, attempt, shown_inputs
 from watcher.commands.fleet import print_workers
 from watcher.config import Config, load_config
-from watcher.console import make_console, print_json
+from watcher.console import make_console, print_json, print_table
 from watcher.daemon import Daemon, pipeline_factory
 from watcher.estimate import job_estimate
 from watcher.faults import Places
@@ -325,10 +324,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _left(job: dict[str, Any]) -> str:
+    """The running job's time left, or why there is no estimate (its own line: with a long job
+    name on the line above, one line would pass 200 characters)."""
     if "left_seconds" not in job:
-        return f"  ({job['estimate']['text']})" if "estimate" in job else ""
+        return f"    estimate: {job['estimate']['text']}" if "estimate" in job else ""
     left = job["left_seconds"]
-    return f"  about {spoken_duration(left)} left" if left > 0 else "  finishing any moment"
+    return f"    about {spoken_duration(left)} left" if left > 0 else "    finishing any moment"
 
 
 def _print_jobs(console: Console, jobs: dict[str, list[dict[str, Any]]]) -> None:
@@ -337,28 +338,25 @@ def _print_jobs(console: Console, jobs: dict[str, list[dict[str, Any]]]) -> None
         console.print(
             f"running: [bold]{job['name']}[/]  stage {job['stage'] or 'starting'}  "
             f"{100 * job['progress']:.0f}%  attempt {job['attempts']}  "
-            f"started {_age(now - (job['started_at'] or now))}" + _left(job),
+            f"started {_age(now - (job['started_at'] or now))}",
             highlight=False,
         )
+        if _left(job):
+            console.print(_left(job), highlight=False, markup=False)
     queued = jobs["queued"]
     console.print(f"queued ({len(queued)}): " + ("" if queued else "none"), highlight=False)
     for j in queued:
         console.print(f"  {j['name']}: {j['estimate']['text']}", highlight=False, markup=False)
     if not jobs["finished"]:
         return
-    table = Table(title="recent results", title_justify="left")
-    for column in ("job", "result", "seconds", "attempts", "finished", "outbox folder / error"):
-        table.add_column(column)
-    for j in jobs["finished"]:
-        table.add_row(
-            j["name"],
-            _result(j),
-            f"{j['seconds']:.1f}",
-            str(j["attempts"]),
-            _age(now - (j["finished_at"] or now)),
-            j["error"] if j["state"] == "failed" else j["outbox"],
-        )
-    console.print(table)
+    # Piped, one line per job with its outbox folder or error below it (an error is free text).
+    print_table(console, "recent results",
+                ("job", "result", "seconds", "attempts", "finished", "outbox folder / error"),
+                [(j["name"], _result(j), f"{j['seconds']:.1f}", str(j["attempts"]),
+                  _age(now - (j["finished_at"] or now)),
+                  j["error"] if j["state"] == "failed" else j["outbox"])
+                 for j in jobs["finished"]],
+                prose=("outbox folder / error",))
 
 
 def _result(job: dict[str, Any]) -> str:

@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from pipeline.driving_library import EXAMPLES_LICENCE, ClipInfo, add_clip, fetch_clips, list_clips
 from pipeline.settings import PipelineSettings
 from watcher.config import load_config, write_user_config
-from watcher.console import make_console, print_json
+from watcher.console import make_console, print_json, print_table
+
+DRIVER_COLUMNS = ("name", "frames", "fps", "duration", "motion cached")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -64,16 +65,11 @@ def cmd_add(args: argparse.Namespace) -> int:
     return 0
 
 
-def drivers_table(clips: Sequence[ClipInfo]) -> Table:
-    """The library as a rich table: name (default marked), frames, fps, duration, motion cached?"""
-    table = Table(title="Driving clips")
-    for col in ("name", "frames", "fps", "duration", "motion cached"):
-        table.add_column(col, justify="right" if col in ("frames", "fps", "duration") else "left")
-    for c in clips:
-        d = c.driver
-        name = f"{d.name} (default)" if c.is_default else d.name
-        table.add_row(name, str(d.frames), f"{d.fps:.3f}", f"{d.duration:.1f} s", c.motion.value)
-    return table
+def drivers_rows(clips: Sequence[ClipInfo]) -> list[tuple[str, str, str, str, str]]:
+    """The library's rows: name (default marked), frames, fps, duration, motion cached?"""
+    return [(f"{c.driver.name} (default)" if c.is_default else c.driver.name,
+             str(c.driver.frames), f"{c.driver.fps:.3f}", f"{c.driver.duration:.1f} s",
+             c.motion.value) for c in clips]
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -90,7 +86,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         console.print("The driving library is empty: run 'facedrop drivers add VIDEO' (the first "
                       "clip added becomes the default) or 'facedrop drivers fetch'.")
         return 0
-    console.print(drivers_table(clips))
+    print_table(console, "Driving clips", DRIVER_COLUMNS, drivers_rows(clips))
     if not any(c.is_default for c in clips):
         console.print("No default clip: jobs must name one with 'driving:'. Fix: facedrop "
                       "drivers add VIDEO --default", highlight=False)
