@@ -25,7 +25,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from pipeline.errors import WeightsError
+from pipeline.errors import FacedropError, WeightsError
 from pipeline.weights.fetch import FetchResult, fetch_all, resolve_mirror
 from pipeline.weights.manifest import (
     MANIFEST,
@@ -221,27 +221,50 @@ def cmd_import(args: argparse.Namespace) -> int:
             console.print(f"[yellow]Warning:[/] {r.entry.name} ({r.entry.relpath}) is not the "
                           f"pinned file ({r.detail}); imported because of --trust",
                           highlight=False)
-    _print_missing(console, missing, [r for r in results if r.status == "rejected"], source)
+    _print_missing(console, missing, [r for r in results if r.status == "rejected"], source,
+                   _default_job_needs(args))
     print_licences(console, [r.entry for r in results if r.status in ("imported", "trusted")])
     return 1 if any(r.status == "rejected" for r in results) else 0
 
 
+def _default_job_needs(args: argparse.Namespace) -> frozenset[str] | None:
+    """Names of the model files a job with the configured defaults loads (lip sync, enhance,
+    engine), as ``run`` decides it; None when the configuration does not load (the closing
+    lines then go by group alone)."""
+    from pipeline.prerequisites import JobNeeds, needed_weights
+    from watcher.config import load_config
+
+    try:
+        config = load_config(getattr(args, "config", None))
+    except FacedropError:  # the import itself does not need the config
+        return None
+    needs = JobNeeds(lipsync=config.job_defaults.lipsync, enhance=config.job_defaults.enhance)
+    return frozenset(e.name for e in needed_weights(config.pipeline, needs))
+
+
 def _print_missing(console: Console, missing: Sequence[WeightFile],
-                   rejected: Sequence[ImportResult], source: Path) -> None:
-    """What is still missing, by weight (or whole group) name, required before optional."""
+                   rejected: Sequence[ImportResult], source: Path,
+                   needed: frozenset[str] | None = None) -> None:
+    """What is still missing, by weight (or whole group) name: what a default job needs
+    first, then what only some jobs use (another engine, enhance, voice motion)."""
     if rejected:
         names = ", ".join(r.entry.name for r in rejected)
         console.print(f"Not the pinned files: {names}. If they are the ones you mean (a "
                       f"re-save, a fine-tune): facedrop weights import --trust {source}",
                       highlight=False)
     missing = [e for e in missing if e not in {r.entry for r in rejected}]
-    required = [e for e in missing if e.group not in OPTIONAL_GROUPS]
-    optional = [e for e in missing if e.group in OPTIONAL_GROUPS]
+    if needed is None:
+        required = [e for e in missing if e.group not in OPTIONAL_GROUPS]
+    else:
+        required = [e for e in missing if e.name in needed]
+    optional = [e for e in missing if e not in required]
     if required:
         names = " ".join(fetch_names(required))
         console.print(f"Still missing: {names}. Fix: facedrop weights fetch {names}",
                       highlight=False)
-    if optional:  # by group: fetching a group skips the files already there
-        names = " ".join(dict.fromkeys(e.group for e in optional))
+    if optional:  # optional groups by group: fetching a group skips the files already there
+        names = " ".join(fetch_names([e for e in optional if e.group not in OPTIONAL_GROUPS])
+                         + list(dict.fromkeys(e.group for e in optional
+                                              if e.group in OPTIONAL_GROUPS)))
         console.print(f"Optional, not needed by a default job: {names} (fetch when wanted: "
                       f"facedrop weights fetch {names})", highlight=False)
