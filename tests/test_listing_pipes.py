@@ -20,7 +20,7 @@ from tests.conftest import REPO
 from tests.helpers.daemon_harness import write_config
 from tests.helpers.media_samples import write_video
 from watcher.config import load_config
-from watcher.state import SqliteQueue
+from watcher.sqlite_queue import SqliteQueue
 
 SCHEMA = json.loads((REPO / "docs" / "status.schema.json").read_text())
 LIMIT = 200
