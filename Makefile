@@ -64,12 +64,12 @@ run: setup
 
 # make test stays under 8 minutes on 2 cores; the few checks that cannot be made that short
 # (whole jobs through a real daemon, full-size models) are marked slow and run by make test-slow,
-# which CI runs right after make test.
+# which CI runs right after make test. A parity test always runs in make test, slow or not.
 test: setup-test
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow or parity"
 
 test-slow: setup-test
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -m "slow and not parity"
 
 # The numeric parity tests again under the CPU kernel sets this machine does not pick by itself
 # (default everywhere, avx2 on an AVX-512 machine), so a tolerance that only holds for one
