@@ -24,7 +24,8 @@ def _rows(out: str) -> dict[str, list[str]]:
 
 
 # two fresh processes, each loading torch and the five networks and rendering one 512 frame
-# (~6 s on an idle 2-core CPU; minutes when the machine is shared)
+# (~6 s on an idle 2-core CPU; minutes when the machine is shared): make test-slow runs it
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_bench_prints_one_row_per_batch_size(model_weights_dir: Path, tmp_path: Path) -> None:
     config = write_config(tmp_path / "cfg", pipeline={"device": "cpu"})

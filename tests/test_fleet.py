@@ -371,6 +371,7 @@ def test_cancel_stops_a_running_job_and_a_queued_one_on_any_machine(
     assert missing.returncode != 0 and "no queued or running job" in missing.stderr
 
 
+@pytest.mark.slow  # a worker process loading every network and rendering a real job
 def test_a_worker_runs_the_real_pipeline_on_official_format_weights(
         fleet, model_weights_dir: Path, astronaut_path: Path, speech_path: Path,
         tmp_path: Path) -> None:

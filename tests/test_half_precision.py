@@ -50,6 +50,8 @@ def test_wav2lip_mouth_patch(dtype: torch.dtype) -> None:
 
 # bf16 only here: the CPU's fp16 3-D convolutions take about half an hour for this frame. fp16,
 # measured once by this same function (60.1 dB, the README's table), is dtype auto's on CUDA/MPS.
+# Slow (make test-slow): the full-size W and G, run twice, cannot be cut below this grid.
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [torch.bfloat16], ids=str)
 def test_liveportrait_rendered_frame(dtype: torch.dtype) -> None:
     nets = empty_nets()

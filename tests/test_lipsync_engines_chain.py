@@ -61,14 +61,20 @@ def world(tmp_path_factory: pytest.TempPathFactory, model_weights_dir: Path,
     settings = pipeline_settings(root, device="cpu", max_size=384, batch_size=4,
                                  weights_dir=weights)
     audio = speech_clip(speech_path, root / "short.wav", 0.5)
+    # LivePortrait and the landmarker are loaded once for the module (the load is the costly
+    # part of a fresh runner, and what these tests check is the lip-sync engines behind them)
+    loaded = Runner(settings)
     return {"root": root, "settings": settings, "photo": photo, "audio": audio,
-            "configs": configs}
+            "configs": configs, "landmarker": loaded.landmarker(), "animator": loaded.animator()}
 
 
 def _runner(world: dict) -> Runner:
-    """A fresh runner (nothing loaded) whose MuseTalk is built at the test's reduced sizes by
-    the real loader from the official-format files (the registry's loader uses full sizes)."""
+    """A fresh runner whose lip-sync engines are not loaded yet (LivePortrait and the landmarker
+    are the module's); its MuseTalk is built at the test's reduced sizes by the real loader from
+    the official-format files (the registry's loader uses full sizes)."""
     runner = Runner(world["settings"])
+    runner.bank.get("landmarks", lambda: world["landmarker"])
+    runner.bank.get("liveportrait", lambda: world["animator"])
     s = world["settings"]
 
     def load() -> MuseTalkEngine:
@@ -82,8 +88,9 @@ def _runner(world: dict) -> Runner:
 
 
 def _job(world: dict, name: str, engine: str | None = None) -> JobSpec:
+    # quality: false: the score is not what these tests check, and it leaves the video as is
     return JobSpec(name, world["photo"], world["audio"], "nod", f"{name}.mp4", FPS, True, False,
-                   lipsync_engine=engine)
+                   lipsync_engine=engine, quality=False)
 
 
 def _decoded(video: Path) -> np.ndarray:

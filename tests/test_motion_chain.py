@@ -99,6 +99,9 @@ def test_another_seed_gives_another_video(world: dict) -> None:
     assert out.read_bytes() != world.get("still", b"")
 
 
+# slow (make test-slow): two full-size renders of its own for a check of the runner's seam; a
+# clip job at length stays in make test (test_chain, test_lp_stage)
+@pytest.mark.slow
 def test_clip_job_is_byte_identical_to_mains_code_path(world: dict) -> None:
     spec = _spec(world, "clip", fps=CLIP_FPS, driving="nod")
     out, record = _run(world, spec)

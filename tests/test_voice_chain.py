@@ -35,9 +35,9 @@ from tests.helpers.daemon_harness import speech_clip
 from tests.helpers.joyvasa_checkpoints import write_weights_dir
 from tests.helpers.settings import pipeline_settings
 
-FPS = 4.0  # 0.5 s -> 2 frames, each a render (~6 s apiece on 2 CPU cores)
+FPS = 2.0  # 0.5 s -> 1 frame: one render (~5 s on 2 CPU cores); the same for both seeds
 STILL_FPS = 2.0  # 1 frame: one render (still is covered at length by test_motion_chain)
-CLIP_FPS = 10.0  # 5 frames from a 2-frame 25 fps clip: 2 renders
+CLIP_FPS = 2.0  # 1 frame: one render (a clip at length: test_chain, test_lp_stage)
 STEPS = 3  # motion_steps: a respaced sampler (the small generator has 10 diffusion steps)
 
 
