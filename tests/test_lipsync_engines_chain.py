@@ -198,6 +198,7 @@ def _check_outside_mask(spy: ComposedCrops, engine: str) -> None:
     assert changed == 13  # every frame's mouth was made by the engine
 
 
+@pytest.mark.slow  # two whole Wav2Lip jobs on full-size networks (~45 s on 2 quiet cores)
 def test_wav2lip_video_is_unchanged_by_the_seam(world: dict,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     runner, out, spy = _run_engine(world, "wav2lip", "seam", monkeypatch)
@@ -211,6 +212,7 @@ def test_wav2lip_video_is_unchanged_by_the_seam(world: dict,
     assert np.array_equal(_decoded(out), _decoded(before))
 
 
+@pytest.mark.slow  # a whole MuseTalk job and its repeat on full-size networks (~35 s)
 def test_musetalk_job_and_its_repeat_avatar(world: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     """The MuseTalk job lasts the audio and keeps the pixels outside its mask; a repeat avatar
     (the same face and clip: its crops come from the render cache) runs no VAE encoder and no
