@@ -39,8 +39,8 @@ EPS = 1e-6  # as in calculate_distance_ratio
 # official = max(0, EYE_UP * upper + EYE_LOW * lower + EYE_B), fitted as described above. On a
 # clip left out of the fit its worst eye reads 0.038 off where the single mid-lid ratio's map
 # (1.3511 * raw - 0.1313) read 0.043 (``pipeline.liveportrait.eyeloo``). The offset is negative
-# because the iris model's outline still shows a slit where the 203-point model reads the eye
-# shut.
+# because a shut eye's lower lid still sits ~0.08 below the corner line in the iris model's
+# outline (1.76 * 0.08 ~ 0.14), where the 203-point model reads the eye shut.
 EYE_UP, EYE_LOW, EYE_B = 1.2693, 1.7599, -0.1491
 # lips: a closed mouth reads 0.03-0.05 raw (FaceMesh keeps the inner lips apart), the official
 # model 0.00-0.01; mapped, d7's closed-mouth frames read 0.022 (median), below the official
