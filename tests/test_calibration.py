@@ -59,10 +59,11 @@ def test_eye_ratio_is_on_the_official_scale(clips) -> None:
         report = evaluate(clip)
         ours = np.stack([ratios.eye_ratio(lid) for lid in clip.lids])
         errors.append(np.abs(ours - clip.official_eyes).ravel())
-        # per clip: d1 (16 frames, one eye half shut) is the worst at 0.043; before: 0.18
-        assert report.eyes.mae.max() <= 0.045, (name, report.eyes.mae)
-        assert np.all(np.abs(report.eyes.bias) <= 0.03), (name, report.eyes.bias)
-    assert np.concatenate(errors).mean() <= 0.03  # over all 358 frames, both eyes
+        # per clip: d1 and d7 (winks) are the worst at 0.033 (the mid-lid ratio's map: d1
+        # 0.043; FaceMesh's lids unmapped: 0.18)
+        assert report.eyes.mae.max() <= 0.035, (name, report.eyes.mae)
+        assert np.all(np.abs(report.eyes.bias) <= 0.025), (name, report.eyes.bias)
+    assert np.concatenate(errors).mean() <= 0.027  # over all 358 frames, both eyes
 
 
 def test_a_closed_mouth_reads_below_the_official_lip_threshold(clips) -> None:
@@ -78,8 +79,8 @@ def test_a_closed_mouth_reads_below_the_official_lip_threshold(clips) -> None:
 
 
 def test_the_mapping_constants_are_the_fit_on_these_clips(clips) -> None:
-    (ea, eb), (la, lb) = fit_ratio_maps(clips.values())
-    assert (ea, eb) == pytest.approx((ratios.EYE_A, ratios.EYE_B), abs=5e-4)
+    eyes, (la, lb) = fit_ratio_maps(clips.values())
+    assert eyes == pytest.approx((ratios.EYE_UP, ratios.EYE_LOW, ratios.EYE_B), abs=5e-4)
     assert (la, lb) == pytest.approx((ratios.LIP_A, ratios.LIP_B), abs=5e-4)
 
 

@@ -30,6 +30,7 @@ N_CONTOUR = 71
 LID_POINTS = 16  # the eye's own outline: 9 lower-lid points (corner to corner), 7 upper-lid
 # positions within the 16-point outline (model output order, unflipped): corners, mid lids
 OUTER, INNER, LOWER_MID, UPPER_MID = 0, 8, 4, 12
+LOWER_LID, UPPER_LID = slice(1, 8), slice(9, 16)  # each lid without the corners
 
 
 def eye_roi(lmk468: np.ndarray, eye: int) -> Affine:

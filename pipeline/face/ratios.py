@@ -8,20 +8,24 @@ mouth width, corner to corner), each with +1e-6 in the denominator. The first ey
 the image's left, the order the 203-point eyes come in.
 
 Our points and the transform onto the official scale (issue 15, ``pipeline.liveportrait.
-calibration``): the same ratios are taken on
-- eyes: the refined eyelid outline of MediaPipe's iris model (``iris.py``; upper mid lid 12,
-  lower mid lid 4, corners 0 and 8 of the 16-point outline). FaceMesh's own lids (159/145) barely
+calibration``; issue 19, ``pipeline.liveportrait.eyeloo``):
+- eyes: the refined eyelid outline of MediaPipe's iris model (``iris.py``; 16 points: lower lid
+  0-8 corner to corner, upper lid 9-15 without corners). FaceMesh's own lids (159/145) barely
   follow a closing eye: on the official clip d1 an eye the official template reads at 0.12 read
-  0.29;
-- lips: FaceMesh inner-lip midpoints 13/14 over mouth corners 61/291;
-then mapped linearly, ``official = max(0, A * ours + B)``, with A, B fitted by least squares on
-the official driving templates d1, d2, d5, d7 of KwaiVGI/LivePortrait (per-frame ``c_d_eyes_lst``
-/ ``c_d_lip_lst``, 358 frames: 16, 16, 148, 178; each clip weighted equally, both eyes pooled)
-against our points measured on the matching clips. The measured points are the fixtures
-``tests/fixtures/calibration/d*.npz``; ``tests/test_calibration.py`` re-fits them and checks
-these constants. Every consumer (source ratios, driving ratios, exported templates, eye
-retargeting) uses these functions, so all of them are on the official scale, like an imported
-official template.
+  0.29. The eye is read as two heights over the corner-to-corner width (``lid_heights``): the
+  upper lid's highest point above the line through the corners and the lower lid's lowest point
+  below it. The two move differently (shut, the iris model's upper lid drops to the line or
+  below while its lower lid stays ~0.08 below, the 203-point model reads ~0.01), so each gets
+  its own weight: ``official = max(0, EYE_UP * upper + EYE_LOW * lower + EYE_B)``;
+- lips: FaceMesh inner-lip midpoints 13/14 over mouth corners 61/291, mapped linearly,
+  ``official = max(0, A * ours + B)``.
+The coefficients are fitted by least squares on the official driving templates d1, d2, d5, d7 of
+KwaiVGI/LivePortrait (per-frame ``c_d_eyes_lst`` / ``c_d_lip_lst``, 358 frames: 16, 16, 148,
+178; each clip weighted equally, both eyes pooled) against our points measured on the matching
+clips. The measured points are the fixtures ``tests/fixtures/calibration/d*.npz``;
+``tests/test_calibration.py`` re-fits them and checks these constants. Every consumer (source
+ratios, driving ratios, exported templates, eye retargeting) uses these functions, so all of them
+are on the official scale, like an imported official template.
 """
 
 from __future__ import annotations
@@ -32,11 +36,12 @@ from pipeline.face import iris, meshidx
 
 EPS = 1e-6  # as in calculate_distance_ratio
 
-# official = max(0, A * ours + B); fitted as described above (raw means before -> after:
-# d1 0.191, 0.231 -> 0.127, 0.180 vs official 0.123, 0.216; d7 0.326, 0.328 -> 0.309, 0.311 vs
-# 0.296, 0.318). The offset is negative because the iris model's outline still shows a slit
-# (raw ~0.1) where the 203-point model reads the eye shut.
-EYE_A, EYE_B = 1.3511, -0.1313
+# official = max(0, EYE_UP * upper + EYE_LOW * lower + EYE_B), fitted as described above. On a
+# clip left out of the fit its worst eye reads 0.038 off where the single mid-lid ratio's map
+# (1.3511 * raw - 0.1313) read 0.043 (``pipeline.liveportrait.eyeloo``). The offset is negative
+# because a shut eye's lower lid still sits ~0.08 below the corner line in the iris model's
+# outline (1.76 * 0.08 ~ 0.14), where the 203-point model reads the eye shut.
+EYE_UP, EYE_LOW, EYE_B = 1.2693, 1.7599, -0.1491
 # lips: a closed mouth reads 0.03-0.05 raw (FaceMesh keeps the inner lips apart), the official
 # model 0.00-0.01; mapped, d7's closed-mouth frames read 0.022 (median), below the official
 # lip_normalize_threshold 0.03.
@@ -49,10 +54,30 @@ def _ratio(pts: np.ndarray, a: int, b: int, c: int, d: int) -> float:
 
 def raw_eye_ratio(lids: np.ndarray) -> np.ndarray:
     """(2,) float64: mid-lid opening over corner-to-corner width of each refined eyelid outline
-    (``FaceLandmarker.eyelids``: (2, 16, 2), image-left eye first), before the mapping."""
+    (``FaceLandmarker.eyelids``: (2, 16, 2), image-left eye first): the blink signal of the
+    quality report, and the eye maps' former input (``pipeline.liveportrait.eyeloo``)."""
     pts = np.asarray(lids, dtype=np.float64)
     return np.array([_ratio(p, iris.UPPER_MID, iris.LOWER_MID, iris.OUTER, iris.INNER)
                      for p in pts])
+
+
+def lid_heights(lids: np.ndarray) -> np.ndarray:
+    """(2, 2) float64: per eye (image-left first), the upper lid's highest point above the line
+    through the eye's corners and the lower lid's lowest point below it, each over the
+    corner-to-corner width (``FaceLandmarker.eyelids``: (2, 16, 2)). Signed: an upper lid that
+    drops below the corner line reads negative. Unchanged by moving, turning or scaling the
+    face in the image."""
+    pts = np.asarray(lids, dtype=np.float64)
+    out = np.empty((2, 2))
+    for eye, p in enumerate(pts):
+        along = p[iris.INNER] - p[iris.OUTER]
+        width = float(np.linalg.norm(along)) + EPS
+        # "up" is the same side of the outer -> inner line on both eyes only after a mirror:
+        # the image-right eye's outline runs the other way (outer corner on the image right)
+        up = np.array([along[1], -along[0]]) / width * (1.0 if eye == 0 else -1.0)
+        height = (p - p[iris.OUTER]) @ up / width
+        out[eye] = height[iris.UPPER_LID].max(), -height[iris.LOWER_LID].min()
+    return out
 
 
 def raw_lip_ratio(lmk468: np.ndarray) -> np.ndarray:
@@ -64,7 +89,9 @@ def raw_lip_ratio(lmk468: np.ndarray) -> np.ndarray:
 
 def eye_ratio(lids: np.ndarray) -> np.ndarray:
     """(2,) float32: the image-left and image-right eye's opening on the official scale."""
-    return np.maximum(EYE_A * raw_eye_ratio(lids) + EYE_B, 0.0).astype(np.float32)
+    heights = lid_heights(lids)
+    mapped = EYE_UP * heights[:, 0] + EYE_LOW * heights[:, 1] + EYE_B
+    return np.maximum(mapped, 0.0).astype(np.float32)
 
 
 def lip_ratio(lmk468: np.ndarray) -> np.ndarray:

@@ -42,8 +42,8 @@ from pipeline.face.meshidx import MESH_POINTS
 from pipeline.face.ratios import (
     eye_ratio,
     eye_ratio_mesh,
+    lid_heights,
     lip_ratio,
-    raw_eye_ratio,
     raw_lip_ratio,
 )
 
@@ -191,29 +191,40 @@ def evaluate(points: ClipPoints, calibrated: bool = True) -> ClipReport:
                       ratio_stats(lips, points.official_lip), crop_stats(points), lip_closed)
 
 
-def fit_linear(xs: Iterable[np.ndarray], ys: Iterable[np.ndarray]) -> tuple[float, float]:
-    """(A, B) of ``y = A x + B`` by least squares, each clip's series weighted equally (so the
-    long clips do not drown the short ones); columns (both eyes) are pooled."""
+def fit_least_squares(features: Iterable[np.ndarray], targets: Iterable[np.ndarray]
+                      ) -> np.ndarray:
+    """Coefficients (F + 1,) of ``target = features @ c[:-1] + c[-1]`` by least squares: per
+    clip ``features`` (..., F) and ``targets`` (...), each clip weighted equally (so the long
+    clips do not drown the short ones); the leading axes (frames, both eyes) are pooled."""
     rows, rhs, weights = [], [], []
-    for x, y in zip(xs, ys, strict=True):
-        x, y = np.asarray(x, np.float64).ravel(), np.asarray(y, np.float64).ravel()
-        rows.append(np.stack([x, np.ones_like(x)], 1))
-        rhs.append(y)
-        weights.append(np.full(x.size, 1.0 / x.size))
+    for x, y in zip(features, targets, strict=True):
+        x = np.asarray(x, np.float64)
+        x2 = x.reshape(-1, x.shape[-1])
+        rows.append(np.concatenate([x2, np.ones((len(x2), 1))], 1))
+        rhs.append(np.asarray(y, np.float64).ravel())
+        weights.append(np.full(len(x2), 1.0 / len(x2)))
     w = np.sqrt(np.concatenate(weights))
-    a, b = np.linalg.lstsq(np.concatenate(rows) * w[:, None], np.concatenate(rhs) * w,
-                           rcond=None)[0]
+    coef: np.ndarray = np.linalg.lstsq(np.concatenate(rows) * w[:, None],
+                                       np.concatenate(rhs) * w, rcond=None)[0]
+    return coef
+
+
+def fit_linear(xs: Iterable[np.ndarray], ys: Iterable[np.ndarray]) -> tuple[float, float]:
+    """(A, B) of ``y = A x + B`` (``fit_least_squares`` with one feature)."""
+    a, b = fit_least_squares((np.asarray(x, np.float64)[..., None] for x in xs), ys)
     return float(a), float(b)
 
 
-def fit_ratio_maps(clips: Iterable[ClipPoints]) -> tuple[tuple[float, float], tuple[float, float]]:
-    """The (A, B) of the eye and lip maps (``pipeline.face.ratios``) fitted on ``clips``."""
+def fit_ratio_maps(clips: Iterable[ClipPoints]
+                   ) -> tuple[tuple[float, float, float], tuple[float, float]]:
+    """The eye map's (EYE_UP, EYE_LOW, EYE_B) and the lip map's (A, B) (``pipeline.face.
+    ratios``) fitted on ``clips``."""
     clips = list(clips)
-    eyes = fit_linear([np.stack([raw_eye_ratio(lid) for lid in c.lids]) for c in clips],
-                      [c.official_eyes for c in clips])
+    up, low, b = fit_least_squares([np.stack([lid_heights(lid) for lid in c.lids]) for c in clips],
+                                   [c.official_eyes for c in clips])
     lips = fit_linear([np.stack([raw_lip_ratio(m) for m in c.mesh]) for c in clips],
                       [c.official_lip for c in clips])
-    return eyes, lips
+    return (float(up), float(low), float(b)), lips
 
 
 def table(reports: Iterable[ClipReport]) -> str:
@@ -271,8 +282,9 @@ def main(argv: list[str] | None = None) -> None:
         print()
     print(table(evaluate(p) for p in points))
     if points:
-        (ea, eb), (la, lb) = fit_ratio_maps(points)
-        print(f"\nfitted maps: eye A={ea:.4f} B={eb:.4f}, lip A={la:.4f} B={lb:.4f}")
+        (up, low, eb), (la, lb) = fit_ratio_maps(points)
+        print(f"\nfitted maps: eye UP={up:.4f} LOW={low:.4f} B={eb:.4f}, "
+              f"lip A={la:.4f} B={lb:.4f}")
     if args.crops:
         from pipeline.liveportrait.crop_reference import CropReference, crop_table
 

@@ -1,21 +1,30 @@
 """Leave-one-out check of the eye-ratio map: fit on all calibration clips but one, measure the
 one left out, for each clip in turn (issue 19, "Eyes in still mode").
 
-A map is a linear model over per-frame features of our raw eye ratio (``pipeline.face.ratios.
-raw_eye_ratio``), fitted by least squares with each clip weighted equally (as ``calibration.
-fit_linear``) and clamped at 0. The models compared:
+A map is a linear model over per-frame features of our eyelid outline, fitted by least squares
+with each clip weighted equally (``calibration.fit_least_squares``) and clamped at 0. The models
+compared (per frame: usable on a single photo; per clip: they need the subject's other frames,
+which a photo does not have):
 
-- ``global``: ``A * raw + B``, the shipped map (``ratios.EYE_A``, ``EYE_B``);
-- ``open-level``: the ratio over the subject's own open-eye level (the clip's 90th percentile,
-  per eye), ``A * raw / level + B``: per-subject normalisation alone;
-- ``level+shape``: ``A * raw + C * level + B``: the level as a separate term;
-- ``hinge``: ``A * raw + C * max(0, raw / level - 0.57) * level + B``: below 57% of the
-  subject's open level the eye is closing, and the map may steepen there (relative to the
-  subject, so a narrow-eyed person is not read as closing).
+- ``global`` (per frame): ``A * raw + B`` on the mid-lid ratio (``ratios.raw_eye_ratio``), the
+  map shipped until issue 19;
+- ``lid-heights`` (per frame): ``UP * upper + LOW * lower + B`` on the upper lid's height above
+  the corner line and the lower lid's depth below it (``ratios.lid_heights``), the shipped map;
+- ``open-level`` (per clip): the raw ratio over the subject's own open-eye level (the clip's
+  90th percentile, per eye), ``A * raw / level + B``: per-subject normalisation alone;
+- ``level+shape`` (per clip): ``A * raw + C * level + B``: the level as a separate term;
+- ``hinge`` (per clip): ``A * raw + C * max(0, raw / level - 0.57) * level + B``: below 57% of
+  the subject's open level the eye is closing, and the map may steepen there;
+- ``heights+median`` (per clip): ``lid-heights`` plus the clip's median upper-lid height.
+
+Two further views say what no map over these features can reach: ``--own`` fits each clip on
+itself (the best any per-subject affine normalisation could do), ``--skip-winks`` leaves out of
+the measure the frames where one eye is shut and the other open (official ratios 0.15 or more
+apart), which the iris model does not follow.
 
 Usage (the committed fixtures, numbers only)::
 
-    python -m pipeline.liveportrait.eyeloo tests/fixtures/calibration/d*.npz
+    python -m pipeline.liveportrait.eyeloo tests/fixtures/calibration/d*.npz [--own] [--skip-winks]
 """
 
 from __future__ import annotations
@@ -28,33 +37,65 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.face.ratios import raw_eye_ratio
-from pipeline.liveportrait.calibration import ClipPoints
+from pipeline.face.ratios import lid_heights, raw_eye_ratio
+from pipeline.liveportrait.calibration import ClipPoints, fit_least_squares
 
 OPEN_LEVEL_PERCENTILE = 90.0
 HINGE_SHARE = 0.57  # 0.2 of an open level of 0.35 (the calibration clips' typical one)
 TARGET_MAE, TARGET_CORR = 0.03, 0.9  # issue 19's goal for a clip left out of the fit
 MOVING_STD = 0.02  # an eye whose official ratio moves less has no meaningful correlation
+WINK_GAP = 0.15  # official ratios this far apart: one eye shut, the other open
 
-Features = Callable[[np.ndarray], np.ndarray]  # (T, 2) raw -> (T, 2, F)
+Features = Callable[[ClipPoints], np.ndarray]  # clip -> (T, 2, F)
 
 
-def _level(raw: np.ndarray) -> np.ndarray:
-    return np.broadcast_to(np.percentile(raw, OPEN_LEVEL_PERCENTILE, axis=0), raw.shape)
+def raw_ratios(clip: ClipPoints) -> np.ndarray:
+    return np.stack([raw_eye_ratio(lids) for lids in clip.lids])
+
+
+def heights(clip: ClipPoints) -> np.ndarray:
+    return np.stack([lid_heights(lids) for lids in clip.lids])
+
+
+def _level(x: np.ndarray, percentile: float = OPEN_LEVEL_PERCENTILE) -> np.ndarray:
+    return np.broadcast_to(np.percentile(x, percentile, axis=0), x.shape)
+
+
+def _open_level(clip: ClipPoints) -> np.ndarray:
+    raw = raw_ratios(clip)
+    return (raw / _level(raw))[..., None]
+
+
+def _level_shape(clip: ClipPoints) -> np.ndarray:
+    raw = raw_ratios(clip)
+    return np.stack([raw, _level(raw)], -1)
+
+
+def _hinge(clip: ClipPoints) -> np.ndarray:
+    raw = raw_ratios(clip)
+    level = _level(raw)
+    return np.stack([raw, np.maximum(0.0, raw / level - HINGE_SHARE) * level], -1)
+
+
+def _heights_median(clip: ClipPoints) -> np.ndarray:
+    h = heights(clip)
+    return np.concatenate([h, _level(h[..., 0], 50.0)[..., None]], -1)
 
 
 MODELS: dict[str, Features] = {
-    "global": lambda raw: raw[..., None],
-    "open-level": lambda raw: (raw / _level(raw))[..., None],
-    "level+shape": lambda raw: np.stack([raw, _level(raw)], -1),
-    "hinge": lambda raw: np.stack(
-        [raw, np.maximum(0.0, raw / _level(raw) - HINGE_SHARE) * _level(raw)], -1),
+    "global": lambda clip: raw_ratios(clip)[..., None],
+    "lid-heights": heights,
+    "open-level": _open_level,
+    "level+shape": _level_shape,
+    "hinge": _hinge,
+    "heights+median": _heights_median,
 }
+PER_FRAME = ("global", "lid-heights")  # the models a single photo can use
 
 
 @dataclass(frozen=True)
 class HeldOut:
-    """One clip's figures under a map fitted without it (per eye: image-left, image-right)."""
+    """One clip's figures under a map (per eye: image-left, image-right)."""
 
     name: str
     frames: int
@@ -67,25 +108,13 @@ class HeldOut:
         return bool(np.all(self.mae <= TARGET_MAE)) and corr_ok
 
 
-def raw_ratios(clip: ClipPoints) -> np.ndarray:
-    return np.stack([raw_eye_ratio(lids) for lids in clip.lids])
-
-
-def fit(features: Sequence[np.ndarray], targets: Sequence[np.ndarray]) -> np.ndarray:
-    """Coefficients (F + 1,) of ``target = features @ c[:-1] + c[-1]``, clips weighted equally."""
-    rows, rhs, weights = [], [], []
-    for x, y in zip(features, targets, strict=True):
-        x2 = x.reshape(-1, x.shape[-1])
-        rows.append(np.concatenate([x2, np.ones((len(x2), 1))], 1))
-        rhs.append(np.asarray(y, np.float64).ravel())
-        weights.append(np.full(len(x2), 1.0 / len(x2)))
-    w = np.sqrt(np.concatenate(weights))
-    return np.linalg.lstsq(np.concatenate(rows) * w[:, None], np.concatenate(rhs) * w,
-                           rcond=None)[0]
-
-
 def predict(coef: np.ndarray, features: np.ndarray) -> np.ndarray:
     return np.maximum(features @ coef[:-1] + coef[-1], 0.0)
+
+
+def winks(clip: ClipPoints) -> np.ndarray:
+    """(T,) bool: frames where the official template reads one eye shut and the other open."""
+    return np.abs(clip.official_eyes[:, 0] - clip.official_eyes[:, 1]) >= WINK_GAP
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
@@ -94,27 +123,36 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def leave_one_out(clips: Sequence[ClipPoints], model: str = "global") -> list[HeldOut]:
-    """Each clip's figures under ``model`` fitted on the other clips."""
+def _figures(clip: ClipPoints, pred: np.ndarray, skip_winks: bool) -> HeldOut:
+    keep = ~winks(clip) if skip_winks else np.ones(len(pred), bool)
+    pred, official = pred[keep], clip.official_eyes[keep]
+    return HeldOut(clip.name, len(pred), np.abs(pred - official).mean(0),
+                   np.array([_corr(pred[:, e], official[:, e]) for e in (0, 1)]),
+                   (pred - official).mean(0))
+
+
+def leave_one_out(clips: Sequence[ClipPoints], model: str = "global", *, own: bool = False,
+                  skip_winks: bool = False) -> list[HeldOut]:
+    """Each clip's figures under ``model`` fitted on the other clips (``own``: on itself);
+    ``skip_winks``: wink frames are left out of the figures (never out of the fit)."""
     feats = MODELS[model]
-    xs = [feats(raw_ratios(c)) for c in clips]
+    xs = [feats(c) for c in clips]
     out = []
     for i, clip in enumerate(clips):
-        coef = fit([x for j, x in enumerate(xs) if j != i],
-                   [c.official_eyes for j, c in enumerate(clips) if j != i])
-        pred, official = predict(coef, xs[i]), clip.official_eyes
-        out.append(HeldOut(clip.name, len(pred), np.abs(pred - official).mean(0),
-                           np.array([_corr(pred[:, e], official[:, e]) for e in (0, 1)]),
-                           (pred - official).mean(0)))
+        fitted = [i] if own else [j for j in range(len(clips)) if j != i]
+        coef = fit_least_squares([xs[j] for j in fitted], [clips[j].official_eyes for j in fitted])
+        out.append(_figures(clip, predict(coef, xs[i]), skip_winks))
     return out
 
 
-def table(clips: Sequence[ClipPoints], models: Sequence[str] = tuple(MODELS)) -> str:
-    """A markdown table: per model and held-out clip, MAE, correlation and bias per eye."""
-    rows = ["| model | held-out clip | frames | MAE (L, R) | corr (L, R) | bias (L, R) "
+def table(clips: Sequence[ClipPoints], models: Sequence[str] = tuple(MODELS), *,
+          own: bool = False, skip_winks: bool = False) -> str:
+    """A markdown table: per model and measured clip, MAE, correlation and bias per eye."""
+    fit = "own fit" if own else "held-out"
+    rows = [f"| model | {fit} clip | frames | MAE (L, R) | corr (L, R) | bias (L, R) "
             f"| MAE <= {TARGET_MAE} and corr >= {TARGET_CORR} |", "|---|---|---|---|---|---|---|"]
     for model in models:
-        for h in leave_one_out(clips, model):
+        for h in leave_one_out(clips, model, own=own, skip_winks=skip_winks):
             rows.append(f"| {model} | {h.name} | {h.frames} | {h.mae[0]:.3f}, {h.mae[1]:.3f} "
                         f"| {h.corr[0]:.2f}, {h.corr[1]:.2f} | {h.bias[0]:+.3f}, "
                         f"{h.bias[1]:+.3f} | {'yes' if h.meets_target() else 'no'} |")
@@ -126,9 +164,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("fixtures", nargs="+", type=Path, help="ClipPoints .npz files")
     parser.add_argument("--model", choices=sorted(MODELS), action="append",
                         help="models to compare (default: all)")
+    parser.add_argument("--own", action="store_true",
+                        help="fit each clip on itself (the best per-subject normalisation)")
+    parser.add_argument("--skip-winks", action="store_true",
+                        help="leave frames with one eye shut and one open out of the figures")
     args = parser.parse_args(argv)
     clips = [ClipPoints.load(p) for p in args.fixtures]
-    print(table(clips, args.model or tuple(MODELS)))
+    print(table(clips, args.model or tuple(MODELS), own=args.own, skip_winks=args.skip_winks))
 
 
 if __name__ == "__main__":
