@@ -4,10 +4,11 @@ Both paths run on the same inputs in the same process. Per stage:
 
 - **render (W + G)**: the official networks as loaded (``fused=False``) against the exact
   rewrites (``loader.fuse_nets``: BatchNorm folded, G's SPADE convolutions regrouped);
-- **Wav2Lip network** and **lip-sync stage** (network + blend) per output frame, on output frames
-  cycling over a few distinct crops as in a repeat-avatar job: ``LipSyncer`` with the loaded
-  network against the engine's ``FastWav2Lip`` (BatchNorm folded, encoder once per distinct face,
-  decoder on the used rows only);
+- **Wav2Lip network** (the network pass alone on both sides) and **lip-sync stage** (network +
+  blend) per output frame, on output frames cycling over a few distinct crops as in a
+  repeat-avatar job: ``LipSyncer`` with the loaded network against the engine's ``FastWav2Lip``
+  (BatchNorm folded, encoder once per distinct face, decoder on the used rows only, in
+  channels-last layout on the CPU);
 - **repeat-avatar job**: the whole chain on a job whose crops come from the render cache (a 1 s
   warm-up job renders them first), with the Wav2Lip engine's plain pass, then its fast pass.
 
@@ -39,6 +40,7 @@ from pipeline.lipsync.load import load_wav2lip, wav2lip_path
 from pipeline.lipsync.registry import engine_entry
 from pipeline.lipsync.stage import LipSyncer, face_input
 from pipeline.lipsync.wav2lip_engine import Wav2LipEngine, load_wav2lip_engine
+from pipeline.lipsync.wav2lip_fast import first_used_row
 from pipeline.media.audio import load_audio
 from pipeline.media.image import load_image
 from pipeline.settings import PipelineSettings
@@ -112,6 +114,9 @@ def compare_lipsync(settings: PipelineSettings, frames: int = 48, distinct: int 
     engine = load_wav2lip_engine(EngineContext(
         settings.weights_dir, settings.cache_dir, bank.device, dtype, settings.chunk_size,
         landmarker, settings.render_cache_mb), settings.lipsync_model)
+    if engine.fast is None:
+        raise ValueError("--compare measures the Wav2Lip engines' fast pass")
+    fast = engine.fast
     order = [i % distinct for i in range(frames)]
     mels = frame_mels(load_audio(example_dir() / AUDIO).samples, 25, frames)
     batch = settings.chunk_size
@@ -128,9 +133,12 @@ def compare_lipsync(settings: PipelineSettings, frames: int = 48, distinct: int 
         outputs[0] += [plain.paste(crops[k], g, bases[k]) for k, g in zip(idx, generated,
                                                                           strict=True)]
         t2 = time.perf_counter()
-        mouths = engine.mouths([crops[k] for k in idx], [bases[k] for k in idx], window)
+        first_row = min(first_used_row(bases[k].mask) for k in idx)
+        generated = fast.generate(faces, window, first_row)  # the network alone, as above
         synchronize(bank.device)
         t3 = time.perf_counter()
+        mouths = [engine.mouth(crops[k], g, bases[k]) for k, g in zip(idx, generated,
+                                                                      strict=True)]
         outputs[1] += [apply_mouth(crops[k], m) for k, m in zip(idx, mouths, strict=True)]
         t4 = time.perf_counter()
         net_s[0], stage_s[0] = net_s[0] + t1 - t0, stage_s[0] + t2 - t0
@@ -138,7 +146,7 @@ def compare_lipsync(settings: PipelineSettings, frames: int = 48, distinct: int 
     diff = max(int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max())
                for a, b in zip(*outputs, strict=True))
     per = 1000.0 / frames
-    return [Comparison("Wav2Lip network (+ colour match, new)", "ms per frame", per * net_s[0],
+    return [Comparison("Wav2Lip network", "ms per frame", per * net_s[0],
                        per * net_s[1], diff, "frame levels (0-255)"),
             Comparison("lip-sync stage (network + blend)", "ms per frame", per * stage_s[0],
                        per * stage_s[1], diff, "frame levels (0-255)")]
