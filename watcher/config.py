@@ -51,6 +51,7 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "pipeline": {
         "device": (str,),
         "dtype": (str,),
+        "compile": (str,),
         "max_size": (int,),
         "batch_size": (int, str),  # a positive integer or "auto": _validate_batch_size
         "loop_mode": (str,),
@@ -86,6 +87,7 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("pipeline", "device"): ("auto", "mps", "cuda", "cuda:N", "cpu"),  # for the message
     ("pipeline", "dtype"): ("auto", "fp32", "fp16"),
+    ("pipeline", "compile"): ("auto", "on", "off"),
     ("pipeline", "loop_mode"): tuple(m.value for m in LoopMode),
     ("pipeline", "lipsync_model"): LIPSYNC_MODELS,
     ("motion", "source"): (AUTO, *(m.value for m in MotionSource)),
@@ -399,6 +401,7 @@ def _build(
         default_driver=p["default_driver"],
         device=p["device"],
         dtype=p["dtype"],
+        compile=p["compile"],
         max_size=p["max_size"],
         batch_size=p["batch_size"],
         loop_mode=LoopMode(p["loop_mode"]),
