@@ -41,6 +41,7 @@ from pipeline.lipsync.registry import engine_entry
 from pipeline.lipsync.stage import LipSyncer, face_input
 from pipeline.lipsync.wav2lip_engine import Wav2LipEngine, load_wav2lip_engine
 from pipeline.lipsync.wav2lip_fast import first_used_row
+from pipeline.liveportrait.nets import LivePortraitNets
 from pipeline.media.audio import load_audio
 from pipeline.media.image import load_image
 from pipeline.settings import PipelineSettings
@@ -69,9 +70,15 @@ class Comparison:
                 "max_diff": self.max_diff, "diff_unit": self.diff_unit}
 
 
-def compare_render(settings: PipelineSettings, frames: int = 2, repeats: int = 2) -> Comparison:
+def compare_render(settings: PipelineSettings, frames: int = 2, repeats: int = 2
+                   ) -> list[Comparison]:
     """W + G on ``frames`` driving frames (one batch), official nets against the fused ones,
-    ``repeats`` times each, alternating; the best time of each."""
+    ``repeats`` times each, alternating; the best time of each. Where ``pipeline.compile`` asks
+    for it, a second row: the fused nets with G compiled (its compile, at a first untimed call,
+    named in the row)."""
+    import dataclasses
+
+    from pipeline.compiled import maybe_compile, wanted
     from pipeline.liveportrait.loader import load_liveportrait
 
     bank = ModelBank(settings)
@@ -81,22 +88,38 @@ def compare_render(settings: PipelineSettings, frames: int = 2, repeats: int = 2
     kp_s = (0.5 * torch.randn(1, 21, 3, generator=g)).expand(frames, 21, 3)
     kp_d = kp_s + 0.05 * torch.randn(frames, 21, 3, generator=g)
     f_s, kp_s, kp_d = (t.to(bank.device, dtype) for t in (f_s, kp_s, kp_d))
-    both = [load_liveportrait(settings.weights_dir, bank.device, dtype, fused=fused)
-            for fused in (False, True)]
-    images: list[torch.Tensor] = []
-    seconds = [float("inf"), float("inf")]
+    paths = [load_liveportrait(settings.weights_dir, bank.device, dtype, fused=fused)
+             for fused in (False, True)]
+
+    def render(nets: LivePortraitNets) -> torch.Tensor:
+        with torch.no_grad():
+            warped = nets.warping(f_s, kp_driving=kp_d, kp_source=kp_s).out
+            image = nets.generator(warped).float().cpu()
+        synchronize(bank.device)
+        return image
+
+    compile_s = 0.0
+    if wanted(settings.compile, bank.device):
+        fused = load_liveportrait(settings.weights_dir, bank.device, dtype)
+        paths.append(dataclasses.replace(fused, generator=maybe_compile(
+            fused.generator, settings.compile, bank.device, settings.cache_dir)))
+        start = time.perf_counter()
+        render(paths[-1])  # the compile (or the inductor cache's load)
+        compile_s = time.perf_counter() - start
+    images: list[torch.Tensor] = [torch.empty(0)] * len(paths)
+    seconds = [float("inf")] * len(paths)
     for _ in range(repeats):  # interleaved, best of each: other work on the machine hits both
-        for which, nets in enumerate(both):
+        for which, nets in enumerate(paths):
             start = time.perf_counter()
-            with torch.no_grad():
-                warped = nets.warping(f_s, kp_driving=kp_d, kp_source=kp_s).out
-                image = nets.generator(warped).float().cpu()
-            synchronize(bank.device)
+            images[which] = render(nets)
             seconds[which] = min(seconds[which], (time.perf_counter() - start) / frames)
-            images = [*images[-1:], image]
-    diff = float((images[0] - images[1]).abs().max())
-    return Comparison("render (W + G)", "s per frame", seconds[0], seconds[1], diff,
-                      "image in [0, 1]")
+    rows = [Comparison("render (W + G)", "s per frame", seconds[0], seconds[1],
+                       float((images[0] - images[1]).abs().max()), "image in [0, 1]")]
+    if len(paths) == 3:
+        rows.append(Comparison(f"render (W + G), G compiled (compile {compile_s:.0f} s)",
+                               "s per frame", seconds[0], seconds[2],
+                               float((images[0] - images[2]).abs().max()), "image in [0, 1]"))
+    return rows
 
 
 def compare_lipsync(settings: PipelineSettings, frames: int = 48, distinct: int = 8

@@ -217,7 +217,7 @@ def _compare(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     seconds = args.seconds[0]
-    rows = [compare_render(settings, args.frames or 2), *compare_lipsync(settings)]
+    rows = [*compare_render(settings, args.frames or 2), *compare_lipsync(settings)]
     whole, stages = compare_job(settings, seconds)
     rows += [*stages, whole]
     if args.json:
