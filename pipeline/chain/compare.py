@@ -12,13 +12,15 @@ Both paths run on the same inputs in the same process. Per stage:
 - **repeat-avatar job**: the whole chain on a job whose crops come from the render cache (a 1 s
   warm-up job renders them first), with the Wav2Lip engine's plain pass, then its fast pass.
 
-The two paths alternate (per batch for Wav2Lip, per repeat for the render and the job) and the
-best time of each is kept, so other work on the machine weighs on both alike. Each row also
-gives the largest difference between the two paths' outputs.
+The two paths alternate (per batch for Wav2Lip, per repeat for the render and the job); the
+render keeps the median of its repeats, the job the best of its two, so other work on the
+machine weighs on both alike. Each row also gives the largest difference between the two
+paths' outputs.
 """
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
 from dataclasses import dataclass
@@ -70,10 +72,10 @@ class Comparison:
                 "max_diff": self.max_diff, "diff_unit": self.diff_unit}
 
 
-def compare_render(settings: PipelineSettings, frames: int = 2, repeats: int = 2
+def compare_render(settings: PipelineSettings, frames: int = 2, repeats: int = 3
                    ) -> list[Comparison]:
     """W + G on ``frames`` driving frames (one batch), official nets against the fused ones,
-    ``repeats`` times each, alternating; the best time of each. Where ``pipeline.compile`` asks
+    ``repeats`` times each, alternating; the median time of each. Where ``pipeline.compile`` asks
     for it, a second row: the fused nets with G compiled (its compile, at a first untimed call,
     named in the row)."""
     import dataclasses
@@ -107,12 +109,13 @@ def compare_render(settings: PipelineSettings, frames: int = 2, repeats: int = 2
         render(paths[-1])  # the compile (or the inductor cache's load)
         compile_s = time.perf_counter() - start
     images: list[torch.Tensor] = [torch.empty(0)] * len(paths)
-    seconds = [float("inf")] * len(paths)
-    for _ in range(repeats):  # interleaved, best of each: other work on the machine hits both
+    times: list[list[float]] = [[] for _ in paths]
+    for _ in range(repeats):  # interleaved: other work on the machine weighs on each path alike
         for which, nets in enumerate(paths):
             start = time.perf_counter()
             images[which] = render(nets)
-            seconds[which] = min(seconds[which], (time.perf_counter() - start) / frames)
+            times[which].append((time.perf_counter() - start) / frames)
+    seconds = [statistics.median(t) for t in times]
     rows = [Comparison("render (W + G)", "s per frame", seconds[0], seconds[1],
                        float((images[0] - images[1]).abs().max()), "image in [0, 1]")]
     if len(paths) == 3:
