@@ -77,3 +77,24 @@ def test_inductor_output_matches_eager_and_is_cached_on_disk(tmp_path: Path) -> 
     assert isinstance(wrapped, CompiledOrEager) and wrapped._compiled is not None
     assert (out - expected).abs().max() <= 1e-5
     assert any((tmp_path / "inductor").rglob("*.py"))  # the compiled kernels, kept for later
+
+
+@pytest.mark.parametrize(("text", "expected"), [("on", "on"), ('"off"', "off"), ("auto", "auto"),
+                                                ("true", "on")])
+def test_the_config_takes_compile_as_a_word_or_a_yaml_boolean(tmp_path: Path, text: str,
+                                                              expected: str) -> None:
+    from watcher.config import load_config
+
+    path = tmp_path / "config.yaml"
+    path.write_text(f"pipeline:\n  compile: {text}\n")
+    assert load_config(path).pipeline.compile == expected
+
+
+def test_the_config_refuses_another_compile_word(tmp_path: Path) -> None:
+    from pipeline.errors import ConfigError
+    from watcher.config import load_config
+
+    path = tmp_path / "config.yaml"
+    path.write_text("pipeline:\n  compile: always\n")
+    with pytest.raises(ConfigError, match="compile"):
+        load_config(path)
