@@ -2,9 +2,10 @@
 
 ``pipeline.compile`` in the config: ``on`` compiles LivePortrait's generator G (the render's
 largest part) where a C++ compiler is found; ``off`` never; ``auto`` is off today. Measured on a
-2-core AVX-512 EPYC, one thread, busy with other work: G went from 5.26 to 4.27 CPU-s per frame
-(1.23x, max |diff| 3e-6), after a compile of 380 s. A first render pays the compile, so it
-wins only for a worker that renders a few hundred frames, hence not by default.
+2-core AVX-512 EPYC busy with other work: G went from 5.26 to 4.27 CPU-s per frame on one
+thread (1.23x, max |diff| 3e-6); ``bench --compare`` gave W + G 1.39x over the official nets
+against 1.15x eager. The first compile took 196-380 s there (11 s in a later process, from the
+on-disk cache): it pays back after a few hundred rendered frames, hence not by default yet.
 
 - **once per process**: the compiled module lives with the loaded networks (the daemon's worker
   keeps them between jobs), so each input shape compiles once per process;
