@@ -50,6 +50,7 @@ class PipelineSettings:
     default_driver: str  # library clip name used when a job names none
     device: str  # auto | mps | cuda | cpu
     dtype: str  # auto | fp32 | fp16
+    compile: str  # auto | on | off (pipeline.compiled)
     max_size: int  # long side of the output video, as the official LivePortrait caps it
     batch_size: BatchSize  # frames per chunk through the networks, or "auto"
     loop_mode: LoopMode

@@ -122,3 +122,18 @@ def test_motion_goes_alone_or_with_the_chain(tmp_path: Path) -> None:
         )
         assert done.returncode == 2, (args, done.stderr)
         assert "--motion goes alone (voice) or with --stage chain" in done.stderr
+
+
+def test_the_per_second_line_gives_a_repeat_job_and_a_first_job() -> None:
+    from watcher.commands.bench import per_second_line
+
+    cold = {"stages": [{"name": "animate", "seconds": 40.0, "frames": 10},
+                       {"name": "lipsync", "seconds": 3.0, "frames": 25}]}
+    repeat = {"frames": 250, "fps": 25.0, "total_seconds": 20.0, "device": "cpu"}
+    line = per_second_line({"cold": cold, "repeat": repeat})
+    # repeat: 20 s for 10 s of video; first: 4 s per render x 25 fps + the repeat's 2 s
+    assert line == ("per second of video (25 fps, cpu): repeat-avatar job 2.0 s; first job "
+                    "(every frame a new render: 10 rendered in the warm-up at 4.00 s each) "
+                    "about 102 s")
+    cold["stages"][0]["frames"] = 0  # nothing rendered (all from the cache): no first-job figure
+    assert per_second_line({"cold": cold, "repeat": repeat}) == ""

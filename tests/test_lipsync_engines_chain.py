@@ -209,7 +209,10 @@ def test_wav2lip_video_is_unchanged_by_the_seam(world: dict,
         writer.write(np.stack(frames))
         writer.close()
     assert len(frames) == 13
-    assert np.array_equal(_decoded(out), _decoded(before))
+    # the engine's fast Wav2Lip pass matches the plain one up to rounding ties (1 level on a few
+    # pixels, test_wav2lip_fast), which the H.264 encode may spread a little around them
+    diff = np.abs(_decoded(out).astype(np.int16) - _decoded(before).astype(np.int16))
+    assert int(diff.max()) <= 6 and float((diff > 0).mean()) < 1e-3, (diff.max(), (diff > 0).mean())
 
 
 @pytest.mark.slow  # a whole MuseTalk job and its repeat on full-size networks (~35 s)

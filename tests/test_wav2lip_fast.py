@@ -17,7 +17,7 @@ from pipeline.lipsync.engine import sync_frames
 from pipeline.lipsync.wav2lip import blend
 from pipeline.lipsync.wav2lip.stage import LipSyncer, face_input
 from pipeline.lipsync.wav2lip.wav2lip_engine import Wav2LipEngine
-from pipeline.lipsync.wav2lip.wav2lip_fast import FastWav2Lip, first_used_row
+from pipeline.lipsync.wav2lip.wav2lip_fast import FastWav2Lip, SkipCache, first_used_row
 from pipeline.models.fold import fold_sequential_pairs
 from pipeline.models.wav2lip import Wav2Lip
 from tests.helpers.tolerance import assert_close
@@ -104,6 +104,11 @@ def test_fast_pass_matches_the_plain_pass_and_encodes_each_face_once(scene: dict
                           fast.generate(faces[4:], mels[4:], first)])
     assert_close(out[:, first:] / 255.0, plain[:, first:] / 255.0, atol=1e-4, what="rows used")
     assert (fast.cache.misses, fast.cache.hits) == (3, 3)  # per batch: 3 distinct, then 3 known
+    # on the CPU the decoder runs channels-last: weights and the kept skips (within the 1e-4 above)
+    assert folded.output_block[0].conv_block[0].weight.is_contiguous(
+        memory_format=torch.channels_last)
+    skips = fast.cache.get(SkipCache.key(faces[0]))
+    assert skips is not None and skips[0].is_contiguous(memory_format=torch.channels_last)
 
 
 def test_engine_frames_match_the_plain_engine(scene: dict) -> None:

@@ -52,6 +52,7 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "pipeline": {
         "device": (str,),
         "dtype": (str,),
+        "compile": (str, bool),  # YAML reads a bare on/off as true/false: _on_off
         "max_size": (int,),
         "batch_size": (int, str),  # a positive integer or "auto": _validate_batch_size
         "loop_mode": (str,),
@@ -96,6 +97,7 @@ class QueueBackend(StrEnum):
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("pipeline", "device"): ("auto", "mps", "cuda", "cuda:N", "cpu"),  # for the message
     ("pipeline", "dtype"): ("auto", "fp32", "fp16"),
+    ("pipeline", "compile"): ("auto", "on", "off"),
     ("pipeline", "loop_mode"): tuple(m.value for m in LoopMode),
     ("pipeline", "lipsync_model"): LIPSYNC_MODELS,
     ("motion", "source"): (AUTO, *(m.value for m in MotionSource)),
@@ -263,6 +265,14 @@ def validate_layer(data: Mapping[str, Any], path: Path) -> None:
             _validate_key(section, key, value, path)
 
 
+def _on_off(value: Any) -> Any:
+    """``pipeline.compile`` as a word: YAML 1.1 turns a bare ``on``/``off`` into true/false
+    (anything else is returned as it is, for the validation to name)."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return value
+
+
 def _validate_key(section: str, key: str, value: Any, path: Path) -> None:
     schema = SCHEMA[section]
     name = f"{section}.{key}"
@@ -284,6 +294,8 @@ def _validate_key(section: str, key: str, value: Any, path: Path) -> None:
             f"'{name}' must be {_type_name(types)}, not {type(value).__name__} ({value!r})",
             file=path,
         )
+    if (section, key) == ("pipeline", "compile"):
+        value = _on_off(value)
     choices = CHOICES.get((section, key))
     # cuda:N takes any index: pipeline.device owns the device names
     if (section, key) == ("pipeline", "device"):
@@ -415,6 +427,7 @@ def _build(
         default_driver=p["default_driver"],
         device=p["device"],
         dtype=p["dtype"],
+        compile=_on_off(p["compile"]),
         max_size=p["max_size"],
         batch_size=p["batch_size"],
         loop_mode=LoopMode(p["loop_mode"]),

@@ -76,10 +76,11 @@ def sway_clip(photo: np.ndarray, out: Path, seconds: float = 0.4, fps: int = 25)
 def bench_chain(settings: PipelineSettings, photo: Path, speech: Path, seconds: float,
                 driving: str | None, lipsync: bool = True, enhance: bool = False,
                 fps: float = 25.0) -> dict[str, object]:
-    """A 1 s warm-up job (cold: renders), then ``seconds`` as a repeat-avatar job; both records."""
-    runner = Runner(settings)
+    """A 1 s warm-up job (cold: renders), then ``seconds`` as a repeat-avatar job; both records.
+    The caches are a fresh folder's, so the warm-up is a first job whatever ran before."""
     with tempfile.TemporaryDirectory(prefix="facedrop-bench-") as tmp:
         work = Path(tmp)
+        runner = Runner(replace(settings, cache_dir=work / "cache"))
         face = work / photo.name  # the job folder is ``work``: a clip file there is found by name
         face.write_bytes(photo.read_bytes())
         audio = {"cold": looped_speech(speech, 1.0, work / "warmup.wav"),

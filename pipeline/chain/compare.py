@@ -4,20 +4,23 @@ Both paths run on the same inputs in the same process. Per stage:
 
 - **render (W + G)**: the official networks as loaded (``fused=False``) against the exact
   rewrites (``loader.fuse_nets``: BatchNorm folded, G's SPADE convolutions regrouped);
-- **Wav2Lip network** and **lip-sync stage** (network + blend) per output frame, on output frames
-  cycling over a few distinct crops as in a repeat-avatar job: ``LipSyncer`` with the loaded
-  network against the engine's ``FastWav2Lip`` (BatchNorm folded, encoder once per distinct face,
-  decoder on the used rows only);
+- **Wav2Lip network** (the network pass alone on both sides) and **lip-sync stage** (network +
+  blend) per output frame, on output frames cycling over a few distinct crops as in a
+  repeat-avatar job: ``LipSyncer`` with the loaded network against the engine's ``FastWav2Lip``
+  (BatchNorm folded, encoder once per distinct face, decoder on the used rows only, in
+  channels-last layout on the CPU);
 - **repeat-avatar job**: the whole chain on a job whose crops come from the render cache (a 1 s
   warm-up job renders them first), with the Wav2Lip engine's plain pass, then its fast pass.
 
-The two paths alternate (per batch for Wav2Lip, per repeat for the render and the job) and the
-best time of each is kept, so other work on the machine weighs on both alike. Each row also
-gives the largest difference between the two paths' outputs.
+The two paths alternate (per batch for Wav2Lip, per repeat for the render and the job); the
+render keeps the median of its repeats, the job the best of its two, so other work on the
+machine weighs on both alike. Each row also gives the largest difference between the two
+paths' outputs.
 """
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
 from dataclasses import dataclass
@@ -39,6 +42,8 @@ from pipeline.lipsync.wav2lip.audio import frame_mels
 from pipeline.lipsync.wav2lip.load import load_wav2lip, wav2lip_path
 from pipeline.lipsync.wav2lip.stage import LipSyncer, face_input
 from pipeline.lipsync.wav2lip.wav2lip_engine import Wav2LipEngine, load_wav2lip_engine
+from pipeline.lipsync.wav2lip.wav2lip_fast import first_used_row
+from pipeline.liveportrait.nets import LivePortraitNets
 from pipeline.media.audio import load_audio
 from pipeline.media.image import load_image
 from pipeline.settings import PipelineSettings
@@ -67,9 +72,15 @@ class Comparison:
                 "max_diff": self.max_diff, "diff_unit": self.diff_unit}
 
 
-def compare_render(settings: PipelineSettings, frames: int = 2, repeats: int = 2) -> Comparison:
+def compare_render(settings: PipelineSettings, frames: int = 2, repeats: int = 3
+                   ) -> list[Comparison]:
     """W + G on ``frames`` driving frames (one batch), official nets against the fused ones,
-    ``repeats`` times each, alternating; the best time of each."""
+    ``repeats`` times each, alternating; the median time of each. Where ``pipeline.compile`` asks
+    for it, a second row: the fused nets with G compiled (its compile, at a first untimed call,
+    named in the row)."""
+    import dataclasses
+
+    from pipeline.compiled import maybe_compile, wanted
     from pipeline.liveportrait.loader import load_liveportrait
 
     bank = ModelBank(settings)
@@ -79,22 +90,39 @@ def compare_render(settings: PipelineSettings, frames: int = 2, repeats: int = 2
     kp_s = (0.5 * torch.randn(1, 21, 3, generator=g)).expand(frames, 21, 3)
     kp_d = kp_s + 0.05 * torch.randn(frames, 21, 3, generator=g)
     f_s, kp_s, kp_d = (t.to(bank.device, dtype) for t in (f_s, kp_s, kp_d))
-    both = [load_liveportrait(settings.weights_dir, bank.device, dtype, fused=fused)
-            for fused in (False, True)]
-    images: list[torch.Tensor] = []
-    seconds = [float("inf"), float("inf")]
-    for _ in range(repeats):  # interleaved, best of each: other work on the machine hits both
-        for which, nets in enumerate(both):
+    paths = [load_liveportrait(settings.weights_dir, bank.device, dtype, fused=fused)
+             for fused in (False, True)]
+
+    def render(nets: LivePortraitNets) -> torch.Tensor:
+        with torch.no_grad():
+            warped = nets.warping(f_s, kp_driving=kp_d, kp_source=kp_s).out
+            image = nets.generator(warped).float().cpu()
+        synchronize(bank.device)
+        return image
+
+    compile_s = 0.0
+    if wanted(settings.compile, bank.device):
+        fused = load_liveportrait(settings.weights_dir, bank.device, dtype)
+        paths.append(dataclasses.replace(fused, generator=maybe_compile(
+            fused.generator, settings.compile, bank.device, settings.cache_dir)))
+        start = time.perf_counter()
+        render(paths[-1])  # the compile (or the inductor cache's load)
+        compile_s = time.perf_counter() - start
+    images: list[torch.Tensor] = [torch.empty(0)] * len(paths)
+    times: list[list[float]] = [[] for _ in paths]
+    for _ in range(repeats):  # interleaved: other work on the machine weighs on each path alike
+        for which, nets in enumerate(paths):
             start = time.perf_counter()
-            with torch.no_grad():
-                warped = nets.warping(f_s, kp_driving=kp_d, kp_source=kp_s).out
-                image = nets.generator(warped).float().cpu()
-            synchronize(bank.device)
-            seconds[which] = min(seconds[which], (time.perf_counter() - start) / frames)
-            images = [*images[-1:], image]
-    diff = float((images[0] - images[1]).abs().max())
-    return Comparison("render (W + G)", "s per frame", seconds[0], seconds[1], diff,
-                      "image in [0, 1]")
+            images[which] = render(nets)
+            times[which].append((time.perf_counter() - start) / frames)
+    seconds = [statistics.median(t) for t in times]
+    rows = [Comparison("render (W + G)", "s per frame", seconds[0], seconds[1],
+                       float((images[0] - images[1]).abs().max()), "image in [0, 1]")]
+    if len(paths) == 3:
+        rows.append(Comparison(f"render (W + G), G compiled (compile {compile_s:.0f} s)",
+                               "s per frame", seconds[0], seconds[2],
+                               float((images[0] - images[2]).abs().max()), "image in [0, 1]"))
+    return rows
 
 
 def compare_lipsync(settings: PipelineSettings, frames: int = 48, distinct: int = 8
@@ -112,6 +140,9 @@ def compare_lipsync(settings: PipelineSettings, frames: int = 48, distinct: int 
     engine = load_wav2lip_engine(EngineContext(
         settings.weights_dir, settings.cache_dir, bank.device, dtype, settings.chunk_size,
         landmarker, settings.render_cache_mb), settings.lipsync_model)
+    if engine.fast is None:
+        raise ValueError("--compare measures the Wav2Lip engines' fast pass")
+    fast = engine.fast
     order = [i % distinct for i in range(frames)]
     mels = frame_mels(load_audio(example_dir() / AUDIO).samples, 25, frames)
     batch = settings.chunk_size
@@ -128,9 +159,12 @@ def compare_lipsync(settings: PipelineSettings, frames: int = 48, distinct: int 
         outputs[0] += [plain.paste(crops[k], g, bases[k]) for k, g in zip(idx, generated,
                                                                           strict=True)]
         t2 = time.perf_counter()
-        mouths = engine.mouths([crops[k] for k in idx], [bases[k] for k in idx], window)
+        first_row = min(first_used_row(bases[k].mask) for k in idx)
+        generated = fast.generate(faces, window, first_row)  # the network alone, as above
         synchronize(bank.device)
         t3 = time.perf_counter()
+        mouths = [engine.mouth(crops[k], g, bases[k]) for k, g in zip(idx, generated,
+                                                                      strict=True)]
         outputs[1] += [apply_mouth(crops[k], m) for k, m in zip(idx, mouths, strict=True)]
         t4 = time.perf_counter()
         net_s[0], stage_s[0] = net_s[0] + t1 - t0, stage_s[0] + t2 - t0
@@ -138,7 +172,7 @@ def compare_lipsync(settings: PipelineSettings, frames: int = 48, distinct: int 
     diff = max(int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max())
                for a, b in zip(*outputs, strict=True))
     per = 1000.0 / frames
-    return [Comparison("Wav2Lip network (+ colour match, new)", "ms per frame", per * net_s[0],
+    return [Comparison("Wav2Lip network", "ms per frame", per * net_s[0],
                        per * net_s[1], diff, "frame levels (0-255)"),
             Comparison("lip-sync stage (network + blend)", "ms per frame", per * stage_s[0],
                        per * stage_s[1], diff, "frame levels (0-255)")]

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from pipeline.compiled import maybe_compile
 from pipeline.device import pick_device, pick_dtype
 from pipeline.errors import ModelLoadError
 from pipeline.face.landmarks import FaceLandmarker
@@ -162,6 +163,8 @@ def load_runner(settings: PipelineSettings, device: torch.device | None = None,
     if dtype is None:
         dtype = pick_dtype(device, settings.dtype, fp16_checked=device.type in ("cuda", "mps"))
     nets = load_liveportrait(settings.weights_dir, device, dtype)
+    nets = dataclasses.replace(nets, generator=maybe_compile(
+        nets.generator, settings.compile, torch.device(device), settings.cache_dir))
     motion_v, render_v = versions(settings.weights_dir)
     return NetRunner(nets=nets, device=torch.device(device), dtype=dtype,
                      motion_version=motion_v, render_version=render_v)

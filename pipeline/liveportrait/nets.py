@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipeline.compiled import CompiledOrEager
 from pipeline.device import synchronize
 from pipeline.liveportrait.motion import SourceKeypoints
 from pipeline.models.liveportrait.appearance import AppearanceFeatureExtractor
@@ -42,7 +43,8 @@ class LivePortraitNets:
     appearance: AppearanceFeatureExtractor  # F
     motion: MotionExtractor  # M
     warping: WarpingNetwork  # W
-    generator: SPADEDecoder | FusedSPADEDecoder  # G (fused by the loader: spade_fused)
+    # G (fused by the loader: spade_fused; compiled where pipeline.compile asks: compiled.py)
+    generator: SPADEDecoder | FusedSPADEDecoder | CompiledOrEager
     stitching: StitchingRetargetingNetwork  # S
     retarget_lip: StitchingRetargetingNetwork  # R_lip
     retarget_eye: StitchingRetargetingNetwork  # R_eyes

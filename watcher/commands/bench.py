@@ -217,7 +217,7 @@ def _compare(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     seconds = args.seconds[0]
-    rows = [compare_render(settings, args.frames or 2), *compare_lipsync(settings)]
+    rows = [*compare_render(settings, args.frames or 2), *compare_lipsync(settings)]
     whole, stages = compare_job(settings, seconds)
     rows += [*stages, whole]
     if args.json:
@@ -304,6 +304,25 @@ def _print_chain(rows: list[dict[str, Any]]) -> None:
                 line = quality_line(rec)
                 if line:
                     console.print(line, highlight=False)
+        console.print(per_second_line(row), highlight=False)
+
+
+def per_second_line(row: dict[str, Any]) -> str:
+    """Seconds of work per second of video: the repeat-avatar job as measured, and a first job
+    (cold caches: every output frame a new render, as with a driving clip at least as long as
+    the speech) as the warm-up's time per rendered frame times the frame rate, plus the repeat
+    job's per second (lip sync, encoding and the rest)."""
+    repeat, cold = row["repeat"], row["cold"]
+    video = repeat["frames"] / repeat["fps"] if repeat["fps"] else 0.0
+    animate = next((s for s in cold["stages"] if s["name"] == "animate"), None)
+    if not video or animate is None or not animate["frames"]:
+        return ""
+    rest = repeat["total_seconds"] / video
+    first = animate["seconds"] / animate["frames"] * repeat["fps"] + rest
+    return (f"per second of video ({repeat['fps']:g} fps, {repeat['device']}): repeat-avatar "
+            f"job {rest:.1f} s; first job (every frame a new render: {animate['frames']} "
+            f"rendered in the warm-up at {animate['seconds'] / animate['frames']:.2f} s each) "
+            f"about {first:.0f} s")
 
 
 def quality_line(rec: dict[str, Any]) -> str:

@@ -10,6 +10,11 @@ Two exact savings over ``LipSyncer.generate`` (which runs the whole network per 
   rows of the 96x96 output never reach a frame. ``first_used_row`` finds, from the mask and the
   bicubic resize's 4-tap support, the first 96-px row that can; the decoder's 24-96 px layers
   then run on those rows plus their receptive-field margin (``Wav2Lip.decode``).
+
+On the CPU the decoder runs in channels-last layout (its weights and inputs; the same sums in
+another memory order, within 1e-6 of the contiguous pass): oneDNN's convolutions over the
+decoder's small, wide maps are faster in it (measured on an AVX-512 EPYC, one thread, batch 8:
+31 -> 29 ms per frame; larger batches were slower per frame, 33-37 ms).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections import OrderedDict
 
 import numpy as np
 import torch
+from torch import nn
 
 from pipeline.lipsync.wav2lip.stage import FACE_SIZE
 from pipeline.models.wav2lip import Wav2Lip
@@ -89,6 +95,10 @@ class FastWav2Lip:
         self.device = device
         self.dtype = dtype
         self.cache = SkipCache(cache_mb * 2**20)
+        # oneDNN only: CUDA and MPS keep their own preferred layout
+        self.layout = torch.channels_last if device.type == "cpu" else torch.contiguous_format
+        _set_layout(net.face_decoder_blocks, self.layout)
+        _set_layout(net.output_block, self.layout)
 
     def _skips(self, faces: np.ndarray) -> list[torch.Tensor]:
         """The batch's encoder outputs: cached faces reused, the others encoded together."""
@@ -100,7 +110,7 @@ class FastWav2Lip:
             batch = np.ascontiguousarray(faces[[keys.index(k) for k in todo]], dtype=np.float32)
             encoded = self.net.encode_face(torch.from_numpy(batch).to(self.device, self.dtype))
             for j, k in enumerate(todo):
-                ready[k] = [t[j:j + 1].clone() for t in encoded]
+                ready[k] = [t[j:j + 1].clone(memory_format=self.layout) for t in encoded]
                 self.cache.put(k, ready[k])
         chosen = [ready[k] for k in keys]
         return [torch.cat(level, dim=0) for level in zip(*chosen, strict=True)]
@@ -111,6 +121,15 @@ class FastWav2Lip:
         rows above ``first_row`` are 0 (not computed)."""
         mel = torch.from_numpy(np.ascontiguousarray(mels, dtype=np.float32))[:, None]
         embedding = self.net.audio_encoder(mel.to(self.device, self.dtype))
+        embedding = embedding.contiguous(memory_format=self.layout)
         out = self.net.decode(embedding, self._skips(faces), first_row)
         bgr = out.float().cpu().numpy().transpose(0, 2, 3, 1)  # (B,96,96,3) BGR in [0,1]
         return np.ascontiguousarray(bgr[..., ::-1]) * np.float32(255.0)
+
+
+def _set_layout(module: nn.Module, layout: torch.memory_format) -> None:
+    """Every 4-D weight under ``module`` in ``layout`` (what ``Module.to(memory_format=)`` does)."""
+    with torch.no_grad():
+        for param in module.parameters():
+            if param.dim() == 4:
+                param.data = param.data.contiguous(memory_format=layout)
