@@ -29,6 +29,16 @@ def temp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
 
 
+def remove_temps(path: Path) -> list[Path]:
+    """Remove the temp files writes to ``path`` left behind (a writer killed between its temp
+    file and the rename); only for the file's one owner, when no write of it can be running."""
+    removed = []
+    for temp in path.parent.glob(f".{path.name}.*{TEMP_SUFFIX}"):
+        temp.unlink(missing_ok=True)
+        removed.append(temp)
+    return removed
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a fsynced temp file in the same folder and a rename.
 

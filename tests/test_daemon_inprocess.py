@@ -21,6 +21,7 @@ from watcher.daemon import Daemon, pipeline_factory
 from watcher.inbox_scan import InboxEntry, Kind, Verdict
 from watcher.jobqueue import JobState, TransitionError
 from watcher.outbox import move
+from watcher.rates import RateStore
 from watcher.sqlite_queue import SqliteQueue
 
 
@@ -117,6 +118,21 @@ def test_job_that_kept_crashing_the_daemon_is_failed_on_restart(config, astronau
     assert read_status(out)["state"] == "failed"
     assert "given up after 3 attempts" in (out / "error.txt").read_text()
     assert (out / "input" / "voice.wav").is_file()
+
+
+def test_a_rates_temp_left_by_a_kill_is_removed_at_start_and_the_rates_kept(config):
+    """kill -9 between rates.json's temp file and its rename leaves ``.rates.json.*.tmp``: the
+    next start removes it (the crash tests found one), and the rates themselves stay."""
+    state = config.paths.state
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "rates.json").write_text('{"devices": {"cpu": [[2.0, 30.0]]}, "last_device": "cpu"}')
+    left = state / ".rates.json.1a2b3c4d.tmp"
+    left.write_text('{"devices": {"cpu": [[2.0, 3')  # cut off mid-write
+    other = state / ".facedrop.db.1a2b3c4d.tmp"  # not the rates' temp: not theirs to remove
+    other.write_text("x")
+    Daemon(config, _never_called).run(burst=True, install_signals=False)
+    assert not left.exists() and other.exists()
+    assert RateStore(state).samples("cpu") == [(2.0, 30.0)]
 
 
 def _never_called(config: Config) -> TestPipeline:

@@ -325,6 +325,9 @@ class Daemon:
         d = self.config.daemon
         reconcile(self.lifecycle, max_attempts=d.max_attempts, backoff=d.retry_backoff_seconds,
                   log_path=self.paths.logs / "facedrop.log", clock=self._wall)
+        # a kill -9 while rates.json was written leaves its temp file; nothing else writes it
+        # now (a concurrent 'facedrop run' would only lose that one sample, logged)
+        RateStore(self.paths.state).sweep()
         self._reconciled = True
 
     def _loop(self, watcher: InboxWatcher, runtime: RuntimeFile, burst: bool) -> None:

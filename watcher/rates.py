@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.atomic import write_text_atomic
+from pipeline.atomic import remove_temps, write_text_atomic
 from pipeline.spec import TimingRecord
 
 RATES_FILE = "rates.json"
@@ -118,6 +118,11 @@ class RateStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(self.path, json.dumps(
             {"devices": devices, "last_device": record.device}, indent=2) + "\n")
+
+    def sweep(self) -> None:
+        """Remove temp files of ``rates.json`` a killed writer left (the daemon, at its start)."""
+        for temp in remove_temps(self.path):
+            log.info("removed %s, left by an interrupted write", temp.name)
 
     def estimate(self, video_seconds: float, device: str | None = None) -> Estimate | None:
         """The expected wall seconds of a job of ``video_seconds`` on ``device`` (default: the
