@@ -103,6 +103,9 @@ def stages(outdir: Path) -> dict[str, dict]:
     return {s["name"]: s for s in timing["stages"]}
 
 
+# every stage on full-size networks, enhance included (~50 s); make test keeps a piped
+# 'facedrop run' in test_progress_lines
+@pytest.mark.slow
 def test_facedrop_run_makes_the_video_with_every_stage_timed(world: dict, tmp_path: Path) -> None:
     # 0.36 s at 10 fps: 4 output frames, each restored by the full-size GFPGAN (the costliest
     # stage here), 10 on the 25 fps timeline it is scored on (the preview needs 8)
@@ -189,6 +192,7 @@ def test_daemon_reuses_the_cache_and_skips_switched_off_stages(world: dict) -> N
     assert "done — not scored" in text.stdout
 
 
+@pytest.mark.slow  # a whole job on full-size networks (~16 s)
 def test_corrupt_syncnet_weights_still_finish_the_job(world: dict, tmp_path: Path) -> None:
     """A scoring failure never fails a job: lip sync is "not scored", with the reason."""
     weights = tmp_path / "weights"

@@ -115,6 +115,8 @@ def test_kill_9_at_every_step_on_one_filesystem(tmp_path, astronaut_path, speech
     assert kills == 2 * len(SAME_FS_POINTS)
 
 
+# the same kill points again across filesystems (~10 s); one filesystem stays in make test
+@pytest.mark.slow
 def test_kill_9_at_every_step_across_filesystems(tmp_path, astronaut_path, speech_path):
     state = tmp_path / "root" / "state"
     why = mount_tmpfs(state)

@@ -144,6 +144,7 @@ def folder_digest(folder: Path) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow  # thirty jobs through three real workers and Redis (~15 s)
 def test_three_workers_run_thirty_jobs_once_each_as_the_local_backend_would(
         fleet, tmp_path: Path, astronaut_path: Path, clip: Path) -> None:
     # The local backend's outbox for the same job, for comparison.
@@ -208,6 +209,7 @@ def worker_cards(f: Fleet) -> list[dict[str, str]]:
     return list(status_json(f.config, f.root).get("fleet", {}).get("workers", []))
 
 
+@pytest.mark.slow  # a real worker killed at every step (~25 s)
 def test_a_worker_killed_at_any_step_leaves_exactly_one_outbox_entry(
         fleet, astronaut_path: Path, clip: Path) -> None:
     f = fleet()
@@ -251,6 +253,7 @@ INTAKE_KILLS = ["fleet.sent#3", "fleet.fetched#1", "finish.recorded#1", "fleet.f
                 "finish.published#1"]
 
 
+@pytest.mark.slow  # the intake killed repeatedly with Redis running (~15 s)
 def test_the_intake_killed_while_results_arrive_loses_and_doubles_nothing(
         fleet, astronaut_path: Path, clip: Path) -> None:
     f = fleet()
@@ -276,6 +279,7 @@ def test_the_intake_killed_while_results_arrive_loses_and_doubles_nothing(
     assert all(read_status(f.outbox / n)["attempt"] == 1 for n in names)
 
 
+@pytest.mark.slow  # Redis restarted under a running fleet (~15 s)
 def test_redis_restarted_or_away_loses_nothing_and_the_intake_says_it_paused(
         fleet, redis_server: RedisServer, astronaut_path: Path, clip: Path) -> None:
     f = fleet()
