@@ -173,6 +173,9 @@ def test_cancel_a_queued_job_by_keyboard_then_retry_and_delete_it(site: Site, pa
     shoot(page, "queue")
     _tab_to(page, 'button[data-key="cancel-waiter"]')
     page.keyboard.press("Enter")
+    # the form's POST redirects to the page again: let that navigation finish before the next
+    # one (a goto while it is still loading is interrupted by it)
+    page.wait_for_url(re.compile(r"did=cancel"), wait_until="load")
     wait_for(lambda: finished(site.outbox / "waiter"), TIMEOUT, "waiter to end")
     assert finished(site.outbox / "waiter")["state"] == "failed"
     assert "cancelled" in (site.outbox / "waiter" / "error.txt").read_text()
