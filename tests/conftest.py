@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -118,3 +119,20 @@ def model_weights_dir(lp_weights_dir: Path, landmark_weights_dir: Path) -> Path:
     if not (root / "landmarks").exists():
         (root / "landmarks").symlink_to(landmark_weights_dir / "landmarks")
     return root
+
+
+@pytest.fixture
+def samplings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per call of the voice provider's real JoyVASA sampler (a cached motion adds
+    none)."""
+    import pipeline.voice.provider as provider_module
+
+    calls: list[int] = []
+    real = provider_module.sample_motion
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(provider_module, "sample_motion", counted)
+    return calls

@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
 
 from pipeline.chain.runner import Prepared, Runner
 from pipeline.chain.stageclock import StageClock
@@ -36,9 +34,7 @@ from pipeline.liveportrait.drivers import resolve_driving
 from pipeline.motion.kinds import MotionSource
 from pipeline.motion.source import MotionChoice
 from pipeline.spec import CancelToken, JobSpec, TimingRecord, no_progress
-from tests.helpers.chain_checks import animate_note, check_length
-from tests.helpers.clips import make_clip
-from tests.helpers.daemon_harness import speech_clip
+from tests.helpers.chain_checks import animate_note, check_length, motion_job_folder
 from tests.helpers.settings import pipeline_settings
 
 STILL_FPS = 4.0  # 0.5 s -> 2 frames, each a render (~6 s apiece on 2 CPU cores)
@@ -49,13 +45,7 @@ CLIP_FPS = 10.0  # 5 frames from a 2-frame 25 fps clip: 2 renders
 def world(tmp_path_factory: pytest.TempPathFactory, model_weights_dir: Path,
           astronaut_path: Path, speech_path: Path) -> dict:
     root = tmp_path_factory.mktemp("motion")
-    (root / "d").mkdir()
-    make_clip(root / "d" / "nod.mp4", astronaut_path, 2, Fraction(25))
-    job = root / "job"  # one job folder, run every way
-    job.mkdir()
-    Image.open(astronaut_path).convert("RGB").crop((0, 0, 512, 448)).save(job / "face.jpg",
-                                                                          quality=92)
-    speech_clip(speech_path, job / "voice.wav", 0.5)
+    job = motion_job_folder(root, astronaut_path, speech_path)
     settings = pipeline_settings(root, device="cpu", max_size=384, batch_size=2,
                                  weights_dir=model_weights_dir, default_driver="nod")
     return {"root": root, "job": job, "settings": settings, "runner": Runner(settings)}

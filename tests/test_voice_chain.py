@@ -14,24 +14,17 @@ and chinese-hubert-base, small by their own config: ``tests.helpers.joyvasa_chec
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from dataclasses import replace
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
-from PIL import Image
 
-import pipeline.voice.provider as provider_module
 from pipeline.chain.runner import Runner
 from pipeline.spec import CancelToken, JobSpec, TimingRecord, no_progress
 from pipeline.voice.load import VoiceFiles
 from pipeline.voice.motion_store import FOLDER
-from tests.helpers.chain_checks import animate_note, check_length
-from tests.helpers.clips import make_clip
-from tests.helpers.daemon_harness import speech_clip
+from tests.helpers.chain_checks import animate_note, check_length, motion_job_folder
 from tests.helpers.joyvasa_checkpoints import write_weights_dir
 from tests.helpers.settings import pipeline_settings
 
@@ -45,13 +38,7 @@ STEPS = 3  # motion_steps: a respaced sampler (the small generator has 10 diffus
 def world(tmp_path_factory: pytest.TempPathFactory, model_weights_dir: Path,
           astronaut_path: Path, speech_path: Path) -> dict:
     root = tmp_path_factory.mktemp("voice")
-    (root / "d").mkdir()
-    make_clip(root / "d" / "nod.mp4", astronaut_path, 2, Fraction(25))
-    job = root / "job"  # one job folder, run every way
-    job.mkdir()
-    Image.open(astronaut_path).convert("RGB").crop((0, 0, 512, 448)).save(job / "face.jpg",
-                                                                          quality=92)
-    speech_clip(speech_path, job / "voice.wav", 0.5)
+    job = motion_job_folder(root, astronaut_path, speech_path)
     # the session's weights plus JoyVASA's, in a folder of its own (the shared one stays
     # without voice weights, so ``auto`` elsewhere keeps choosing the clip)
     voiced = root / "w-voice"
@@ -68,20 +55,6 @@ def world(tmp_path_factory: pytest.TempPathFactory, model_weights_dir: Path,
     # the same cache folder and loaded networks; only the weights folder (no JoyVASA) differs
     return {"root": root, "job": job, "runner": runner,
             "bare": Runner(bare, bank=runner.bank)}
-
-
-@pytest.fixture
-def samplings(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """Counts the provider's calls of the real sampler."""
-    calls: list[int] = []
-    real: Callable[..., torch.Tensor] = provider_module.sample_motion
-
-    def counted(*args: Any, **kwargs: Any) -> torch.Tensor:
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(provider_module, "sample_motion", counted)
-    yield calls
 
 
 def _spec(world: dict, name: str, **fields: Any) -> JobSpec:

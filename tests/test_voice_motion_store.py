@@ -4,29 +4,19 @@ replaced weights file misses, a tampered entry is dropped and sampled again."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
-import pipeline.voice.provider as provider_module
 from pipeline.liveportrait.generated import motion_sha256
 from pipeline.voice.motion_store import VoiceMotionStore
 from pipeline.voice.provider import JoyVasaMotion
 from tests.helpers.joyvasa_checkpoints import write_weights_dir
+from tests.helpers.torch_threads import one_thread  # noqa: F401 (an autouse fixture)
 
 FPS = 25.0
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -34,19 +24,6 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("joyvasa-store")
     write_weights_dir(root)
     return root
-
-
-@pytest.fixture
-def samplings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    calls: list[int] = []
-    real: Callable[..., torch.Tensor] = provider_module.sample_motion
-
-    def counted(*args: Any, **kwargs: Any) -> torch.Tensor:
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(provider_module, "sample_motion", counted)
-    return calls
 
 
 def speech(seconds: float = 0.4) -> np.ndarray:

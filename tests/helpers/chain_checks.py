@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
+
+from PIL import Image
 
 from pipeline.media.frame_count import output_frame_count
 from pipeline.media.verify import verify_video
 from pipeline.spec import TimingRecord
+from tests.helpers.clips import make_clip
+from tests.helpers.daemon_harness import speech_clip
+
+
+def motion_job_folder(root: Path, astronaut_path: Path, speech_path: Path) -> Path:
+    """``root/job`` (a face photo and 0.5 s of speech), the one job folder the motion-source
+    tests run every way, and the two-frame library clip ``root/d/nod.mp4``."""
+    (root / "d").mkdir()
+    make_clip(root / "d" / "nod.mp4", astronaut_path, 2, Fraction(25))
+    job = root / "job"
+    job.mkdir()
+    Image.open(astronaut_path).convert("RGB").crop((0, 0, 512, 448)).save(job / "face.jpg",
+                                                                          quality=92)
+    speech_clip(speech_path, job / "voice.wav", 0.5)
+    return job
 
 
 def animate_note(record: TimingRecord) -> str:
