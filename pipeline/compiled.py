@@ -1,11 +1,14 @@
 """``torch.compile`` (inductor) for a network, never required: eager whenever it cannot be had.
 
 ``pipeline.compile`` in the config: ``on`` compiles LivePortrait's generator G (the render's
-largest part) where a C++ compiler is found; ``off`` never; ``auto`` is off today. Measured on a
-2-core AVX-512 EPYC busy with other work: G went from 5.26 to 4.27 CPU-s per frame on one
-thread (1.23x, max |diff| 3e-6); ``bench --compare`` gave W + G 1.39x over the official nets
-against 1.15x eager. The first compile took 196-380 s there (11 s in a later process, from the
-on-disk cache): it pays back after a few hundred rendered frames, hence not by default yet.
+largest part) where a C++ compiler is found; ``off`` never; ``auto`` compiles it on the CPU in a
+worker process (the daemon's worker child, ``facedrop worker``), and nowhere else. Measured on
+a 2-core AVX-512 EPYC: ``bench --compare`` gave W + G 1.39x over the official nets with G
+compiled, against 1.15x eager. The first compile costs minutes (196-380 s on that machine when
+busy), a later process loads it from the on-disk cache in about 11 s: paid once per worker, it
+is back after a few hundred renders (a voice job renders every frame: 25 a second), which a
+worker reaches and a one-job ``facedrop run`` often does not. On CUDA and MPS ``auto`` stays
+eager: not measured there (no GPU was lent).
 
 - **once per process**: the compiled module lives with the loaded networks (the daemon's worker
   keeps them between jobs), so each input shape compiles once per process;
@@ -20,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,15 +31,19 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
+from pipeline.settings import ProcessKind
+
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=nn.Module)
 COMPILERS = ("c++", "g++", "clang++")  # inductor's CPU kernels are C++
 
 
-def wanted(setting: str, device: torch.device) -> bool:
-    """Whether ``pipeline.compile`` asks for a compile on ``device`` (``auto``: not yet)."""
-    return setting == "on" and device.type in ("cpu", "cuda")
+def wanted(setting: str, device: torch.device, process: ProcessKind) -> bool:
+    """Whether ``pipeline.compile`` asks for a compile on ``device`` in a ``process``."""
+    if setting == "on":
+        return device.type in ("cpu", "cuda")
+    return setting == "auto" and process is ProcessKind.WORKER and device.type == "cpu"
 
 
 def compiler_found(which: Callable[[str], str | None] = shutil.which) -> bool:
@@ -46,43 +54,63 @@ class CompiledOrEager(nn.Module):
     """``module`` run through ``compile_fn(module)``; on the first failure, eager from then on.
 
     The compile happens at the first call (torch.compile is lazy), so that is where a failure
-    shows; the outputs are the eager module's up to float rounding.
+    shows, and where one log line says what it cost; the outputs are the eager module's up to
+    float rounding. The compiled module sees one sample at a time: with ``dynamic=False`` every
+    new input shape is a new compile (minutes, cold), and a render's batch varies (the last
+    chunk, ``batch_size: auto``). G treats the samples of a batch independently, so this is
+    exact, and on the CPU a batch of 2 was no faster per frame than single frames.
     """
 
-    def __init__(self, module: nn.Module, compile_fn: Callable[[nn.Module], Any]) -> None:
+    def __init__(self, module: nn.Module, compile_fn: Callable[[nn.Module], Any],
+                 clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.eager = module
         self._compiled: Any = compile_fn(module)
+        self._clock = clock
+        self._timed = False
 
-    def forward(self, *args: Any, **kwargs: Any) -> Any:
+    def forward(self, x: torch.Tensor) -> Any:
         if self._compiled is not None:
             try:
-                return self._compiled(*args, **kwargs)
+                return torch.cat([self._one(x[i:i + 1]) for i in range(x.shape[0])])
             # a compile can fail in many ways (missing headers, a compiler crash, an op
             # inductor lacks); every one of them means the same thing here: run eager
             except Exception as exc:  # noqa: BLE001
                 log.warning("torch.compile failed, running %s eager: %s",
                             type(self.eager).__name__, str(exc).splitlines()[0][:200])
                 self._compiled = None
-        return self.eager(*args, **kwargs)
+        return self.eager(x)
+
+    def _one(self, x: torch.Tensor) -> torch.Tensor:
+        if self._timed:
+            out: torch.Tensor = self._compiled(x)
+            return out
+        name = type(self.eager).__name__
+        log.info("compiling %s (torch.compile, once per process; later processes load it from "
+                 "the cache in seconds)", name)
+        start = self._clock()
+        out = self._compiled(x)
+        self._timed = True
+        log.info("%s compiled in %.0f s", name, self._clock() - start)
+        return out
 
 
-def maybe_compile(module: M, setting: str, device: torch.device, cache_dir: Path, *,
-                  which: Callable[[str], str | None] = shutil.which,
+def maybe_compile(module: M, setting: str, device: torch.device, cache_dir: Path,
+                  process: ProcessKind, *, which: Callable[[str], str | None] = shutil.which,
                   environ: MutableMapping[str, str] = os.environ,
                   compile_fn: Callable[[nn.Module], Any] | None = None) -> M | CompiledOrEager:
     """``module`` compiled as ``setting`` asks (a ``CompiledOrEager``), or itself."""
-    if not wanted(setting, device):
+    if not wanted(setting, device, process):
         return module
     if device.type == "cpu" and not compiler_found(which):
-        log.warning("pipeline.compile is on but no C++ compiler (%s) was found: running eager",
-                    ", ".join(COMPILERS))
+        log.warning("pipeline.compile is %s but no C++ compiler (%s) was found: running eager",
+                    setting, ", ".join(COMPILERS))
         return module
     environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir / "inductor"))
     return CompiledOrEager(module, compile_fn or _inductor)
 
 
 def _inductor(module: nn.Module) -> Any:
-    # dynamic=False: one graph per batch shape (a render has at most two: full and last);
+    # dynamic=False: one graph per input shape (CompiledOrEager feeds single samples, so one);
     # freezing: weights folded into the graph as constants (prepacked for oneDNN), as measured
     return torch.compile(module, dynamic=False, options={"freezing": True})

@@ -29,6 +29,14 @@ QUALITY_LIMITS = ("tracked_share", "landmark_jitter_px", "seam_step", "flicker",
                   "lse_c", "lse_d", "av_offset_frames")
 
 
+class ProcessKind(StrEnum):
+    """How many jobs the process that loads the networks will run: what a compile is paid over
+    (``pipeline.compiled.wanted``)."""
+
+    ONE_JOB = "one job"  # facedrop run, bench: a compile would be paid for one job's renders
+    WORKER = "worker"  # the daemon's worker child, facedrop worker: loaded once, many jobs
+
+
 class LoopMode(StrEnum):
     """How a driving clip shorter than the audio is extended."""
 
@@ -51,6 +59,7 @@ class PipelineSettings:
     device: str  # auto | mps | cuda | cpu
     dtype: str  # auto | fp32 | fp16
     compile: str  # auto | on | off (pipeline.compiled)
+    process: ProcessKind  # not from the config: the daemon and `facedrop worker` set WORKER
     max_size: int  # long side of the output video, as the official LivePortrait caps it
     batch_size: BatchSize  # frames per chunk through the networks, or "auto"
     loop_mode: LoopMode

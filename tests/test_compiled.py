@@ -12,9 +12,13 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.compiled import CompiledOrEager, maybe_compile
+from pipeline.compiled import CompiledOrEager, maybe_compile, wanted
+from pipeline.settings import ProcessKind
+from tests.helpers.settings import pipeline_settings
+from watcher.config import as_worker, default_config_path, load_layers
 
 CPU = torch.device("cpu")
+ONE_JOB, WORKER = ProcessKind.ONE_JOB, ProcessKind.WORKER
 
 
 def _tiny() -> nn.Module:
@@ -22,19 +26,72 @@ def _tiny() -> nn.Module:
     return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.LeakyReLU(0.2)).eval()
 
 
-@pytest.mark.parametrize("setting", ["off", "auto"])
-def test_off_and_auto_leave_the_module_as_it_is(setting: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("setting", "device", "process", "expected"), [
+    ("on", "cpu", ONE_JOB, True), ("on", "cuda", ONE_JOB, True), ("on", "mps", WORKER, False),
+    ("off", "cpu", WORKER, False), ("off", "cuda", WORKER, False),
+    # auto: on the CPU, in a process that keeps the networks for many jobs (measured to pay)
+    ("auto", "cpu", WORKER, True), ("auto", "cpu", ONE_JOB, False),
+    ("auto", "cuda", WORKER, False), ("auto", "mps", WORKER, False),
+])
+def test_which_settings_compile_where(setting: str, device: str, process: ProcessKind,
+                                      expected: bool) -> None:
+    assert wanted(setting, torch.device(device), process) is expected
+
+
+@pytest.mark.parametrize(("setting", "process"), [("off", WORKER), ("auto", ONE_JOB)])
+def test_off_and_auto_in_one_job_leave_the_module_as_it_is(setting: str, process: ProcessKind,
+                                                            tmp_path: Path) -> None:
     module = _tiny()
     env: dict[str, str] = {}
-    assert maybe_compile(module, setting, CPU, tmp_path, environ=env) is module
+    assert maybe_compile(module, setting, CPU, tmp_path, process, environ=env) is module
     assert env == {}
+
+
+def test_the_daemon_and_fleet_worker_are_worker_processes(tmp_path: Path) -> None:
+    """The shipped default is auto; a plain config (facedrop run, bench) is one job's process,
+    ``as_worker`` (what ``facedrop daemon`` and ``facedrop worker`` load) a worker's."""
+    config = load_layers([default_config_path()], home=tmp_path)
+    assert config.pipeline.compile == "auto" and config.pipeline.process is ONE_JOB
+    assert as_worker(config).pipeline.process is WORKER
+    assert as_worker(config).pipeline == pipeline_settings(
+        tmp_path, weights_dir=config.pipeline.weights_dir, cache_dir=config.pipeline.cache_dir,
+        drivers_dir=config.pipeline.drivers_dir, process=WORKER)
+
+
+def test_auto_in_a_worker_compiles_one_sample_at_a_time_and_logs_its_cost(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """One compiled graph serves every batch size (each new shape would be a new compile), the
+    outputs are the eager module's, and the first call's cost is logged once."""
+    module = _tiny()
+    shapes: list[tuple[int, ...]] = []
+
+    def recording(m: nn.Module) -> Any:
+        def run(x: torch.Tensor) -> torch.Tensor:
+            shapes.append(tuple(x.shape))
+            return m(x)
+        return run
+
+    ticks = iter([10.0, 52.4])
+    wrapped = maybe_compile(module, "auto", CPU, tmp_path, WORKER, which=lambda _: "/usr/bin/g++",
+                            environ={}, compile_fn=recording)
+    assert isinstance(wrapped, CompiledOrEager)
+    wrapped._clock = lambda: next(ticks)
+    x = torch.randn(3, 3, 8, 8)
+    with caplog.at_level(logging.INFO, logger="pipeline.compiled"), torch.no_grad():
+        out, again = wrapped(x), wrapped(x[:2])
+        expected = module(x)
+    assert shapes == [(1, 3, 8, 8)] * 5
+    assert torch.allclose(out, expected, rtol=0, atol=1e-6) and torch.equal(again, out[:2])
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[-1] == "Sequential compiled in 42 s" and len(messages) == 2
 
 
 def test_no_compiler_runs_eager_with_one_log_line(tmp_path: Path,
                                                   caplog: pytest.LogCaptureFixture) -> None:
     module = _tiny()
     with caplog.at_level(logging.WARNING, logger="pipeline.compiled"):
-        out = maybe_compile(module, "on", CPU, tmp_path, which=lambda _: None, environ={})
+        out = maybe_compile(module, "on", CPU, tmp_path, ONE_JOB, which=lambda _: None,
+                            environ={})
     assert out is module
     assert len(caplog.records) == 1 and "no C++ compiler" in caplog.records[0].getMessage()
 
@@ -49,8 +106,9 @@ def test_a_failed_compile_falls_back_to_eager_once(tmp_path: Path,
 
     module = _tiny()
     env: dict[str, str] = {}
-    wrapped = maybe_compile(module, "on", CPU, tmp_path, which=lambda _: "/usr/bin/g++",
-                            environ=env, compile_fn=lambda m: broken)
+    wrapped = maybe_compile(module, "on", CPU, tmp_path, ONE_JOB,
+                            which=lambda _: "/usr/bin/g++", environ=env,
+                            compile_fn=lambda m: broken)
     assert isinstance(wrapped, CompiledOrEager)
     assert env["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "inductor")
     x = torch.randn(1, 3, 8, 8)
@@ -68,7 +126,7 @@ def test_a_failed_compile_falls_back_to_eager_once(tmp_path: Path,
 def test_inductor_output_matches_eager_and_is_cached_on_disk(tmp_path: Path) -> None:
     module = _tiny()
     env = {"TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
-    wrapped = maybe_compile(module, "on", CPU, tmp_path, environ=env)  # the real compile
+    wrapped = maybe_compile(module, "on", CPU, tmp_path, ONE_JOB, environ=env)  # real compile
     x = torch.randn(2, 3, 8, 8)
     with torch.no_grad(), pytest.MonkeyPatch.context() as mp:
         mp.setenv("TORCHINDUCTOR_CACHE_DIR", env["TORCHINDUCTOR_CACHE_DIR"])

@@ -12,7 +12,7 @@ import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from importlib.resources import files as package_files
 from pathlib import Path
@@ -30,6 +30,7 @@ from pipeline.settings import (
     QUALITY_LIMITS,
     LoopMode,
     PipelineSettings,
+    ProcessKind,
 )
 from watcher.storage.settings import StorageBackend, StorageSettings
 
@@ -381,6 +382,12 @@ def load_config(
     return load_layers(files, home=home, platform=platform)
 
 
+def as_worker(config: Config) -> Config:
+    """``config`` for a process that loads the networks once and runs many jobs (the daemon,
+    ``facedrop worker``): there ``pipeline.compile: auto`` compiles (``pipeline.compiled``)."""
+    return replace(config, pipeline=replace(config.pipeline, process=ProcessKind.WORKER))
+
+
 def load_layers(
     files: Sequence[Path], *, home: Path | None = None, platform: str | None = None
 ) -> Config:
@@ -428,6 +435,7 @@ def _build(
         device=p["device"],
         dtype=p["dtype"],
         compile=_on_off(p["compile"]),
+        process=ProcessKind.ONE_JOB,
         max_size=p["max_size"],
         batch_size=p["batch_size"],
         loop_mode=LoopMode(p["loop_mode"]),

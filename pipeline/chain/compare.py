@@ -76,12 +76,14 @@ def compare_render(settings: PipelineSettings, frames: int = 2, repeats: int = 3
                    ) -> list[Comparison]:
     """W + G on ``frames`` driving frames (one batch), official nets against the fused ones,
     ``repeats`` times each, alternating; the median time of each. Where ``pipeline.compile`` asks
-    for it, a second row: the fused nets with G compiled (its compile, at a first untimed call,
-    named in the row)."""
+    for it in a worker process (``auto`` on the CPU: what the daemon gets), a second row: the
+    fused nets with G compiled (its compile, at a first untimed call, named in the row; minutes
+    the first time, seconds from inductor's cache after)."""
     import dataclasses
 
     from pipeline.compiled import maybe_compile, wanted
     from pipeline.liveportrait.loader import load_liveportrait
+    from pipeline.settings import ProcessKind
 
     bank = ModelBank(settings)
     dtype = bank.dtype(bank.device.type in ("cuda", "mps"))
@@ -101,10 +103,11 @@ def compare_render(settings: PipelineSettings, frames: int = 2, repeats: int = 3
         return image
 
     compile_s = 0.0
-    if wanted(settings.compile, bank.device):
+    if wanted(settings.compile, bank.device, ProcessKind.WORKER):
         fused = load_liveportrait(settings.weights_dir, bank.device, dtype)
         paths.append(dataclasses.replace(fused, generator=maybe_compile(
-            fused.generator, settings.compile, bank.device, settings.cache_dir)))
+            fused.generator, settings.compile, bank.device, settings.cache_dir,
+            ProcessKind.WORKER)))
         start = time.perf_counter()
         render(paths[-1])  # the compile (or the inductor cache's load)
         compile_s = time.perf_counter() - start

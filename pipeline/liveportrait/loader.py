@@ -164,7 +164,8 @@ def load_runner(settings: PipelineSettings, device: torch.device | None = None,
         dtype = pick_dtype(device, settings.dtype, fp16_checked=device.type in ("cuda", "mps"))
     nets = load_liveportrait(settings.weights_dir, device, dtype)
     nets = dataclasses.replace(nets, generator=maybe_compile(
-        nets.generator, settings.compile, torch.device(device), settings.cache_dir))
+        nets.generator, settings.compile, torch.device(device), settings.cache_dir,
+        settings.process))
     motion_v, render_v = versions(settings.weights_dir)
     return NetRunner(nets=nets, device=torch.device(device), dtype=dtype,
                      motion_version=motion_v, render_version=render_v)

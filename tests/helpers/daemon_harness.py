@@ -34,7 +34,8 @@ def wait_for(cond: Callable[[], Any], timeout: float, what: str, poll: float = 0
 
 
 def write_config(root: Path, **sections: dict[str, Any]) -> Path:
-    """A config file putting every path under ``root``, with fast settle intervals."""
+    """A config file putting every path under ``root``, with fast settle intervals and no
+    compile."""
     data: dict[str, dict[str, Any]] = {
         "paths": {
             k: str(root / k)
@@ -50,6 +51,9 @@ def write_config(root: Path, **sections: dict[str, Any]) -> Path:
             "shutdown_timeout": 5.0,
             "notify": False,
         },
+        # a daemon or `facedrop worker` compiles G under the default auto (minutes, once per
+        # process); the compiled path has its own tests (test_compiled)
+        "pipeline": {"compile": "off"},
     }
     for section, values in sections.items():
         data.setdefault(section, {}).update(values)

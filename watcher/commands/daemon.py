@@ -19,7 +19,7 @@ from pipeline.prerequisites import require as require_prerequisites
 from pipeline.spec import CancelToken, ProgressFn
 from watcher.attempt import AttemptRequest, Ending, Verdict, attempt, shown_inputs
 from watcher.commands.fleet import print_workers
-from watcher.config import Config, load_config
+from watcher.config import Config, as_worker, load_config
 from watcher.console import make_console, print_json, print_table
 from watcher.daemon import Daemon, pipeline_factory
 from watcher.estimate import job_estimate
@@ -121,7 +121,7 @@ def _watch_once(config: Config, note: str) -> Daemon:
     notifier = make_notifier(config.daemon.notify)
     service = ServiceNotifier.from_environ()  # silent unless systemd started us (Type=notify)
     try:
-        daemon = Daemon(config, pipeline_factory(), notifier=notifier, service=service,
+        daemon = Daemon(as_worker(config), pipeline_factory(), notifier=notifier, service=service,
                         crash=crash_hook_from_env())
         daemon.run()
         return daemon

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from pipeline.device import is_device_name
 from pipeline.errors import ConfigError, InputError
-from watcher.config import Config, QueueBackend, load_config
+from watcher.config import Config, QueueBackend, as_worker, load_config
 from watcher.console import make_console
 from watcher.logs import FORMAT as LOG_FORMAT
 
@@ -54,7 +54,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from watcher.sdnotify import ServiceNotifier
     from watcher.storage import open_storage
 
-    config = fleet_config(load_config(args.config))
+    config = as_worker(fleet_config(load_config(args.config)))
     if args.device:
         if not is_device_name(args.device):
             raise InputError(f"--device {args.device!r} is not a device",
