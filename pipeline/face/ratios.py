@@ -44,9 +44,9 @@ EPS = 1e-6  # as in calculate_distance_ratio
 # official = max(0, EYE_UP * upper + EYE_LOW * lower + EYE_NOSE * drop + EYE_B), fitted as
 # described above. On a clip left out of the fit its worst eye reads 0.038 off where the lid
 # heights alone read 0.059 (d8, ~0.05 too open) and the single mid-lid ratio 0.062
-# (``pipeline.liveportrait.eyeloo``). The offset is negative because a shut eye's lower lid still
-# sits ~0.08 below the corner line in the iris model's outline, where the 203-point model reads
-# the eye shut.
+# (``pipeline.liveportrait.eyeloo``). The constant part (EYE_B + EYE_NOSE * drop, about -0.18 at
+# a typical drop of 0.47) is negative because a shut eye's lower lid still sits ~0.08 below the
+# corner line in the iris model's outline, where the 203-point model reads the eye shut.
 EYE_UP, EYE_LOW, EYE_NOSE, EYE_B = 1.3425, 1.8775, -0.5988, 0.0973
 # the nose drop is clamped to the range the calibration frames span (0.402-0.567): the fit says
 # nothing about faces tipped further, and must not extrapolate there
