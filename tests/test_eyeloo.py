@@ -91,10 +91,15 @@ def test_no_iris_feature_helps_held_out(clips) -> None:
     """The iris (its size, its centre's height, the lids at its centre, the share of it the lids
     leave visible) carries no more of the difference between people than the lid heights do:
     every iris model's worst held-out MAE is above the shipped map's (0.042 at best, with the
-    nose drop; 0.050 without it, against 0.038)."""
+    nose drop; 0.050 without it, against 0.038), and the one that gains on it gains little."""
     worst = _worst_mae(leave_one_out(clips, SHIPPED))
     for model in IRIS_MODELS:
         assert _worst_mae(leave_one_out(clips, model)) > worst + 0.003, model
+    # the best alternative: the lids where the iris centre is, on top of the shipped map, gain
+    # 0.003 on the worst clip (0.035) for two more parameters, and the goal stays missed
+    best = leave_one_out(clips, "heights+nose+lids-at-iris")
+    assert worst - 0.005 < _worst_mae(best) < worst
+    assert not all(h.meets_target() for h in best)
 
 
 def test_fitted_on_itself_every_clip_meets_the_goal(clips) -> None:
