@@ -79,7 +79,7 @@ def test_ratios_are_openings_over_widths(lmk, astronaut, landmark_weights_dir) -
 
     lids = FaceLandmarker(landmark_weights_dir).eyelids(astronaut, lmk)  # (2, 16, 2)
     assert lids.shape == (2, 16, 2)
-    eyes = eye_ratio(lids)
+    eyes = eye_ratio(lids, lmk)
     lip = lip_ratio(lmk)
     assert eyes.shape == (2,) and lip.shape == (1,)
     assert 0.15 < eyes[0] < 0.45 and 0.15 < eyes[1] < 0.45  # open eyes
@@ -88,7 +88,8 @@ def test_ratios_are_openings_over_widths(lmk, astronaut, landmark_weights_dir) -
     # invariant to scale/rotation/translation of the whole face
     move = G.Affine.similarity(2.5, 0.7, np.array([0.0, 0.0]), np.array([40.0, 90.0]))
     moved_lids = move.apply(lids.reshape(-1, 2)).reshape(2, 16, 2)
-    assert_close(eye_ratio(moved_lids), eyes, ulps=64, what="eye ratio, moved face")
+    assert_close(eye_ratio(moved_lids, move.apply(lmk)), eyes, ulps=64,
+                 what="eye ratio, moved face")
     assert_close(lip_ratio(move.apply(lmk)), lip, ulps=64, what="lip ratio, moved face")
     # closing the mouth: inner lips meet -> 0
     shut = lmk.copy()

@@ -12,7 +12,10 @@ this model's eyelid contour instead. MediaPipe's graph (``iris_landmark_landmark
   (the model is trained on the image-left eye), and its points flipped back;
 - output: 71 contour points (x, y, z in 64 px): 0-8 the lower lid corner to corner, 9-15 the
   upper lid without corners (``LEFT_EYE_TO_FACE_LANDMARK_INDEX``: 33, 7, 163, 144, 145, 153, 154,
-  155, 133 | 246, 161, 160, 159, 158, 157, 173), then halos and brow; 5 iris points follow.
+  155, 133 | 246, 161, 160, 159, 158, 157, 173), then halos and brow;
+- a second output: 5 iris points (x, y, z in 64 px): the centre, then 4 on the rim (FaceMesh's
+  refined 468-472 / 473-477). The rim is the whole iris circle, hidden parts included, so its
+  diameter does not shrink as the lids close.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ LID_POINTS = 16  # the eye's own outline: 9 lower-lid points (corner to corner),
 # positions within the 16-point outline (model output order, unflipped): corners, mid lids
 OUTER, INNER, LOWER_MID, UPPER_MID = 0, 8, 4, 12
 LOWER_LID, UPPER_LID = slice(1, 8), slice(9, 16)  # each lid without the corners
+N_IRIS = 5  # iris centre, then 4 rim points
 
 
 def eye_roi(lmk468: np.ndarray, eye: int) -> Affine:
@@ -53,4 +57,11 @@ def decode_lids(raw: np.ndarray, roi: Affine) -> np.ndarray:
     the (possibly flipped) ROI, which ``roi.inverse()`` takes back to the image.
     """
     pts = np.asarray(raw, dtype=np.float64).reshape(N_CONTOUR, 3)[:LID_POINTS, :2] - 0.5
+    return roi.inverse().apply(pts)
+
+
+def decode_iris(raw: np.ndarray, roi: Affine) -> np.ndarray:
+    """(5, 2) image-pixel iris points (centre first, then the rim) from the model's raw (1, 15)
+    iris output, decoded as ``decode_lids`` does."""
+    pts = np.asarray(raw, dtype=np.float64).reshape(N_IRIS, 3)[:, :2] - 0.5
     return roi.inverse().apply(pts)

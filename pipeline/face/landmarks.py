@@ -202,16 +202,23 @@ class FaceLandmarker:
 
         MediaPipe's iris model on each eye's ROI (``iris.py``); what the eye ratios use.
         """
+        return self.eyes(rgb, lmk468)[0]
+
+    def eyes(self, rgb: np.ndarray, lmk468: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The iris model's two outputs per eye (image-left eye first), image pixels, float32:
+        eyelid outlines (2, 16, 2) and iris points (2, 5, 2: centre, then the rim)."""
         rgb = np.ascontiguousarray(rgb)
-        out = []
+        lids, irises = [], []
         for eye in (0, 1):
             roi = iris.eye_roi(lmk468, eye)
             crop = warp(rgb, roi, iris.IRIS_SIZE, border=cv2.BORDER_REPLICATE)
             outs = self._run(iris.IRIS_FILE, crop.astype(np.float32) / 255.0)  # range [0, 1]
             # outputs: contour (1, 213) and iris (1, 15); pick by size, not export order
             contour = next(o for o in outs if o.size == iris.N_CONTOUR * 3)
-            out.append(iris.decode_lids(contour, roi))
-        return np.stack(out).astype(np.float32)
+            points = next(o for o in outs if o.size == iris.N_IRIS * 3)
+            lids.append(iris.decode_lids(contour, roi))
+            irises.append(iris.decode_iris(points, roi))
+        return np.stack(lids).astype(np.float32), np.stack(irises).astype(np.float32)
 
 
 def _check_usable(face: FaceBox, width: int, height: int) -> None:

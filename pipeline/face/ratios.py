@@ -16,13 +16,18 @@ calibration``; issue 19, ``pipeline.liveportrait.eyeloo``):
   upper lid's highest point above the line through the corners and the lower lid's lowest point
   below it. The two move differently (shut, the iris model's upper lid drops to the line or
   below while its lower lid stays ~0.08 below, the 203-point model reads ~0.01), so each gets
-  its own weight: ``official = max(0, EYE_UP * upper + EYE_LOW * lower + EYE_B)``;
+  its own weight. A third term, the nose drop (``nose_drop``: how far FaceMesh's nose tip sits
+  below the line through the outer eye corners, over their distance), carries what the lids
+  miss between people: with the same lid heights the 203-point model reads a face whose nose
+  tip sits lower (a head tipped forward, or a longer nose) as less open. So
+  ``official = max(0, EYE_UP * upper + EYE_LOW * lower + EYE_NOSE * drop + EYE_B)``, all per
+  frame, so a single photo is read as a clip's frame is;
 - lips: FaceMesh inner-lip midpoints 13/14 over mouth corners 61/291, mapped linearly,
   ``official = max(0, A * ours + B)``.
-The coefficients are fitted by least squares on the official driving templates d1, d2, d5, d7 of
-KwaiVGI/LivePortrait (per-frame ``c_d_eyes_lst`` / ``c_d_lip_lst``, 358 frames: 16, 16, 148,
-178; each clip weighted equally, both eyes pooled) against our points measured on the matching
-clips. The measured points are the fixtures ``tests/fixtures/calibration/d*.npz``;
+The coefficients are fitted by least squares on the official driving templates d1, d2, d5, d7,
+d8 of KwaiVGI/LivePortrait (per-frame ``c_d_eyes_lst`` / ``c_d_lip_lst``, 633 frames: 16, 16,
+148, 178, 275; each clip weighted equally, both eyes pooled) against our points measured on the
+matching clips. The measured points are the fixtures ``tests/fixtures/calibration/d*.npz``;
 ``tests/test_calibration.py`` re-fits them and checks these constants. Every consumer (source
 ratios, driving ratios, exported templates, eye retargeting) uses these functions, so all of them
 are on the official scale, like an imported official template.
@@ -36,16 +41,21 @@ from pipeline.face import iris, meshidx
 
 EPS = 1e-6  # as in calculate_distance_ratio
 
-# official = max(0, EYE_UP * upper + EYE_LOW * lower + EYE_B), fitted as described above. On a
-# clip left out of the fit its worst eye reads 0.038 off where the single mid-lid ratio's map
-# (1.3511 * raw - 0.1313) read 0.043 (``pipeline.liveportrait.eyeloo``). The offset is negative
-# because a shut eye's lower lid still sits ~0.08 below the corner line in the iris model's
-# outline (1.76 * 0.08 ~ 0.14), where the 203-point model reads the eye shut.
-EYE_UP, EYE_LOW, EYE_B = 1.2693, 1.7599, -0.1491
+# official = max(0, EYE_UP * upper + EYE_LOW * lower + EYE_NOSE * drop + EYE_B), fitted as
+# described above. On a clip left out of the fit its worst eye reads 0.038 off where the lid
+# heights alone read 0.059 (d8, ~0.05 too open) and the single mid-lid ratio 0.062
+# (``pipeline.liveportrait.eyeloo``). The constant part (EYE_B + EYE_NOSE * drop, about -0.18 at
+# a typical drop of 0.47) is negative because a shut eye's lower lid still sits ~0.08 below the
+# corner line in the iris model's outline, where the 203-point model reads the eye shut.
+EYE_UP, EYE_LOW, EYE_NOSE, EYE_B = 1.3425, 1.8775, -0.5988, 0.0973
+# the nose drop is clamped to the range the calibration frames span (0.402-0.567): the fit says
+# nothing about faces tipped further, and must not extrapolate there
+NOSE_DROP_RANGE = (0.40, 0.57)
+OUTER_CORNERS = (33, 263)  # FaceMesh's outer eye corners, image-left eye first
 # lips: a closed mouth reads 0.03-0.05 raw (FaceMesh keeps the inner lips apart), the official
-# model 0.00-0.01; mapped, d7's closed-mouth frames read 0.022 (median), below the official
+# model 0.00-0.01; mapped, d7's closed-mouth frames read 0.025 (median), below the official
 # lip_normalize_threshold 0.03.
-LIP_A, LIP_B = 1.1335, -0.0304
+LIP_A, LIP_B = 1.1342, -0.0270
 
 
 def _ratio(pts: np.ndarray, a: int, b: int, c: int, d: int) -> float:
@@ -61,6 +71,19 @@ def raw_eye_ratio(lids: np.ndarray) -> np.ndarray:
                      for p in pts])
 
 
+def eye_axes(lids: np.ndarray, eye: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """Eye ``eye``'s own frame (``lids``: (2, 16, 2)): its outer corner, the unit vector "up"
+    (perpendicular to the corner line, towards the brow on both eyes) and the corner-to-corner
+    width; ``(p - corner) @ up / width`` is a point's height above the corner line in widths."""
+    p = np.asarray(lids, dtype=np.float64)[eye]
+    along = p[iris.INNER] - p[iris.OUTER]
+    width = float(np.linalg.norm(along)) + EPS
+    # "up" is the same side of the outer -> inner line on both eyes only after a mirror:
+    # the image-right eye's outline runs the other way (outer corner on the image right)
+    up = np.array([along[1], -along[0]]) / width * (1.0 if eye == 0 else -1.0)
+    return p[iris.OUTER], up, width
+
+
 def lid_heights(lids: np.ndarray) -> np.ndarray:
     """(2, 2) float64: per eye (image-left first), the upper lid's highest point above the line
     through the eye's corners and the lower lid's lowest point below it, each over the
@@ -70,14 +93,23 @@ def lid_heights(lids: np.ndarray) -> np.ndarray:
     pts = np.asarray(lids, dtype=np.float64)
     out = np.empty((2, 2))
     for eye, p in enumerate(pts):
-        along = p[iris.INNER] - p[iris.OUTER]
-        width = float(np.linalg.norm(along)) + EPS
-        # "up" is the same side of the outer -> inner line on both eyes only after a mirror:
-        # the image-right eye's outline runs the other way (outer corner on the image right)
-        up = np.array([along[1], -along[0]]) / width * (1.0 if eye == 0 else -1.0)
-        height = (p - p[iris.OUTER]) @ up / width
+        corner, up, width = eye_axes(pts, eye)
+        height = (p - corner) @ up / width
         out[eye] = height[iris.UPPER_LID].max(), -height[iris.LOWER_LID].min()
     return out
+
+
+def nose_drop(lmk468: np.ndarray) -> float:
+    """How far FaceMesh's nose tip sits below the line through the outer eye corners (33, 263),
+    over their distance, clamped to ``NOSE_DROP_RANGE``. Grows as the head tips forward (and is
+    larger for a longer nose); unchanged by moving, turning or scaling the face in the image."""
+    pts = np.asarray(lmk468, dtype=np.float64)
+    a, b = pts[OUTER_CORNERS[0]], pts[OUTER_CORNERS[1]]
+    along = b - a
+    dist = float(np.linalg.norm(along)) + EPS
+    down = np.array([-along[1], along[0]]) / dist  # image y points down
+    drop = float((pts[meshidx.NOSE_TIP] - a) @ down) / dist
+    return float(np.clip(drop, *NOSE_DROP_RANGE))
 
 
 def raw_lip_ratio(lmk468: np.ndarray) -> np.ndarray:
@@ -87,10 +119,16 @@ def raw_lip_ratio(lmk468: np.ndarray) -> np.ndarray:
                             meshidx.MOUTH_L, meshidx.MOUTH_R)])
 
 
-def eye_ratio(lids: np.ndarray) -> np.ndarray:
-    """(2,) float32: the image-left and image-right eye's opening on the official scale."""
-    heights = lid_heights(lids)
-    mapped = EYE_UP * heights[:, 0] + EYE_LOW * heights[:, 1] + EYE_B
+def eye_features(lids: np.ndarray, lmk468: np.ndarray) -> np.ndarray:
+    """(2, 3) float64: per eye (image-left first) what the eye map weighs: the lid heights
+    (``lid_heights``) and the face's nose drop (``nose_drop``, the same for both eyes)."""
+    return np.concatenate([lid_heights(lids), np.full((2, 1), nose_drop(lmk468))], 1)
+
+
+def eye_ratio(lids: np.ndarray, lmk468: np.ndarray) -> np.ndarray:
+    """(2,) float32: the image-left and image-right eye's opening on the official scale, from
+    the refined eyelids (``FaceLandmarker.eyelids``) and the face's 468 FaceMesh points."""
+    mapped = eye_features(lids, lmk468) @ np.array([EYE_UP, EYE_LOW, EYE_NOSE]) + EYE_B
     return np.maximum(mapped, 0.0).astype(np.float32)
 
 

@@ -103,7 +103,7 @@ def prepare_source(image: np.ndarray, landmarks: np.ndarray, eyelids: np.ndarray
     crop = warp(image, affine, 512)
     small = np.ascontiguousarray(network_input_256(crop))
     digest = hashlib.sha256(small.tobytes()).hexdigest()
-    return SourceFace(affine, small, eye_ratio(eyelids), digest)
+    return SourceFace(affine, small, eye_ratio(eyelids, landmarks), digest)
 
 
 @dataclass(slots=True)

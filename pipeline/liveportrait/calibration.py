@@ -9,7 +9,7 @@ Two steps, so that no video or frame ever has to leave the scratch folder (the a
 the videos by templates to protect the people in them):
 
 1. ``measure``: run our landmarker over a clip and keep only the points the geometry needs
-   (``ClipPoints``: FaceMesh points by index, refined eyelids), plus the official ratios;
+   (``ClipPoints``: FaceMesh points by index, refined eyelids and irises), plus the official ratios;
    ``ClipPoints.save`` writes them as a small ``.npz`` (the committed test fixtures).
 2. ``evaluate``: compute our ratios and crop from those points and compare them with the official
    ratios and the clip's framing (``ClipReport``); ``table`` prints them.
@@ -33,6 +33,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,9 +41,9 @@ from pipeline.face.geometry import liveportrait_bbox, liveportrait_rect
 from pipeline.face.landmarks import FaceLandmarker
 from pipeline.face.meshidx import MESH_POINTS
 from pipeline.face.ratios import (
+    eye_features,
     eye_ratio,
     eye_ratio_mesh,
-    lid_heights,
     lip_ratio,
     raw_lip_ratio,
 )
@@ -57,7 +58,9 @@ class ClipPoints:
     ``mesh`` (N, 468, 2) float64 with NaN for points not kept; ``lids`` (N, 2, 16, 2) refined
     eyelids; ``size`` (width, height) of the clip; ``official_eyes`` (N, 2), ``official_lip``
     (N, 1) from the official template; ``official_scale`` (N,) the official motion extractor's
-    face scale on the clip's frames (the template's ``scale``, made on the clip as it is).
+    face scale on the clip's frames (the template's ``scale``, made on the clip as it is);
+    ``iris`` (N, 2, 5, 2) the iris model's iris points (centre, rim), or None in fixtures saved
+    before they were kept.
     """
 
     name: str
@@ -67,14 +70,19 @@ class ClipPoints:
     official_eyes: np.ndarray
     official_lip: np.ndarray
     official_scale: np.ndarray
+    iris: np.ndarray | None = None
 
     def save(self, path: Path) -> None:
-        kept = self.mesh[:, MESH_POINTS].astype(np.float32)
-        np.savez_compressed(path, name=self.name, size=np.array(self.size), mesh_idx=MESH_POINTS,
-                            mesh=kept, lids=self.lids.astype(np.float32),
-                            official_eyes=self.official_eyes.astype(np.float32),
-                            official_lip=self.official_lip.astype(np.float32),
-                            official_scale=self.official_scale.astype(np.float32))
+        arrays: dict[str, Any] = {  # Any: numpy's stub reads **arrays as allow_pickle too
+            "name": np.array(self.name), "size": np.array(self.size), "mesh_idx": MESH_POINTS,
+            "mesh": self.mesh[:, MESH_POINTS].astype(np.float32),
+            "lids": self.lids.astype(np.float32),
+            "official_eyes": self.official_eyes.astype(np.float32),
+            "official_lip": self.official_lip.astype(np.float32),
+            "official_scale": self.official_scale.astype(np.float32)}
+        if self.iris is not None:  # fixtures from before the irises were kept have none
+            arrays["iris"] = self.iris.astype(np.float32)
+        np.savez_compressed(path, **arrays)
 
     @classmethod
     def load(cls, path: Path) -> ClipPoints:
@@ -85,14 +93,15 @@ class ClipPoints:
             return cls(str(z["name"]), (int(z["size"][0]), int(z["size"][1])), mesh,
                        z["lids"].astype(np.float64), z["official_eyes"].astype(np.float64),
                        z["official_lip"].astype(np.float64),
-                       z["official_scale"].astype(np.float64))
+                       z["official_scale"].astype(np.float64),
+                       z["iris"].astype(np.float64) if "iris" in z.files else None)
 
 
 def measure(name: str, frames: Iterable[np.ndarray], landmarker: FaceLandmarker,
             official_eyes: np.ndarray, official_lip: np.ndarray,
             official_scale: np.ndarray) -> ClipPoints:
     """Track the face through ``frames`` (RGB) as the driving path does and keep its points."""
-    mesh, lids = [], []
+    mesh, lids, irises = [], [], []
     prev: np.ndarray | None = None
     size = (0, 0)
     for frame in frames:
@@ -102,12 +111,15 @@ def measure(name: str, frames: Iterable[np.ndarray], landmarker: FaceLandmarker,
         else:
             prev = landmarker.track(frame, prev)
         mesh.append(prev.astype(np.float64))
-        lids.append(landmarker.eyelids(frame, prev).astype(np.float64))
+        lid, iris = landmarker.eyes(frame, prev)
+        lids.append(lid.astype(np.float64))
+        irises.append(iris.astype(np.float64))
     n = min(len(mesh), len(official_eyes))
     return ClipPoints(name, size, np.stack(mesh)[:n], np.stack(lids)[:n],
                       np.asarray(official_eyes, np.float64).reshape(-1, 2)[:n],
                       np.asarray(official_lip, np.float64).reshape(-1, 1)[:n],
-                      np.asarray(official_scale, np.float64).reshape(-1)[:n])
+                      np.asarray(official_scale, np.float64).reshape(-1)[:n],
+                      np.stack(irises)[:n])
 
 
 @dataclass(frozen=True)
@@ -180,7 +192,8 @@ class ClipReport:
 def evaluate(points: ClipPoints, calibrated: bool = True) -> ClipReport:
     """Our ratios and crop from the clip's points against the official ones."""
     if calibrated:
-        eyes = np.stack([eye_ratio(lid) for lid in points.lids])
+        eyes = np.stack([eye_ratio(lid, m) for lid, m in zip(points.lids, points.mesh,
+                                                              strict=True)])
         lips = np.stack([lip_ratio(m) for m in points.mesh])
     else:
         eyes = np.stack([eye_ratio_mesh(m) for m in points.mesh])
@@ -215,16 +228,21 @@ def fit_linear(xs: Iterable[np.ndarray], ys: Iterable[np.ndarray]) -> tuple[floa
     return float(a), float(b)
 
 
+def clip_eye_features(clip: ClipPoints) -> np.ndarray:
+    """(T, 2, 3): the eye map's features (``ratios.eye_features``) on each frame of ``clip``."""
+    return np.stack([eye_features(lid, m) for lid, m in zip(clip.lids, clip.mesh, strict=True)])
+
+
 def fit_ratio_maps(clips: Iterable[ClipPoints]
-                   ) -> tuple[tuple[float, float, float], tuple[float, float]]:
-    """The eye map's (EYE_UP, EYE_LOW, EYE_B) and the lip map's (A, B) (``pipeline.face.
-    ratios``) fitted on ``clips``."""
+                   ) -> tuple[tuple[float, float, float, float], tuple[float, float]]:
+    """The eye map's (EYE_UP, EYE_LOW, EYE_NOSE, EYE_B) and the lip map's (A, B)
+    (``pipeline.face.ratios``) fitted on ``clips``."""
     clips = list(clips)
-    up, low, b = fit_least_squares([np.stack([lid_heights(lid) for lid in c.lids]) for c in clips],
-                                   [c.official_eyes for c in clips])
+    up, low, nose, b = fit_least_squares([clip_eye_features(c) for c in clips],
+                                         [c.official_eyes for c in clips])
     lips = fit_linear([np.stack([raw_lip_ratio(m) for m in c.mesh]) for c in clips],
                       [c.official_lip for c in clips])
-    return (float(up), float(low), float(b)), lips
+    return (float(up), float(low), float(nose), float(b)), lips
 
 
 def table(reports: Iterable[ClipReport]) -> str:
@@ -282,8 +300,8 @@ def main(argv: list[str] | None = None) -> None:
         print()
     print(table(evaluate(p) for p in points))
     if points:
-        (up, low, eb), (la, lb) = fit_ratio_maps(points)
-        print(f"\nfitted maps: eye UP={up:.4f} LOW={low:.4f} B={eb:.4f}, "
+        (up, low, nose, eb), (la, lb) = fit_ratio_maps(points)
+        print(f"\nfitted maps: eye UP={up:.4f} LOW={low:.4f} NOSE={nose:.4f} B={eb:.4f}, "
               f"lip A={la:.4f} B={lb:.4f}")
     if args.crops:
         from pipeline.liveportrait.crop_reference import CropReference, crop_table

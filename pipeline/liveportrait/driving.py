@@ -75,7 +75,7 @@ def _track(frames: Iterator[np.ndarray], landmarker: Landmarker, cancel: CancelT
                 ) from None
             # a frame without a face keeps the last landmarks (the clip keeps its length)
         boxes.append(liveportrait_bbox(prev))  # scale 2.2, vy -0.1 (CropConfig)
-        eyes.append(eye_ratio(landmarker.eyelids(frame, prev)))  # official scale (ratios.py)
+        eyes.append(eye_ratio(landmarker.eyelids(frame, prev), prev))  # official scale (ratios.py)
         lips.append(lip_ratio(prev))
         if i % 16 == 0:
             cancel.raise_if_cancelled()

@@ -9,7 +9,20 @@ which a photo does not have):
 - ``global`` (per frame): ``A * raw + B`` on the mid-lid ratio (``ratios.raw_eye_ratio``), the
   map shipped until issue 19;
 - ``lid-heights`` (per frame): ``UP * upper + LOW * lower + B`` on the upper lid's height above
-  the corner line and the lower lid's depth below it (``ratios.lid_heights``), the shipped map;
+  the corner line and the lower lid's depth below it (``ratios.lid_heights``), shipped until
+  the fifth clip (d8) came;
+- ``heights+nose`` (per frame): the lid heights plus the nose drop (``ratios.nose_drop``: the
+  nose tip below the outer eye corners' line, over their distance), the shipped map
+  (``ratios.eye_features``);
+- the iris model's iris (``ClipPoints.iris``: centre and rim, whose diameter is nearly the same
+  in every adult), all per frame: ``heights+iris-size`` adds the iris diameter over the eye
+  width; ``iris-heights`` reads the lid heights over the iris diameter instead of the eye width,
+  plus the eye width over the iris diameter; ``heights+iris-centre`` adds the iris centre's
+  height above the corner line; ``lids-at-iris`` reads both lids where the iris centre is
+  instead of at their extremes; ``heights+iris-cover`` adds the share of the iris diameter the
+  lids leave visible; ``heights+nose+iris-size``: the shipped map plus the iris size;
+  ``heights+nose+lids-at-iris``: the shipped map plus both lids where the iris centre is (the
+  best held out, by 0.003 on the worst clip, for two more parameters: not shipped);
 - ``open-level`` (per clip): the raw ratio over the subject's own open-eye level (the clip's
   90th percentile, per eye), ``A * raw / level + B``: per-subject normalisation alone;
 - ``level+shape`` (per clip): ``A * raw + C * level + B``: the level as a separate term;
@@ -22,7 +35,7 @@ itself (the best any per-subject affine normalisation could do), ``--skip-winks`
 the measure the frames where one eye is shut and the other open (official ratios 0.15 or more
 apart), which the iris model does not follow.
 
-Usage (the committed fixtures, numbers only)::
+Usage (the committed fixtures d1, d2, d5, d7, d8, numbers only)::
 
     python -m pipeline.liveportrait.eyeloo tests/fixtures/calibration/d*.npz [--own] [--skip-winks]
 """
@@ -37,8 +50,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.face.ratios import lid_heights, raw_eye_ratio
-from pipeline.liveportrait.calibration import ClipPoints, fit_least_squares
+from pipeline.face import iris as iris_model
+from pipeline.face.ratios import eye_axes, lid_heights, raw_eye_ratio
+from pipeline.liveportrait.calibration import ClipPoints, clip_eye_features, fit_least_squares
 
 OPEN_LEVEL_PERCENTILE = 90.0
 HINGE_SHARE = 0.57  # 0.2 of an open level of 0.35 (the calibration clips' typical one)
@@ -55,6 +69,83 @@ def raw_ratios(clip: ClipPoints) -> np.ndarray:
 
 def heights(clip: ClipPoints) -> np.ndarray:
     return np.stack([lid_heights(lids) for lids in clip.lids])
+
+
+@dataclass(frozen=True)
+class IrisGeometry:
+    """Per frame and eye (T, 2), in eye widths (``ratios.eye_axes``): the iris diameter (the
+    mean of the rim's two diameters), the iris centre's height above the corner line and both
+    lids' heights where the iris centre is (the upper lid above, the lower lid below the line)."""
+
+    diameter: np.ndarray
+    centre: np.ndarray
+    upper_at: np.ndarray
+    lower_at: np.ndarray
+
+
+def iris_geometry(clip: ClipPoints) -> IrisGeometry:
+    if clip.iris is None:
+        raise ValueError(f"{clip.name}: the fixture holds no iris points; re-measure the clip")
+    out = np.empty((4, len(clip.lids), 2))
+    for t, (lids, irises) in enumerate(zip(clip.lids, clip.iris, strict=True)):
+        for eye in (0, 1):
+            corner, up, width = eye_axes(lids, eye)
+            along = np.array([-up[1], up[0]]) * (1.0 if eye == 0 else -1.0)  # outer -> inner
+            p, q = lids[eye] - corner, irises[eye] - corner
+            rim = q[1:]  # right, top, left, bottom of the rim
+            diameter = (np.linalg.norm(rim[0] - rim[2]) + np.linalg.norm(rim[1] - rim[3])) / 2
+            at = q[0] @ along  # the iris centre's place along the corner line
+            upper = p[iris_model.UPPER_LID]
+            lower = p[: iris_model.LOWER_LID.stop + 1]  # the lower lid with both corners
+            upper_at = np.interp(at, *_sorted_along(upper, along, up))
+            lower_at = -np.interp(at, *_sorted_along(lower, along, up))
+            out[:, t, eye] = (diameter / width, q[0] @ up / width, upper_at / width,
+                              lower_at / width)
+    return IrisGeometry(*out)
+
+
+def _sorted_along(points: np.ndarray, along: np.ndarray, up: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    x, y = points @ along, points @ up
+    order = np.argsort(x)
+    return x[order], y[order]
+
+
+def _heights_nose(clip: ClipPoints) -> np.ndarray:
+    return clip_eye_features(clip)
+
+
+def _heights_iris_size(clip: ClipPoints) -> np.ndarray:
+    return np.concatenate([heights(clip), iris_geometry(clip).diameter[..., None]], -1)
+
+
+def _iris_heights(clip: ClipPoints) -> np.ndarray:
+    d = iris_geometry(clip).diameter[..., None]
+    return np.concatenate([heights(clip) / d, 1.0 / d], -1)
+
+
+def _heights_iris_centre(clip: ClipPoints) -> np.ndarray:
+    return np.concatenate([heights(clip), iris_geometry(clip).centre[..., None]], -1)
+
+
+def _lids_at_iris(clip: ClipPoints) -> np.ndarray:
+    g = iris_geometry(clip)
+    return np.stack([g.upper_at, g.lower_at], -1)
+
+
+def _heights_iris_cover(clip: ClipPoints) -> np.ndarray:
+    g = iris_geometry(clip)
+    top, bottom = g.centre + g.diameter / 2, g.centre - g.diameter / 2
+    visible = (np.clip(g.upper_at, bottom, top) - np.clip(-g.lower_at, bottom, top)) / g.diameter
+    return np.concatenate([heights(clip), visible[..., None]], -1)
+
+
+def _heights_nose_iris_size(clip: ClipPoints) -> np.ndarray:
+    return np.concatenate([clip_eye_features(clip), iris_geometry(clip).diameter[..., None]], -1)
+
+
+def _heights_nose_lids_at_iris(clip: ClipPoints) -> np.ndarray:
+    return np.concatenate([clip_eye_features(clip), _lids_at_iris(clip)], -1)
 
 
 def _level(x: np.ndarray, percentile: float = OPEN_LEVEL_PERCENTILE) -> np.ndarray:
@@ -85,12 +176,22 @@ def _heights_median(clip: ClipPoints) -> np.ndarray:
 MODELS: dict[str, Features] = {
     "global": lambda clip: raw_ratios(clip)[..., None],
     "lid-heights": heights,
+    "heights+nose": _heights_nose,
+    "heights+iris-size": _heights_iris_size,
+    "iris-heights": _iris_heights,
+    "heights+iris-centre": _heights_iris_centre,
+    "lids-at-iris": _lids_at_iris,
+    "heights+iris-cover": _heights_iris_cover,
+    "heights+nose+iris-size": _heights_nose_iris_size,
+    "heights+nose+lids-at-iris": _heights_nose_lids_at_iris,
     "open-level": _open_level,
     "level+shape": _level_shape,
     "hinge": _hinge,
     "heights+median": _heights_median,
 }
-PER_FRAME = ("global", "lid-heights")  # the models a single photo can use
+SHIPPED = "heights+nose"  # the map ``ratios.eye_ratio`` applies
+PER_CLIP = ("open-level", "level+shape", "hinge", "heights+median")  # need a clip, not a photo
+PER_FRAME = tuple(m for m in MODELS if m not in PER_CLIP)  # the models a single photo can use
 
 
 @dataclass(frozen=True)
@@ -159,6 +260,23 @@ def table(clips: Sequence[ClipPoints], models: Sequence[str] = tuple(MODELS), *,
     return "\n".join(rows)
 
 
+def summary(clips: Sequence[ClipPoints], models: Sequence[str] = tuple(MODELS), *,
+            own: bool = False, skip_winks: bool = False) -> str:
+    """A markdown table, one row per model: mean and worst MAE over the measured clips and both
+    eyes, the lowest correlation of an eye that moves, and the clips that meet the goal."""
+    rows = ["| model | kind | mean MAE | worst MAE | lowest corr | clips meeting the goal |",
+            "|---|---|---|---|---|---|"]
+    for model in models:
+        figures = leave_one_out(clips, model, own=own, skip_winks=skip_winks)
+        corr = [c for h in figures for c in h.corr if not math.isnan(c)]
+        met = [h.name for h in figures if h.meets_target()]
+        kind = "per clip" if model in PER_CLIP else "per frame"
+        rows.append(f"| {model} | {kind} | {np.mean([h.mae.mean() for h in figures]):.4f} "
+                    f"| {max(h.mae.max() for h in figures):.3f} | {min(corr):.2f} "
+                    f"| {len(met)} of {len(figures)}: {', '.join(met) or '-'} |")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("fixtures", nargs="+", type=Path, help="ClipPoints .npz files")
@@ -170,7 +288,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="leave frames with one eye shut and one open out of the figures")
     args = parser.parse_args(argv)
     clips = [ClipPoints.load(p) for p in args.fixtures]
-    print(table(clips, args.model or tuple(MODELS), own=args.own, skip_winks=args.skip_winks))
+    models = args.model or tuple(MODELS)
+    print(table(clips, models, own=args.own, skip_winks=args.skip_winks))
+    print()
+    print(summary(clips, models, own=args.own, skip_winks=args.skip_winks))
 
 
 if __name__ == "__main__":
