@@ -12,7 +12,9 @@ from pathlib import Path
 # it is part of every motion-cache key, so old entries simply stop matching.
 # e2 (issue 15): eye ratios from the iris model's eyelids and both ratios mapped onto the
 # official 203-point scale; the render key holds this tag too, so renders are redone as well.
-EXTRACTION_VERSION = "e2"
+# e3 (issue 19): the eye map reads the lid heights and the nose's drop below the eye line
+# (``pipeline.face.ratios``), so a stored clip's eye ratios are measured again.
+EXTRACTION_VERSION = "e3"
 
 
 def model_version(*checkpoints: Path) -> str:
