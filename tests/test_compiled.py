@@ -86,14 +86,17 @@ def test_auto_in_a_worker_compiles_one_sample_at_a_time_and_logs_its_cost(
     assert messages[-1] == "Sequential compiled in 42 s" and len(messages) == 2
 
 
-def test_no_compiler_runs_eager_with_one_log_line(tmp_path: Path,
+@pytest.mark.parametrize(("setting", "level"), [("on", logging.WARNING), ("auto", logging.INFO)])
+def test_no_compiler_runs_eager_with_one_log_line(setting: str, level: int, tmp_path: Path,
                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """Asked for, a missing compiler is a warning; under the default auto, a note."""
     module = _tiny()
-    with caplog.at_level(logging.WARNING, logger="pipeline.compiled"):
-        out = maybe_compile(module, "on", CPU, tmp_path, ONE_JOB, which=lambda _: None,
+    with caplog.at_level(logging.INFO, logger="pipeline.compiled"):
+        out = maybe_compile(module, setting, CPU, tmp_path, WORKER, which=lambda _: None,
                             environ={})
     assert out is module
-    assert len(caplog.records) == 1 and "no C++ compiler" in caplog.records[0].getMessage()
+    assert [r.levelno for r in caplog.records] == [level]
+    assert "no C++ compiler" in caplog.records[0].getMessage()
 
 
 def test_a_failed_compile_falls_back_to_eager_once(tmp_path: Path,
