@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=nn.Module)
 COMPILERS = ("c++", "g++", "clang++")  # inductor's CPU kernels are C++
+ENV = "TORCHINDUCTOR_CACHE_DIR"
 
 
 def wanted(setting: str, device: torch.device, process: ProcessKind) -> bool:
@@ -109,8 +110,19 @@ def maybe_compile(module: M, setting: str, device: torch.device, cache_dir: Path
                 "runs eager (install g++ for a compiled one, about 1.3x faster on a CPU)",
                 setting, ", ".join(COMPILERS))
         return module
-    environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir / "inductor"))
+    _cache_in(cache_dir / "inductor", environ)
     return CompiledOrEager(module, compile_fn or _inductor)
+
+
+def _cache_in(folder: Path, environ: MutableMapping[str, str]) -> None:
+    """Inductor's cache in ``folder`` unless the user set TORCHINDUCTOR_CACHE_DIR. Torch writes
+    its default (a temp folder, lost at reboot) into the variable the first time anything in
+    the process asks for the cache (a voice job's audio model does), so that value counts as
+    unset."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    if environ.get(ENV) in (None, os.path.abspath(default_cache_dir())):
+        environ[ENV] = str(folder)
 
 
 def _inductor(module: nn.Module) -> Any:

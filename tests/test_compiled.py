@@ -5,6 +5,7 @@ the compiler lookup and the compile step."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -159,3 +160,20 @@ def test_the_config_refuses_another_compile_word(tmp_path: Path) -> None:
     path.write_text("pipeline:\n  compile: always\n")
     with pytest.raises(ConfigError, match="compile"):
         load_config(path)
+
+
+@pytest.mark.parametrize(("before", "kept"), [(None, False), ("torch's default", False),
+                                              ("/srv/mine", True)])
+def test_the_cache_goes_to_facedrops_folder_unless_the_user_chose_one(
+        before: str | None, kept: bool, tmp_path: Path) -> None:
+    """Torch writes its temp-folder default into the variable the first time anything asks for
+    the cache; that value is taken as unset, a user's own folder is kept."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    env: dict[str, str] = {}
+    if before is not None:
+        env["TORCHINDUCTOR_CACHE_DIR"] = (os.path.abspath(default_cache_dir())
+                                          if before == "torch's default" else before)
+    maybe_compile(_tiny(), "on", CPU, tmp_path, ONE_JOB, which=lambda _: "/usr/bin/g++",
+                  environ=env, compile_fn=lambda m: m)
+    assert env["TORCHINDUCTOR_CACHE_DIR"] == (before if kept else str(tmp_path / "inductor"))

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.lipsync.registry import ENGINE_NAMES
-from pipeline.settings import AUTO_BATCH, BatchSize, PipelineSettings
+from pipeline.settings import AUTO_BATCH, BatchSize, PipelineSettings, ProcessKind
 from watcher.commands.options import add_weights_dir
 from watcher.config import load_config
 
@@ -64,6 +64,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--compare", action="store_true",
                    help="time the plain and the fast paths in one process and print the ratios "
                         "(render, Wav2Lip, a repeat-avatar job of --seconds)")
+    p.add_argument("--as-worker", action="store_true",
+                   help="load the networks as the daemon's worker does: pipeline.compile auto "
+                        "compiles G on a CPU (the first compile is in the time and the memory)")
     p.add_argument("--json", action="store_true", help="print the raw figures as JSON lines")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_bench)
@@ -168,7 +171,8 @@ def _in_child(args: argparse.Namespace, case: list[str]) -> dict[str, Any] | Non
     for flag in ("weights_dir", "device", "driving", "lipsync", "motion", "fps"):
         if getattr(args, flag):
             cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-    cmd += ["--enhance"] * args.enhance + ["--no-lipsync"] * args.no_lipsync
+    cmd += (["--enhance"] * args.enhance + ["--no-lipsync"] * args.no_lipsync
+            + ["--as-worker"] * args.as_worker)
     if args.motion:
         cmd += ["--motion-steps", *map(str, args.motion_steps)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -187,6 +191,8 @@ def _settings(args: argparse.Namespace) -> PipelineSettings:
         settings = replace(settings, device=args.device)
     if args.lipsync and args.stage == "chain":
         settings = replace(settings, lipsync_model=args.lipsync)
+    if args.as_worker:
+        settings = replace(settings, process=ProcessKind.WORKER)
     return settings
 
 
