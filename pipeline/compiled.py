@@ -33,7 +33,7 @@ from torch import nn
 
 from pipeline.settings import ProcessKind
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("facedrop.compile")  # the worker child shows facedrop's INFO lines
 
 M = TypeVar("M", bound=nn.Module)
 COMPILERS = ("c++", "g++", "clang++")  # inductor's CPU kernels are C++

@@ -78,7 +78,7 @@ def test_auto_in_a_worker_compiles_one_sample_at_a_time_and_logs_its_cost(
     assert isinstance(wrapped, CompiledOrEager)
     wrapped._clock = lambda: next(ticks)
     x = torch.randn(3, 3, 8, 8)
-    with caplog.at_level(logging.INFO, logger="pipeline.compiled"), torch.no_grad():
+    with caplog.at_level(logging.INFO, logger="facedrop.compile"), torch.no_grad():
         out, again = wrapped(x), wrapped(x[:2])
         expected = module(x)
     assert shapes == [(1, 3, 8, 8)] * 5
@@ -92,7 +92,7 @@ def test_no_compiler_runs_eager_with_one_log_line(setting: str, level: int, tmp_
                                                   caplog: pytest.LogCaptureFixture) -> None:
     """Asked for, a missing compiler is a warning; under the default auto, a note."""
     module = _tiny()
-    with caplog.at_level(logging.INFO, logger="pipeline.compiled"):
+    with caplog.at_level(logging.INFO, logger="facedrop.compile"):
         out = maybe_compile(module, setting, CPU, tmp_path, WORKER, which=lambda _: None,
                             environ={})
     assert out is module
@@ -116,7 +116,7 @@ def test_a_failed_compile_falls_back_to_eager_once(tmp_path: Path,
     assert isinstance(wrapped, CompiledOrEager)
     assert env["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "inductor")
     x = torch.randn(1, 3, 8, 8)
-    with caplog.at_level(logging.WARNING, logger="pipeline.compiled"), torch.no_grad():
+    with caplog.at_level(logging.WARNING, logger="facedrop.compile"), torch.no_grad():
         first, second = wrapped(x), wrapped(x)
         expected = module(x)
     assert torch.equal(first, expected) and torch.equal(second, expected)

@@ -32,7 +32,7 @@ from pipeline.media import phase
 from pipeline.spec import CancelToken, Pipeline
 from watcher.attempt import AttemptRequest, Finished
 from watcher.killpoints import CRASH_ENV, CrashHook, crash_hook_from_env, no_crash
-from watcher.logs import FORMAT
+from watcher.logs import FORMAT, ROOT_LOGGER
 from watcher.pipelineref import PipelineRef
 
 log = logging.getLogger("facedrop.child")
@@ -74,6 +74,9 @@ class _Link:
 def child_main(conn: Connection, ref: PipelineRef, crash_spec: str) -> None:
     """The child's entry point (a module-level function: spawn pickles it by name)."""
     logging.basicConfig(level=logging.WARNING, format=FORMAT)
+    # to stderr, which the daemon's service log keeps: facedrop's own notes (a compile and its
+    # cost) as well as every library's warnings
+    logging.getLogger(ROOT_LOGGER).setLevel(logging.INFO)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which decides
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     link = _Link(conn)
