@@ -59,7 +59,8 @@ class CompiledOrEager(nn.Module):
     float rounding. The compiled module sees one sample at a time: with ``dynamic=False`` every
     new input shape is a new compile (minutes, cold), and a render's batch varies (the last
     chunk, ``batch_size: auto``). G treats the samples of a batch independently, so this is
-    exact, and on the CPU a batch of 2 was no faster per frame than single frames.
+    exact: on the quiet 2-core CPU a compiled batch-2 graph and single frames gave the same
+    output bit for bit and the same time (2.196 against 2.192 s per frame; eager 2.707 s).
     """
 
     def __init__(self, module: nn.Module, compile_fn: Callable[[nn.Module], Any],
