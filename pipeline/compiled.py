@@ -2,16 +2,16 @@
 
 ``pipeline.compile`` in the config: ``on`` compiles LivePortrait's generator G (the render's
 largest part) where a C++ compiler is found; ``off`` never; ``auto`` compiles it on the CPU in a
-worker process (the daemon's worker child, ``facedrop worker``), and nowhere else. Measured on
-a 2-core AVX-512 EPYC: ``bench --compare`` gave W + G 1.39x over the official nets with G
-compiled, against 1.15x eager. The first compile costs minutes (196-380 s on that machine when
-busy), a later process loads it from the on-disk cache in about 11 s: paid once per worker, it
-is back after a few hundred renders (a voice job renders every frame: 25 a second), which a
-worker reaches and a one-job ``facedrop run`` often does not. On CUDA and MPS ``auto`` stays
-eager: not measured there (no GPU was lent).
+worker process (the daemon's worker child, ``facedrop worker``) from its first frame, and in a
+one-job process (``facedrop run``) only for a render of at least ``PAYS_AFTER_RENDERS`` frames
+(6 s of a voice or still job at 25 fps); never on CUDA or MPS (not measured there: no GPU was
+lent). Measured on the quiet 2-core AVX-512 EPYC: W + G 1.33x over the official nets with G
+compiled, against 1.18x eager (``bench --compare``); the first compile takes 25-35 s there
+(minutes on a busy machine), a later process loads it from the on-disk cache in seconds, and
+each render saves about 0.6 s.
 
 - **once per process**: the compiled module lives with the loaded networks (the daemon's worker
-  keeps them between jobs), so each input shape compiles once per process;
+  keeps them between jobs) and sees one frame at a time, so it compiles once per process;
 - **cached across processes**: inductor's on-disk cache is ``<cache_dir>/inductor`` (unless
   ``TORCHINDUCTOR_CACHE_DIR`` is set), so a later worker reuses the compiled kernels;
 - **never required**: with no compiler, or when the compile fails, the module runs eager and
@@ -40,11 +40,22 @@ COMPILERS = ("c++", "g++", "clang++")  # inductor's CPU kernels are C++
 ENV = "TORCHINDUCTOR_CACHE_DIR"
 
 
+# renders ahead that repay a compile in a one-job process: about 0.6 s saved per render on a
+# 2-core CPU against a 25-35 s first compile (seconds from the cache), with room for a slower one
+PAYS_AFTER_RENDERS = 150
+
+
 def wanted(setting: str, device: torch.device, process: ProcessKind) -> bool:
-    """Whether ``pipeline.compile`` asks for a compile on ``device`` in a ``process``."""
+    """Whether G is compiled from its first frame on ``device`` in a ``process``."""
     if setting == "on":
         return device.type in ("cpu", "cuda")
     return setting == "auto" and process is ProcessKind.WORKER and device.type == "cpu"
+
+
+def deferred(setting: str, device: torch.device, process: ProcessKind) -> bool:
+    """``auto`` in a one-job process on the CPU: compiled only for a render that repays it
+    (``CompiledOrEager.expect``), such as a long voice or still job's."""
+    return setting == "auto" and process is ProcessKind.ONE_JOB and device.type == "cpu"
 
 
 def compiler_found(which: Callable[[str], str | None] = shutil.which) -> bool:
@@ -64,15 +75,23 @@ class CompiledOrEager(nn.Module):
     """
 
     def __init__(self, module: nn.Module, compile_fn: Callable[[nn.Module], Any],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, *, armed: bool = True,
+                 pays_after: int = PAYS_AFTER_RENDERS) -> None:
         super().__init__()
         self.eager = module
         self._compiled: Any = compile_fn(module)
         self._clock = clock
         self._timed = False
+        self.armed = armed  # False: eager until a render plan repays the compile
+        self._pays_after = pays_after
+
+    def expect(self, renders: int) -> None:
+        """``renders`` frames are about to be rendered: enough of them arm the compile."""
+        if renders >= self._pays_after:
+            self.armed = True
 
     def forward(self, x: torch.Tensor) -> Any:
-        if self._compiled is not None:
+        if self._compiled is not None and self.armed:
             try:
                 return torch.cat([self._one(x[i:i + 1]) for i in range(x.shape[0])])
             # a compile can fail in many ways (missing headers, a compiler crash, an op
@@ -101,10 +120,14 @@ def maybe_compile(module: M, setting: str, device: torch.device, cache_dir: Path
                   process: ProcessKind, *, which: Callable[[str], str | None] = shutil.which,
                   environ: MutableMapping[str, str] = os.environ,
                   compile_fn: Callable[[nn.Module], Any] | None = None) -> M | CompiledOrEager:
-    """``module`` compiled as ``setting`` asks (a ``CompiledOrEager``), or itself."""
-    if not wanted(setting, device, process):
+    """``module`` compiled as ``setting`` asks (a ``CompiledOrEager``, armed unless the
+    compile is ``deferred``), or itself."""
+    armed = wanted(setting, device, process)
+    if not armed and not deferred(setting, device, process):
         return module
     if device.type == "cpu" and not compiler_found(which):
+        if not armed:  # a short one-job run would not have compiled: nothing worth a note
+            return module
         # asked for: a warning; the default's quiet note says what a compiler would bring
         level = logging.WARNING if setting == "on" else logging.INFO
         log.log(level, "pipeline.compile is %s but no C++ compiler (%s) was found: the render "
@@ -112,7 +135,13 @@ def maybe_compile(module: M, setting: str, device: torch.device, cache_dir: Path
                 setting, ", ".join(COMPILERS))
         return module
     _cache_in(cache_dir / "inductor", environ)
-    return CompiledOrEager(module, compile_fn or _inductor)
+    return CompiledOrEager(module, compile_fn or _inductor, armed=armed)
+
+
+def expect_renders(module: nn.Module, renders: int) -> None:
+    """Tell ``module`` (G, compiled or not) how many frames the render ahead has."""
+    if isinstance(module, CompiledOrEager):
+        module.expect(renders)
 
 
 def _cache_in(folder: Path, environ: MutableMapping[str, str]) -> None:

@@ -13,7 +13,14 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.compiled import CompiledOrEager, maybe_compile, wanted
+from pipeline.compiled import (
+    PAYS_AFTER_RENDERS,
+    CompiledOrEager,
+    deferred,
+    expect_renders,
+    maybe_compile,
+    wanted,
+)
 from pipeline.settings import ProcessKind
 from tests.helpers.settings import pipeline_settings
 from watcher.config import as_worker, default_config_path, load_layers
@@ -28,24 +35,69 @@ def _tiny() -> nn.Module:
 
 
 @pytest.mark.parametrize(("setting", "device", "process", "expected"), [
-    ("on", "cpu", ONE_JOB, True), ("on", "cuda", ONE_JOB, True), ("on", "mps", WORKER, False),
-    ("off", "cpu", WORKER, False), ("off", "cuda", WORKER, False),
-    # auto: on the CPU, in a process that keeps the networks for many jobs (measured to pay)
-    ("auto", "cpu", WORKER, True), ("auto", "cpu", ONE_JOB, False),
-    ("auto", "cuda", WORKER, False), ("auto", "mps", WORKER, False),
+    ("on", "cpu", ONE_JOB, "first frame"), ("on", "cuda", ONE_JOB, "first frame"),
+    ("on", "mps", WORKER, "never"), ("off", "cpu", WORKER, "never"),
+    ("off", "cuda", WORKER, "never"), ("off", "cpu", ONE_JOB, "never"),
+    # auto: on the CPU only; from the first frame in a process that keeps the networks for
+    # many jobs, and in a one-job process only for a long enough render (measured to pay)
+    ("auto", "cpu", WORKER, "first frame"), ("auto", "cpu", ONE_JOB, "long render"),
+    ("auto", "cuda", WORKER, "never"), ("auto", "cuda", ONE_JOB, "never"),
+    ("auto", "mps", WORKER, "never"),
 ])
 def test_which_settings_compile_where(setting: str, device: str, process: ProcessKind,
-                                      expected: bool) -> None:
-    assert wanted(setting, torch.device(device), process) is expected
+                                      expected: str) -> None:
+    dev = torch.device(device)
+    found = ("first frame" if wanted(setting, dev, process)
+             else "long render" if deferred(setting, dev, process) else "never")
+    assert found == expected
 
 
-@pytest.mark.parametrize(("setting", "process"), [("off", WORKER), ("auto", ONE_JOB)])
-def test_off_and_auto_in_one_job_leave_the_module_as_it_is(setting: str, process: ProcessKind,
-                                                            tmp_path: Path) -> None:
+@pytest.mark.parametrize(("setting", "device", "process"), [
+    ("off", "cpu", WORKER), ("off", "cpu", ONE_JOB), ("auto", "cuda", ONE_JOB),
+    ("auto", "mps", WORKER)])
+def test_off_and_auto_off_the_cpu_leave_the_module_as_it_is(
+        setting: str, device: str, process: ProcessKind, tmp_path: Path) -> None:
     module = _tiny()
     env: dict[str, str] = {}
-    assert maybe_compile(module, setting, CPU, tmp_path, process, environ=env) is module
+    assert maybe_compile(module, setting, torch.device(device), tmp_path, process,
+                         environ=env) is module
     assert env == {}
+
+
+def test_auto_in_one_job_compiles_only_for_a_render_that_repays_it(tmp_path: Path) -> None:
+    """``facedrop run``: eager (the compile never called) until a render of at least
+    ``PAYS_AFTER_RENDERS`` frames is announced; a shorter one leaves it eager."""
+    compiled_calls: list[int] = []
+
+    def recording(m: nn.Module) -> Any:
+        def run(x: torch.Tensor) -> torch.Tensor:
+            compiled_calls.append(x.shape[0])
+            return m(x)
+        return run
+
+    module = _tiny()
+    wrapped = maybe_compile(module, "auto", CPU, tmp_path, ONE_JOB,
+                            which=lambda _: "/usr/bin/g++", environ={}, compile_fn=recording)
+    assert isinstance(wrapped, CompiledOrEager) and not wrapped.armed
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        expect_renders(wrapped, PAYS_AFTER_RENDERS - 1)
+        short = wrapped(x)
+        assert compiled_calls == [] and not wrapped.armed
+        expect_renders(wrapped, PAYS_AFTER_RENDERS)
+        long = wrapped(x)
+        expect_renders(module, PAYS_AFTER_RENDERS)  # a plain module: nothing to tell
+    assert wrapped.armed and compiled_calls == [1, 1]
+    assert torch.allclose(short, long, rtol=0, atol=1e-6)  # a batch of 2 or single frames
+
+
+def test_a_short_run_without_a_compiler_says_nothing(tmp_path: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    module = _tiny()
+    with caplog.at_level(logging.DEBUG, logger="facedrop.compile"):
+        out = maybe_compile(module, "auto", CPU, tmp_path, ONE_JOB, which=lambda _: None,
+                            environ={})
+    assert out is module and caplog.records == []
 
 
 def test_the_daemon_and_fleet_worker_are_worker_processes(tmp_path: Path) -> None:

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from pipeline.compiled import CompiledOrEager
 from pipeline.errors import Cancelled
 from pipeline.face.landmarks import FaceLandmarker
 from pipeline.liveportrait.animate import AnimateOptions, LivePortraitStage
@@ -90,6 +92,34 @@ def test_stage_renders_distinct_frames_once_then_reuses_them(lp_nets, scene) -> 
     third = _run(repeat, scene, 0.3, 25.0)
     assert third.n_frames == 8 and third.rendered == 0
     assert third.order.tolist() == [0, 1, 0, 1, 0, 1, 1, 0]  # floor(i * 1.1988) mod 2
+
+
+def test_the_render_tells_g_how_many_frames_are_ahead(lp_nets, scene, tmp_path) -> None:
+    """Under ``auto`` a one-job process compiles G only for a render that repays it: the stage
+    gives G the number of frames it is about to render (here 2 against a threshold of 2, so
+    the compiled path, a recording stand-in for inductor around the same G, takes each frame
+    singly), and the crops are those of the plain G."""
+    plain_g = lp_nets.nets.generator
+    g = plain_g.eager if isinstance(plain_g, CompiledOrEager) else plain_g
+    calls: list[tuple[int, ...]] = []
+
+    def recording(module: torch.nn.Module):
+        def run(x: torch.Tensor) -> torch.Tensor:
+            calls.append(tuple(x.shape))
+            return module(x)
+        return run
+
+    wrapped = CompiledOrEager(g, recording, armed=False, pays_after=2)
+    runner = dataclasses.replace(lp_nets, nets=dataclasses.replace(lp_nets.nets, generator=wrapped),
+                                 timings={})
+    settings = dataclasses.replace(scene["settings"], cache_dir=tmp_path / "cache")
+    result = _run(LivePortraitStage(runner, scene["landmarker"], settings), scene, 0.08, 25.0)
+    assert result.rendered == 2 and wrapped.armed
+    assert calls == [(1, 256, 64, 64)] * 2
+    plain = _run(LivePortraitStage(lp_nets, scene["landmarker"], scene["settings"]), scene,
+                 0.08, 25.0)  # the first test's renders, from the module's cache
+    for k in range(2):
+        np.testing.assert_array_equal(result.crop(k), plain.crop(k))
 
 
 def test_other_options_need_their_own_render_and_cancel_stops_it(lp_nets, scene) -> None:

@@ -217,6 +217,7 @@ class LivePortraitStage:
         """Render driving frames ``todo`` in chunks of ``size``, each stored before the next."""
         cancel.raise_if_cancelled()
         nets = self.nets
+        nets.expect_renders(len(todo))
         src = nets.keypoint_info(source.input256[None]).source()
         f_s = nets.appearance_features(source.input256[None])
         multiplier = None

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.compiled import CompiledOrEager
+from pipeline.compiled import CompiledOrEager, expect_renders
 from pipeline.device import synchronize
 from pipeline.liveportrait.motion import SourceKeypoints
 from pipeline.models.liveportrait.appearance import AppearanceFeatureExtractor
@@ -148,6 +148,10 @@ class NetRunner:
             out = retarget_eye(self.nets.retarget_eye.float(), xs.to(self.device),
                                torch.from_numpy(ratios).to(self.device))
             return out.cpu().numpy()
+
+    def expect_renders(self, renders: int) -> None:
+        """``renders`` frames are about to be rendered (G may compile for that many)."""
+        expect_renders(self.nets.generator, renders)
 
     def render(self, f_s: torch.Tensor, x_s: np.ndarray, x_d: np.ndarray) -> np.ndarray:
         """W then G: (B,512,512,3) uint8 RGB crops for driving keypoints ``x_d`` (B,21,3)."""
