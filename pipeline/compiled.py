@@ -65,13 +65,15 @@ def compiler_found(which: Callable[[str], str | None] = shutil.which) -> bool:
 class CompiledOrEager(nn.Module):
     """``module`` run through ``compile_fn(module)``; on the first failure, eager from then on.
 
-    The compile happens at the first call (torch.compile is lazy), so that is where a failure
-    shows, and where one log line says what it cost; the outputs are the eager module's up to
-    float rounding. The compiled module sees one sample at a time: with ``dynamic=False`` every
-    new input shape is a new compile (minutes, cold), and a render's batch varies (the last
-    chunk, ``batch_size: auto``). G treats the samples of a batch independently, so this is
-    exact: on the quiet 2-core CPU a compiled batch-2 graph and single frames gave the same
-    output bit for bit and the same time (2.196 against 2.192 s per frame; eager 2.707 s).
+    ``compile_fn`` runs at the first armed call (so a process that never compiles never even
+    imports inductor), and torch.compile is lazy too: the compile happens there, so that is
+    where a failure shows, and where one log line says what it cost; the outputs are the eager
+    module's up to float rounding. The compiled module sees one sample at a time: with
+    ``dynamic=False`` every new input shape is a new compile (minutes, cold), and a render's
+    batch varies (the last chunk, ``batch_size: auto``). G treats the samples of a batch
+    independently, so this is exact: on the quiet 2-core CPU a compiled batch-2 graph and single
+    frames gave the same output bit for bit and the same time (2.196 against 2.192 s per frame;
+    eager 2.707 s).
     """
 
     def __init__(self, module: nn.Module, compile_fn: Callable[[nn.Module], Any],
@@ -79,7 +81,8 @@ class CompiledOrEager(nn.Module):
                  pays_after: int = PAYS_AFTER_RENDERS) -> None:
         super().__init__()
         self.eager = module
-        self._compiled: Any = compile_fn(module)
+        self._compile_fn: Callable[[nn.Module], Any] | None = compile_fn  # None after a failure
+        self._compiled: Any = None
         self._clock = clock
         self._timed = False
         self.armed = armed  # False: eager until a render plan repays the compile
@@ -91,15 +94,17 @@ class CompiledOrEager(nn.Module):
             self.armed = True
 
     def forward(self, x: torch.Tensor) -> Any:
-        if self._compiled is not None and self.armed:
+        if self._compile_fn is not None and self.armed:
             try:
+                if self._compiled is None:
+                    self._compiled = self._compile_fn(self.eager)
                 return torch.cat([self._one(x[i:i + 1]) for i in range(x.shape[0])])
             # a compile can fail in many ways (missing headers, a compiler crash, an op
             # inductor lacks); every one of them means the same thing here: run eager
             except Exception as exc:  # noqa: BLE001
                 log.warning("torch.compile failed, running %s eager: %s",
                             type(self.eager).__name__, str(exc).splitlines()[0][:200])
-                self._compiled = None
+                self._compile_fn = self._compiled = None
         return self.eager(x)
 
     def _one(self, x: torch.Tensor) -> torch.Tensor:

@@ -68,8 +68,11 @@ def test_auto_in_one_job_compiles_only_for_a_render_that_repays_it(tmp_path: Pat
     """``facedrop run``: eager (the compile never called) until a render of at least
     ``PAYS_AFTER_RENDERS`` frames is announced; a shorter one leaves it eager."""
     compiled_calls: list[int] = []
+    made: list[nn.Module] = []
 
     def recording(m: nn.Module) -> Any:
+        made.append(m)  # where torch.compile (and inductor's import) would happen
+
         def run(x: torch.Tensor) -> torch.Tensor:
             compiled_calls.append(x.shape[0])
             return m(x)
@@ -83,11 +86,11 @@ def test_auto_in_one_job_compiles_only_for_a_render_that_repays_it(tmp_path: Pat
     with torch.no_grad():
         expect_renders(wrapped, PAYS_AFTER_RENDERS - 1)
         short = wrapped(x)
-        assert compiled_calls == [] and not wrapped.armed
+        assert made == [] and compiled_calls == [] and not wrapped.armed
         expect_renders(wrapped, PAYS_AFTER_RENDERS)
         long = wrapped(x)
         expect_renders(module, PAYS_AFTER_RENDERS)  # a plain module: nothing to tell
-    assert wrapped.armed and compiled_calls == [1, 1]
+    assert wrapped.armed and made == [module] and compiled_calls == [1, 1]
     assert torch.allclose(short, long, rtol=0, atol=1e-6)  # a batch of 2 or single frames
 
 
