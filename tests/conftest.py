@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from pipeline.example import example_dir
+
+if TYPE_CHECKING:
+    from pipeline.liveportrait.nets import NetRunner
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_JOB = example_dir()
@@ -99,6 +102,17 @@ def lp_weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.getbasetemp() / "lp-weights"
     write_liveportrait_checkpoints(root)
     return root
+
+
+@pytest.fixture(scope="session")
+def lp_nets(lp_weights_dir: Path) -> NetRunner:
+    """The five networks loaded from the official-format files by the stage's loader, CPU fp32."""
+    from pipeline.liveportrait.loader import load_runner
+    from tests.helpers.settings import pipeline_settings
+
+    settings = pipeline_settings(lp_weights_dir, weights_dir=lp_weights_dir, device="cpu",
+                                 dtype="fp32")
+    return load_runner(settings)
 
 
 @pytest.fixture(scope="session")

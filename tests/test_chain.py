@@ -20,11 +20,11 @@ import cv2
 import numpy as np
 import pytest
 import yaml
-from PIL import Image
 
 from pipeline.media.audio import load_audio
 from pipeline.media.verify import verify_video
 from pipeline.quality.posestrip import STRIP_H
+from tests.helpers.chain_checks import portrait
 from tests.helpers.clips import make_clip
 from tests.helpers.daemon_harness import (
     REPO,
@@ -36,8 +36,9 @@ from tests.helpers.daemon_harness import (
     wait_for,
     write_config,
 )
+from watcher.daemon import DEFAULT_PIPELINE
 
-REAL_PIPELINE = "pipeline.chain.runner:Runner"
+REAL_PIPELINE = DEFAULT_PIPELINE  # the daemon's own, as a user runs it
 ALL_STAGES = ("prepare", "motion", "animate", "landmarks", "mel", "lipsync", "enhance", "paste",
               "encode")
 
@@ -54,8 +55,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, model_weights_dir: Path,
     drivers = Path(data["paths"]["drivers"])
     drivers.mkdir(parents=True)
     make_clip(drivers / "nod.mp4", astronaut_path, 2, Fraction(25))
-    photo = root / "portrait.jpg"  # 512x448: not square, long side above max_size
-    Image.open(astronaut_path).convert("RGB").crop((0, 0, 512, 448)).save(photo, quality=92)
+    photo = portrait(astronaut_path, root / "portrait.jpg")
     return {"root": root, "config": config, "data": data, "photo": photo,
             "brief": speech_clip(speech_path, root / "brief.wav", 0.36),
             "short": speech_clip(speech_path, root / "short.wav", 0.5),

@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 import pytest
 import yaml
-from PIL import Image
 
+from tests.helpers.chain_checks import portrait
 from tests.helpers.clips import make_clip
 from tests.helpers.daemon_harness import (
     REPO,
@@ -28,8 +28,9 @@ from tests.helpers.daemon_harness import (
     wait_for,
     write_config,
 )
+from watcher.daemon import DEFAULT_PIPELINE
 
-REAL_PIPELINE = "pipeline.chain.runner:Runner"
+REAL_PIPELINE = DEFAULT_PIPELINE  # the daemon's own, as a user runs it
 JOB = "driving: nod\nfps: 10\nlipsync: false\nquality: false\n"
 
 
@@ -61,8 +62,7 @@ def test_the_daemon_compiles_once_and_makes_the_eager_video(
     drivers = tmp_path / "drivers"
     drivers.mkdir()
     make_clip(drivers / "nod.mp4", astronaut_path, 2, Fraction(25))
-    photo = tmp_path / "portrait.jpg"
-    Image.open(astronaut_path).convert("RGB").crop((0, 0, 512, 448)).save(photo, quality=92)
+    photo = portrait(astronaut_path, tmp_path / "portrait.jpg")
     audio = speech_clip(speech_path, tmp_path / "brief.wav", 0.4)
     daemon_root, run_root = tmp_path / "daemon", tmp_path / "run"
     daemon_config = _config(daemon_root, model_weights_dir, drivers)

@@ -384,7 +384,9 @@ def test_a_worker_runs_the_real_pipeline_on_official_format_weights(
     from PIL import Image
 
     from pipeline.media.verify import verify_video
+    from tests.helpers.chain_checks import portrait
     from tests.helpers.clips import make_clip
+    from watcher.daemon import DEFAULT_PIPELINE
 
     f = fleet(pipeline={"max_size": 384, "batch_size": 4, "device": "cpu"})
     data = yaml.safe_load(f.config.read_text())
@@ -393,11 +395,10 @@ def test_a_worker_runs_the_real_pipeline_on_official_format_weights(
     drivers = Path(data["paths"]["drivers"])
     drivers.mkdir(parents=True)
     make_clip(drivers / "nod.mp4", astronaut_path, 2, Fraction(25))
-    photo = tmp_path / "portrait.jpg"
-    Image.open(astronaut_path).convert("RGB").crop((0, 0, 512, 448)).save(photo, quality=92)
+    photo = portrait(astronaut_path, tmp_path / "portrait.jpg")
     audio = speech_clip(speech_path, tmp_path / "talk.wav", 0.4)
     f.start_intake()
-    worker = f.start_worker(FACEDROP_PIPELINE="pipeline.chain.runner:Runner")
+    worker = f.start_worker(FACEDROP_PIPELINE=DEFAULT_PIPELINE)
     folder = make_job(f.root / "staging", "real", photo, audio, "driving: nod\n")
     folder.rename(f.inbox / "real")
     f.wait_done(["real"], 240)

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 import pipeline.chain.compose as compose
 from pipeline.chain.compose import DistinctCrops
@@ -37,6 +36,7 @@ from pipeline.media.audio import load_audio
 from pipeline.media.verify import verify_video
 from pipeline.media.video import VideoWriter, exact_fps, iter_frames
 from pipeline.spec import CancelToken, JobSpec, no_progress
+from tests.helpers.chain_checks import portrait
 from tests.helpers.clips import make_clip
 from tests.helpers.daemon_harness import speech_clip
 from tests.helpers.musetalk_checkpoints import write_weights_dir
@@ -56,8 +56,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, model_weights_dir: Path,
     configs = write_weights_dir(weights)  # reduced sizes: seconds, not minutes, on a CPU
     (root / "d").mkdir()
     make_clip(root / "d" / "nod.mp4", astronaut_path, 2, Fraction(25))
-    photo = root / "portrait.jpg"  # 512x448, long side above max_size
-    Image.open(astronaut_path).convert("RGB").crop((0, 0, 512, 448)).save(photo, quality=92)
+    photo = portrait(astronaut_path, root / "portrait.jpg")
     settings = pipeline_settings(root, device="cpu", max_size=384, batch_size=4,
                                  weights_dir=weights)
     audio = speech_clip(speech_path, root / "short.wav", 0.5)

@@ -16,8 +16,7 @@ from pipeline.compiled import CompiledOrEager
 from pipeline.errors import Cancelled
 from pipeline.face.landmarks import FaceLandmarker
 from pipeline.liveportrait.animate import AnimateOptions, LivePortraitStage
-from pipeline.liveportrait.loader import extract_library_motion, load_runner, versions
-from pipeline.liveportrait.nets import NetRunner
+from pipeline.liveportrait.loader import extract_library_motion, versions
 from pipeline.liveportrait.template import load_template
 from pipeline.media.frame_count import output_frame_count
 from pipeline.settings import LoopMode
@@ -26,14 +25,6 @@ from tests.helpers.clips import make_clip
 from tests.helpers.settings import pipeline_settings
 
 NTSC = 30000 / 1001
-
-
-@pytest.fixture(scope="session")
-def lp_nets(lp_weights_dir: Path) -> NetRunner:
-    """The five networks loaded from the official-format files by the stage's loader, CPU fp32."""
-    settings = pipeline_settings(lp_weights_dir, weights_dir=lp_weights_dir, device="cpu",
-                                 dtype="fp32")
-    return load_runner(settings)
 
 
 @pytest.fixture(scope="module")

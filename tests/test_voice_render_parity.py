@@ -21,7 +21,6 @@ from pipeline.face.paste import PasteBack
 from pipeline.liveportrait.animate import AnimateOptions, LivePortraitStage
 from pipeline.liveportrait.driving import ClipMotion
 from pipeline.liveportrait.generated import GeneratedMotion, KeypointRule
-from pipeline.liveportrait.loader import load_runner
 from pipeline.liveportrait.nets import NetRunner
 from pipeline.media.frame_count import output_frame_count
 from pipeline.motion.amount import MotionAmount
@@ -71,13 +70,6 @@ def ref() -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def nets(lp_weights_dir: Path) -> NetRunner:
-    settings = pipeline_settings(lp_weights_dir, weights_dir=lp_weights_dir, device="cpu",
-                                 dtype="fp32")
-    return load_runner(settings)
-
-
-@pytest.fixture(scope="module")
 def voice_motion(tmp_path_factory: pytest.TempPathFactory) -> GeneratedMotion:
     """The job's motion as the runner makes it: the provider behind ``motion_maker``."""
     root = tmp_path_factory.mktemp("joyvasa_render_weights")
@@ -90,23 +82,23 @@ def voice_motion(tmp_path_factory: pytest.TempPathFactory) -> GeneratedMotion:
 
 
 @pytest.fixture(scope="module")
-def rendered(nets: NetRunner, voice_motion: GeneratedMotion, tmp_path_factory:
+def rendered(lp_nets: NetRunner, voice_motion: GeneratedMotion, tmp_path_factory:
              pytest.TempPathFactory) -> dict[str, np.ndarray]:
     """Every frame's driving keypoints, and the float crops of ``vin.FRAMES``."""
     image = vin.photo()
     source = vin.source_input(image, vin.crop_affine())  # the injected crop (the bypass)
     root = tmp_path_factory.mktemp("voice_render")
-    stage = LivePortraitStage(nets, NoLandmarks(), pipeline_settings(root))
+    stage = LivePortraitStage(lp_nets, NoLandmarks(), pipeline_settings(root))
     options = AnimateOptions(hold_lips=False)  # the official pipeline has no lip sync
-    src = nets.keypoint_info(source[None]).source()
+    src = lp_nets.keypoint_info(source[None]).source()
     clip = ClipMotion(voice_motion.motion, voice_motion.sha256, CacheState.NONE)
     every = np.arange(voice_motion.motion.n_frames)
     with torch.inference_mode():
         x_d = stage.generated_keypoints(src, clip, every, options, voice_motion.rule,
                                         np.zeros(2, np.float32))
-        f_s = nets.appearance_features(source[None])
+        f_s = lp_nets.appearance_features(source[None])
         frames = list(vin.FRAMES)
-        crops = nets.decode(f_s, src.x_s[None], np.ascontiguousarray(x_d[frames])).numpy()
+        crops = lp_nets.decode(f_s, src.x_s[None], np.ascontiguousarray(x_d[frames])).numpy()
     return {"x_d": x_d, **{f"crop_{i}": c for i, c in zip(frames, crops, strict=True)}}
 
 

@@ -14,6 +14,13 @@ from tests.helpers.clips import make_clip
 from tests.helpers.daemon_harness import speech_clip
 
 
+def portrait(astronaut_path: Path, dest: Path) -> Path:
+    """The chain tests' photo at ``dest``: 512x448, not square, long side above a 384
+    ``max_size``."""
+    Image.open(astronaut_path).convert("RGB").crop((0, 0, 512, 448)).save(dest, quality=92)
+    return dest
+
+
 def motion_job_folder(root: Path, astronaut_path: Path, speech_path: Path) -> Path:
     """``root/job`` (a face photo and 0.5 s of speech), the one job folder the motion-source
     tests run every way, and the two-frame library clip ``root/d/nod.mp4``."""
@@ -21,8 +28,7 @@ def motion_job_folder(root: Path, astronaut_path: Path, speech_path: Path) -> Pa
     make_clip(root / "d" / "nod.mp4", astronaut_path, 2, Fraction(25))
     job = root / "job"
     job.mkdir()
-    Image.open(astronaut_path).convert("RGB").crop((0, 0, 512, 448)).save(job / "face.jpg",
-                                                                          quality=92)
+    portrait(astronaut_path, job / "face.jpg")
     speech_clip(speech_path, job / "voice.wav", 0.5)
     return job
 
