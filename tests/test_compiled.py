@@ -232,3 +232,22 @@ def test_the_cache_goes_to_facedrops_folder_unless_the_user_chose_one(
     maybe_compile(_tiny(), "on", CPU, tmp_path, ONE_JOB, which=lambda _: "/usr/bin/g++",
                   environ=env, compile_fn=lambda m: m)
     assert env["TORCHINDUCTOR_CACHE_DIR"] == (before if kept else str(tmp_path / "inductor"))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_a_cache_folder_that_cannot_be_made_runs_eager_with_one_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A hostile cache path (a file where the folder should be: a full or read-only disk fails
+    the same way) costs the compile, never the render."""
+    (tmp_path / "cache").write_text("not a folder")
+    module = _tiny()
+    env: dict[str, str] = {}
+    wrapped = maybe_compile(module, "on", CPU, tmp_path / "cache", ONE_JOB, environ=env)
+    x = torch.randn(2, 3, 8, 8)
+    with (torch.no_grad(), pytest.MonkeyPatch.context() as mp,
+          caplog.at_level(logging.WARNING, logger="facedrop.compile")):
+        mp.setenv("TORCHINDUCTOR_CACHE_DIR", env["TORCHINDUCTOR_CACHE_DIR"])
+        first, second = wrapped(x), wrapped(x)
+        expected = module(x)
+    assert torch.equal(first, expected) and torch.equal(second, expected)
+    assert len(caplog.records) == 1 and "Not a directory" in caplog.records[0].getMessage()
